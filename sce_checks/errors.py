@@ -1,0 +1,20 @@
+"""Error types. A `UserInputError` is the user's to fix (bad spec, bad file, unreachable server):
+the CLI and the plugin print its one-line message without a traceback and exit with status 2."""
+
+from __future__ import annotations
+
+
+class SceError(Exception):
+    """Base class of every error sce-checks raises on purpose."""
+
+
+class UserInputError(SceError):
+    """Bad input from the user: an unknown model spec, a malformed file, a missing package.
+
+    The message must say what was wrong, where (file and line or key, or the spec), and what is
+    accepted instead.
+    """
+
+
+class BackendError(SceError):
+    """A model backend failed after retries (server down, timeouts, garbage responses)."""

@@ -1,0 +1,71 @@
+"""The one model protocol every backend implements, and the types that cross it.
+
+Checks hand *batches* of conversations to a model and get a list of replies back (list in, list
+out, as lm-evaluation-harness does), so backends can batch, parallelise and cache freely.
+A conversation is a list of OpenAI-style messages: ``{"role": "system"|"user"|"assistant",
+"content": str}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+Message = dict[str, str]
+Conversation = list[Message]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding parameters. Only temperature 0 (greedy) requests are deterministic and cached."""
+
+    temperature: float = 0.0
+    max_new_tokens: int = 256
+    top_p: float = 1.0
+    seed: int | None = None
+
+    @property
+    def deterministic(self) -> bool:
+        return self.temperature == 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What every backend offers.
+
+    ``chat`` is required. ``score_options`` is optional: a backend that can compute the
+    log-probability of each option *as the assistant's whole reply* defines it, and checks use
+    it for exact, fast label prediction; checks must also work with ``chat`` alone.
+    """
+
+    def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
+        """One reply per conversation, in order."""
+        ...
+
+    def identity(self) -> dict[str, Any]:
+        """What the answers depend on: backend, model name, weights fingerprint or URL, dtype,
+        device, batch size. Used as the cache key and written into every report."""
+        ...
+
+
+def supports_scoring(model: Any) -> bool:
+    """True when ``model`` offers ``score_options`` (and, for wrappers, its inner model does)."""
+    probe = getattr(model, "can_score", None)
+    if probe is not None:
+        return bool(probe() if callable(probe) else probe)
+    return callable(getattr(model, "score_options", None))
+
+
+@dataclass
+class CallStats:
+    """Counts of work actually sent to a backend (cache hits excluded). Reports show them."""
+
+    chat_calls: int = 0
+    chat_conversations: int = 0
+    score_calls: int = 0
+    score_conversations: int = 0
+    cache_hits: int = 0
+    extra: dict[str, int] = field(default_factory=dict)

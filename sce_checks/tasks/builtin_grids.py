@@ -1,0 +1,81 @@
+"""The three grid tasks of Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 3 / appendix.
+
+Feature ranges, option labels and questions follow the paper (see ../docs/method.md for the
+wording we wrote ourselves and the deviations). ``house_prices`` area is declared as an integer
+feature with step 500: its Gower term (|a-b| / 9500) equals the paper's ordinal index term
+(|i-j| / 19), so distances are identical.
+"""
+
+from __future__ import annotations
+
+from sce_checks.tasks.grid import Feature, GridTask, integer_feature
+
+# The 24 ordered educational-attainment levels of the US census (ACS variable SCHL).
+EDUCATION_LEVELS: tuple[str, ...] = (
+    "N/A - no schooling completed",
+    "Nursery school, preschool",
+    "Kindergarten",
+    "Grade 1",
+    "Grade 2",
+    "Grade 3",
+    "Grade 4",
+    "Grade 5",
+    "Grade 6",
+    "Grade 7",
+    "Grade 8",
+    "Grade 9",
+    "Grade 10",
+    "Grade 11",
+    "12th grade - no diploma",
+    "Regular high school diploma",
+    "GED or alternative credential",
+    "Some college, but less than 1 year",
+    "1 or more years of college credit, no degree",
+    "Associate's degree",
+    "Bachelor's degree",
+    "Master's degree",
+    "Professional degree beyond a bachelor's degree",
+    "Doctorate degree",
+)
+
+INCOME = GridTask(
+    name="income",
+    preamble=(
+        "You will be shown a record describing a respondent to the 2018 US Census American "
+        "Community Survey."
+    ),
+    question="Is this respondent's yearly income below or above $50,000?",
+    options=("Below $50,000", "Above $50,000"),
+    features=(
+        integer_feature("age", "Age (years)", 17, 96),
+        Feature("education", "Highest educational attainment", "ordinal", EDUCATION_LEVELS),
+    ),
+)
+
+HOUSE_PRICES = GridTask(
+    name="house_prices",
+    preamble="You will be shown a description of a house for sale in the United States.",
+    question="Is the sale price of this house below or above $1,500,000?",
+    options=("Below $1,500,000", "Above $1,500,000"),
+    features=(
+        integer_feature("area", "Living area (square feet)", 500, 10000, 500),
+        integer_feature("bedrooms", "Number of bedrooms", 1, 5),
+        integer_feature("bathrooms", "Number of bathrooms", 1, 4),
+        integer_feature("floors", "Number of floors", 1, 4),
+    ),
+)
+
+HEART_DISEASE = GridTask(
+    name="heart_disease",
+    preamble="You will be shown the clinical record of a patient.",
+    question="Does this patient have heart disease?",
+    options=("No heart disease", "Heart disease"),
+    features=(
+        integer_feature("age", "Age (years)", 30, 80, 5),
+        Feature("sex", "Sex", "categorical", ("Female", "Male")),
+        integer_feature("systolic_bp", "Systolic blood pressure (mmHg)", 110, 180, 10),
+        integer_feature("cholesterol", "Total cholesterol (mg/dL)", 150, 300, 15),
+    ),
+)
+
+BUILTIN_GRIDS: dict[str, GridTask] = {t.name: t for t in (INCOME, HOUSE_PRICES, HEART_DISEASE)}

@@ -1,0 +1,113 @@
+"""Grid tasks: tabular records rendered as text over a small, fully enumerable input space.
+
+Mayne et al. (EMNLP 2025, arXiv 2509.09396) use such grids so that the *exact* minimal
+counterfactual of the model's own decision function can be found. A point is a tuple of feature
+values in feature order; integers for ``integer`` features, strings for ``ordinal`` and
+``categorical`` ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
+
+FeatureType = Literal["integer", "ordinal", "categorical"]
+FEATURE_TYPES: tuple[str, ...] = ("integer", "ordinal", "categorical")
+
+Point = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input feature and every value it may take on the grid."""
+
+    name: str  # the JSON key the model must use in its SCE
+    label: str  # shown to the model: "- <label>: <value>"
+    type: FeatureType
+    values: tuple[Any, ...]  # every allowed value, in order (ordinal order for ordinals)
+
+    @property
+    def span(self) -> float:
+        """The Gower normaliser: value range for integers, index range for ordinals, 1 for
+        categorical features (where the per-feature distance is already 0 or 1)."""
+        if self.type == "integer":
+            return float(self.values[-1] - self.values[0]) or 1.0
+        if self.type == "ordinal":
+            return float(len(self.values) - 1) or 1.0
+        return 1.0
+
+    def position(self, value: Any) -> float:
+        """Where a value sits on this feature's axis (for Gower's distance)."""
+        if self.type == "integer":
+            return float(value)
+        return float(self.values.index(value))
+
+    def describe(self) -> str:
+        """A one-line statement of the allowed values, for the SCE prompt."""
+        if self.type == "integer":
+            step = self.values[1] - self.values[0] if len(self.values) > 1 else 1
+            step_txt = "" if step == 1 else f" in steps of {step}"
+            return f"integer from {self.values[0]} to {self.values[-1]}{step_txt}"
+        quoted = ", ".join(f'"{v}"' for v in self.values)
+        kind = "ordered categories, lowest to highest" if self.type == "ordinal" else "one of"
+        return f"{self.type} ({kind}): {quoted}"
+
+
+@dataclass(frozen=True)
+class GridTask:
+    """A binary decision over a finite grid, the setting of Mayne et al. (2025), section 3."""
+
+    name: str
+    question: str
+    preamble: str
+    options: tuple[str, str]
+    features: tuple[Feature, ...]
+    source: str = "builtin"
+
+    kind = "grid"
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for f in self.features:
+            n *= len(f.values)
+        return n
+
+    def points(self) -> Iterator[Point]:
+        """Every point of the grid, in a fixed order."""
+        return itertools.product(*(f.values for f in self.features))
+
+    def point_at(self, index: int) -> Point:
+        """The ``index``-th point of `points()` without enumerating the grid."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        out = []
+        for f in reversed(self.features):
+            index, r = divmod(index, len(f.values))
+            out.append(f.values[r])
+        return tuple(reversed(out))
+
+    def as_dict(self, point: Point) -> dict[str, Any]:
+        return {f.name: v for f, v in zip(self.features, point)}
+
+    def render(self, point: Point) -> str:
+        """The record as the model sees it: one ``- <label>: <value>`` line per feature."""
+        return "\n".join(f"- {f.label}: {v}" for f, v in zip(self.features, point))
+
+    def other_option(self, option: str) -> str:
+        a, b = self.options
+        return b if option == a else a
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that defines the task, for baselines (refuse to compare across changes)."""
+        return {
+            "name": self.name,
+            "question": self.question,
+            "options": list(self.options),
+            "features": [[f.name, f.type, list(f.values)] for f in self.features],
+        }
+
+
+def integer_feature(name: str, label: str, lo: int, hi: int, step: int = 1) -> Feature:
+    return Feature(name, label, "integer", tuple(range(lo, hi + 1, step)))
