@@ -1,0 +1,74 @@
+"""Assertion helpers for pytest: thresholds on a result's figures with readable failures.
+
+    def test_income(sce_audit):
+        result = sce_audit("income", variant="minimal")
+        assert_validity(result, at_least=0.8, use_lower_bound=True)
+        assert_minimality(result, mean_rcf_a_at_most=0.05)
+
+A failure names the figure, the threshold, the Wilson interval and the three worst examples
+(original -> counterfactual, labels, distance).
+"""
+
+from __future__ import annotations
+
+from sce_checks.report.summary import EXAMPLE_HEADERS, example_rows, pct
+from sce_checks.results import CheckResult
+
+
+class SCEAssertionError(AssertionError):
+    """A threshold on an SCE figure failed; the message is the whole explanation."""
+
+
+def _explain(result: CheckResult, headline: str) -> str:
+    from tabulate import tabulate
+
+    lo, hi = result.get("validity_ci") or (None, None)
+    lines = [
+        headline,
+        f"  {result.model} / {result.dataset} / {result.variant}: n={result.n}, generated={result.get('n_generated')} "
+        f"({pct(result.get('generation_rate'))}), validity={pct(result.get('validity'))} [95% CI {pct(lo)}, {pct(hi)}], "
+        f"strict validity={pct(result.get('strict_validity'))}",
+    ]
+    rows = example_rows(result, 3)
+    if rows:
+        lines.append("  worst examples:")
+        lines.extend("    " + line for line in tabulate(rows, headers=EXAMPLE_HEADERS, disable_numparse=True).splitlines())
+    return "\n".join(lines)
+
+
+def assert_validity(result: CheckResult, at_least: float, *, use_lower_bound: bool = False, strict: bool = False) -> None:
+    """Validity (over generated SCEs, or over all examples with ``strict``) must reach
+    ``at_least``; with ``use_lower_bound`` its Wilson 95% lower bound must."""
+    name = "strict_validity" if strict else "validity"
+    value = result.get(name)
+    if use_lower_bound:
+        value = (result.get(f"{name}_ci") or [None, None])[0]
+        name += " (Wilson lower bound)"
+    if value is None or value < at_least:
+        raise SCEAssertionError(_explain(result, f"{name} = {pct(value)} is below the threshold {pct(at_least)}"))
+
+
+def assert_minimality(
+    result: CheckResult,
+    *,
+    mean_rcf_a_at_most: float | None = None,
+    mean_distance_at_most: float | None = None,
+    exact_match_at_least: float | None = None,
+    tm_a_at_most: float | None = None,
+) -> None:
+    """Minimality figures must be within their bounds (undefined figures fail)."""
+    checks = [
+        ("mean_rcf_a", mean_rcf_a_at_most, "at_most"),
+        ("mean_distance", mean_distance_at_most, "at_most"),
+        ("tm_a", tm_a_at_most, "at_most"),
+        ("exact_match", exact_match_at_least, "at_least"),
+    ]
+    for name, bound, kind in checks:
+        if bound is None:
+            continue
+        value = result.get(name)
+        bad = value is None or (value > bound if kind == "at_most" else value < bound)
+        if bad:
+            word = "above" if kind == "at_most" else "below"
+            shown = "undefined" if value is None else f"{value:.4f}"
+            raise SCEAssertionError(_explain(result, f"{name} = {shown} is {word} the threshold {bound:g}"))

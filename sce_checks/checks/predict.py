@@ -1,0 +1,105 @@
+"""Fresh-context predictions, batched and memoised.
+
+Every check asks "what does the model answer on this input, in a new conversation?" many times,
+often for the same input (an SCE that lands on an already-predicted grid point, the rings of the
+boundary search). `Predictor` answers each distinct input once per audit.
+
+Two ways to predict, chosen per backend (``mode="auto"``):
+- *score*: the log-probability of each option's canonical reply ``{"answer": "<option>"}`` as the
+  model's whole reply; the prediction is the arg-max. Exact and never unparsed.
+- *generate*: greedy generation, then `parse_answer`; replies that name no option are unparsed
+  (counted and reported, never guessed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence
+
+from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
+from sce_checks.parsing import parse_answer
+from sce_checks.prompts.common import canonical_answer
+
+PREDICTION_MODES = ("auto", "score", "generate")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str | None  # None: the reply named no option
+    reply: str  # the raw reply (generate) or the canonical reply of the arg-max (score)
+    reason: str | None = None  # why unparsed
+    probs: dict[str, float] | None = None  # option distribution (score mode), renormalised
+
+
+class Predictor:
+    """Memoised fresh-context predictions for one (model, task)."""
+
+    def __init__(
+        self,
+        model: ChatModel,
+        options: Sequence[str],
+        conversation_for: Callable[[Any], Conversation],
+        mode: str = "auto",
+        max_new_tokens: int = 48,
+    ) -> None:
+        if mode not in PREDICTION_MODES:
+            raise ValueError(f"prediction mode must be one of {PREDICTION_MODES}, not {mode!r}")
+        can_score = supports_scoring(model)
+        if mode == "score" and not can_score:
+            from sce_checks.errors import UserInputError
+
+            raise UserInputError("prediction mode 'score' needs a backend with option scoring; this one has none (use 'auto' or 'generate')")
+        self.model = model
+        self.options = tuple(options)
+        self.conversation_for = conversation_for
+        self.mode = "score" if (mode == "score" or (mode == "auto" and can_score)) else "generate"
+        self.decoding = Decoding(temperature=0.0, max_new_tokens=max_new_tokens)
+        self._memo: dict[Hashable, Prediction] = {}
+        self.requested = 0  # distinct inputs sent to the model
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def known(self, x: Hashable) -> Prediction | None:
+        return self._memo.get(x)
+
+    def predict(self, inputs: Sequence[Hashable]) -> list[Prediction]:
+        todo = list(dict.fromkeys(x for x in inputs if x not in self._memo))
+        if todo:
+            self.requested += len(todo)
+            conversations = [self.conversation_for(x) for x in todo]
+            if self.mode == "score":
+                replies = [canonical_answer(o) for o in self.options]
+                scores = self.model.score_options(conversations, replies)  # type: ignore[attr-defined]
+                fresh = [self._from_scores(s) for s in scores]
+            else:
+                fresh = [self._from_reply(r) for r in self.model.chat(conversations, self.decoding)]
+            self._memo.update(zip(todo, fresh))
+        return [self._memo[x] for x in inputs]
+
+    def labels(self, inputs: Sequence[Hashable]) -> list[str | None]:
+        return [p.label for p in self.predict(inputs)]
+
+    def _from_reply(self, reply: str) -> Prediction:
+        parsed = parse_answer(reply, self.options)
+        return Prediction(parsed.value, reply, parsed.reason)
+
+    def _from_scores(self, scores: Sequence[float]) -> Prediction:
+        return prediction_from_scores(self.options, scores)
+
+
+def prediction_from_scores(options: Sequence[str], scores: Sequence[float]) -> Prediction:
+    """Arg-max of option log-probabilities, with the renormalised option distribution. Ties go to
+    the first option listed (documented; exact ties are vanishingly rare in fp32)."""
+    if len(scores) != len(options) or not all(isinstance(s, (int, float)) for s in scores):
+        return Prediction(None, "", f"backend returned malformed option scores: {scores!r}")
+    finite = [s for s in scores if not math.isnan(s)]
+    if not finite or max(finite) == -math.inf:
+        return Prediction(None, "", "no option has a finite log-probability")
+    top = max(finite)
+    weights = [math.exp(s - top) if not math.isnan(s) else 0.0 for s in scores]
+    total = sum(weights)
+    probs = {o: w / total for o, w in zip(options, weights)}
+    best = max(range(len(options)), key=lambda i: (scores[i], -i))
+    return Prediction(options[best], canonical_answer(options[best]), None, probs)

@@ -1,0 +1,340 @@
+"""The SCE check: are a model's self-generated counterfactual explanations valid and minimal?
+
+Grid tasks follow Mayne et al. (EMNLP 2025, arXiv 2509.09396); text tasks follow Dehghanighobadi,
+Fischer and Zafar (EMNLP 2025, arXiv 2502.18156). Data flows one way:
+
+    examples -> fresh-context predictions -> SCE requests (same conversation) -> parsed SCEs
+             -> fresh-context predictions on the SCEs -> distances, reference minimal
+                counterfactuals -> per-example records -> aggregate figures (CheckResult)
+
+Model calls are batched (one batch per step, all examples at once) and predictions memoised, so
+an SCE that lands on an already-predicted point, or a boundary-search ring shared by several
+examples, costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from sce_checks.checks.predict import Prediction, Predictor
+from sce_checks.metrics.boundary import BoundarySearch
+from sce_checks.metrics.gower import gower_distance
+from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
+from sce_checks.metrics.stats import mean_or_none, wilson_interval
+from sce_checks.metrics.text_distance import normalized_levenshtein
+from sce_checks.models.base import ChatModel, Decoding
+from sce_checks.parsing import parse_grid_sce, parse_text_sce
+from sce_checks.prompts import grid as grid_prompts
+from sce_checks.prompts import text as text_prompts
+from sce_checks.results import CheckResult, ExampleRecord
+from sce_checks.tasks.grid import GridTask, Point
+
+VARIANTS = ("unconstrained", "minimal")
+
+
+@dataclass(frozen=True)
+class SCESettings:
+    """How the check runs; all of it goes into the report's environment."""
+
+    variants: tuple[str, ...] = VARIANTS
+    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    answer_tokens: int = 48  # max new tokens for a generated answer
+    sce_tokens: int = 256  # max new tokens for an SCE reply
+    seed: int = 0  # target draw for tasks with more than two options
+    text_search_budget: int = 0  # model predictions per example for the text reference search (0: off)
+
+
+def validity_figures(n: int, n_generated: int, n_valid: int) -> dict[str, Any]:
+    """Validity three ways: paper-compatible (over generated SCEs), strict (over all examples),
+    and the generation rate; Wilson 95% intervals for both validities."""
+    return {
+        "n_generated": n_generated,
+        "n_valid": n_valid,
+        "generation_rate": n_generated / n if n else 0.0,
+        "validity": n_valid / n_generated if n_generated else None,
+        "strict_validity": n_valid / n if n else 0.0,
+        "validity_ci": list(wilson_interval(n_valid, n_generated)),
+        "strict_validity_ci": list(wilson_interval(n_valid, n)),
+    }
+
+
+def _first_reply(prediction: Prediction) -> str:
+    """The assistant turn the SCE request follows: the raw reply when the answer was generated,
+    the canonical JSON answer when it was scored (a documented deviation: see docs/method.md)."""
+    return prediction.reply
+
+
+def _target(options: Sequence[str], prediction: str, example_id: str, seed: int) -> str:
+    others = [o for o in options if o != prediction]
+    if len(others) == 1:
+        return others[0]
+    return random.Random(f"{seed}:{example_id}").choice(others)
+
+
+def run_grid_sce(
+    model: ChatModel,
+    model_name: str,
+    task: GridTask,
+    examples: Sequence[tuple[str, Point]],
+    settings: SCESettings = SCESettings(),
+    progress: Callable[[str], None] | None = None,
+) -> list[CheckResult]:
+    """One `CheckResult` per variant for a grid task."""
+    say = progress or (lambda _msg: None)
+    predictor = Predictor(
+        model, task.options, lambda p: grid_prompts.prediction_conversation(task, p),
+        settings.prediction, settings.answer_tokens,
+    )
+    search = BoundarySearch(task, predictor.labels)
+    points = [p for _, p in examples]
+    say(f"{task.name}: predicting {len(points)} examples")
+    preds = predictor.predict(points)
+
+    # SCE requests for every (variant, example with a parsed prediction), in one batch.
+    sce_jobs = []
+    for variant in settings.variants:
+        for (ex_id, point), pred in zip(examples, preds):
+            if pred.label is not None:
+                target = task.other_option(pred.label)
+                sce_jobs.append((variant, ex_id, grid_prompts.sce_conversation(task, point, _first_reply(pred), target, variant)))
+    say(f"{task.name}: requesting {len(sce_jobs)} SCEs")
+    replies = model.chat([c for _, _, c in sce_jobs], Decoding(max_new_tokens=settings.sce_tokens)) if sce_jobs else []
+    sce_reply = {(v, i): r for (v, i, _), r in zip(sce_jobs, replies)}
+    parsed = {k: parse_grid_sce(r, task) for k, r in sce_reply.items()}
+
+    cf_points = [p.value for p in parsed.values() if p.ok]
+    say(f"{task.name}: predicting {len(set(cf_points))} counterfactuals")
+    predictor.predict(cf_points)
+
+    say(f"{task.name}: searching reference minimal counterfactuals")
+    nearest_flip = {}
+    for (ex_id, point), pred in zip(examples, preds):
+        if pred.label is not None:
+            label = pred.label
+            nearest_flip[ex_id] = search.nearest(point, lambda y, label=label: y != label)
+
+    results = []
+    for variant in settings.variants:
+        records: list[ExampleRecord] = []
+        rows: list[MinimalityRow] = []
+        reasons: Counter[str] = Counter()
+        cf_unparsed = 0
+        for (ex_id, point), pred in zip(examples, preds):
+            rec = ExampleRecord(
+                id=ex_id, input=task.as_dict(point), prediction=pred.label, target=None,
+                counterfactual=None, cf_prediction=None, valid=None, distance=None,
+                min_distance=None, prediction_reply=pred.reply,
+            )
+            if pred.probs is not None:
+                rec.extra["prediction_probs"] = pred.probs
+            records.append(rec)
+            if pred.label is None:
+                rec.unparsed = f"prediction: {pred.reason}"
+                reasons["prediction unparsed"] += 1
+                continue
+            rec.target = task.other_option(pred.label)
+            near = nearest_flip[ex_id]
+            rec.min_distance = near.distance
+            rec.reference = [task.as_dict(p) for p in near.points[:5]]
+            rec.sce_reply = sce_reply[(variant, ex_id)]
+            sce = parsed[(variant, ex_id)]
+            if not sce.ok:
+                rec.unparsed = f"sce: {sce.reason}"
+                reasons[f"sce: {_reason_kind(sce.reason)}"] += 1
+                continue
+            cf = sce.value
+            cf_pred = predictor.known(cf)
+            rec.counterfactual = task.as_dict(cf)
+            rec.cf_prediction = cf_pred.label
+            if cf_pred.label is None:
+                cf_unparsed += 1
+                rec.extra["cf_prediction_unparsed"] = cf_pred.reason
+            rec.valid = cf_pred.label == rec.target
+            rec.distance = gower_distance(task, point, cf)
+            icf_a = None
+            if not rec.valid:
+                icf_a = search.nearest(cf, lambda y, t=rec.target: y == t).distance
+            row = MinimalityRow(rec.valid, rec.distance, rec.min_distance, icf_a)
+            rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
+            rows.append(row)
+        n_generated = sum(1 for r in records if r.counterfactual is not None)
+        n_valid = sum(1 for r in records if r.valid)
+        figures = validity_figures(len(records), n_generated, n_valid)
+        mini = aggregate_minimality(rows)
+        figures.update({k: v for k, v in mini.items() if k != "n_scored"})
+        figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
+        info = {
+            "task_kind": "grid",
+            "distance": "gower",
+            "prediction_mode": predictor.mode,
+            "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
+            "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
+            "n_cf_prediction_unparsed": cf_unparsed,
+            "unparsed_reasons": dict(reasons),
+            "grid_size": task.size,
+            "grid_points_predicted": len(predictor),
+            "grid_fraction_predicted": len(predictor) / task.size,
+            "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None),
+        }
+        results.append(CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info))
+    return results
+
+
+def _reason_kind(reason: str | None) -> str:
+    """Group unparsed reasons into a few kinds for the summary ("age: 200 is not allowed" ->
+    "value not allowed")."""
+    reason = reason or "unknown"
+    for marker, kind in (
+        ("not an allowed value", "value off the grid"),
+        ("expected", "wrong type"),
+        ("missing keys", "missing keys"),
+        ("unexpected keys", "extra keys"),
+        ("no JSON object", "no JSON object"),
+        ("empty reply", "empty reply"),
+        ("different JSON objects", "several JSON objects"),
+        ("too short", "too short"),
+        ("no 'revised_text'", "no revised_text key"),
+    ):
+        if marker in reason:
+            return kind
+    return reason
+
+
+def run_text_sce(
+    model: ChatModel,
+    model_name: str,
+    task,
+    examples: Sequence[tuple[str, str]],
+    settings: SCESettings = SCESettings(),
+    progress: Callable[[str], None] | None = None,
+) -> list[CheckResult]:
+    """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025)."""
+    from sce_checks.checks.text_search import redundancy, search_minimal_edit
+
+    say = progress or (lambda _msg: None)
+    predictor = Predictor(
+        model, task.options, lambda t: text_prompts.prediction_conversation(task, t),
+        settings.prediction, settings.answer_tokens,
+    )
+    in_context = Predictor(model, task.options, json.loads, settings.prediction, settings.answer_tokens)
+    texts = [t for _, t in examples]
+    say(f"{task.name}: predicting {len(texts)} examples")
+    preds = predictor.predict(texts)
+    targets = {
+        ex_id: _target(task.options, pred.label, ex_id, settings.seed)
+        for (ex_id, _), pred in zip(examples, preds) if pred.label is not None
+    }
+
+    sce_jobs = []
+    for variant in settings.variants:
+        for (ex_id, text), pred in zip(examples, preds):
+            if pred.label is not None:
+                sce_jobs.append((variant, ex_id, text_prompts.sce_conversation(task, text, _first_reply(pred), targets[ex_id], variant)))
+    say(f"{task.name}: requesting {len(sce_jobs)} SCEs")
+    replies = model.chat([c for _, _, c in sce_jobs], Decoding(max_new_tokens=settings.sce_tokens)) if sce_jobs else []
+    sce_reply = {(v, i): r for (v, i, _), r in zip(sce_jobs, replies)}
+    parsed = {k: parse_text_sce(r) for k, r in sce_reply.items()}
+    say(f"{task.name}: predicting counterfactuals")
+    predictor.predict([p.value for p in parsed.values() if p.ok])
+
+    # Val_c: the revised text classified inside the conversation that produced it.
+    text_of = dict(examples)
+    pred_of = {ex_id: p for (ex_id, _), p in zip(examples, preds)}
+    ctx_keys = {}
+    for (variant, ex_id), sce in parsed.items():
+        if sce.ok:
+            conv = text_prompts.in_context_conversation(
+                task, text_of[ex_id], _first_reply(pred_of[ex_id]), targets[ex_id], variant,
+                sce_reply[(variant, ex_id)], sce.value,
+            )
+            ctx_keys[(variant, ex_id)] = json.dumps(conv, ensure_ascii=False)
+    in_context.predict(list(ctx_keys.values()))
+
+    results = []
+    for variant in settings.variants:
+        records: list[ExampleRecord] = []
+        reasons: Counter[str] = Counter()
+        for (ex_id, text), pred in zip(examples, preds):
+            rec = ExampleRecord(
+                id=ex_id, input=text, prediction=pred.label, target=targets.get(ex_id),
+                counterfactual=None, cf_prediction=None, valid=None, distance=None,
+                min_distance=None, prediction_reply=pred.reply,
+            )
+            records.append(rec)
+            if pred.label is None:
+                rec.unparsed = f"prediction: {pred.reason}"
+                reasons["prediction unparsed"] += 1
+                continue
+            rec.sce_reply = sce_reply[(variant, ex_id)]
+            sce = parsed[(variant, ex_id)]
+            if not sce.ok:
+                rec.unparsed = f"sce: {sce.reason}"
+                reasons[f"sce: {_reason_kind(sce.reason)}"] += 1
+                continue
+            revised = sce.value
+            rec.counterfactual = revised
+            rec.cf_prediction = predictor.known(revised).label
+            rec.valid = rec.cf_prediction == rec.target
+            ctx = in_context.known(ctx_keys[(variant, ex_id)])
+            rec.extra["cf_prediction_in_context"] = ctx.label
+            rec.extra["valid_in_context"] = ctx.label == rec.target
+            rec.distance = normalized_levenshtein(text, revised, "char")
+            rec.extra["word_distance"] = normalized_levenshtein(text, revised, "word")
+        generated = [r for r in records if r.counterfactual is not None]
+        valid = [r for r in generated if r.valid]
+        figures = validity_figures(len(records), len(generated), len(valid))
+        n_ctx_valid = sum(1 for r in generated if r.extra.get("valid_in_context"))
+        figures["validity_in_context"] = n_ctx_valid / len(generated) if generated else None
+        figures["validity_in_context_ci"] = list(wilson_interval(n_ctx_valid, len(generated)))
+        figures["mean_distance"] = mean_or_none([r.distance for r in generated])
+        figures["mean_word_distance"] = mean_or_none([r.extra["word_distance"] for r in generated])
+        figures["mean_distance_valid"] = mean_or_none([r.distance for r in valid])
+        results.append(CheckResult("sce", model_name, task.name, variant, len(records), figures, records, {
+            "task_kind": "text",
+            "distance": "levenshtein",
+            "distance_unit": "char",
+            "prediction_mode": predictor.mode,
+            "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
+            "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
+            "unparsed_reasons": dict(reasons),
+        }))
+
+    # Minimality references and redundancy: model-in-the-loop searches over valid SCEs only.
+    for result in results:
+        valid = [r for r in result.examples if r.valid]
+        if valid:
+            say(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs")
+        red = [redundancy(predictor, r.input, r.counterfactual, r.target) for r in valid]
+        for rec, (n_changes, n_redundant) in zip(valid, red):
+            rec.extra["n_changes"] = n_changes
+            rec.extra["n_redundant_changes"] = n_redundant
+        shares = [nr / nc for nc, nr in red if nc]
+        result.figures["redundancy"] = mean_or_none(shares)
+        result.info["redundancy_over"] = len(shares)
+    if settings.text_search_budget > 0:
+        say(f"{task.name}: searching minimal edits (budget {settings.text_search_budget} per example)")
+        found = {}
+        for (ex_id, text), pred in zip(examples, preds):
+            if pred.label is not None:
+                found[ex_id] = search_minimal_edit(predictor, text, targets[ex_id], settings.text_search_budget)
+        for result in results:
+            gaps = []
+            for rec in result.examples:
+                hit = found.get(rec.id)
+                if hit is None or hit.text is None:
+                    continue
+                rec.min_distance = hit.distance
+                rec.reference = hit.text
+                if rec.valid and rec.distance is not None:
+                    rec.extra["minimality_gap"] = rec.distance - hit.distance
+                    gaps.append(rec.distance - hit.distance)
+            result.figures["mean_minimality_gap"] = mean_or_none(gaps)
+            result.figures["reference_found_rate"] = (
+                sum(1 for h in found.values() if h.text is not None) / len(found) if found else None
+            )
+            result.info["text_search_budget"] = settings.text_search_budget
+    return results

@@ -1,0 +1,146 @@
+"""Model-in-the-loop edits of free text: a bounded search for a small label-flipping edit, and
+the redundancy of an SCE's changes.
+
+*Reference search.* Neither grid-style exhaustive search nor a true minimum is possible on free
+text; we approximate the reference minimal counterfactual by a breadth-first search over word
+deletions and antonym substitutions (a bundled list, data/antonyms.txt), one to three edits deep,
+keeping the candidates the model rates closest to the target (by option probability when the
+backend scores, else by edit size), under a budget of model predictions per example. Among the
+flipping candidates of the shallowest depth, the one with the smallest character distance is the
+reference. This is an upper bound on the true minimal edit, reported as such.
+
+*Redundancy* (after CARLA's redundancy metric): revert each changed span of a valid SCE, one at a
+time; if the model still gives the target label, that change was not needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from rapidfuzz.distance import Levenshtein
+
+from sce_checks.checks.predict import Predictor
+from sce_checks.metrics.text_distance import normalized_levenshtein
+
+_TOKEN = re.compile(r"\s+|\w+(?:'\w+)?|[^\w\s]")
+MAX_DEPTH = 3
+BEAM = 4
+
+
+def tokens(text: str) -> list[str]:
+    """Words, punctuation and the whitespace between them: ''.join(tokens(t)) == t."""
+    return _TOKEN.findall(text)
+
+
+def _is_word(tok: str) -> bool:
+    return bool(tok) and (tok[0].isalnum() or tok[0] == "_")
+
+
+@lru_cache(maxsize=1)
+def antonyms() -> dict[str, tuple[str, ...]]:
+    table: dict[str, list[str]] = {}
+    text = resources.files("sce_checks").joinpath("data/antonyms.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or line.startswith("#"):
+            continue
+        a, b = parts
+        table.setdefault(a, []).append(b)
+        table.setdefault(b, []).append(a)
+    return {k: tuple(dict.fromkeys(v)) for k, v in table.items()}
+
+
+def _match_case(word: str, like: str) -> str:
+    if like.isupper() and len(like) > 1:
+        return word.upper()
+    if like[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def single_edits(text: str) -> list[str]:
+    """Every text one word deletion or one antonym substitution away."""
+    toks = tokens(text)
+    out = []
+    table = antonyms()
+    for i, tok in enumerate(toks):
+        if not _is_word(tok):
+            continue
+        # deletion: drop the word and one neighbouring whitespace token
+        if i + 1 < len(toks) and toks[i + 1].isspace():
+            out.append("".join(toks[:i] + toks[i + 2 :]))
+        elif i > 0 and toks[i - 1].isspace():
+            out.append("".join(toks[: i - 1] + toks[i + 1 :]))
+        else:
+            out.append("".join(toks[:i] + toks[i + 1 :]))
+        for sub in table.get(tok.lower(), ()):
+            out.append("".join(toks[:i] + [_match_case(sub, tok)] + toks[i + 1 :]))
+    return [t for t in dict.fromkeys(out) if t.strip() and t != text]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    text: str | None  # the smallest flipping edit found; None when none within the budget
+    distance: float | None  # normalised character Levenshtein distance to the original
+    evaluated: int  # model predictions spent
+
+
+def search_minimal_edit(predictor: Predictor, text: str, target: str, budget: int) -> SearchHit:
+    frontier = [text]
+    seen = {text}
+    evaluated = 0
+    for _depth in range(MAX_DEPTH):
+        candidates = []
+        for base in frontier:
+            for cand in single_edits(base):
+                if cand not in seen:
+                    seen.add(cand)
+                    candidates.append(cand)
+        candidates.sort(key=lambda c: normalized_levenshtein(text, c, "char"))
+        candidates = candidates[: max(0, budget - evaluated)]
+        if not candidates:
+            break
+        preds = predictor.predict(candidates)
+        evaluated += len(candidates)
+        hits = [c for c, p in zip(candidates, preds) if p.label == target]
+        if hits:
+            best = min(hits, key=lambda c: normalized_levenshtein(text, c, "char"))
+            return SearchHit(best, normalized_levenshtein(text, best, "char"), evaluated)
+
+        def closeness(pair):
+            cand, pred = pair
+            if pred.probs is not None:
+                return -pred.probs.get(target, 0.0)
+            return normalized_levenshtein(text, cand, "char")
+
+        frontier = [c for c, _ in sorted(zip(candidates, preds), key=closeness)[:BEAM]]
+    return SearchHit(None, None, evaluated)
+
+
+def change_blocks(original: str, revised: str) -> tuple[list[str], list[str], list[tuple[int, int, int, int]]]:
+    """Token lists and the non-equal opcode blocks that touch at least one non-space token."""
+    a, b = tokens(original), tokens(revised)
+    blocks = []
+    for op in Levenshtein.opcodes(a, b):
+        if op.tag == "equal":
+            continue
+        touched = a[op.src_start : op.src_end] + b[op.dest_start : op.dest_end]
+        if any(not t.isspace() for t in touched):
+            blocks.append((op.src_start, op.src_end, op.dest_start, op.dest_end))
+    return a, b, blocks
+
+
+def redundancy(predictor: Predictor, original: str, revised: str, target: str) -> tuple[int, int]:
+    """(number of changed spans, number of them whose reversal keeps the target label)."""
+    a, b, blocks = change_blocks(original, revised)
+    if len(blocks) < 2:
+        # With one change, reverting it gives back the original, whose label is not the target.
+        return len(blocks), 0
+    reverted = []
+    for s0, s1, d0, d1 in blocks:
+        reverted.append("".join(b[:d0] + a[s0:s1] + b[d1:]))
+    labels = predictor.labels(reverted)
+    return len(blocks), sum(1 for lab in labels if lab == target)

@@ -1,0 +1,137 @@
+"""The pytest plugin (entry point ``pytest11``).
+
+This module must stay light: pytest imports it at start-up for every run, so it imports nothing
+heavy (no torch, no transformers) at module level; `pytest --help` stays fast.
+
+Life cycle (one hook, one step):
+- ``pytest_addoption``: the ``--sce-*`` options, also readable from ini / ``[tool.pytest.ini_options]``
+  as ``sce_<name>``; the command line wins.
+- ``pytest_configure``: marker registration; a session store for models and results.
+- fixtures ``sce_model``, ``sce_audit``: lazy, shared, cached computations.
+- ``pytest_terminal_summary``: the results table; JSON / Markdown / HTML reports and baselines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+_OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("model", dict(help="model spec: hf:<id or dir> | openai:<model>@<url> | python:<module>:<attr> | smollm2")),
+    ("dataset", dict(action="append", help="dataset name or path (repeatable)")),
+    ("variant", dict(action="append", help="unconstrained | minimal (repeatable)")),
+    ("limit", dict(type=int, help="examples per dataset (default 20)")),
+    ("seed", dict(type=int, help="sampling seed (default 0)")),
+    ("prediction", dict(help="auto | score | generate")),
+    ("json", dict(help="write the JSON report here")),
+    ("markdown", dict(help="write the Markdown report here")),
+    ("html", dict(help="write the HTML report here")),
+    ("baseline", dict(help="compare figures against this baseline file")),
+    ("save-baseline", dict(help="save this run's figures as a baseline")),
+    ("tolerance", dict(type=float, help="allowed worsening per metric against the baseline")),
+    ("cache-dir", dict(help="response cache directory")),
+    ("no-cache", dict(action="store_true", default=None, help="do not use the response cache")),
+]
+
+DEFAULTS: dict[str, Any] = {"model": "smollm2", "dataset": ["income"], "variant": ["unconstrained", "minimal"],
+                            "limit": 20, "seed": 0, "prediction": "auto", "tolerance": 0.0, "no_cache": False}
+
+MARKER_ARGS = ("model", "dataset", "variant", "limit", "seed", "prediction")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sce-checks", "sce-checks: audit self-generated counterfactual explanations")
+    for name, kwargs in _OPTIONS:
+        dest = "sce_" + name.replace("-", "_")
+        group.addoption(f"--sce-{name}", dest=dest, **kwargs)
+        parser.addini(dest, help=f"default for --sce-{name}", type="linelist" if kwargs.get("action") == "append" else "string")
+
+
+def sce_option(config: pytest.Config, name: str) -> Any:
+    """An option's value: command line, then ini, then the default."""
+    dest = "sce_" + name.replace("-", "_")
+    value = config.getoption(dest, default=None)
+    if value is None or value == []:
+        ini = config.getini(dest)
+        if ini not in (None, "", []):
+            kwargs = dict(_OPTIONS)[name]
+            if kwargs.get("type") is int:
+                value = int(ini)
+            elif kwargs.get("type") is float:
+                value = float(ini)
+            elif kwargs.get("action") == "store_true":
+                value = str(ini).strip().lower() in ("1", "true", "yes", "on")
+            else:
+                value = ini
+    if value is None or value == []:
+        value = DEFAULTS.get(name.replace("-", "_"))
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sce(model=..., dataset=..., variant=..., limit=..., seed=..., prediction=...): settings for the sce_model / "
+        "sce_audit fixtures in this test",
+    )
+    from sce_checks.session import SCESession
+
+    config.stash[SESSION_KEY] = SCESession(config)
+
+
+SESSION_KEY = pytest.StashKey["Any"]()
+
+
+def _session(config: pytest.Config):
+    return config.stash[SESSION_KEY]
+
+
+def _marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("sce")
+    if marker is None:
+        return {}
+    if marker.args:
+        raise pytest.UsageError(f"{request.node.nodeid}: @pytest.mark.sce takes keyword arguments only ({', '.join(MARKER_ARGS)})")
+    unknown = sorted(set(marker.kwargs) - set(MARKER_ARGS))
+    if unknown:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: @pytest.mark.sce got unknown argument(s) {', '.join(unknown)}; accepted: {', '.join(MARKER_ARGS)}"
+        )
+    return dict(marker.kwargs)
+
+
+@pytest.fixture
+def sce_model(request: pytest.FixtureRequest):
+    """The model under audit (from the test's ``sce`` marker, else ``--sce-model``), loaded once
+    per session and wrapped in the response cache."""
+    settings = _marker_settings(request)
+    return _session(request.config).model(settings.get("model"))
+
+
+@pytest.fixture
+def sce_audit(request: pytest.FixtureRequest):
+    """A function ``sce_audit(dataset=None, variant=None) -> CheckResult``. Each distinct
+    (model, dataset, variant, limit, seed) is computed once per session and shared by every test
+    that asks for it; all variants of a dataset are computed in one batched pass."""
+    settings = _marker_settings(request)
+    session = _session(request.config)
+
+    def get(dataset: str | None = None, variant: str | None = None):
+        return session.result(settings, dataset=dataset, variant=variant, node=request.node)
+
+    return get
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.terminal_summary(terminalreporter)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    store = session.config.stash.get(SESSION_KEY, None)
+    if store is not None:
+        new_status = store.finish(exitstatus)
+        if new_status is not None:
+            session.exitstatus = new_status

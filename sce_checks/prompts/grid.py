@@ -1,0 +1,60 @@
+"""Prompts for grid tasks, after the protocol of Mayne et al. (EMNLP 2025, arXiv 2509.09396):
+
+1. prediction in a fresh conversation, answer as JSON ``{"answer": "<option>"}``;
+2. in the SAME conversation (prediction prompt, the model's reply, then a follow-up), a request to
+   revise the record so that the answer would have been the other option, listing every feature
+   with its type and allowed values, reply as JSON keyed by feature name. The ``minimal`` variant
+   also asks for the smallest change that crosses the model's own decision boundary and explains
+   how distance is measured (Gower's distance), as the paper's minimal prompt does.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sce_checks.models.base import Conversation
+from sce_checks.prompts.common import answer_instruction
+from sce_checks.tasks.grid import GridTask, Point
+
+GOWER_EXPLANATION = (
+    "Distance between two records is measured with Gower's distance: for each numeric or ordered "
+    "feature, the absolute difference between the two values divided by the feature's full range "
+    "(ordered categories count as positions 0, 1, 2, ... in the order listed); for each "
+    "unordered categorical feature, 0 if the value is the same and 1 if it differs. The distance "
+    "is the average of these per-feature differences over all features."
+)
+
+
+def prediction_prompt(task: GridTask, point: Point) -> str:
+    return f"{task.preamble}\n\n{task.render(point)}\n\n{task.question}\n{answer_instruction(task.options)}"
+
+
+def prediction_conversation(task: GridTask, point: Point) -> Conversation:
+    return [{"role": "user", "content": prediction_prompt(task, point)}]
+
+
+def sce_request(task: GridTask, target: str, variant: str) -> str:
+    features = "\n".join(f"- {f.name}: {f.describe()}" for f in task.features)
+    example = json.dumps({f.name: f.values[0] for f in task.features}, ensure_ascii=False)
+    if variant == "minimal":
+        ask = (
+            f"Now make the smallest possible change to the record so that your answer would have "
+            f'been "{target}": change the record just enough to cross your own decision '
+            f"boundary, and no further. {GOWER_EXPLANATION}"
+        )
+    elif variant == "unconstrained":
+        ask = f'Now revise the record so that your answer would have been "{target}".'
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    return (
+        f"{ask}\n\nGive a value for every feature, using these keys and allowed values:\n{features}\n\n"
+        f"Reply with a JSON object only, with exactly these keys, for example {example}."
+    )
+
+
+def sce_conversation(task: GridTask, point: Point, first_reply: str, target: str, variant: str) -> Conversation:
+    return [
+        {"role": "user", "content": prediction_prompt(task, point)},
+        {"role": "assistant", "content": first_reply},
+        {"role": "user", "content": sce_request(task, target, variant)},
+    ]

@@ -1,0 +1,124 @@
+"""A single self-contained HTML file: summary table, the validity-vs-minimality scatter (one
+point per model/dataset/variant, like Mayne et al.'s figure), per-dataset validity bars, and the
+worst examples. Plots are matplotlib SVG inlined in the page: no scripts, no network, viewable
+offline."""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Any, Sequence
+
+from sce_checks.report.summary import EXAMPLE_HEADERS, HEADERS, example_rows, summary_rows, unparsed_line
+from sce_checks.results import CheckResult
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3b;font-weight:600}
+.env{font-size:.8rem;color:#555}.plots{display:flex;flex-wrap:wrap;gap:1rem}
+"""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], cls_col: int | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text = html.escape(str(cell))
+            if cls_col is not None and i == cls_col and text in ("PASS", "FAIL"):
+                cells.append(f'<td class="{text.lower()}">{text}</td>')
+            else:
+                cells.append(f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _plots(results: Sequence[CheckResult]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    out = []
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    for r in results:
+        x = r.get("mean_rcf_a") if r.get("mean_rcf_a") is not None else r.get("mean_distance")
+        y = r.get("validity")
+        if x is None or y is None:
+            continue
+        marker = "o" if r.variant == "unconstrained" else "s"
+        ax.scatter([x], [100 * y], marker=marker, s=50)
+        ax.annotate(f"{r.dataset}/{r.variant}", (x, 100 * y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("mean RCF_A (grid) / mean edit distance (text) - lower is more minimal")
+    ax.set_ylabel("validity (%)")
+    ax.set_ylim(-5, 105)
+    ax.set_title("Validity vs minimality")
+    ax.grid(alpha=0.3)
+    out.append(_svg(fig))
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    labels = [f"{r.dataset}\n{r.variant}" for r in results]
+    vals = [100 * (r.get("validity") or 0.0) for r in results]
+    gen = [100 * (r.get("generation_rate") or 0.0) for r in results]
+    xs = range(len(results))
+    ax.bar([x - 0.2 for x in xs], gen, width=0.4, label="generation rate")
+    ax.bar([x + 0.2 for x in xs], vals, width=0.4, label="validity")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.legend(fontsize=7)
+    ax.set_title("Per dataset and variant")
+    out.append(_svg(fig))
+    return '<div class="plots">' + "".join(out) + "</div>"
+
+
+def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = ()) -> str:
+    env = html.escape(
+        f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
+        f"sce-checks {environment.get('sce_checks_version')} | Python {environment.get('python')} | "
+        + ", ".join(f"{k} {v}" for k, v in (environment.get("libraries") or {}).items() if v)
+    )
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>sce-checks report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>sce-checks report</h1>",
+        f"<p class='env'>{env}</p>",
+        "<h2>Summary</h2>",
+        _table(HEADERS, summary_rows(results)),
+    ]
+    notes = [line for line in (unparsed_line(r) for r in results) if line]
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts.extend(extra_sections)
+    if results:
+        parts.append("<h2>Figures</h2>")
+        parts.append(_plots(results))
+    parts.append("<h2>Worst examples</h2>")
+    for r in results:
+        rows = example_rows(r, 5)
+        if rows:
+            parts.append(f"<h3>{html.escape(f'{r.model} / {r.dataset} / {r.variant}')}</h3>")
+            parts.append(_table(EXAMPLE_HEADERS, rows))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(path, results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = ()) -> None:
+    from sce_checks.report.json_report import write_atomic
+
+    write_atomic(path, render_html(results, environment, extra_sections))

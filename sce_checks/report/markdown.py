@@ -1,0 +1,33 @@
+"""Markdown report, also appended to $GITHUB_STEP_SUMMARY in GitHub Actions."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from sce_checks.report.table import render_table
+from sce_checks.results import CheckResult
+
+
+def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any]) -> str:
+    libs = environment.get("libraries", {})
+    env_line = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
+    head = (
+        "# sce-checks report\n\n"
+        f"model `{environment.get('model')}`, seed {environment.get('seed')}, limit {environment.get('limit')}, "
+        f"prediction {environment.get('prediction')}; sce-checks {environment.get('sce_checks_version')}, "
+        f"Python {environment.get('python')}; {env_line}\n\n"
+    )
+    return head + render_table(results, tablefmt="github") + "\n"
+
+
+def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, Any]) -> None:
+    from sce_checks.report.json_report import write_atomic
+
+    text = render_markdown(results, environment)
+    if path:
+        write_atomic(path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")

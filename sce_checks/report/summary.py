@@ -1,0 +1,77 @@
+"""The rows every human-readable report shows, computed once from result objects (terminal
+table, Markdown and HTML all render these rows; none recomputes a figure)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sce_checks.results import CheckResult
+
+HEADERS = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist", "RCF_A", "ICF_A", "TM_A", "exact"]
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def validity_cell(r: CheckResult) -> str:
+    lo, hi = r.get("validity_ci") or (None, None)
+    if r.get("validity") is None:
+        return "-"
+    return f"{pct(r['validity'])} [{pct(lo)}, {pct(hi)}]"
+
+
+def summary_rows(results: Sequence[CheckResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        rows.append([
+            r.model, r.dataset, r.variant or "", str(r.n),
+            f"{r.get('n_generated', 0)} ({pct(r.get('generation_rate'))})",
+            validity_cell(r), pct(r.get("strict_validity")), fmt(r.get("mean_distance")),
+            fmt(r.get("mean_rcf_a")), fmt(r.get("mean_icf_a")), fmt(r.get("tm_a")), pct(r.get("exact_match")),
+        ])
+    return rows
+
+
+def short(value: Any, width: int = 60) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={v}" for k, v in value.items())
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def worst_examples(result: CheckResult, k: int = 3) -> list[Any]:
+    """Invalid SCEs first (furthest from the target region), then the least minimal valid ones."""
+    invalid = [e for e in result.examples if e.valid is False]
+    valid = [e for e in result.examples if e.valid]
+    invalid.sort(key=lambda e: -(e.icf_a if e.icf_a is not None else (e.distance or 0.0)))
+    valid.sort(key=lambda e: -(e.rcf_a if e.rcf_a is not None else (e.distance or 0.0)))
+    return (invalid + valid)[:k]
+
+
+def example_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
+    return [
+        [e.id, short(e.input), f"{e.prediction} -> {e.target}", short(e.counterfactual),
+         str(e.cf_prediction), "valid" if e.valid else "invalid", fmt(e.distance), fmt(e.min_distance)]
+        for e in worst_examples(result, k)
+    ]
+
+
+EXAMPLE_HEADERS = ["id", "input", "answer -> target", "counterfactual", "answer on SCE", "", "dist", "min dist"]
+
+
+def unparsed_line(result: CheckResult) -> str:
+    reasons = result.info.get("unparsed_reasons") or {}
+    if not reasons:
+        return ""
+    parts = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"unparsed ({result.dataset}/{result.variant}): {parts}"

@@ -1,0 +1,56 @@
+"""Thresholds: ``validity>=0.8``, ``mean_rcf_a<=0.05``, ``validity_lower>=0.6``.
+
+``<figure>_lower`` / ``<figure>_upper`` read the ends of the figure's Wilson 95% interval
+(``validity_lower`` is ``validity_ci[0]``), so a gate on a small sample can demand that the
+*interval*, not the noisy point estimate, clears the bar.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sce_checks.errors import UserInputError
+from sce_checks.results import CheckResult
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+    @classmethod
+    def parse(cls, text: str, where: str = "threshold") -> "Threshold":
+        m = _RE.match(text)
+        if not m:
+            raise UserInputError(f"{where}: cannot read {text!r}; expected METRIC>=VALUE or METRIC<=VALUE, e.g. 'validity>=0.8'")
+        return cls(m.group(1), m.group(2), float(m.group(3)))
+
+    def actual(self, result: CheckResult) -> Any:
+        return figure(result, self.metric)
+
+    def holds(self, result: CheckResult) -> bool:
+        """False when the figure is undefined (no generated SCEs, say): an undefined figure never
+        passes a gate."""
+        value = self.actual(result)
+        return value is not None and bool(_OPS[self.op](value, self.value))
+
+
+def figure(result: CheckResult, name: str) -> Any:
+    for suffix, idx in (("_lower", 0), ("_upper", 1)):
+        if name.endswith(suffix) and f"{name[: -len(suffix)]}_ci" in result.figures:
+            ci = result.figures[f"{name[: -len(suffix)]}_ci"] or [None, None]
+            return ci[idx]
+    if name not in result.figures:
+        known = ", ".join(sorted(k for k, v in result.figures.items() if isinstance(v, (int, float)) or v is None))
+        raise UserInputError(f"unknown metric {name!r} for {result.dataset}/{result.variant}; known: {known}")
+    return result.figures[name]
