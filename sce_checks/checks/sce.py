@@ -93,6 +93,7 @@ def run_grid_sce(
     points = [p for _, p in examples]
     say(f"{task.name}: predicting {len(points)} examples")
     preds = predictor.predict(points)
+    search.remember(points, [p.label for p in preds])
 
     # SCE requests for every (variant, example with a parsed prediction), in one batch.
     sce_jobs = []
@@ -108,14 +109,24 @@ def run_grid_sce(
 
     cf_points = [p.value for p in parsed.values() if p.ok]
     say(f"{task.name}: predicting {len(set(cf_points))} counterfactuals")
-    predictor.predict(cf_points)
+    search.remember(cf_points, predictor.labels(cf_points))
 
     say(f"{task.name}: searching reference minimal counterfactuals")
-    nearest_flip = {}
-    for (ex_id, point), pred in zip(examples, preds):
-        if pred.label is not None:
-            label = pred.label
-            nearest_flip[ex_id] = search.nearest(point, lambda y, label=label: y != label)
+    # All searches advance in lockstep: one model batch per ring step, not per ring per example.
+    flip_ids = [(ex_id, point, pred.label) for (ex_id, point), pred in zip(examples, preds) if pred.label is not None]
+    found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flip_ids])
+    nearest_flip = {ex_id: res for (ex_id, _, _), res in zip(flip_ids, found)}
+    # ICF_A needs, for every invalid SCE, the nearest point that does get the target.
+    icf_queries: dict[tuple, float | None] = {}
+    label_of = {ex_id: pred.label for (ex_id, _), pred in zip(examples, preds)}
+    for (variant, ex_id), sce in parsed.items():
+        if sce.ok and label_of[ex_id] is not None:
+            target = task.other_option(label_of[ex_id])
+            if predictor.known(sce.value).label != target:
+                icf_queries[(sce.value, target)] = None
+    keys = list(icf_queries)
+    for key, res in zip(keys, search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in keys])):
+        icf_queries[key] = res.distance
 
     results = []
     for variant in settings.variants:
@@ -155,9 +166,7 @@ def run_grid_sce(
                 rec.extra["cf_prediction_unparsed"] = cf_pred.reason
             rec.valid = cf_pred.label == rec.target
             rec.distance = gower_distance(task, point, cf)
-            icf_a = None
-            if not rec.valid:
-                icf_a = search.nearest(cf, lambda y, t=rec.target: y == t).distance
+            icf_a = None if rec.valid else icf_queries[(cf, rec.target)]
             row = MinimalityRow(rec.valid, rec.distance, rec.min_distance, icf_a)
             rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
             rows.append(row)
@@ -178,6 +187,8 @@ def run_grid_sce(
             "grid_size": task.size,
             "grid_points_predicted": len(predictor),
             "grid_fraction_predicted": len(predictor) / task.size,
+            "boundary_search_points": search.evaluated,
+            "boundary_search_batches": search.oracle_calls,
             "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None),
         }
         results.append(CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info))

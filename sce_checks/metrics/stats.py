@@ -26,7 +26,10 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float | No
     denom = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); set it so, free of rounding.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def _defined(values: Iterable[float | None]) -> list[float]:

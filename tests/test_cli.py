@@ -1,0 +1,123 @@
+"""`sce-audit` end to end on Python-callable models through the same spec path users take
+(`python:<module>:<attr>`), a user grid file, the JSON schema of public contract 3, exit codes
+(contract 1) and the baseline regression story."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from sce_checks.cli import main
+
+TOY_TOML = textwrap.dedent(
+    """
+    name = "toy"
+    question = "Is this record a yes?"
+    preamble = "A toy record."
+    options = ["No", "Yes"]
+    [[features]]
+    name = "x"
+    label = "X value"
+    type = "integer"
+    min = 0
+    max = 10
+    [[features]]
+    name = "level"
+    label = "Level"
+    type = "ordinal"
+    values = ["a", "b", "c", "d", "e"]
+    """
+)
+
+MODELS = textwrap.dedent(
+    """
+    from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+
+    boundary = RuleModel(TOY, toy_rule, "boundary")
+    far = RuleModel(TOY, toy_rule, "far")
+    short = RuleModel(TOY, toy_rule, "short")
+    """
+)
+
+
+def schema():
+    return json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "toy.toml").write_text(TOY_TOML)
+    (tmp_path / "toy_models.py").write_text(MODELS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def audit(*args):
+    return main(["--dataset", "toy.toml", "--limit", "12", "--seed", "3", "--prediction", "generate", "-q", *args])
+
+
+def test_schema_matches_shared_contract():
+    shared = Path(__file__).resolve().parents[2] / "shared" / "report-v1.schema.json"
+    if not shared.is_file():
+        pytest.skip("shared/ not beside the checkout")
+    assert json.loads(shared.read_text()) == schema()
+
+
+def test_json_report_is_valid_and_complete(workdir, capsys):
+    assert audit("--model", "python:toy_models:far", "--json", "r.json", "--markdown", "r.md", "--html", "r.html") == 0
+    report = json.loads((workdir / "r.json").read_text())
+    jsonschema.validate(report, schema())
+    assert [r["variant"] for r in report["results"]] == ["unconstrained", "minimal"]
+    r = report["results"][0]
+    assert r["n"] == 12 and r["validity"] == 1.0 and r["mean_rcf_a"] > 0.1 and r["exact_match"] == 0.0
+    assert report["environment"]["seed"] == 3 and report["environment"]["model"] == "python:toy_models:far"
+    assert report["environment"]["model_identity"]["backend"] == "python"
+    out = capsys.readouterr().out
+    assert "validity" in out and "toy" in out
+    assert "<svg" in (workdir / "r.html").read_text()
+    assert "| model" in (workdir / "r.md").read_text()
+
+
+def test_thresholds_set_the_exit_code(workdir, capsys):
+    assert audit("--model", "python:toy_models:boundary", "--threshold", "validity>=0.99", "--threshold", "mean_rcf_a<=0") == 0
+    assert audit("--model", "python:toy_models:far", "--threshold", "mean_rcf_a<=0.05") == 1
+    assert "FAIL" in capsys.readouterr().out
+    assert audit("--model", "python:toy_models:short", "--threshold", "validity_lower>=0.5") == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "nope:thing"], "unknown model spec"),
+        (["--model", "python:toy_models:missing"], "missing"),
+        (["--model", "python:toy_models:far", "--dataset", "no_such_dataset"], "no_such_dataset"),
+        (["--model", "python:toy_models:far", "--threshold", "validity>>1"], "validity>>1"),
+        (["--model", "python:toy_models:far", "--baseline", "absent.json"], "absent.json"),
+        (["--model", "python:toy_models:far", "--variant", "sideways"], "sideways"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(workdir, capsys, args, message):
+    assert audit(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_baseline_regression_story(workdir, capsys):
+    # the base model is exactly minimal; the "fine-tuned" one is valid but far from minimal
+    assert audit("--model", "python:toy_models:boundary", "--save-baseline", "base.json") == 0
+    assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "0.01") == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "mean_rcf_a" in out
+    assert audit("--model", "python:toy_models:boundary", "--baseline", "base.json") == 0
+    assert "no regressions" in capsys.readouterr().out
+    # a different sample is refused, not compared
+    assert main(["--dataset", "toy.toml", "--limit", "12", "--seed", "4", "--prediction", "generate", "-q",
+                 "--model", "python:toy_models:boundary", "--baseline", "base.json"]) == 2
+    assert "different sample" in capsys.readouterr().err
