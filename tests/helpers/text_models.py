@@ -1,0 +1,47 @@
+"""A text classifier with a known rule and known SCE policies, for exact end-to-end figures."""
+
+from __future__ import annotations
+
+import json
+import re
+
+POSITIVE_WORDS = {"good", "great", "fun"}
+_QUOTED = re.compile(r'(?:Text|consider this text): ("(?:[^"\\]|\\.)*")')
+
+
+def sentiment_rule(text: str) -> str:
+    words = set(re.findall(r"\w+", text.lower()))
+    return "positive" if words & POSITIVE_WORDS and "not" not in words else "negative"
+
+
+def swap(text: str) -> str:
+    pairs = {"bad": "good", "good": "bad", "dull": "fun", "fun": "dull"}
+    return " ".join(pairs.get(w, w) for w in text.split(" "))
+
+
+POLICIES = {
+    "swap": swap,  # one word changed: minimal
+    "swap_plus": lambda t: swap(t) + " indeed",  # one needed change, one redundant one
+    "noop": lambda t: t,  # no change at all: never valid
+    "empty": lambda t: "",  # too short: not generated
+}
+
+
+class TextRuleModel:
+    def __init__(self, policy: str = "swap"):
+        self.policy = policy
+
+    def identity(self):
+        return {"backend": "python", "model": f"text-rule/{self.policy}"}
+
+    def chat(self, conversations, decoding):
+        out = []
+        for conv in conversations:
+            last = conv[-1]["content"]
+            if len(conv) == 1 or "consider this text" in last:
+                text = json.loads(_QUOTED.findall(last)[-1])
+                out.append(json.dumps({"answer": sentiment_rule(text)}))
+            else:
+                original = json.loads(_QUOTED.findall(conv[0]["content"])[-1])
+                out.append(json.dumps({"revised_text": POLICIES[self.policy](original)}))
+        return out

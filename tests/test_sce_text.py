@@ -1,0 +1,70 @@
+"""End-to-end SCE check on free text with a rule model (Dehghanighobadi et al., EMNLP 2025,
+arXiv 2502.18156: Gen, Val, Val_c, normalised Levenshtein closeness), hand-computed.
+
+"a bad film" (10 chars) -> "a good film" (11 chars): character edit distance 3 (b->g, a->o,
+insert o), normalised by the longer length: 3/11; word level: 1 of 3 words -> 1/3.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sce_checks.checks.sce import SCESettings, run_text_sce
+from sce_checks.tasks.text import TextExample, TextTask
+from tests.helpers.text_models import TextRuleModel
+
+TASK = TextTask(
+    name="mini-sentiment",
+    question="What is the sentiment of this text?",
+    preamble="You will read a short text.",
+    options=("negative", "positive"),
+    examples=(TextExample("t1", "a bad film", "negative"), TextExample("t2", "a good film", "positive")),
+    source="test",
+)
+EXAMPLES = [(e.id, e.text) for e in TASK.examples]
+
+
+def run(policy, **settings):
+    settings.setdefault("prediction", "generate")
+    (r,) = run_text_sce(TextRuleModel(policy), f"text/{policy}", TASK, EXAMPLES, SCESettings(variants=("minimal",), **settings))
+    return r
+
+
+def test_minimal_swap_is_valid_with_exact_distances():
+    r = run("swap")
+    a, b = r.examples
+    assert (a.prediction, a.target, a.counterfactual) == ("negative", "positive", "a good film")
+    assert (b.prediction, b.target, b.counterfactual) == ("positive", "negative", "a bad film")
+    assert a.valid and b.valid
+    assert a.distance == pytest.approx(3 / 11) and b.distance == pytest.approx(3 / 11)
+    assert a.extra["word_distance"] == pytest.approx(1 / 3)
+    assert r["validity"] == 1.0 and r["validity_in_context"] == 1.0
+    assert r["mean_distance"] == pytest.approx(3 / 11)
+    assert r["redundancy"] == 0.0
+
+
+def test_redundant_change_is_found():
+    r = run("swap_plus")
+    # "a good film indeed": reverting "good" gives "a bad film indeed" (negative: needed);
+    # reverting " indeed" gives "a good film" (still positive: not needed) -> 1 of 2 redundant.
+    a = r.examples[0]
+    assert a.valid and a.extra["n_changes"] == 2 and a.extra["n_redundant_changes"] == 1
+    assert r["redundancy"] == pytest.approx(0.5)
+
+
+def test_noop_and_empty_sces():
+    r = run("noop")
+    assert r["n_generated"] == 2 and r["n_valid"] == 0 and r["validity"] == 0.0
+    assert all(e.distance == 0.0 for e in r.examples)
+    r = run("empty")
+    assert r["n_generated"] == 0 and r["generation_rate"] == 0.0 and r["validity"] is None
+    assert r.info["unparsed_reasons"] == {"sce: too short": 2}
+
+
+def test_reference_search_finds_the_antonym_swap():
+    r = run("swap_plus", text_search_budget=50)
+    a = r.examples[0]
+    assert a.reference == "a good film" and a.min_distance == pytest.approx(3 / 11)
+    # the SCE "a good film indeed" is 10 edits from "a bad film" over 18 chars
+    assert a.extra["minimality_gap"] == pytest.approx(10 / 18 - 3 / 11)
+    assert r["reference_found_rate"] == 1.0
