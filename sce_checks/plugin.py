@@ -78,6 +78,21 @@ def pytest_configure(config: pytest.Config) -> None:
     from sce_checks.session import SCESession
 
     config.stash[SESSION_KEY] = SCESession(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(config), "sce-checks-xdist")
+
+
+class _XdistHooks:
+    """Registered only when pytest-xdist is there: results computed on workers travel to the
+    controller in ``workeroutput`` and appear once in every report."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_testnodedown(self, node, error) -> None:
+        payload = getattr(node, "workeroutput", {}).get("sce_checks")
+        if payload:
+            _session(self.config).absorb(payload)
 
 
 SESSION_KEY = pytest.StashKey["Any"]()

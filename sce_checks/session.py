@@ -101,10 +101,41 @@ class SCESession:
             samples=self._samples,
         )
 
+    # -- pytest-xdist -------------------------------------------------------------------------
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def export(self) -> str:
+        import json
+
+        return json.dumps({
+            "results": [[list(k), r.to_dict()] for k, r in self._results.items()],
+            "environments": self._environments,
+            "samples": self._samples,
+        }, default=str)
+
+    def absorb(self, payload: str) -> None:
+        """Merge a worker's results; the same key computed on two workers is kept once."""
+        import json
+
+        from sce_checks.results import CheckResult
+
+        data = json.loads(payload)
+        for key, result in data["results"]:
+            self._results.setdefault(tuple(key), CheckResult.from_dict(result))
+        self._environments.update(data["environments"])
+        self._samples.update(data["samples"])
+
     # -- end of session ------------------------------------------------------------------------
     def finish(self, exitstatus: int) -> int | None:
         """Write reports and compare with a baseline; return a new exit status when the baseline
-        comparison fails (merged, never masking an earlier failure)."""
+        comparison fails (merged, never masking an earlier failure). On an xdist worker, hand
+        the results to the controller instead."""
+        if self.is_worker:
+            if self._results:
+                self.config.workeroutput["sce_checks"] = self.export()
+            return None
         results = self.results
         if not results:
             return None
@@ -146,6 +177,8 @@ class SCESession:
         return None
 
     def terminal_summary(self, tr) -> None:
+        if self.is_worker:
+            return
         results = self.results
         if not results and not self.errors:
             return

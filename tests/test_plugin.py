@@ -1,0 +1,157 @@
+"""The pytest plugin, exercised with pytester: options, ini defaults, marker validation, the shared
+lazy computation, assertion messages, reports, baselines and pytest-xdist."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.test_cli import MODELS, TOY_TOML
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(pytester, monkeypatch, tmp_path):
+    pytester.makefile(".toml", toy=TOY_TOML)
+    pytester.makepyfile(toy_models=MODELS)
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    return pytester
+
+
+def common(*args):
+    return ["-p", "no:cacheprovider", "--sce-dataset", "toy.toml", "--sce-limit", "10", "--sce-prediction", "generate", *args]
+
+
+def test_options_in_help(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*sce-checks*", "*--sce-model*", "*--sce-baseline*"])
+
+
+def test_marker_rejects_unknown_arguments(project):
+    project.makepyfile(test_m="""
+        import pytest
+        @pytest.mark.sce(modle="python:toy_models:far")
+        def test_x(sce_audit):
+            sce_audit()
+    """)
+    result = project.runpytest(*common())
+    result.stdout.fnmatch_lines(["*unknown argument(s) modle*accepted: model*"])
+    assert result.ret != 0
+
+
+def test_one_shared_computation_and_passing_thresholds(project):
+    project.makepyfile(test_shared="""
+        import pytest
+        from sce_checks.assertions import assert_validity, assert_minimality
+        seen = []
+
+        @pytest.mark.sce(model="python:toy_models:boundary")
+        @pytest.mark.parametrize("i", range(3))
+        def test_validity(sce_audit, i):
+            r = sce_audit(variant="minimal")
+            seen.append(r)
+            assert_validity(r, at_least=0.9)
+            assert_minimality(r, mean_rcf_a_at_most=0.0, exact_match_at_least=1.0)
+
+        def test_same_object():
+            assert len(seen) == 3 and seen[0] is seen[1] is seen[2]
+    """)
+    result = project.runpytest(*common("--sce-json", "report.json"))
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*= sce-checks =*", "*python:toy_models:boundary*toy*minimal*"])
+    report = json.loads((project.path / "report.json").read_text())
+    schema = json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    # both variants computed in one pass, each reported once
+    assert sorted(r["variant"] for r in report["results"]) == ["minimal", "unconstrained"]
+
+
+def test_failure_message_shows_figure_interval_and_worst_examples(project):
+    project.makepyfile(test_fail="""
+        import pytest
+        from sce_checks.assertions import assert_validity
+        @pytest.mark.sce(model="python:toy_models:short")
+        def test_validity(sce_audit):
+            assert_validity(sce_audit(), at_least=0.8)
+    """)
+    result = project.runpytest(*common())
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*validity = 0.0% is below the threshold 80.0%*",
+        "*95% CI 0.0%, *",
+        "*worst examples*",
+        "*invalid*",
+    ])
+
+
+def test_ini_defaults_and_command_line_wins(project):
+    project.makeini("""
+        [pytest]
+        sce_model = python:toy_models:short
+        sce_dataset = toy.toml
+        sce_limit = 6
+    """)
+    project.makepyfile(test_ini="""
+        def test_model(sce_audit):
+            r = sce_audit()
+            print("MODEL", r.model, r.n)
+    """)
+    result = project.runpytest("-s", "-p", "no:cacheprovider", "--sce-prediction", "generate")
+    result.stdout.fnmatch_lines(["*MODEL python:toy_models:short 6*"])
+    result = project.runpytest("-s", "-p", "no:cacheprovider", "--sce-prediction", "generate", "--sce-model", "python:toy_models:far")
+    result.stdout.fnmatch_lines(["*MODEL python:toy_models:far 6*"])
+
+
+REGRESSION_TEST = """
+    from sce_checks.assertions import assert_validity
+    def test_valid(sce_audit):
+        assert_validity(sce_audit(), at_least=0.5)
+"""
+
+
+def test_baseline_regression_story(project):
+    project.makepyfile(test_reg=REGRESSION_TEST)
+    base = project.runpytest(*common("--sce-model", "python:toy_models:boundary", "--sce-save-baseline", "base.json"))
+    base.assert_outcomes(passed=1)
+    assert (project.path / "base.json").is_file()
+    worse = project.runpytest(*common("--sce-model", "python:toy_models:far", "--sce-baseline", "base.json", "--sce-tolerance", "0.01"))
+    worse.assert_outcomes(passed=1)  # the test itself passes: validity is fine ...
+    assert worse.ret == 1  # ... but minimality regressed against the baseline
+    worse.stdout.fnmatch_lines(["*baseline base.json: * regression(s)*", "*mean_rcf_a*REGRESSED*"])
+    same = project.runpytest(*common("--sce-model", "python:toy_models:boundary", "--sce-baseline", "base.json"))
+    assert same.ret == 0
+    same.stdout.fnmatch_lines(["*no regressions*"])
+    other = project.runpytest(*common("--sce-model", "python:toy_models:boundary", "--sce-baseline", "base.json", "--sce-seed", "9"))
+    assert other.ret != 0
+    other.stdout.fnmatch_lines(["*different sample*"])
+
+
+def test_reports_written(project):
+    project.makepyfile(test_rep=REGRESSION_TEST)
+    result = project.runpytest(*common("--sce-model", "python:toy_models:far", "--sce-markdown", "r.md", "--sce-html", "r.html",
+                                       "--junitxml", "junit.xml"))
+    assert result.ret == 0
+    assert "| model" in (project.path / "r.md").read_text()
+    assert "<svg" in (project.path / "r.html").read_text()
+    junit = (project.path / "junit.xml").read_text()
+    assert "sce:toy/unconstrained:validity" in junit
+
+
+def test_xdist_results_reach_the_controller_once(project):
+    pytest.importorskip("xdist")
+    for name in ("a", "b", "c", "d"):
+        project.makepyfile(**{f"test_{name}": REGRESSION_TEST})
+    result = project.runpytest_subprocess(*common("-n", "2", "--sce-model", "python:toy_models:far", "--sce-json", "x.json"))
+    result.assert_outcomes(passed=4)
+    report = json.loads((project.path / "x.json").read_text())
+    keys = [(r["dataset"], r["variant"]) for r in report["results"]]
+    assert sorted(keys) == [("toy", "minimal"), ("toy", "unconstrained")]
+    assert result.stdout.str().count("= sce-checks =") == 1
