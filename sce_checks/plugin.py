@@ -138,6 +138,15 @@ def sce_audit(request: pytest.FixtureRequest):
     return get
 
 
+def pytest_collect_file(file_path, parent):
+    """Audit files: ``*.sce.toml`` (see sce_checks/auditfile.py)."""
+    if file_path.name.endswith(".sce.toml"):
+        from sce_checks.collect import AuditFileCollector
+
+        return AuditFileCollector.from_parent(parent, path=file_path)
+    return None
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:

@@ -17,6 +17,7 @@ class SCESession:
         self._environments: dict[str, dict] = {}
         self._samples: dict[str, dict] = {}
         self.comparison_text: str | None = None
+        self._audit_baselines: dict[str, Any] = {}  # baseline path -> AuditFile
         self.errors: list[str] = []
 
     # -- settings -------------------------------------------------------------------------------
@@ -101,6 +102,12 @@ class SCESession:
             samples=self._samples,
         )
 
+    def add_audit_baseline(self, audit) -> None:
+        self._audit_baselines[str(audit.baseline)] = {
+            "model": audit.model, "datasets": list(audit.datasets), "variants": list(audit.variants),
+            "tolerance": audit.tolerance,
+        }
+
     # -- pytest-xdist -------------------------------------------------------------------------
     @property
     def is_worker(self) -> bool:
@@ -113,6 +120,7 @@ class SCESession:
             "results": [[list(k), r.to_dict()] for k, r in self._results.items()],
             "environments": self._environments,
             "samples": self._samples,
+            "audit_baselines": self._audit_baselines,
         }, default=str)
 
     def absorb(self, payload: str) -> None:
@@ -126,6 +134,7 @@ class SCESession:
             self._results.setdefault(tuple(key), CheckResult.from_dict(result))
         self._environments.update(data["environments"])
         self._samples.update(data["samples"])
+        self._audit_baselines.update(data.get("audit_baselines", {}))
 
     # -- end of session ------------------------------------------------------------------------
     def finish(self, exitstatus: int) -> int | None:
@@ -159,21 +168,30 @@ class SCESession:
             from sce_checks.report.baseline import save_baseline
 
             save_baseline(self.option("save-baseline"), results, env)
-        baseline = self.option("baseline")
-        if baseline:
+        comparisons = []
+        if self.option("baseline"):
+            comparisons.append((self.option("baseline"), self.option("tolerance") or 0.0, results))
+        for path, audit in self._audit_baselines.items():
+            mine = [r for r in results
+                    if r.model == audit["model"] and r.dataset in audit["datasets"] and r.variant in audit["variants"]]
+            comparisons.append((path, audit["tolerance"], mine))
+        texts, regressed_any = [], False
+        for path, tolerance, subset in comparisons:
             from sce_checks.errors import UserInputError
             from sce_checks.report.baseline import compare, load_baseline, render_comparison
 
             try:
-                rows = compare(load_baseline(baseline), results, env, self.option("tolerance") or 0.0, baseline)
+                rows = compare(load_baseline(path), subset, env, tolerance, path)
             except UserInputError as exc:
                 self.errors.append(str(exc))
                 return exitstatus or pytest.ExitCode.USAGE_ERROR
             regressed = [c for c in rows if c.regressed]
-            self.comparison_text = (f"baseline {baseline}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
-                                    + "\n" + render_comparison(rows))
-            if regressed and exitstatus == 0:
-                return pytest.ExitCode.TESTS_FAILED
+            regressed_any |= bool(regressed)
+            texts.append(f"baseline {path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
+                         + "\n" + render_comparison(rows))
+        self.comparison_text = "\n\n".join(texts) or None
+        if regressed_any and exitstatus == 0:
+            return pytest.ExitCode.TESTS_FAILED
         return None
 
     def terminal_summary(self, tr) -> None:

@@ -1,0 +1,148 @@
+"""Declarative audit files, ``*.sce.toml``, collected by pytest as test items.
+
+    model = "smollm2"                 # any model spec
+    datasets = ["income", "sentiment"]
+    variants = ["unconstrained", "minimal"]   # optional; both by default
+    limit = 20                        # optional (default 20)
+    seed = 0                          # optional
+    prediction = "auto"               # optional: auto | score | generate
+    baseline = "baselines/smollm2.json"   # optional: compared at the end of the run
+    tolerance = 0.02                  # optional, for the baseline
+
+    [thresholds]                      # every (dataset, variant)
+    generation_rate = ">= 0.5"
+    validity_lower = ">= 0.1"
+
+    [[override]]                      # more thresholds for some datasets / variants
+    dataset = "income"
+    variant = "minimal"
+    thresholds = { mean_rcf_a = "<= 0.2" }
+
+One test item per (dataset, variant, threshold), with ids like
+``smollm2.sce.toml::income/minimal::validity_lower>=0.1``. Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sce_checks.errors import UserInputError
+from sce_checks.thresholds import Threshold
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_TOP_KEYS = {"model", "datasets", "variants", "limit", "seed", "prediction", "baseline", "tolerance", "thresholds", "override"}
+_OVERRIDE_KEYS = {"dataset", "variant", "thresholds"}
+
+
+@dataclass
+class AuditFile:
+    path: Path
+    model: str
+    datasets: list[str]
+    variants: list[str]
+    limit: int | None = 20
+    seed: int = 0
+    prediction: str = "auto"
+    baseline: str | None = None
+    tolerance: float = 0.0
+    thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)
+
+
+def _err(path: Path, key: str, msg: str) -> UserInputError:
+    return UserInputError(f"{path}: {key}: {msg}")
+
+
+def _str_list(path: Path, data: dict, key: str, default: list[str] | None = None) -> list[str]:
+    value = data.get(key, default)
+    if value is None:
+        raise _err(path, key, "missing (a list of names)")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise _err(path, key, f"expected a non-empty list of strings, got {value!r}")
+    return value
+
+
+def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
+    if not isinstance(table, dict):
+        raise _err(path, key, f"expected a table of metric = \">= value\", got {table!r}")
+    out = []
+    for metric, rule in table.items():
+        if isinstance(rule, (int, float)) and not isinstance(rule, bool):
+            rule = f">= {rule}"
+        if not isinstance(rule, str):
+            raise _err(path, f"{key}.{metric}", f"expected a string like \">= 0.8\", got {rule!r}")
+        out.append(Threshold.parse(f"{metric}{rule}", f"{path}: {key}.{metric}"))
+    return out
+
+
+def load_audit_file(path: str | Path) -> AuditFile:
+    from sce_checks.checks.sce import VARIANTS
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserInputError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot read: {exc.strerror}") from None
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise _err(path, unknown[0], f"unknown key; accepted: {', '.join(sorted(_TOP_KEYS))}")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise _err(path, "model", "missing or not a string (a model spec such as \"smollm2\" or \"hf:org/name\")")
+    datasets = _str_list(path, data, "datasets")
+    variants = _str_list(path, data, "variants", list(VARIANTS))
+    for v in variants:
+        if v not in VARIANTS:
+            raise _err(path, "variants", f"unknown variant {v!r}; expected {' or '.join(VARIANTS)}")
+    limit = data.get("limit", 20)
+    if not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0):
+        raise _err(path, "limit", f"expected a non-negative integer (0 = all), got {limit!r}")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise _err(path, "seed", f"expected an integer, got {seed!r}")
+    prediction = data.get("prediction", "auto")
+    if prediction not in ("auto", "score", "generate"):
+        raise _err(path, "prediction", f"expected auto, score or generate, got {prediction!r}")
+    tolerance = data.get("tolerance", 0.0)
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
+        raise _err(path, "tolerance", f"expected a non-negative number, got {tolerance!r}")
+    baseline = data.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise _err(path, "baseline", f"expected a path string, got {baseline!r}")
+
+    common = _thresholds(path, "thresholds", data.get("thresholds", {}))
+    table = {(d, v): list(common) for d in datasets for v in variants}
+    overrides = data.get("override", [])
+    if not isinstance(overrides, list):
+        raise _err(path, "override", "expected [[override]] tables")
+    for i, ov in enumerate(overrides):
+        key = f"override[{i}]"
+        if not isinstance(ov, dict):
+            raise _err(path, key, "expected a table")
+        bad = sorted(set(ov) - _OVERRIDE_KEYS)
+        if bad:
+            raise _err(path, f"{key}.{bad[0]}", f"unknown key; accepted: {', '.join(sorted(_OVERRIDE_KEYS))}")
+        ds = ov.get("dataset")
+        vs = ov.get("variant")
+        if ds is not None and ds not in datasets:
+            raise _err(path, f"{key}.dataset", f"{ds!r} is not one of the audit's datasets ({', '.join(datasets)})")
+        if vs is not None and vs not in variants:
+            raise _err(path, f"{key}.variant", f"{vs!r} is not one of the audit's variants ({', '.join(variants)})")
+        extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}))
+        for (d, v), lst in table.items():
+            if (ds is None or d == ds) and (vs is None or v == vs):
+                lst.extend(extra)
+    base = None
+    if baseline:
+        base = str((path.parent / baseline)) if not Path(baseline).is_absolute() else baseline
+    return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base, float(tolerance), table)
