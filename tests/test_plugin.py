@@ -155,3 +155,68 @@ def test_xdist_results_reach_the_controller_once(project):
     keys = [(r["dataset"], r["variant"]) for r in report["results"]]
     assert sorted(keys) == [("toy", "minimal"), ("toy", "unconstrained")]
     assert result.stdout.str().count("= sce-checks =") == 1
+
+
+AUDIT = """
+model = "python:toy_models:{model}"
+datasets = ["toy.toml"]
+limit = 10
+prediction = "generate"
+{extra}
+
+[thresholds]
+validity = ">= 0.9"
+
+[[override]]
+variant = "minimal"
+thresholds = {{ mean_rcf_a = "<= 0.0" }}
+"""
+
+
+def write_audit(project, model="boundary", extra="", name="toy.sce.toml"):
+    (project.path / name).write_text(AUDIT.format(model=model, extra=extra))
+
+
+def test_audit_file_items_one_per_threshold(project):
+    write_audit(project)
+    result = project.runpytest("-p", "no:cacheprovider", "-v", "toy.sce.toml")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*toy.sce.toml::toy.toml/unconstrained::validity>=0.9 PASSED*",
+        "*toy.sce.toml::toy.toml/minimal::mean_rcf_a<=0 PASSED*",
+    ])
+
+
+def test_audit_file_threshold_failure(project):
+    write_audit(project, model="far")
+    result = project.runpytest("-p", "no:cacheprovider", "toy.sce.toml")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*mean_rcf_a<=0 does not hold: mean_rcf_a = 0.*", "*worst examples*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\nlimt = 3\n', "bad.sce.toml: limt: unknown key"),
+        ('datasets = ["toy.toml"]\n', "bad.sce.toml: model: missing"),
+        ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\n[thresholds]\nvalidity = "about 0.8"\n', "thresholds.validity"),
+        ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\nvariants = ["sideways"]\n', "variants: unknown variant"),
+        ('model = "python:toy_models:far"\ndatasets = ["toy.toml"\n', "invalid TOML"),
+    ],
+)
+def test_audit_file_errors_name_file_and_key(project, text, message):
+    (project.path / "bad.sce.toml").write_text(text)
+    result = project.runpytest("-p", "no:cacheprovider", "bad.sce.toml")
+    assert result.ret != 0
+    out = result.stdout.str()
+    assert message in out, out
+
+
+def test_audit_file_baseline(project):
+    write_audit(project, extra='')
+    assert project.runpytest("-p", "no:cacheprovider", "toy.sce.toml", "--sce-save-baseline", "base.json").ret == 0
+    write_audit(project, model="far", extra='baseline = "base.json"\ntolerance = 0.01', name="far.sce.toml")
+    result = project.runpytest("-p", "no:cacheprovider", "far.sce.toml")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*base.json: * regression(s)*"])
