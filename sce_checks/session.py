@@ -70,7 +70,7 @@ class SCESession:
             config = AuditConfig(model=s["model"], datasets=[s["dataset"]], variants=variants,
                                  limit=s["limit"], seed=s["seed"], prediction=s["prediction"])
             try:
-                run = run_audit(config, model=self.model(s["model"]))
+                run = run_audit(config, model=self.model(s["model"]), progress=self.progress)
             except UserInputError as exc:
                 pytest.fail(f"sce-checks: {exc}", pytrace=False)
             for r in run.results:
@@ -83,6 +83,21 @@ class SCESession:
                 if result.get(name) is not None:
                     node.user_properties.append((f"sce:{result.dataset}/{result.variant}:{name}", result.get(name)))
         return result
+
+    def progress(self, message: str) -> None:
+        """Progress of long model runs, shown live even while pytest captures output (the
+        capture is suspended for the line, like pytest's own live logging); quiet with -q."""
+        if self.config.getoption("verbose", 0) < 0:
+            return
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if tr is None:
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                tr.write_line(f"[sce-checks] {message}")
+        else:
+            tr.write_line(f"[sce-checks] {message}")
 
     @property
     def results(self) -> list:
