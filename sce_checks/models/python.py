@@ -1,0 +1,252 @@
+"""The ``python:<module>:<attr>`` backend: audit anything reachable from Python.
+
+``attr`` (dotted paths allowed) names either
+
+* a plain function ``f(messages) -> str`` taking one OpenAI-style conversation; it is wrapped
+  in `FunctionModel`, which calls it once per conversation (decoding parameters are not passed:
+  a function has no sampling knobs we could set); or
+* an object with a batched ``chat(conversations, decoding) -> list[str]`` and optionally
+  ``score_options(conversations, options)`` and ``identity()``; or a class with such methods,
+  instantiated with no arguments.
+
+The module is imported with the current working directory first on ``sys.path``, then the
+entries of ``PYTHONPATH`` (so ``python:my_models:f`` finds ``./my_models.py`` as a user would
+expect). The identity includes the sha256 of the module's source file, so editing the model
+invalidates its cached answers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import inspect
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sce_checks.errors import BackendError, SceError, UserInputError
+from sce_checks.models.base import ChatModel, Conversation, Decoding
+
+__all__ = ["FunctionModel", "PythonObjectModel", "load_python_model"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _sha256_of(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _search_dirs() -> list[str]:
+    """The current directory, then PYTHONPATH entries: the places a user's module is looked for."""
+    dirs = [os.getcwd()]
+    dirs += [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    return list(dict.fromkeys(os.path.abspath(d) for d in dirs))
+
+
+def _import_module(module_name: str, spec: str) -> Any:
+    dirs = _search_dirs()
+    # Kept on sys.path after the import: the user's module may import its neighbours lazily.
+    for entry in reversed(dirs):
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # a module written since the last import must be seen
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise UserInputError(
+                f"model spec {spec!r}: module {module_name!r} not found; looked in "
+                f"{', '.join(dirs)} and the installed packages ({_one_line(exc)})"
+            ) from None
+        raise UserInputError(_failure_inside(module_name, spec, exc)) from None
+    except Exception as exc:  # anything the user's module raised while being imported
+        raise UserInputError(_failure_inside(module_name, spec, exc)) from None
+
+
+def _failure_inside(module_name: str, spec: str, exc: BaseException) -> str:
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" at {exc.filename}:{exc.lineno}"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if "importlib" not in f.filename and not f.filename.startswith("<frozen")]
+        if frames:
+            where = f" at {frames[-1].filename}:{frames[-1].lineno}"
+    return (
+        f"model spec {spec!r}: importing module {module_name!r} failed inside the module{where}: "
+        f"{type(exc).__name__}: {_one_line(exc)}"
+    )
+
+
+def _resolve(module: Any, attr: str, spec: str) -> Any:
+    obj = module
+    walked = module.__name__
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=5, cutoff=0.5)
+            hint = f"close names: {', '.join(close)}" if close else (
+                f"it defines: {', '.join(names[:15])}{', ...' if len(names) > 15 else ''}" if names
+                else "it defines no public names"
+            )
+            raise UserInputError(f"model spec {spec!r}: {walked!r} has no attribute {part!r}; {hint}")
+        obj = getattr(obj, part)
+        walked = f"{walked}.{part}"
+    return obj
+
+
+def _definition_file(obj: Any) -> str | None:
+    target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
+    try:
+        return inspect.getsourcefile(target) or inspect.getfile(target)
+    except (TypeError, OSError):
+        return None
+
+
+def load_python_model(target: str) -> ChatModel:
+    """Load the function or object that ``python:<target>`` names (``target`` is "module:attr").
+
+    Raises `UserInputError` (one line) when the module cannot be imported, the attribute is
+    missing, or the object is neither callable nor has a ``chat`` method.
+    """
+    spec = f"python:{target}"
+    module_name, colon, attr = target.partition(":")
+    if not colon or not module_name or not attr:
+        raise UserInputError(
+            f"malformed model spec {spec!r}: expected 'python:<module>:<attr>', for example 'python:my_models:classify'"
+        )
+    module = _import_module(module_name, spec)
+    obj = _resolve(module, attr, spec)
+
+    if inspect.isclass(obj):
+        if not callable(getattr(obj, "chat", None)):
+            raise UserInputError(
+                f"model spec {spec!r}: class {obj.__name__} has no 'chat' method; accepted: a function "
+                "f(messages) -> str, or an object or class with a batched chat(conversations, decoding)"
+            )
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise UserInputError(
+                f"model spec {spec!r}: could not instantiate {attr} with no arguments: "
+                f"{type(exc).__name__}: {_one_line(exc)}"
+            ) from None
+
+    identity: dict[str, Any] = {
+        "backend": "python",
+        "target": target,
+        "source_sha256": _sha256_of(getattr(module, "__file__", None)),
+    }
+    definition = _definition_file(obj)
+    if definition and os.path.abspath(definition) != os.path.abspath(getattr(module, "__file__", "") or ""):
+        identity["definition_file"] = os.path.basename(definition)
+        identity["definition_sha256"] = _sha256_of(definition)
+
+    if callable(getattr(obj, "chat", None)):
+        return PythonObjectModel(obj, spec, identity)
+    if callable(obj):
+        return FunctionModel(obj, spec, identity)
+    raise UserInputError(
+        f"model spec {spec!r}: {attr} is a {type(obj).__name__}, neither callable nor with a 'chat' method; "
+        "accepted: a function f(messages) -> str, or an object or class with a batched chat(conversations, decoding)"
+    )
+
+
+class FunctionModel:
+    """Batched ``chat`` over a plain ``f(messages) -> str``, one call per conversation."""
+
+    def __init__(self, fn: Callable[[Conversation], str], spec: str, identity: dict[str, Any]) -> None:
+        self.fn = fn
+        self.spec = spec
+        self._identity = dict(identity)
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
+        replies: list[str] = []
+        for index, conversation in enumerate(conversations):
+            messages = [dict(message) for message in conversation]  # the function may mutate its copy
+            try:
+                reply = self.fn(messages)
+            except Exception as exc:
+                raise BackendError(
+                    f"model {self.spec!r} raised {type(exc).__name__} on conversation {index}: {_one_line(exc)}"
+                ) from exc
+            if not isinstance(reply, str):
+                raise BackendError(
+                    f"model {self.spec!r} returned a {type(reply).__name__} for conversation {index}; "
+                    "a python model function must return the reply as a str"
+                )
+            replies.append(reply)
+        return replies
+
+    def __repr__(self) -> str:
+        return f"FunctionModel({self.spec!r})"
+
+
+class PythonObjectModel:
+    """A thin wrapper around a user object with a batched ``chat``: gives it an identity that
+    includes the source hash, and checks what it returns."""
+
+    def __init__(self, obj: Any, spec: str, identity: dict[str, Any]) -> None:
+        self.obj = obj
+        self.spec = spec
+        self._identity = dict(identity)
+
+    def identity(self) -> dict[str, Any]:
+        own = getattr(self.obj, "identity", None)
+        merged = dict(own()) if callable(own) else {}
+        merged.update(self._identity)  # backend/target/source hash always ours: the cache relies on them
+        return merged
+
+    def can_score(self) -> bool:
+        return callable(getattr(self.obj, "score_options", None))
+
+    def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
+        conversations = list(conversations)
+        replies = list(self._call("chat", self.obj.chat, conversations, decoding))
+        if len(replies) != len(conversations):
+            raise BackendError(
+                f"model {self.spec!r}: chat returned {len(replies)} replies for {len(conversations)} conversations"
+            )
+        for index, reply in enumerate(replies):
+            if not isinstance(reply, str):
+                raise BackendError(
+                    f"model {self.spec!r}: chat returned a {type(reply).__name__} for conversation {index}, not a str"
+                )
+        return replies
+
+    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
+        if not self.can_score():
+            raise UserInputError(f"model {self.spec!r} has no score_options method; use prediction mode 'generate'")
+        conversations = list(conversations)
+        rows = list(self._call("score_options", self.obj.score_options, conversations, list(options)))
+        if len(rows) != len(conversations):
+            raise BackendError(
+                f"model {self.spec!r}: score_options returned {len(rows)} rows for {len(conversations)} conversations"
+            )
+        return [list(row) for row in rows]
+
+    def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except SceError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"model {self.spec!r}: {name} raised {type(exc).__name__}: {_one_line(exc)}") from exc
+
+    def __repr__(self) -> str:
+        return f"PythonObjectModel({self.spec!r})"

@@ -1,0 +1,259 @@
+"""The SQLite response cache and the CachedModel wrapper: real files, real processes."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import sqlite3
+import warnings
+from pathlib import Path
+
+import pytest
+
+from sce_checks.errors import BackendError, UserInputError
+from sce_checks.models.base import Decoding, supports_scoring
+from sce_checks.models.cache import CacheCorruptionWarning, CachedModel, ResponseCache, cache_key
+from sce_checks.paths import cache_root
+
+GREEDY = Decoding()
+SAMPLED = Decoding(temperature=0.7)
+
+
+def conv(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+class EchoModel:
+    """Replies with the upper-cased last message; records every batch it receives."""
+
+    def __init__(self, name: str = "echo") -> None:
+        self.name = name
+        self.batches: list[list[str]] = []
+        self.score_batches: list[list[str]] = []
+
+    def identity(self):
+        return {"backend": "test", "model": self.name}
+
+    def chat(self, conversations, decoding):
+        texts = [c[-1]["content"] for c in conversations]
+        self.batches.append(texts)
+        return [t.upper() for t in texts]
+
+    def score_options(self, conversations, options):
+        texts = [c[-1]["content"] for c in conversations]
+        self.score_batches.append(texts)
+        # the first option is impossible: exercises -inf through JSON and SQLite
+        return [[-math.inf] + [-float(len(t) + i) for i in range(1, len(options))] for t in texts]
+
+
+class ChatOnly:
+    def chat(self, conversations, decoding):
+        return ["x" for _ in conversations]
+
+
+@pytest.fixture
+def store(tmp_path):
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    yield cache
+    cache.close()
+
+
+def test_second_identical_run_makes_zero_inner_calls(tmp_path):
+    batch = [conv("a"), conv("b"), conv("c")]
+    first_inner = EchoModel()
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        first = CachedModel(first_inner, cache).chat(batch, GREEDY)
+    assert first == ["A", "B", "C"] and len(first_inner.batches) == 1
+
+    # a new process would open the file afresh: do the same
+    second_inner = EchoModel()
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        model = CachedModel(second_inner, cache)
+        assert model.chat(batch, GREEDY) == first
+    assert second_inner.batches == []
+    assert model.stats.cache_hits == 3 and model.stats.chat_calls == 0
+
+
+def test_only_misses_are_sent_in_one_batch_and_order_is_kept(store):
+    inner = EchoModel()
+    model = CachedModel(inner, store)
+    model.chat([conv("a"), conv("b")], GREEDY)
+    assert model.chat([conv("c"), conv("a"), conv("d"), conv("b")], GREEDY) == ["C", "A", "D", "B"]
+    assert inner.batches == [["a", "b"], ["c", "d"]]
+    assert model.stats.chat_calls == 2 and model.stats.chat_conversations == 4 and model.stats.cache_hits == 2
+
+
+def test_duplicates_in_one_batch_are_sent_once(store):
+    inner = EchoModel()
+    model = CachedModel(inner, store)
+    assert model.chat([conv("a"), conv("b"), conv("a"), conv("a")], GREEDY) == ["A", "B", "A", "A"]
+    assert inner.batches == [["a", "b"]]
+    assert len(store) == 2
+
+
+def test_sampling_requests_bypass_the_cache(store):
+    inner = EchoModel()
+    model = CachedModel(inner, store)
+    model.chat([conv("a"), conv("a")], SAMPLED)
+    model.chat([conv("a")], SAMPLED)
+    assert inner.batches == [["a", "a"], ["a"]]  # sent every time, duplicates included
+    assert len(store) == 0 and model.stats.cache_hits == 0
+
+
+def test_key_covers_identity_decoding_and_whole_conversation(store):
+    inner = EchoModel()
+    CachedModel(inner, store).chat([conv("a")], GREEDY)
+    CachedModel(inner, store).chat([conv("a")], Decoding(max_new_tokens=8))  # other decoding
+    CachedModel(EchoModel("other"), store).chat([conv("a")], GREEDY)  # other backend identity
+    longer = [{"role": "system", "content": "be brief"}, *conv("a")]
+    CachedModel(inner, store).chat([longer], GREEDY)  # same last message, other conversation
+    assert len(store) == 4
+    assert cache_key({"m": 1}, "chat", conv("a"), GREEDY.as_dict()) != cache_key(
+        {"m": 1}, "score", conv("a"), GREEDY.as_dict()
+    )
+    # canonical: key order inside the identity does not matter
+    assert cache_key({"a": 1, "b": 2}, "chat", conv("a"), {}) == cache_key({"b": 2, "a": 1}, "chat", conv("a"), {})
+
+
+def test_scores_with_minus_infinity_round_trip(tmp_path):
+    path = tmp_path / "r.sqlite"
+    options = ['{"answer": "no"}', '{"answer": "yes"}']
+    with ResponseCache(path) as cache:
+        first = CachedModel(EchoModel(), cache).score_options([conv("ab")], options)
+    assert first == [[-math.inf, -3.0]]
+    inner = EchoModel()
+    with ResponseCache(path) as cache:
+        again = CachedModel(inner, cache).score_options([conv("ab")], options)
+        assert cache.get_many(["nope"]) == {}
+        cache.put_many([("k", [float("-inf"), 0.5])])
+        assert cache.get_many(["k"]) == {"k": [-math.inf, 0.5]}
+    assert again == first and inner.score_batches == []
+
+
+def test_scoring_only_when_the_inner_model_scores(store):
+    assert supports_scoring(CachedModel(EchoModel(), store))
+    chat_only = CachedModel(ChatOnly(), store)
+    assert chat_only.can_score() is False and not supports_scoring(chat_only)
+    with pytest.raises(UserInputError, match="score_options"):
+        chat_only.score_options([conv("a")], ["x", "y"])
+    assert chat_only.identity() == {"backend": "ChatOnly"}
+
+
+def test_no_cache_passes_through(tmp_path):
+    inner = EchoModel()
+    model = CachedModel(inner, None)
+    model.chat([conv("a")], GREEDY)
+    model.chat([conv("a")], GREEDY)
+    assert inner.batches == [["a"], ["a"]] and model.stats.chat_calls == 2
+    assert model.identity() == inner.identity()
+    assert model.score_options([conv("a")], ["x", "y"]) == [[-math.inf, -2.0]]
+
+
+def test_replies_are_stored_per_batch_so_an_interrupted_run_resumes(store):
+    class Flaky(EchoModel):
+        def chat(self, conversations, decoding):
+            if any(c[-1]["content"] == "boom" for c in conversations):
+                raise BackendError("server went away")
+            return super().chat(conversations, decoding)
+
+    inner = Flaky()
+    model = CachedModel(inner, store)
+    model.chat([conv("a"), conv("b")], GREEDY)
+    with pytest.raises(BackendError):
+        model.chat([conv("boom")], GREEDY)
+    resumed = EchoModel()
+    CachedModel(resumed, store).chat([conv("a"), conv("b"), conv("c")], GREEDY)
+    assert resumed.batches == [["c"]]
+
+
+def test_malformed_backend_output_is_an_error_not_cached(store):
+    class Short(EchoModel):
+        def chat(self, conversations, decoding):
+            return ["only one"]
+
+    with pytest.raises(BackendError, match="1 replies for 2"):
+        CachedModel(Short(), store).chat([conv("a"), conv("b")], GREEDY)
+    assert len(store) == 0
+
+
+def test_clear_empties(store):
+    store.put_many({"a": "1", "b": "2"})
+    assert len(store) == 2
+    store.clear()
+    assert len(store) == 0 and store.get_many(["a", "b"]) == {}
+
+
+def test_garbage_file_is_set_aside_with_one_warning(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    garbage = b"this is not sqlite at all\n" * 100
+    path.write_bytes(garbage)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache = ResponseCache(path)
+    relevant = [w for w in caught if issubclass(w.category, CacheCorruptionWarning)]
+    assert len(relevant) == 1
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("responses.sqlite.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == garbage
+    message = str(relevant[0].message)
+    assert str(path) in message and str(aside[0]) in message
+    # the fresh cache works
+    inner = EchoModel()
+    CachedModel(inner, cache).chat([conv("a")], GREEDY)
+    CachedModel(inner, cache).chat([conv("a")], GREEDY)
+    assert inner.batches == [["a"]] and len(cache) == 1
+    cache.close()
+
+
+def test_corruption_found_during_use_recovers(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    cache = ResponseCache(path)
+    cache.put_many({"a": "A"})
+    # the file is clobbered under an open cache: its next query meets a non-database
+    cache._conn.close()
+    for companion in (tmp_path / "responses.sqlite-wal", tmp_path / "responses.sqlite-shm"):
+        companion.unlink(missing_ok=True)
+    path.write_bytes(b"\x00garbage" * 512)
+    cache._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    with pytest.warns(CacheCorruptionWarning, match="corrupt-"):
+        assert cache.get_many(["a"]) == {}
+    cache.put_many({"b": "B"})
+    assert cache.get_many(["a", "b"]) == {"b": "B"}
+    cache.close()
+
+
+def _writer(path: str, worker: int, n: int, start) -> None:
+    start.wait()
+    cache = ResponseCache(Path(path))
+    for batch in range(0, n, 10):
+        cache.put_many({f"{worker}-{i}": f"reply {worker} {i}" for i in range(batch, batch + 10)})
+        cache.get_many([f"{worker}-{batch}"])
+    cache.close()
+
+
+def test_concurrent_writer_processes_lose_nothing(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    # no file yet: the workers also race on creating it and switching it to WAL
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    workers, n = 3, 300
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(str(path), w, n, start)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * workers
+    with ResponseCache(path) as cache:
+        assert len(cache) == workers * n
+        got = cache.get_many(f"{w}-{i}" for w in range(workers) for i in range(n))
+    assert got == {f"{w}-{i}": f"reply {w} {i}" for w in range(workers) for i in range(n)}
+
+
+def test_default_location_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "deep" / "cache"))
+    assert cache_root() == tmp_path / "deep" / "cache" and cache_root().is_dir()
+    with ResponseCache() as cache:
+        assert cache.path == tmp_path / "deep" / "cache" / "responses.sqlite"
+        cache.put_many({"k": "v"})
+    assert (tmp_path / "deep" / "cache" / "responses.sqlite").is_file()
