@@ -1,0 +1,417 @@
+"""The ``hf:<hub id or local dir>`` backend: a transformers causal LM driven through its chat
+template.
+
+* ``chat``: left-padded batched generation in chunks of ``batch_size`` (conversations sorted by
+  prompt length so a chunk holds similar lengths; the order of the replies is restored). Greedy at
+  temperature 0. At temperature > 0 it samples, seeding torch's global generator with
+  ``Decoding.seed`` once per call when a seed is given: reproducible for the same batch, batch
+  size, device and versions, not across them (the sampled tokens depend on the batch layout).
+* ``score_options``: the log-probability of each option being the assistant's WHOLE reply, that
+  is the tokens the chat template writes for an assistant turn after the generation prompt, up to
+  and including the end-of-turn token (so "Yes" and "Yes, but" are told apart). The prompt is run
+  ONCE per conversation: a batch of left-padded prompts (extended by the options' common token
+  prefix) fills the KV cache, the cache is repeated once per option, and the options' remaining
+  tokens run right-padded in one batched forward. Log-probabilities are taken in fp32.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from sce_checks.errors import BackendError, UserInputError
+from sce_checks.models.base import CallStats, Conversation, Decoding
+from sce_checks.models.fingerprint import folder_fingerprint, parameters_fingerprint
+
+__all__ = ["HFChatModel", "quiet_progress", "resolve_device", "resolve_dtype"]
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else as given."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str | None, device: str) -> Any:
+    """``None`` -> float32 on CPU/MPS (exact, and what the SCE papers used), bfloat16 on CUDA."""
+    import torch
+
+    if dtype in (None, "", "auto"):
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype not in _DTYPES:
+        raise UserInputError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPES)}")
+    return getattr(torch, dtype)
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide transformers' per-load progress bars (they would clutter the audit's output)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _one_line(text: object, limit: int = 240) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@dataclass
+class _ScoreItem:
+    prompt: list[int]  # prompt tokens, extended by the options' common prefix
+    prefix: list[int]  # that common prefix (scored from the prompt pass)
+    rests: list[list[int]]  # per option, the tokens after the prefix (each non-empty)
+
+
+class HFChatModel:
+    """A transformers causal LM with a chat template, as a batched `ChatModel` with scoring."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        path: str | None = None,
+        batch_size: int = 8,
+        fingerprint: str | None = None,
+    ) -> None:
+        """Wrap an already-loaded ``model`` (on its device, in its dtype) and ``tokenizer``.
+
+        ``fingerprint`` defaults to one of ``path``'s files when given, else to a hash of the
+        parameters themselves.
+        """
+        if batch_size < 1:
+            raise UserInputError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.path = path
+        self.batch_size = int(batch_size)
+        if fingerprint is None:
+            fingerprint = folder_fingerprint(path) if path else parameters_fingerprint(model)
+        self.fingerprint = fingerprint
+        self.stats = CallStats()
+        first = next(model.parameters())
+        self.device = first.device
+        self.dtype = first.dtype
+        pad = tokenizer.pad_token_id
+        self.pad_id: int = pad if pad is not None else (tokenizer.eos_token_id or 0)
+        self._stop_ids: list[int] | None = None
+        self._takes_logits_to_keep: bool | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str, options: Any) -> "HFChatModel":
+        """Load tokenizer and model from a local folder or a hub id (the same code path: files
+        already in the local Hugging Face cache load offline). ``options`` is a `ModelOptions`."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        trust = bool(options.trust_remote_code)
+        try:
+            with quiet_progress():
+                tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust)
+                model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust)
+        except OSError as exc:  # missing folder, unknown/uncached repo, missing weights files
+            raise UserInputError(
+                f"model 'hf:{path_or_id}' could not be loaded: it is neither a local folder with "
+                f"model weights nor a model in the local Hugging Face cache ({_one_line(exc)}); "
+                "pass a folder holding config.json, the tokenizer files and the weights "
+                f"(*.safetensors), or download the model once with `hf download {path_or_id}`"
+            ) from None
+        try:
+            model = model.to(torch.device(device))
+        except (RuntimeError, AssertionError) as exc:
+            raise UserInputError(f"model 'hf:{path_or_id}': device {device!r} is not usable ({_one_line(exc)})") from None
+        resolved = _resolve_folder(path_or_id)
+        return cls(
+            model,
+            tokenizer,
+            name=path_or_id,
+            path=resolved,
+            batch_size=options.batch_size,
+            fingerprint=folder_fingerprint(resolved) if resolved else parameters_fingerprint(model),
+        )
+
+    def identity(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        return {
+            "backend": "hf",
+            "model": self.name,
+            "path": self.path,
+            "fingerprint": self.fingerprint,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "batch_size": self.batch_size,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
+
+    # -- templating ------------------------------------------------------------------------
+
+    def _template(self, conversation: Conversation, generation_prompt: bool) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise UserInputError(
+                f"model {self.name!r} has no chat template (tokenizer_config.json / "
+                "chat_template.jinja); sce-checks needs an instruction-tuned model with one"
+            )
+        return self.tokenizer.apply_chat_template(
+            list(conversation), tokenize=False, add_generation_prompt=generation_prompt
+        )
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, conversation: Conversation) -> list[int]:
+        """Tokens of the conversation followed by the assistant generation prompt."""
+        return self._encode(self._template(conversation, generation_prompt=True))
+
+    def stop_ids(self) -> list[int]:
+        """EOS ids (tokenizer and generation config) and the template's end-of-turn token, i.e.
+        the first special token the template writes after an assistant reply."""
+        if self._stop_ids is None:
+            ids: list[int] = []
+            eos = self.tokenizer.eos_token_id
+            if eos is not None:
+                ids.append(eos)
+            config_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+            ids += [config_eos] if isinstance(config_eos, int) else list(config_eos or [])
+            probe = [{"role": "user", "content": "Hi"}]
+            tail = self._template_continuation(probe, "Hello", self.prompt_ids(probe))
+            special = set(self.tokenizer.all_special_ids)
+            if tail is not None:
+                reply_len = len(self._encode("Hello"))
+                ids += [t for t in tail[reply_len:] if t in special][:1]
+            self._stop_ids = list(dict.fromkeys(ids))
+        return self._stop_ids
+
+    def _template_continuation(self, conversation: Conversation, option: str, prompt: list[int]) -> list[int] | None:
+        """What the template adds after the generation prompt for the assistant reply ``option``,
+        or None when the templated prompt is not a token prefix of the templated reply."""
+        full = self._encode(self._template(list(conversation) + [{"role": "assistant", "content": option}], False))
+        if len(full) <= len(prompt) or full[: len(prompt)] != prompt:
+            return None
+        return full[len(prompt) :]
+
+    def continuation_ids(self, conversation: Conversation, option: str, prompt: list[int]) -> list[int]:
+        """The tokens scored for ``option`` as the whole assistant reply: the template's assistant
+        turn after the generation prompt, cut after its first stop token (generation would stop
+        there). Fallback when the template does not extend the prompt: the option's own tokens
+        followed by EOS."""
+        stops = set(self.stop_ids())
+        tokens = self._template_continuation(conversation, option, prompt)
+        if tokens is None:
+            eos = self.tokenizer.eos_token_id
+            tokens = self._encode(option) + ([eos] if eos is not None else [])
+        for index, token in enumerate(tokens):
+            if token in stops:
+                return tokens[: index + 1]
+        return tokens
+
+    # -- generation ------------------------------------------------------------------------
+
+    def _left_pad(self, rows: list[list[int]]) -> tuple[Any, Any, Any]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            if row:
+                ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+                mask[i, width - len(row) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids.to(self.device), mask.to(self.device), positions.to(self.device)
+
+    def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
+        import torch
+
+        if not conversations:
+            return []
+        prompts = [self.prompt_ids(c) for c in conversations]
+        stops = self.stop_ids()
+        sample = decoding.temperature > 0
+        settings: dict[str, Any] = {
+            "max_new_tokens": decoding.max_new_tokens,
+            "do_sample": sample,
+            "eos_token_id": stops,
+            "pad_token_id": self.pad_id,
+        }
+        if sample:
+            settings.update(temperature=decoding.temperature, top_p=decoding.top_p, top_k=0)
+            if decoding.seed is not None:
+                torch.manual_seed(decoding.seed)
+        else:
+            settings.update(temperature=None, top_p=None, top_k=None)
+        replies: list[str] = [""] * len(conversations)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        self.stats.chat_calls += 1
+        self.stats.chat_conversations += len(conversations)
+        stop_set = set(stops)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            ids, mask, _ = self._left_pad([prompts[i] for i in chunk])
+            try:
+                with torch.inference_mode():
+                    out = self.model.generate(input_ids=ids, attention_mask=mask, **settings)
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"model {self.name!r}: generation failed ({_one_line(exc)})") from exc
+            for row, index in enumerate(chunk):
+                new = out[row, ids.shape[1] :].tolist()
+                for cut, token in enumerate(new):
+                    if token in stop_set:
+                        new = new[:cut]
+                        break
+                self._count("generated_tokens", len(new))
+                replies[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return replies
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def _score_item(self, conversation: Conversation, options: Sequence[str]) -> _ScoreItem:
+        prompt = self.prompt_ids(conversation)
+        conts = [self.continuation_ids(conversation, o, prompt) for o in options]
+        # Share the common token prefix, but leave every option at least one token of its own,
+        # scored from the logits the prefix pass leaves (also when two options are identical).
+        shared = 0
+        limit = min(len(c) for c in conts) - 1
+        while shared < limit and all(c[shared] == conts[0][shared] for c in conts):
+            shared += 1
+        prefix = conts[0][:shared]
+        return _ScoreItem(prompt + prefix, prefix, [c[shared:] for c in conts])
+
+    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
+        """Log-probability (natural log, summed over tokens) of each option being the whole
+        assistant reply to each conversation; one row per conversation, one column per option."""
+        options = list(options)
+        if not conversations:
+            return []
+        if not options:
+            raise UserInputError("score_options needs at least one option")
+        items = [self._score_item(c, options) for c in conversations]
+        order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
+        self.stats.score_calls += 1
+        self.stats.score_conversations += len(conversations)
+        scores: list[list[float]] = [[] for _ in items]
+        # batch_size prompts per pass; the option pass then has batch_size x len(options) rows,
+        # but only the options' few tokens each
+        per_chunk = self.batch_size
+        started = time.perf_counter()
+        for start in range(0, len(order), per_chunk):
+            chunk = order[start : start + per_chunk]
+            try:
+                rows = self._score_chunk([items[i] for i in chunk], len(options))
+            except RuntimeError as exc:
+                raise BackendError(f"model {self.name!r}: option scoring failed ({_one_line(exc)})") from exc
+            for index, row in zip(chunk, rows):
+                scores[index] = row
+        self._count("score_ms", int((time.perf_counter() - started) * 1000))
+        return scores
+
+    def _forward(self, keep: int | None = None, **inputs: Any) -> Any:
+        if keep is not None:
+            if self._takes_logits_to_keep is None:
+                import inspect
+
+                self._takes_logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+            if self._takes_logits_to_keep:
+                inputs["logits_to_keep"] = keep
+        return self.model(**inputs)
+
+    def _score_chunk(self, items: list[_ScoreItem], n_options: int) -> list[list[float]]:
+        import torch
+
+        with torch.inference_mode():
+            # 1. The (extended) prompts, once each, left-padded so they all end at the last column.
+            ids, mask, positions = self._left_pad([item.prompt for item in items])
+            keep = max(len(item.prefix) for item in items) + 1
+            out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            logits = out.logits[:, -keep:, :].float()
+            prompt_logp = torch.log_softmax(logits, dim=-1)  # column keep-1 predicts the first rest token
+            self._count("prompt_tokens", int(mask.sum()))
+
+            totals = torch.zeros((len(items), n_options), dtype=torch.float64)
+            for b, item in enumerate(items):
+                c = len(item.prefix)
+                if c:
+                    cols = torch.arange(keep - 1 - c, keep - 1)
+                    prefix_lp = prompt_logp[b, cols, torch.tensor(item.prefix)].double().sum()
+                    totals[b, :] += prefix_lp.cpu()
+                firsts = torch.tensor([rest[0] for rest in item.rests])
+                totals[b, :] += prompt_logp[b, keep - 1, firsts].double().cpu()
+
+            # 2. The options' remaining tokens, right-padded, on a copy of the cache per option.
+            width = max(len(rest) for item in items for rest in item.rests) - 1
+            if width == 0:
+                return totals.tolist()
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n_options)
+            rows = len(items) * n_options
+            rest_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+            rest_mask = torch.zeros((rows, width), dtype=torch.long)
+            rest_pos = torch.zeros((rows, width), dtype=torch.long)
+            lengths = mask.sum(-1).tolist()
+            for b, item in enumerate(items):
+                for j, rest in enumerate(item.rests):
+                    r = b * n_options + j
+                    fed = rest[:-1]  # the last token is predicted, never fed
+                    if fed:
+                        rest_ids[r, : len(fed)] = torch.tensor(fed)
+                        rest_mask[r, : len(fed)] = 1
+                    rest_pos[r] = lengths[b] + torch.arange(width)
+            full_mask = torch.cat([mask.repeat_interleave(n_options, dim=0), rest_mask.to(self.device)], dim=1)
+            out2 = self._forward(
+                None,
+                input_ids=rest_ids.to(self.device),
+                attention_mask=full_mask,
+                position_ids=rest_pos.to(self.device),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            rest_logp = torch.log_softmax(out2.logits.float(), dim=-1)
+            self._count("option_tokens", int(rest_mask.sum()))
+            for b, item in enumerate(items):
+                for j, rest in enumerate(item.rests):
+                    if len(rest) > 1:
+                        r = b * n_options + j
+                        targets = torch.tensor(rest[1:], device=rest_logp.device)
+                        cols = torch.arange(len(rest) - 1, device=rest_logp.device)
+                        totals[b, j] += rest_logp[r, cols, targets].double().sum().cpu()
+        return totals.tolist()
+
+    def _count(self, key: str, value: int) -> None:
+        self.stats.extra[key] = self.stats.extra.get(key, 0) + value
+
+
+def _resolve_folder(path_or_id: str) -> str | None:
+    """The local folder the files were loaded from: the folder itself, or the hub cache snapshot."""
+    local = Path(path_or_id).expanduser()
+    if local.is_dir():
+        return str(local.resolve())
+    try:
+        from transformers.utils import cached_file
+
+        config = cached_file(path_or_id, "config.json", local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return str(Path(config).parent) if config else None

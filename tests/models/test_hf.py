@@ -1,0 +1,206 @@
+"""The transformers backend on a tiny random Llama with the real SmolLM2 tokenizer (conftest)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sce_checks.errors import UserInputError  # noqa: E402
+from sce_checks.models import Decoding, ModelOptions, load_model, supports_scoring  # noqa: E402
+from sce_checks.models.fingerprint import folder_fingerprint  # noqa: E402
+from sce_checks.models.hf import HFChatModel  # noqa: E402
+
+SHORT = [{"role": "user", "content": "Hi"}]
+MEDIUM = [{"role": "user", "content": "Is this respondent's yearly income below or above $50,000? Age 40."}]
+LONG = [
+    {"role": "system", "content": "You are a careful assistant that answers in JSON."},
+    {"role": "user", "content": "Record:\n- Age (years): 33\n- Education: Bachelor's degree\nIncome?"},
+]
+MULTI_TURN = [
+    {"role": "user", "content": "Predict the label of this record: age 50, doctorate."},
+    {"role": "assistant", "content": '{"answer": "Above $50,000"}'},
+    {"role": "user", "content": "Now revise the record so that your answer would have been Below."},
+]
+CONVERSATIONS = [MEDIUM, SHORT, LONG, MULTI_TURN, [{"role": "user", "content": "Tell me a story about a cat."}]]
+
+
+def naive_greedy(model: HFChatModel, conversation, max_new_tokens: int) -> str:
+    """Greedy decoding by hand: one full, unpadded forward per new token."""
+    ids = model.prompt_ids(conversation)
+    start, stops = len(ids), set(model.stop_ids())
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = model.model(torch.tensor([ids])).logits[0, -1]
+            token = int(logits.argmax())
+            if token in stops:
+                break
+            ids.append(token)
+    return model.tokenizer.decode(ids[start:], skip_special_tokens=True).strip()
+
+
+def naive_option_logprob(model: HFChatModel, conversation, option: str) -> float:
+    """log p(option as the whole reply): template the assistant turn, keep the tokens after the
+    generation prompt up to and including <|im_end|>, sum their log-probs from one full forward."""
+    tok = model.tokenizer
+    prompt_text = tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    full_text = tok.apply_chat_template(conversation + [{"role": "assistant", "content": option}], tokenize=False)
+    prompt = tok(prompt_text, add_special_tokens=False)["input_ids"]
+    full = tok(full_text, add_special_tokens=False)["input_ids"]
+    assert full[: len(prompt)] == prompt
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    cont = full[len(prompt) :]
+    cont = cont[: cont.index(end) + 1]
+    with torch.no_grad():
+        logits = model.model(torch.tensor([prompt + cont])).logits[0].double()
+    logp = torch.log_softmax(logits, dim=-1)
+    return sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(cont))
+
+
+def test_batched_generation_equals_one_by_one_and_a_naive_greedy_loop(tiny_model):
+    decoding = Decoding(max_new_tokens=10)
+    batched = tiny_model.chat(CONVERSATIONS, decoding)  # batch_size 4: two chunks, mixed lengths
+    singles = [tiny_model.chat([c], decoding)[0] for c in CONVERSATIONS]
+    assert batched == singles
+    assert batched == [naive_greedy(tiny_model, c, 10) for c in CONVERSATIONS]
+    assert sum(1 for r in batched if r) >= 3  # the comparison is not between empty strings
+    assert len(set(batched)) > 1  # different prompts, different replies: order was restored
+
+
+def test_chat_counts_work_and_handles_an_empty_batch(tiny_model_dir):
+    model = load_model(f"hf:{tiny_model_dir}")
+    assert model.chat([], Decoding()) == []
+    model.chat([SHORT, MEDIUM], Decoding(max_new_tokens=3))
+    assert model.stats.chat_calls == 1 and model.stats.chat_conversations == 2
+    assert 0 < model.stats.extra["generated_tokens"] <= 6
+
+
+def test_sampling_is_reproducible_from_the_seed(tiny_model):
+    first = tiny_model.chat(CONVERSATIONS, Decoding(temperature=1.0, max_new_tokens=8, seed=7))
+    again = tiny_model.chat(CONVERSATIONS, Decoding(temperature=1.0, max_new_tokens=8, seed=7))
+    other = tiny_model.chat(CONVERSATIONS, Decoding(temperature=1.0, max_new_tokens=8, seed=8))
+    assert first == again
+    assert first != other
+
+
+OPTIONS = [
+    '{"answer": "Below $50,000"}',
+    '{"answer": "Above $50,000"}',
+    '{"answer": "Below"}',  # shorter, same prefix
+    "Yes",  # shares nothing
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_option_scores_equal_a_naive_full_forward_per_option(tiny_model_dir, batch_size):
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=batch_size))
+    scores = model.score_options(CONVERSATIONS, OPTIONS)
+    expected = [[naive_option_logprob(model, c, o) for o in OPTIONS] for c in CONVERSATIONS]
+    # fp32 forward passes against a float64 softmax: rounding grows with the size of the sum
+    assert torch.allclose(torch.tensor(scores, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=1e-4, rtol=1e-6)
+    assert all(math.isfinite(s) and s < 0 for row in scores for s in row)
+    assert model.stats.score_calls == 1 and model.stats.score_conversations == len(CONVERSATIONS)
+
+
+def test_option_continuation_is_the_reply_and_the_end_of_turn_token(tiny_model):
+    prompt = tiny_model.prompt_ids(SHORT)
+    cont = tiny_model.continuation_ids(SHORT, '{"answer": "Below"}', prompt)
+    assert tiny_model.tokenizer.decode(cont) == '{"answer": "Below"}<|im_end|>'
+    assert tiny_model.stop_ids() == [tiny_model.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+
+def test_identical_options_and_single_token_options_score_alike(tiny_model):
+    single = tiny_model.score_options([SHORT, LONG], ["A", "A", "B"])
+    for row, conv in zip(single, [SHORT, LONG]):
+        assert row[0] == pytest.approx(row[1], abs=1e-6)
+        assert row[2] == pytest.approx(naive_option_logprob(tiny_model, conv, "B"), abs=1e-4)
+
+
+def test_scoring_is_offered(tiny_model):
+    assert supports_scoring(tiny_model)
+    assert tiny_model.score_options([], ["a"]) == []
+
+
+def test_missing_folder_is_a_user_error(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(UserInputError) as info:
+        load_model(f"hf:{missing}")
+    message = str(info.value)
+    assert str(missing) in message and "neither a local folder" in message and "hf download" in message
+    assert "\n" not in message
+
+
+def test_unknown_hub_id_offline_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserInputError, match=r"hf:sce-checks-tests/no-such-model.*neither a local folder"):
+        load_model("hf:sce-checks-tests/no-such-model")
+
+
+def test_folder_without_weights_is_a_user_error(tiny_model_dir, tmp_path):
+    folder = tmp_path / "no-weights"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    with pytest.raises(UserInputError, match="neither a local folder with model weights"):
+        load_model(f"hf:{folder}")
+
+
+def test_trust_remote_code_is_passed_as_the_user_set_it(tiny_model_dir, monkeypatch):
+    import transformers
+
+    seen: list[tuple[str, object]] = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        real = cls.from_pretrained
+
+        def spy(*args, _real=real, _name=cls.__name__, **kwargs):
+            seen.append((_name, kwargs.get("trust_remote_code", "absent")))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", spy)
+    load_model(f"hf:{tiny_model_dir}")
+    assert seen == [("AutoTokenizer", False), ("AutoModelForCausalLM", False)]
+    seen.clear()
+    load_model(f"hf:{tiny_model_dir}", ModelOptions(trust_remote_code=True))
+    assert seen == [("AutoTokenizer", True), ("AutoModelForCausalLM", True)]
+
+
+def test_model_without_chat_template_is_a_user_error(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = None
+    model = HFChatModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, name="plain-base-model")
+    with pytest.raises(UserInputError, match="'plain-base-model' has no chat template"):
+        model.chat([SHORT], Decoding())
+    with pytest.raises(UserInputError, match="has no chat template"):
+        model.score_options([SHORT], ["a", "b"])
+
+
+def test_identity_and_dtype_options(tiny_model_dir):
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(dtype="bfloat16", device="cpu", batch_size=3))
+    identity = model.identity()
+    assert identity["backend"] == "hf" and identity["model"] == str(tiny_model_dir)
+    assert identity["path"] == str(Path(tiny_model_dir).resolve())
+    assert identity["dtype"] == "bfloat16" and identity["device"] == "cpu" and identity["batch_size"] == 3
+    assert identity["fingerprint"] == folder_fingerprint(tiny_model_dir)
+    assert {"transformers", "torch"} <= identity.keys()
+    assert next(model.model.parameters()).dtype == torch.bfloat16
+    assert load_model(f"hf:{tiny_model_dir}").identity()["dtype"] == "float32"  # CPU default
+    with pytest.raises(UserInputError, match="unknown dtype 'float8'"):
+        load_model(f"hf:{tiny_model_dir}", ModelOptions(dtype="float8"))
+
+
+def test_fingerprint_sees_changed_weights_and_config(tiny_model_dir, tmp_path):
+    copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "copy"))
+    base = folder_fingerprint(copy)
+    assert folder_fingerprint(copy) == base == folder_fingerprint(tiny_model_dir)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # last byte of the last tensor
+    weights.write_bytes(bytes(data))
+    changed = folder_fingerprint(copy)
+    assert changed != base
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("64", "65", 1))
+    assert folder_fingerprint(copy) not in (base, changed)
