@@ -343,12 +343,30 @@ class HFChatModel:
 
         with torch.inference_mode():
             # 1. The (extended) prompts, once each, left-padded so they all end at the last column.
-            ids, mask, positions = self._left_pad([item.prompt for item in items])
+            #    Prompts of one task share a long token prefix (system prompt, preamble, question,
+            #    instructions): that prefix runs once, its cache is copied to every row, and only
+            #    the remainders run per prompt.
             keep = max(len(item.prefix) for item in items) + 1
-            out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            prompts = [item.prompt for item in items]
+            shared = _common_prefix_len(prompts)
+            shared = min(shared, min(len(p) for p in prompts) - keep)
+            if len(items) > 1 and shared >= MIN_SHARED_PREFIX:
+                head = torch.tensor([prompts[0][:shared]], device=self.device)
+                cache = self._forward(1, input_ids=head, use_cache=True).past_key_values
+                cache.batch_repeat_interleave(len(items))
+                ids, rest_mask, _ = self._left_pad([p[shared:] for p in prompts])
+                mask = torch.cat([torch.ones((len(items), shared), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+                out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    past_key_values=cache, use_cache=True)
+                self._count("shared_prefix_tokens", shared)
+                self._count("prompt_tokens", int(rest_mask.sum()) + shared)
+            else:
+                ids, mask, positions = self._left_pad(prompts)
+                out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+                self._count("prompt_tokens", int(mask.sum()))
             logits = out.logits[:, -keep:, :].float()
             prompt_logp = torch.log_softmax(logits, dim=-1)  # column keep-1 predicts the first rest token
-            self._count("prompt_tokens", int(mask.sum()))
 
             totals = torch.zeros((len(items), n_options), dtype=torch.float64)
             for b, item in enumerate(items):
@@ -401,6 +419,19 @@ class HFChatModel:
 
     def _count(self, key: str, value: int) -> None:
         self.stats.extra[key] = self.stats.extra.get(key, 0) + value
+
+
+MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves
+
+
+def _common_prefix_len(rows: list[list[int]]) -> int:
+    first = rows[0]
+    n = min(len(r) for r in rows)
+    for i in range(n):
+        t = first[i]
+        if any(r[i] != t for r in rows):
+            return i
+    return n
 
 
 def _resolve_folder(path_or_id: str) -> str | None:

@@ -26,7 +26,9 @@ GOWER_EXPLANATION = (
 
 
 def prediction_prompt(task: GridTask, point: Point) -> str:
-    return f"{task.preamble}\n\n{task.render(point)}\n\n{task.question}\n{answer_instruction(task.options)}"
+    """Task text, question and answer format first, the record last: every prompt of a task then
+    shares all but its last few tokens, which a backend computes once (see docs/method.md)."""
+    return f"{task.preamble}\n{task.question}\n{answer_instruction(task.options)}\n\nThe record:\n{task.render(point)}"
 
 
 def prediction_conversation(task: GridTask, point: Point) -> Conversation:

@@ -13,7 +13,8 @@ from sce_checks.prompts.common import answer_instruction
 
 
 def prediction_prompt(task, text: str) -> str:
-    return f"{task.preamble}\n\nText: {json.dumps(text, ensure_ascii=False)}\n\n{task.question}\n{answer_instruction(task.options)}"
+    """The text last, so prompts of a task share their prefix (see prompts/grid.py)."""
+    return f"{task.preamble}\n{task.question}\n{answer_instruction(task.options)}\n\nText: {json.dumps(text, ensure_ascii=False)}"
 
 
 def prediction_conversation(task, text: str) -> Conversation:

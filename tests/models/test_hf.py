@@ -204,3 +204,19 @@ def test_fingerprint_sees_changed_weights_and_config(tiny_model_dir, tmp_path):
     assert changed != base
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("64", "65", 1))
     assert folder_fingerprint(copy) not in (base, changed)
+
+
+def test_prompts_of_one_task_share_their_prefix_and_score_exactly(tiny_model_dir):
+    """Grid prompts differ only in the record: the common token prefix runs once per batch,
+    and the scores still equal the naive full forward."""
+    from sce_checks.prompts.common import canonical_answer
+    from sce_checks.prompts.grid import prediction_conversation
+    from sce_checks.tasks.builtin_grids import INCOME
+
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=8))
+    convs = [prediction_conversation(INCOME, INCOME.point_at(i)) for i in (0, 77, 500, 1234, 1919)]
+    options = [canonical_answer(o) for o in INCOME.options]
+    scores = model.score_options(convs, options)
+    expected = [[naive_option_logprob(model, c, o) for o in options] for c in convs]
+    assert torch.allclose(torch.tensor(scores, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=1e-4, rtol=1e-6)
+    assert model.stats.extra["shared_prefix_tokens"] >= 16
