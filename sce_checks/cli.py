@@ -155,6 +155,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = run(argv)
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except UserInputError as exc:
         print(f"sce-audit: error: {exc}", file=sys.stderr)
         code = EXIT_USAGE

@@ -58,7 +58,7 @@ class ThresholdItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name}::{self.name}"
+        return self.path, None, ""
 
 
 def _session_key():

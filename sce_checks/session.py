@@ -73,8 +73,8 @@ class SCESession:
                 run = run_audit(config, model=self.model(s["model"]), progress=self.progress)
             except UserInputError as exc:
                 pytest.fail(f"sce-checks: {exc}", pytrace=False)
-            for r in run.results:
-                self._results[(s["model"], r.dataset, r.variant, s["limit"], s["seed"], s["prediction"])] = r
+            for r in run.results:  # keyed by the dataset *spec* the user gave (a name or a path)
+                self._results[(s["model"], s["dataset"], r.variant, s["limit"], s["seed"], s["prediction"])] = r
             self._environments[s["model"]] = run.environment
             self._samples.update(run.environment.get("samples", {}))
         result = self._results[key]
@@ -187,8 +187,8 @@ class SCESession:
         if self.option("baseline"):
             comparisons.append((self.option("baseline"), self.option("tolerance") or 0.0, results))
         for path, audit in self._audit_baselines.items():
-            mine = [r for r in results
-                    if r.model == audit["model"] and r.dataset in audit["datasets"] and r.variant in audit["variants"]]
+            mine = [r for key, r in self._results.items()
+                    if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["variants"]]
             comparisons.append((path, audit["tolerance"], mine))
         texts, regressed_any = [], False
         for path, tolerance, subset in comparisons:

@@ -1,0 +1,291 @@
+"""Free-text tasks: a labelled set of short texts and the options the model chooses from.
+
+Sources: the built-in ``sentiment`` sample (movie-review snippets of Hutto and Gilbert 2014,
+shipped in ``sce_checks/data/sentiment``), a user task file (``.toml`` with a ``data`` key), or a
+plain ``.csv`` / ``.jsonl`` file. Formats and defaults are documented in docs/datasets.md.
+Every error names the file and line (JSONL line, CSV line where the row starts) because users
+fix these files by hand; unknown columns are refused so that nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from sce_checks.errors import UserInputError
+from sce_checks.tasks.grid_file import check_keys, get_options, get_string, read_toml
+
+DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
+TASK_FILE_KEYS: tuple[str, ...] = (
+    "name", "question", "preamble", "options", "data", "text_field", "label_field", "id_field", "ignore_fields",
+)
+TASK_FILE_REQUIRED: tuple[str, ...] = ("name", "question", "preamble", "options", "data")
+
+# Used when a .csv/.jsonl file is given directly (no task file to say what is asked).
+GENERIC_PREAMBLE = "You will be shown a short text."
+GENERIC_QUESTION = "Which of the following labels best describes this text?"
+
+SENTIMENT_PREAMBLE = "You will be shown a short snippet from a movie review."
+SENTIMENT_QUESTION = "Is the sentiment of this movie review snippet negative or positive?"
+SENTIMENT_OPTIONS: tuple[str, str] = ("negative", "positive")
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One input text; ``gold`` is its human label, or None for unlabelled data."""
+
+    id: str
+    text: str
+    gold: str | None
+
+
+@dataclass(frozen=True)
+class TextTask:
+    """A classification of short texts into ``options`` (two or more labels)."""
+
+    name: str
+    question: str
+    preamble: str
+    options: tuple[str, ...]
+    examples: tuple[TextExample, ...]
+    source: str
+
+    kind = "text"  # class attribute, not a field: tells audit code which runner to use
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What defines the task, for baselines: comparing results across a changed dataset
+        or question would be meaningless. Texts are hashed to keep reports small."""
+        digest = hashlib.sha256()
+        for e in self.examples:
+            digest.update(json.dumps([e.id, e.text], ensure_ascii=False).encode("utf-8") + b"\n")
+        return {
+            "name": self.name,
+            "question": self.question,
+            "options": list(self.options),
+            "n_examples": len(self.examples),
+            "examples_sha256": digest.hexdigest(),
+        }
+
+
+@dataclass(frozen=True)
+class _Fields:
+    text: str = "text"
+    label: str = "label"
+    id: str = "id"
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (self.id, self.text, self.label, *self.ignore)
+
+
+# A raw record: (where, for messages "file:line"; 1-based record number; the field mapping).
+_Record = tuple[str, int, dict[str, Any]]
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserInputError(f"{shown}: file not found") from None
+    except OSError as e:
+        raise UserInputError(f"{shown}: cannot read file: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserInputError(f"{shown}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+
+
+def _jsonl_records(text: str, shown: str, fields: _Fields) -> Iterator[_Record]:
+    n = 0
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue  # blank lines (a trailing newline, spacing) carry no record
+        where = f"{shown}:{line_no}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserInputError(f"{where}: invalid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise UserInputError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
+        for key in obj:
+            if key not in fields.accepted:
+                raise UserInputError(
+                    f"{where}: unknown field {key!r}; accepted fields: {', '.join(fields.accepted)} "
+                    "(to ignore a field, list it in ignore_fields of a task .toml)"
+                )
+        n += 1
+        yield where, n, obj
+
+
+def _csv_records(text: str, shown: str, fields: _Fields) -> Iterator[_Record]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise UserInputError(f"{shown}: empty CSV file; expected a header line with a {fields.text!r} column") from None
+    except csv.Error as e:
+        raise UserInputError(f"{shown}:1: invalid CSV: {e}") from None
+    header = [h.strip() for h in header]
+    for col in header:
+        if col not in fields.accepted:
+            raise UserInputError(
+                f"{shown}:1: unknown column {col!r}; accepted columns: {', '.join(fields.accepted)} "
+                "(to ignore a column, list it in ignore_fields of a task .toml)"
+            )
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise UserInputError(f"{shown}:1: duplicate column {dupes[0]!r}")
+    if fields.text not in header:
+        raise UserInputError(f"{shown}:1: no {fields.text!r} column; header is {', '.join(header)}")
+    n = 0
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise UserInputError(f"{shown}:{start}: invalid CSV: {e}") from None
+        where = f"{shown}:{start}"
+        start = reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(header):
+            raise UserInputError(f"{where}: expected {len(header)} fields ({', '.join(header)}), got {len(row)}")
+        n += 1
+        yield where, n, dict(zip(header, row))
+
+
+def _examples(
+    records: Iterator[_Record], shown: str, fields: _Fields, options: tuple[str, ...] | None, need_label: bool
+) -> tuple[TextExample, ...]:
+    """Validate records into examples. ``options`` None: any label (options come from the data)."""
+    out: list[TextExample] = []
+    first_seen: dict[str, str] = {}
+    for where, n, rec in records:
+        text = rec.get(fields.text)
+        if text is None or (isinstance(text, str) and not text.strip()):
+            raise UserInputError(f"{where}: missing or empty {fields.text!r}")
+        if not isinstance(text, str):
+            raise UserInputError(f"{where}: {fields.text!r} must be a string, got {type(text).__name__}")
+        raw_id = rec.get(fields.id)
+        if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+            ex_id = f"row-{n}"
+        elif isinstance(raw_id, str):
+            ex_id = raw_id.strip()
+        elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
+            ex_id = str(raw_id)
+        else:
+            raise UserInputError(f"{where}: {fields.id!r} must be a string or an integer, got {raw_id!r}")
+        if ex_id in first_seen:
+            raise UserInputError(f"{where}: duplicate id {ex_id!r} (first at {first_seen[ex_id]})")
+        first_seen[ex_id] = where
+        gold = rec.get(fields.label)
+        if isinstance(gold, str) and not gold.strip():
+            gold = None
+        if gold is not None and not isinstance(gold, str):
+            raise UserInputError(f"{where}: {fields.label!r} must be a string, got {gold!r}")
+        if gold is None and need_label:
+            raise UserInputError(
+                f"{where}: missing {fields.label!r}; every row needs a label when the options come from "
+                "the data (write a task .toml with options to use unlabelled rows)"
+            )
+        if gold is not None and options is not None and gold not in options:
+            raise UserInputError(
+                f"{where}: {fields.label!r} {gold!r} is not one of the options: {', '.join(map(repr, options))}"
+            )
+        out.append(TextExample(ex_id, text, gold))
+    if not out:
+        raise UserInputError(f"{shown}: no examples (the file has no data rows)")
+    return tuple(out)
+
+
+def _read_examples(
+    path: Path, shown: str, fields: _Fields, options: tuple[str, ...] | None
+) -> tuple[TextExample, ...]:
+    suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise UserInputError(f"{shown}: unsupported data file type {path.suffix!r}; expected .csv or .jsonl")
+    text = _read_text(path, shown)
+    records = _jsonl_records(text, shown, fields) if suffix == ".jsonl" else _csv_records(text, shown, fields)
+    return _examples(records, shown, fields, options, need_label=options is None)
+
+
+def load_text_data(path: str | os.PathLike[str]) -> TextTask:
+    """A ``.csv`` / ``.jsonl`` file given directly: columns ``id`` (optional), ``text``, ``label``.
+    Options are the distinct labels, sorted; the question is generic (see docs/datasets.md)."""
+    shown = os.fspath(path)
+    examples = _read_examples(Path(path), shown, _Fields(), options=None)
+    options = tuple(sorted({e.gold for e in examples if e.gold is not None}))
+    if len(options) < 2:
+        raise UserInputError(
+            f"{shown}: 'label': found {len(options)} distinct label(s) {list(options)!r}; a task needs at "
+            "least 2 (the options are taken from the labels)"
+        )
+    return TextTask(name=Path(path).stem, question=GENERIC_QUESTION, preamble=GENERIC_PREAMBLE,
+                    options=options, examples=examples, source=shown)
+
+
+def _field_name(doc: dict[str, Any], key: str, default: str, top: str) -> str:
+    return get_string(doc, key, top) if key in doc else default
+
+
+def text_task_from_dict(doc: dict[str, Any], source: str) -> TextTask:
+    """Build a `TextTask` from a parsed task file at ``source``; ``data`` is relative to it."""
+    top = f"{source}: "
+    check_keys(doc, TASK_FILE_KEYS, top, TASK_FILE_REQUIRED)
+    name = get_string(doc, "name", top)
+    question = get_string(doc, "question", top)
+    preamble = get_string(doc, "preamble", top)
+    options = get_options(doc, top, exactly=None)
+    data = get_string(doc, "data", top)
+    ignore = doc.get("ignore_fields", [])
+    if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
+        raise UserInputError(f"{top}ignore_fields: expected an array of column names (strings)")
+    fields = _Fields(
+        text=_field_name(doc, "text_field", "text", top),
+        label=_field_name(doc, "label_field", "label", top),
+        id=_field_name(doc, "id_field", "id", top),
+        ignore=tuple(ignore),
+    )
+    if len(set(fields.accepted)) != len(fields.accepted):
+        raise UserInputError(f"{top}text_field/label_field/id_field/ignore_fields: must name different columns")
+    data_path = Path(source).parent / data
+    if data_path.suffix.lower() not in DATA_SUFFIXES:
+        raise UserInputError(f"{top}data: unsupported data file type {data!r}; expected a .csv or .jsonl file")
+    if not data_path.is_file():
+        raise UserInputError(f"{top}data: file not found: {data_path} (paths are relative to the task file)")
+    examples = _read_examples(data_path, os.fspath(data_path), fields, options)
+    return TextTask(name=name, question=question, preamble=preamble, options=options,
+                    examples=examples, source=source)
+
+
+def load_text_task_file(path: str | os.PathLike[str]) -> TextTask:
+    """Load a text task file (``.toml`` with a ``data`` key; format: docs/datasets.md)."""
+    source = os.fspath(path)
+    return text_task_from_dict(read_toml(source), source)
+
+
+SENTIMENT_RESOURCE = "data/sentiment/movie_reviews_sample.jsonl"
+
+
+@functools.lru_cache(maxsize=1)
+def load_sentiment() -> TextTask:
+    """The built-in ``sentiment`` task: 400 class-balanced movie-review snippets (Hutto and
+    Gilbert 2014, MIT licence; see sce_checks/data/sentiment/README.md)."""
+    resource = resources.files("sce_checks").joinpath(SENTIMENT_RESOURCE)
+    shown = f"sce_checks/{SENTIMENT_RESOURCE}"
+    fields = _Fields(ignore=("score",))
+    records = _jsonl_records(resource.read_text(encoding="utf-8"), shown, fields)
+    examples = _examples(records, shown, fields, SENTIMENT_OPTIONS, need_label=True)
+    return TextTask(name="sentiment", question=SENTIMENT_QUESTION, preamble=SENTIMENT_PREAMBLE,
+                    options=SENTIMENT_OPTIONS, examples=examples, source="builtin")
