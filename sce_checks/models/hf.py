@@ -135,8 +135,11 @@ class HFChatModel:
                 f"model 'hf:{path_or_id}' could not be loaded: it is neither a local folder with "
                 f"model weights nor a model in the local Hugging Face cache ({_one_line(exc)}); "
                 "pass a folder holding config.json, the tokenizer files and the weights "
-                f"(*.safetensors), or download the model once with `hf download {path_or_id}`"
+                f"(*.safetensors), or download the model once with `hf download {path_or_id}` "
+                "(with HF_HUB_OFFLINE=1 set, nothing is fetched)"
             ) from None
+        except ValueError as exc:  # unknown architecture, refused remote code, broken tokenizer files
+            raise UserInputError(f"model 'hf:{path_or_id}' could not be loaded by transformers: {_one_line(exc)}") from None
         try:
             model = model.to(torch.device(device))
         except (RuntimeError, AssertionError) as exc:

@@ -220,3 +220,9 @@ def test_prompts_of_one_task_share_their_prefix_and_score_exactly(tiny_model_dir
     expected = [[naive_option_logprob(model, c, o) for o in options] for c in convs]
     assert torch.allclose(torch.tensor(scores, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=1e-4, rtol=1e-6)
     assert model.stats.extra["shared_prefix_tokens"] >= 16
+
+
+def test_folder_transformers_cannot_read_is_a_user_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "no_such_architecture"}')
+    with pytest.raises(UserInputError, match="could not be loaded"):
+        load_model(f"hf:{tmp_path}")
