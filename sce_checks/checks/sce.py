@@ -75,6 +75,19 @@ def _target(options: Sequence[str], prediction: str, example_id: str, seed: int)
     return random.Random(f"{seed}:{example_id}").choice(others)
 
 
+def _request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, say, name: str) -> dict:
+    """One batched chat call for every (variant, example with a parsed prediction): the SCE
+    request in the prediction's conversation. Returns {(variant, example id): raw reply}."""
+    jobs = []
+    for variant in settings.variants:
+        for (ex_id, x), pred in zip(examples, preds):
+            if pred.label is not None:
+                jobs.append((variant, ex_id, conversation(x, _first_reply(pred), targets[ex_id], variant)))
+    say(f"{name}: requesting {len(jobs)} SCEs")
+    replies = model.chat([c for _, _, c in jobs], Decoding(max_new_tokens=settings.sce_tokens)) if jobs else []
+    return {(v, i): r for (v, i, _), r in zip(jobs, replies)}
+
+
 def run_grid_sce(
     model: ChatModel,
     model_name: str,
@@ -95,16 +108,9 @@ def run_grid_sce(
     preds = predictor.predict(points)
     search.remember(points, [p.label for p in preds])
 
-    # SCE requests for every (variant, example with a parsed prediction), in one batch.
-    sce_jobs = []
-    for variant in settings.variants:
-        for (ex_id, point), pred in zip(examples, preds):
-            if pred.label is not None:
-                target = task.other_option(pred.label)
-                sce_jobs.append((variant, ex_id, grid_prompts.sce_conversation(task, point, _first_reply(pred), target, variant)))
-    say(f"{task.name}: requesting {len(sce_jobs)} SCEs")
-    replies = model.chat([c for _, _, c in sce_jobs], Decoding(max_new_tokens=settings.sce_tokens)) if sce_jobs else []
-    sce_reply = {(v, i): r for (v, i, _), r in zip(sce_jobs, replies)}
+    targets = {ex_id: task.other_option(p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
+    sce_reply = _request_sces(model, settings, examples, preds, targets,
+                              lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), say, task.name)
     parsed = {k: parse_grid_sce(r, task) for k, r in sce_reply.items()}
 
     cf_points = [p.value for p in parsed.values() if p.ok]
@@ -240,14 +246,8 @@ def run_text_sce(
         for (ex_id, _), pred in zip(examples, preds) if pred.label is not None
     }
 
-    sce_jobs = []
-    for variant in settings.variants:
-        for (ex_id, text), pred in zip(examples, preds):
-            if pred.label is not None:
-                sce_jobs.append((variant, ex_id, text_prompts.sce_conversation(task, text, _first_reply(pred), targets[ex_id], variant)))
-    say(f"{task.name}: requesting {len(sce_jobs)} SCEs")
-    replies = model.chat([c for _, _, c in sce_jobs], Decoding(max_new_tokens=settings.sce_tokens)) if sce_jobs else []
-    sce_reply = {(v, i): r for (v, i, _), r in zip(sce_jobs, replies)}
+    sce_reply = _request_sces(model, settings, examples, preds, targets,
+                              lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), say, task.name)
     parsed = {k: parse_text_sce(r) for k, r in sce_reply.items()}
     say(f"{task.name}: predicting counterfactuals")
     predictor.predict([p.value for p in parsed.values() if p.ok])
