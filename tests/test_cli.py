@@ -121,3 +121,19 @@ def test_baseline_regression_story(workdir, capsys):
     assert main(["--dataset", "toy.toml", "--limit", "12", "--seed", "4", "--prediction", "generate", "-q",
                  "--model", "python:toy_models:boundary", "--baseline", "base.json"]) == 2
     assert "different sample" in capsys.readouterr().err
+
+
+def test_audit_through_an_openai_compatible_server(workdir):
+    """The same code path a user with a vLLM server takes: spec -> HTTP -> audit -> report."""
+    from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+    from tests.openai_server import FakeOpenAIServer
+
+    rule = RuleModel(TOY, toy_rule, "boundary")
+    with FakeOpenAIServer(lambda messages, body: rule.chat([messages], None)[0]) as server:
+        code = audit("--model", f"openai:toy-rule@{server.url}", "--json", "o.json", "--no-cache")
+    assert code == 0
+    report = json.loads((workdir / "o.json").read_text())
+    jsonschema.validate(report, schema())
+    r = report["results"][0]
+    assert r["validity"] == 1.0 and r["exact_match"] == 1.0
+    assert report["environment"]["model_identity"] == {"backend": "openai", "model": "toy-rule", "base_url": server.url}
