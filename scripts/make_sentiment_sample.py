@@ -33,7 +33,8 @@ OUT = Path(__file__).resolve().parent.parent / "sce_checks" / "data" / "sentimen
 def read_sdist(sdist: Path) -> tuple[bytes, str]:
     """The inner data archive and the licence text, from the sdist archive or its unpacked folder."""
     if sdist.is_dir():
-        return (sdist / INNER).read_bytes(), (sdist / "LICENSE.txt").read_text(encoding="utf-8")
+        # bytes, not read_text: keep the licence's CRLF line ends exactly as in the archive
+        return (sdist / INNER).read_bytes(), (sdist / "LICENSE.txt").read_bytes().decode("utf-8")
     with tarfile.open(sdist) as outer:
         root = "vaderSentiment-3.3.2/"
         inner = outer.extractfile(root + INNER).read()  # type: ignore[union-attr]
@@ -76,7 +77,8 @@ def main() -> None:
     with open(args.out / "movie_reviews_sample.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    (args.out / "LICENSE").write_text(licence.rstrip() + "\n", encoding="utf-8")
+    with open(args.out / "LICENSE", "w", encoding="utf-8", newline="") as f:  # verbatim line ends
+        f.write(licence)
     print(f"wrote {len(records)} snippets to {args.out}")
 
 

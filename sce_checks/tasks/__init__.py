@@ -20,6 +20,7 @@ from sce_checks.tasks.text import (
     TextTask,
     load_sentiment,
     load_text_data,
+    load_text_dataset,
     load_text_task_file,
     text_task_from_dict,
 )
@@ -31,7 +32,7 @@ FILE_TYPES = "a grid or text task .toml, a text .csv or .jsonl"
 
 __all__ = [
     "BUILTIN_TASKS", "GridTask", "Task", "TextExample", "TextTask", "load_grid_file", "load_task",
-    "load_text_data", "load_text_task_file", "sample_indices", "task_examples",
+    "load_text_data", "load_text_dataset", "load_text_task_file", "sample_indices", "task_examples",
 ]
 
 
@@ -80,7 +81,7 @@ def sample_indices(population: int, limit: int | None, seed: int) -> list[int]:
     """Which examples to audit: a seeded sample without replacement, sorted so runs read in
     dataset order; everything when ``limit`` is None or covers the population."""
     if limit is not None and limit < 0:
-        raise UserInputError(f"limit must be a positive integer, not {limit}")
+        raise UserInputError(f"limit must be None (all) or a non-negative integer, not {limit}")
     if limit is None or limit >= population:
         return list(range(population))
     return sorted(random.Random(seed).sample(range(population), limit))

@@ -3,11 +3,17 @@
 Every mistake is reported as one `UserInputError` naming the file and the key (``features[1].type``,
 0-based like the TOML array), because a typo in a task file must never turn silently into a
 different grid: unknown keys are refused, not ignored.
+
+Integer features take ``min, min+step, min+2*step, ...`` while the value is <= ``max``: ``max``
+is included only when ``max - min`` is a multiple of ``step`` (``min=0, max=10, step=4`` gives
+0, 4, 8). Feature names must be ASCII identifiers (``[A-Za-z_][A-Za-z0-9_]*``): they are the
+JSON keys the model writes back, so they must be easy to reproduce exactly.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 # The boundary search keeps one code per grid point; beyond this a grid is not a "small,
 # fully enumerable" input space any more (and the reference minimal counterfactual is costly).
 MAX_GRID_POINTS = 2_000_000
+FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TOP_KEYS: tuple[str, ...] = ("name", "question", "preamble", "options", "features")
 FEATURE_KEYS: dict[str, tuple[str, ...]] = {
@@ -147,9 +154,9 @@ def _feature(doc: Any, where: str) -> tuple[str, str, str, range | tuple[str, ..
     required = ("name", "label", "type", "min", "max") if kind == "integer" else ("name", "label", "type", "values")
     check_keys(doc, FEATURE_KEYS[kind], where, required)
     name = get_string(doc, "name", where)
-    if not name.isidentifier():
+    if not FEATURE_NAME.fullmatch(name):
         raise UserInputError(
-            f"{where}name: {name!r} is not a valid name; use letters, digits and underscores, "
+            f"{where}name: {name!r} is not a valid name; use ASCII letters, digits and underscores, "
             "not starting with a digit (it is the JSON key the model writes)"
         )
     label = get_string(doc, "label", where)

@@ -1,10 +1,21 @@
 """Free-text tasks: a labelled set of short texts and the options the model chooses from.
 
-Sources: the built-in ``sentiment`` sample (movie-review snippets of Hutto and Gilbert 2014,
-shipped in ``sce_checks/data/sentiment``), a user task file (``.toml`` with a ``data`` key), or a
-plain ``.csv`` / ``.jsonl`` file. Formats and defaults are documented in docs/datasets.md.
+Where a text task comes from (one scheme, documented for users in docs/datasets.md):
+
+* ``sentiment``: the built-in sample (400 movie-review snippets of Hutto and Gilbert 2014,
+  shipped in ``sce_checks/data/sentiment``), loaded with `importlib.resources`.
+* A text task file: a ``.toml`` with ``name``, ``question``, ``preamble``, ``options`` and
+  ``data = "reviews.csv"`` (a ``.csv`` / ``.jsonl`` path relative to the ``.toml``), optionally
+  ``text_field``, ``label_field``, ``id_field`` and ``ignore_fields``. This is the way to ask
+  your own question; every label must be one of ``options``; rows may be unlabelled.
+* A ``.csv`` / ``.jsonl`` file given directly: columns ``id`` (optional), ``text``, ``label``
+  (required on every row); the options are the distinct labels, sorted; the question is generic.
+  A ``.toml`` lying next to the data is NOT picked up implicitly: pass the ``.toml`` instead.
+* From Python: `load_text_dataset` with keyword arguments (the same settings as a task file).
+
 Every error names the file and line (JSONL line, CSV line where the row starts) because users
-fix these files by hand; unknown columns are refused so that nothing is dropped silently.
+fix these files by hand; unknown columns are refused so that nothing is dropped silently. A row
+without an id gets ``row-<n>``, n counting data rows from 1.
 """
 
 from __future__ import annotations
@@ -220,19 +231,54 @@ def _read_examples(
     return _examples(records, shown, fields, options, need_label=options is None)
 
 
-def load_text_data(path: str | os.PathLike[str]) -> TextTask:
-    """A ``.csv`` / ``.jsonl`` file given directly: columns ``id`` (optional), ``text``, ``label``.
-    Options are the distinct labels, sorted; the question is generic (see docs/datasets.md)."""
+def _check_fields(fields: _Fields, where: str) -> None:
+    if len(set(fields.accepted)) != len(fields.accepted):
+        raise UserInputError(f"{where}text_field/label_field/id_field/ignore_fields: must name different columns")
+
+
+def load_text_dataset(
+    path: str | os.PathLike[str],
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    id_field: str = "id",
+    ignore_fields: tuple[str, ...] = (),
+    options: tuple[str, ...] | list[str] | None = None,
+    question: str | None = None,
+    preamble: str | None = None,
+    name: str | None = None,
+) -> TextTask:
+    """A text task from a ``.csv`` / ``.jsonl`` file, configured in Python (the keywords mirror a
+    text task file). Without ``options`` they are the distinct labels, sorted, and every row
+    needs a label; with ``options`` labels must be among them and may be missing. Defaults:
+    name = file stem, generic question and preamble (`GENERIC_QUESTION`, `GENERIC_PREAMBLE`)."""
     shown = os.fspath(path)
-    examples = _read_examples(Path(path), shown, _Fields(), options=None)
-    options = tuple(sorted({e.gold for e in examples if e.gold is not None}))
-    if len(options) < 2:
-        raise UserInputError(
-            f"{shown}: 'label': found {len(options)} distinct label(s) {list(options)!r}; a task needs at "
-            "least 2 (the options are taken from the labels)"
-        )
-    return TextTask(name=Path(path).stem, question=GENERIC_QUESTION, preamble=GENERIC_PREAMBLE,
-                    options=options, examples=examples, source=shown)
+    where = "load_text_dataset: "
+    settings = {"text_field": text_field, "label_field": label_field, "id_field": id_field}
+    for key, value in (*settings.items(), ("question", question), ("preamble", preamble), ("name", name)):
+        if value is not None:
+            get_string({key: value}, key, where)
+    if isinstance(ignore_fields, str) or not all(isinstance(x, str) for x in ignore_fields):
+        raise UserInputError(f"{where}ignore_fields: expected a sequence of column names (strings)")
+    fields = _Fields(text=text_field, label=label_field, id=id_field, ignore=tuple(ignore_fields))
+    _check_fields(fields, where)
+    opts = None if options is None else get_options({"options": list(options)}, where, exactly=None)
+    examples = _read_examples(Path(path), shown, fields, opts)
+    if opts is None:
+        opts = tuple(sorted({e.gold for e in examples if e.gold is not None}))
+        if len(opts) < 2:
+            raise UserInputError(
+                f"{shown}: {label_field!r}: found {len(opts)} distinct label(s) {list(opts)!r}; a task needs "
+                "at least 2 (the options are taken from the labels; or pass options=...)"
+            )
+    return TextTask(name=name or Path(path).stem, question=question or GENERIC_QUESTION,
+                    preamble=preamble or GENERIC_PREAMBLE, options=opts, examples=examples, source=shown)
+
+
+def load_text_data(path: str | os.PathLike[str]) -> TextTask:
+    """A ``.csv`` / ``.jsonl`` file given directly (``--dataset reviews.csv``): columns ``id``
+    (optional), ``text``, ``label``; options are the distinct labels, sorted."""
+    return load_text_dataset(path)
 
 
 def _field_name(doc: dict[str, Any], key: str, default: str, top: str) -> str:
@@ -257,8 +303,7 @@ def text_task_from_dict(doc: dict[str, Any], source: str) -> TextTask:
         id=_field_name(doc, "id_field", "id", top),
         ignore=tuple(ignore),
     )
-    if len(set(fields.accepted)) != len(fields.accepted):
-        raise UserInputError(f"{top}text_field/label_field/id_field/ignore_fields: must name different columns")
+    _check_fields(fields, top)
     data_path = Path(source).parent / data
     if data_path.suffix.lower() not in DATA_SUFFIXES:
         raise UserInputError(f"{top}data: unsupported data file type {data!r}; expected a .csv or .jsonl file")
@@ -275,15 +320,17 @@ def load_text_task_file(path: str | os.PathLike[str]) -> TextTask:
     return text_task_from_dict(read_toml(source), source)
 
 
-SENTIMENT_RESOURCE = "data/sentiment/movie_reviews_sample.jsonl"
+SENTIMENT_RESOURCE = ("data", "sentiment", "movie_reviews_sample.jsonl")
 
 
 @functools.lru_cache(maxsize=1)
 def load_sentiment() -> TextTask:
     """The built-in ``sentiment`` task: 400 class-balanced movie-review snippets (Hutto and
     Gilbert 2014, MIT licence; see sce_checks/data/sentiment/README.md)."""
-    resource = resources.files("sce_checks").joinpath(SENTIMENT_RESOURCE)
-    shown = f"sce_checks/{SENTIMENT_RESOURCE}"
+    resource = resources.files("sce_checks")
+    for part in SENTIMENT_RESOURCE:  # one part per call: portable to zip imports and Python 3.10
+        resource = resource.joinpath(part)
+    shown = "sce_checks/" + "/".join(SENTIMENT_RESOURCE)
     fields = _Fields(ignore=("score",))
     records = _jsonl_records(resource.read_text(encoding="utf-8"), shown, fields)
     examples = _examples(records, shown, fields, SENTIMENT_OPTIONS, need_label=True)

@@ -194,10 +194,19 @@ def test_duplicate_feature_names(tmp_path):
     assert "features[1].name: duplicate feature name 'income' (also features[0])" in message
 
 
-@pytest.mark.parametrize("bad", ["credit rating", "2fast", "credit-rating", ""])
-def test_feature_name_must_be_identifier(tmp_path, bad):
+@pytest.mark.parametrize("bad", ["credit rating", "2fast", "credit-rating", "größe", "credit\\n"])
+def test_feature_name_must_be_ascii_identifier(tmp_path, bad):
     message = error_of(tmp_path, HEAD + CREDIT.replace('name = "credit"', f'name = "{bad}"'))
-    assert "features[0].name:" in message
+    assert "features[0].name:" in message and "is not a valid name; use ASCII letters" in message
+
+
+def test_empty_feature_name(tmp_path):
+    assert "features[0].name: must not be empty" in error_of(tmp_path, HEAD + CREDIT.replace('name = "credit"', 'name = ""'))
+
+
+def test_feature_name_with_underscore_and_digits_is_accepted(tmp_path):
+    task = load_grid_file(write(tmp_path, HEAD + CREDIT.replace('name = "credit"', 'name = "_credit_2"')))
+    assert task.features[0].name == "_credit_2"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ Every error message must name the file and the line (or key) so users can fix it
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from sce_checks.tasks.text import (
     TextTask,
     load_sentiment,
     load_text_data,
+    load_text_dataset,
     load_text_task_file,
 )
 
@@ -135,6 +138,48 @@ def test_not_utf8(tmp_path):
     assert "d.csv: not UTF-8" in error(load_text_data, path)
 
 
+# --- load_text_dataset (the Python API) ---------------------------------------------------------
+
+def test_load_text_dataset_keywords(tmp_path):
+    path = write(tmp_path, "d.jsonl", '{"rid": "a", "body": "fine", "y": "pos", "extra": 1}\n{"rid": "b", "body": "meh"}\n')
+    task = load_text_dataset(path, text_field="body", label_field="y", id_field="rid", ignore_fields=("extra",),
+                             options=["neg", "pos"], question="Pos or neg?", preamble="A review.", name="mine")
+    assert (task.name, task.question, task.preamble, task.options, task.source) == (
+        "mine", "Pos or neg?", "A review.", ("neg", "pos"), str(path))
+    assert task.examples == (TextExample("a", "fine", "pos"), TextExample("b", "meh", None))
+
+
+def test_load_text_dataset_defaults_match_direct_file(tmp_path):
+    path = write(tmp_path, "d.csv", "text,label\nx,b\ny,a\n")
+    assert load_text_dataset(path) == load_text_data(path)
+    assert load_text_dataset(path).options == ("a", "b") and load_text_dataset(path).name == "d"
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        (dict(options=["neg", "pos"]), "d.csv:3: 'label' 'neutral' is not one of the options: 'neg', 'pos'"),
+        (dict(options=["pos"]), "load_text_dataset: options: expected at least 2 options, got 1"),
+        (dict(options=["pos", "pos"]), "load_text_dataset: options: duplicate option 'pos'"),
+        (dict(text_field="label"), "load_text_dataset: text_field/label_field/id_field/ignore_fields: must name different"),
+        (dict(question=""), "load_text_dataset: question: must not be empty"),
+        (dict(ignore_fields="date"), "load_text_dataset: ignore_fields: expected a sequence"),
+        (dict(label_field="rating"), "d.csv:1: unknown column 'label'; accepted columns: id, text, rating"),
+    ],
+)
+def test_load_text_dataset_errors(tmp_path, kwargs, expected):
+    path = write(tmp_path, "d.csv", "text,label\ngood,pos\nso-so,neutral\n")
+    with pytest.raises(UserInputError) as info:
+        load_text_dataset(path, **kwargs)
+    assert expected in str(info.value)
+
+
+def test_load_text_dataset_unsupported_suffix(tmp_path):
+    path = write(tmp_path, "d.tsv", "text\ta\n")
+    with pytest.raises(UserInputError, match=r"d\.tsv: unsupported data file type '\.tsv'; expected \.csv or \.jsonl"):
+        load_text_dataset(path)
+
+
 # --- text task files ---------------------------------------------------------------------------
 
 def test_task_file_round_trip_with_custom_fields(tmp_path):
@@ -232,3 +277,16 @@ def test_sentiment_licence_and_readme_present():
     assert "MIT License" in licence and "C.J. Hutto" in licence and "WITHOUT WARRANTY" in licence
     readme = (SENTIMENT_DIR / "README.md").read_text(encoding="utf-8")
     assert "Hutto, C.J. & Gilbert, E.E. (2014)" in readme and "ICWSM-14" in readme
+
+
+@pytest.mark.skipif(not os.environ.get("SCE_VADER_SDIST"), reason="set SCE_VADER_SDIST to vaderSentiment-3.3.2.tar.gz")
+def test_shipped_sample_reproduces_from_the_sdist(tmp_path, monkeypatch):
+    """The shipped files are exactly what scripts/make_sentiment_sample.py makes (run offline
+    on a downloaded sdist: pip download --no-deps --no-binary :all: vaderSentiment==3.3.2)."""
+    spec = importlib.util.spec_from_file_location("make_sentiment_sample", REPO / "scripts" / "make_sentiment_sample.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr("sys.argv", ["make", os.environ["SCE_VADER_SDIST"], "--out", str(tmp_path)])
+    script.main()
+    for name in ("movie_reviews_sample.jsonl", "LICENSE"):
+        assert (tmp_path / name).read_bytes() == (SENTIMENT_DIR / name).read_bytes(), name
