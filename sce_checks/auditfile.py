@@ -45,7 +45,7 @@ _OVERRIDE_KEYS = {"dataset", "variant", "thresholds"}
 class AuditFile:
     path: Path
     model: str
-    datasets: list[str]
+    datasets: list[str]  # as the audit runs them: files resolved against the audit file's folder
     variants: list[str]
     limit: int | None = 20
     seed: int = 0
@@ -53,6 +53,10 @@ class AuditFile:
     baseline: str | None = None
     tolerance: float = 0.0
     thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # dataset as run -> as written (item ids)
+
+    def name(self, dataset: str) -> str:
+        return self.names.get(dataset, dataset)
 
 
 def _err(path: Path, key: str, msg: str) -> UserInputError:
@@ -99,7 +103,9 @@ def load_audit_file(path: str | Path) -> AuditFile:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise _err(path, "model", "missing or not a string (a model spec such as \"smollm2\" or \"hf:org/name\")")
-    datasets = _str_list(path, data, "datasets")
+    written = _str_list(path, data, "datasets")
+    datasets = [_resolve_dataset(path, d) for d in written]
+    names = dict(zip(datasets, written))
     variants = _str_list(path, data, "variants", list(VARIANTS))
     for v in variants:
         if v not in VARIANTS:
@@ -134,8 +140,10 @@ def load_audit_file(path: str | Path) -> AuditFile:
             raise _err(path, f"{key}.{bad[0]}", f"unknown key; accepted: {', '.join(sorted(_OVERRIDE_KEYS))}")
         ds = ov.get("dataset")
         vs = ov.get("variant")
-        if ds is not None and ds not in datasets:
-            raise _err(path, f"{key}.dataset", f"{ds!r} is not one of the audit's datasets ({', '.join(datasets)})")
+        if ds is not None and ds not in written:
+            raise _err(path, f"{key}.dataset", f"{ds!r} is not one of the audit's datasets ({', '.join(written)})")
+        if ds is not None:
+            ds = _resolve_dataset(path, ds)
         if vs is not None and vs not in variants:
             raise _err(path, f"{key}.variant", f"{vs!r} is not one of the audit's variants ({', '.join(variants)})")
         extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}))
@@ -145,4 +153,13 @@ def load_audit_file(path: str | Path) -> AuditFile:
     base = None
     if baseline:
         base = str((path.parent / baseline)) if not Path(baseline).is_absolute() else baseline
-    return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base, float(tolerance), table)
+    return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base,
+                     float(tolerance), table, names)
+
+
+def _resolve_dataset(path: Path, dataset: str) -> str:
+    """A dataset file named in an audit file is relative to the audit file, like its baseline, so
+    an audit runs the same from any working directory; built-in names pass through."""
+    if Path(dataset).suffix.lower() not in (".toml", ".csv", ".jsonl") or Path(dataset).is_absolute():
+        return dataset
+    return str(path.parent / dataset)

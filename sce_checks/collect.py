@@ -19,13 +19,13 @@ class AuditFileCollector(pytest.File):
             session.add_audit_baseline(audit)
         for (dataset, variant), thresholds in audit.thresholds.items():
             for threshold in thresholds:
-                yield ThresholdItem.from_parent(self, name=f"{dataset}/{variant}::{threshold}", audit=audit,
+                yield ThresholdItem.from_parent(self, name=f"{audit.name(dataset)}/{variant}::{threshold}", audit=audit,
                                                 dataset=dataset, variant=variant, threshold=threshold)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo):
         if excinfo.errisinstance(UserInputError):
             return f"sce-checks: {excinfo.value}"
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class ThresholdFailed(AssertionError):
@@ -45,7 +45,7 @@ class ThresholdItem(pytest.Item):
                     "limit": self.audit.limit, "seed": self.audit.seed, "prediction": self.audit.prediction}
         result = session.result(settings, dataset=self.dataset, variant=self.variant, node=self)
         actual = self.threshold.actual(result)
-        self.user_properties.append((f"sce:{self.dataset}/{self.variant}:{self.threshold.metric}", actual))
+        self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.variant}:{self.threshold.metric}", actual))
         if not self.threshold.holds(result):
             shown = "undefined" if actual is None else f"{actual:.4f}"
             raise ThresholdFailed(_explain(result, f"{self.threshold} does not hold: {self.threshold.metric} = {shown}"))

@@ -9,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
-import pytest
+import numpy  # noqa: F401  in-process pytester runs restore sys.modules after each run, and numpy
+import pytest  # refuses a second import in one process: import it here, outside those runs
 
 from tests.test_cli import MODELS, TOY_TOML
 
@@ -185,6 +186,16 @@ def test_audit_file_items_one_per_threshold(project):
         "*toy.sce.toml::toy.toml/unconstrained::validity>=0.9 PASSED*",
         "*toy.sce.toml::toy.toml/minimal::mean_rcf_a<=0 PASSED*",
     ])
+
+
+def test_audit_file_datasets_are_relative_to_the_audit_file(project):
+    sub = project.path / "audits"
+    sub.mkdir()
+    (project.path / "toy.toml").rename(sub / "toy.toml")
+    (sub / "toy.sce.toml").write_text(AUDIT.format(model="boundary", extra=""))
+    result = project.runpytest("-p", "no:cacheprovider", "-v", "audits/toy.sce.toml")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*audits/toy.sce.toml::toy.toml/minimal::mean_rcf_a<=0 PASSED*"])
 
 
 def test_audit_file_threshold_failure(project):
