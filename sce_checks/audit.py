@@ -11,6 +11,7 @@ The CLI and the pytest plugin are thin layers over `run_audit`.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,6 +20,7 @@ from sce_checks.checks.sce import VARIANTS, SCESettings, run_grid_sce, run_text_
 from sce_checks.environment import collect_environment
 from sce_checks.errors import UserInputError
 from sce_checks.models import ModelOptions, load_model
+from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
 
 
@@ -64,7 +66,9 @@ def run_audit(config: AuditConfig, model=None, progress: Callable[[str], None] |
     """Run the SCE check on every dataset and variant of ``config``.
 
     ``model`` may be given ready-made (any object with ``chat``); otherwise ``config.model`` is
-    loaded and cached. Bad input raises `UserInputError` before any model call.
+    loaded and cached. Bad input raises `UserInputError` before any model call. ``progress``
+    (e.g. ``print``) receives progress lines; a caller that installed its own bar with
+    `sce_checks.progress.showing` passes None.
     """
     from sce_checks.tasks import load_task, task_examples
 
@@ -83,7 +87,8 @@ def run_audit(config: AuditConfig, model=None, progress: Callable[[str], None] |
         examples = task_examples(task, config.limit, config.seed)
         samples[task.name] = {"ids": [i for i, _ in examples], "task": task.fingerprint()}
         runner = run_grid_sce if task.kind == "grid" else run_text_sce
-        results.extend(runner(model, config.model, task, examples, settings, progress))
+        with showing(ProgressBar(progress)) if progress else nullcontext():
+            results.extend(runner(model, config.model, task, examples, settings))
     identity = model.identity() if hasattr(model, "identity") else {"backend": type(model).__name__}
     stats = getattr(model, "stats", None)
     env = collect_environment(

@@ -7,7 +7,9 @@
     seed = 0                          # optional
     prediction = "auto"               # optional: auto | score | generate
     baseline = "baselines/smollm2.json"   # optional: compared at the end of the run
-    tolerance = 0.02                  # optional, for the baseline
+    tolerance = 0.02                  # optional, for the baseline; or per metric:
+                                      # tolerance = { "*" = 0.02, validity = 0.05 }
+    text_search_budget = 40           # optional: text tasks' reference minimal-edit search
 
     [thresholds]                      # every (dataset, variant)
     generation_rate = ">= 0.5"
@@ -37,7 +39,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_TOP_KEYS = {"model", "datasets", "variants", "limit", "seed", "prediction", "baseline", "tolerance", "thresholds", "override"}
+_TOP_KEYS = {"model", "datasets", "variants", "limit", "seed", "prediction", "baseline", "tolerance", "thresholds", "override",
+             "text_search_budget"}
 _OVERRIDE_KEYS = {"dataset", "variant", "thresholds"}
 
 
@@ -51,9 +54,10 @@ class AuditFile:
     seed: int = 0
     prediction: str = "auto"
     baseline: str | None = None
-    tolerance: float = 0.0
+    tolerance: dict = field(default_factory=lambda: {"*": 0.0})  # metric -> allowed worsening ("*": the rest)
     thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # dataset as run -> as written (item ids)
+    text_search_budget: int = 0
 
     def name(self, dataset: str) -> str:
         return self.names.get(dataset, dataset)
@@ -119,9 +123,12 @@ def load_audit_file(path: str | Path) -> AuditFile:
     prediction = data.get("prediction", "auto")
     if prediction not in ("auto", "score", "generate"):
         raise _err(path, "prediction", f"expected auto, score or generate, got {prediction!r}")
-    tolerance = data.get("tolerance", 0.0)
-    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
-        raise _err(path, "tolerance", f"expected a non-negative number, got {tolerance!r}")
+    from sce_checks.report.baseline import parse_tolerances
+
+    tolerance = parse_tolerances(data.get("tolerance", 0.0), f"{path}: tolerance")
+    budget = data.get("text_search_budget", 0)
+    if not (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0):
+        raise _err(path, "text_search_budget", f"expected a non-negative integer, got {budget!r}")
     baseline = data.get("baseline")
     if baseline is not None and not isinstance(baseline, str):
         raise _err(path, "baseline", f"expected a path string, got {baseline!r}")
@@ -154,7 +161,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
     if baseline:
         base = str((path.parent / baseline)) if not Path(baseline).is_absolute() else baseline
     return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base,
-                     float(tolerance), table, names)
+                     tolerance, table, names, budget)
 
 
 def _resolve_dataset(path: Path, dataset: str) -> str:

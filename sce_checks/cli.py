@@ -1,8 +1,13 @@
 """``sce-audit``: run an SCE audit from the command line.
 
+It builds a pytest run (like ``deepeval test run``): the audit becomes test items (``--sce-run``:
+one per threshold, or one per dataset and variant), so reports, baselines, JUnit XML and
+pytest-xdist behave exactly as in a user's pytest suite. Flags sce-audit does not know pass
+through to pytest: ``sce-audit --dataset income -n 4 --junitxml audit.xml``.
+
 Exit status, like pytest's: 0 when every threshold (and baseline comparison) holds, 1 when one
-fails, 2 for bad usage or input (one line on stderr saying what and where), 130 on Ctrl-C (the
-response cache keeps every answer already computed, so a rerun resumes).
+fails, 2 for bad usage or input (one line on stderr saying what and where) and for an interrupted
+run (the response cache keeps every answer already computed, so a rerun resumes).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Sequence
 
 from sce_checks.errors import BackendError, UserInputError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="sce-audit", description="Audit a language model's self-generated counterfactual explanations.")
+    p = _Parser(prog="sce-audit", description="Audit a language model's self-generated counterfactual explanations.",
+                epilog="Other flags pass through to pytest (e.g. -n 4, --junitxml PATH, -x, -v).")
     p.add_argument("--model", default="smollm2", metavar="SPEC",
                    help="hf:<hub id or dir> | openai:<model>@<base url> | python:<module>:<attr> | smollm2 (default)")
     p.add_argument("--dataset", action="append", metavar="NAME_OR_PATH",
@@ -41,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="PATH", help="write the HTML report")
     p.add_argument("--baseline", metavar="PATH", help="compare against a saved baseline; fail on regressions")
     p.add_argument("--save-baseline", metavar="PATH", help="save this run's figures as a baseline")
-    p.add_argument("--tolerance", type=float, default=0.0, help="allowed worsening per metric against the baseline (default 0)")
+    p.add_argument("--tolerance", action="append", metavar="X|METRIC=X",
+                   help="allowed worsening against the baseline: X for every metric, METRIC=X for one (repeatable; default 0)")
     g = p.add_argument_group("model options")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="hf backends (default float32 on CPU)")
     g.add_argument("--device", help="hf backends: cpu, cuda, cuda:1, mps (default: cuda when available)")
@@ -58,98 +65,92 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace):
-    from sce_checks.audit import AuditConfig
-    from sce_checks.models import ModelOptions
+def _validate(args: argparse.Namespace) -> None:
+    """Check what is cheap to check before pytest starts, so that bad input gets its one line and
+    exit status 2 at once (a model that fails to load is reported by the run itself)."""
+    from sce_checks.models import parse_spec
+    from sce_checks.report.baseline import load_baseline, parse_tolerances
+    from sce_checks.tasks import load_task
+    from sce_checks.thresholds import Threshold
 
     if args.limit < 0:
         raise UserInputError(f"--limit must be >= 0, not {args.limit}")
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be >= 1, not {args.batch_size}")
-    options = ModelOptions(
-        dtype=args.dtype, device=args.device, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
-        max_concurrency=args.concurrency, timeout_s=args.timeout, max_retries=args.max_retries,
-    )
-    cache_path = None
-    if args.cache_dir:
-        from pathlib import Path
+    if args.text_search_budget < 0:
+        raise UserInputError(f"--text-search-budget must be >= 0, not {args.text_search_budget}")
+    parse_spec(args.model)
+    for t in args.threshold:
+        Threshold.parse(t, "--threshold")
+    parse_tolerances(args.tolerance, "--tolerance")
+    for d in args.dataset or ["income"]:
+        load_task(d)
+    if args.baseline:
+        load_baseline(args.baseline)  # fail before the (long) model run
 
-        cache_path = str(Path(args.cache_dir) / "responses.sqlite")
-    return AuditConfig(
-        model=args.model, datasets=args.dataset or ["income"], variants=args.variant or ["unconstrained", "minimal"],
-        limit=args.limit or None, seed=args.seed, prediction=args.prediction, text_search_budget=args.text_search_budget,
-        model_options=options, cache=not args.no_cache, cache_path=cache_path,
-    )
+
+def pytest_args(args: argparse.Namespace, passthrough: Sequence[str], workdir: str) -> list[str]:
+    """The pytest command line that runs this audit: ``--sce-run`` items in an empty, isolated
+    root (the user's own tests and conftest files are not collected), then the pass-through flags."""
+    import os
+
+    out = [workdir, "-c", os.path.join(workdir, "pytest.ini"), "--rootdir", os.getcwd(), "-p", "no:cacheprovider",
+           # sce_checks is imported before pytest starts, so pytest cannot rewrite asserts in it: expected
+           "-W", "ignore::pytest.PytestAssertRewriteWarning", "--sce-run",
+           "--sce-model", args.model, "--sce-limit", str(args.limit), "--sce-seed", str(args.seed),
+           "--sce-prediction", args.prediction, "--sce-text-search-budget", str(args.text_search_budget),
+           "--sce-batch-size", str(args.batch_size), "--sce-concurrency", str(args.concurrency),
+           "--sce-timeout", str(args.timeout), "--sce-max-retries", str(args.max_retries)]
+    for d in args.dataset or ["income"]:
+        out += ["--sce-dataset", d]  # relative to the working directory, which the run keeps
+    for v in args.variant or []:
+        out += ["--sce-variant", v]
+    for t in args.threshold:
+        out += ["--sce-threshold", t]
+    for t in args.tolerance or []:
+        out += ["--sce-tolerance", t]
+    for flag in ("json", "markdown", "html", "baseline", "save_baseline", "cache_dir", "dtype", "device"):
+        value = getattr(args, flag)
+        if value:
+            path_like = flag not in ("dtype", "device")
+            out += [f"--sce-{flag.replace('_', '-')}", os.path.abspath(value) if path_like else value]
+    for flag in ("trust_remote_code", "no_cache", "clear_cache"):
+        if getattr(args, flag):
+            out.append(f"--sce-{flag.replace('_', '-')}")
+    if args.quiet:
+        out.append("-q")
+    return out + list(passthrough)
+
+
+class _Outcome:
+    """A plugin object handed to the inner pytest run: keeps the session's input errors."""
+
+    def __init__(self) -> None:
+        self.input_errors: list[str] = []
+
+    def pytest_unconfigure(self, config) -> None:
+        from sce_checks.plugin import SESSION_KEY
+
+        session = config.stash.get(SESSION_KEY, None)
+        if session is not None:
+            self.input_errors = list(session.input_errors)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from sce_checks.audit import run_audit
-    from sce_checks.thresholds import Threshold
+    args, passthrough = build_parser().parse_known_args(argv)
+    _validate(args)
+    import tempfile
 
-    thresholds = [Threshold.parse(t, "--threshold") for t in args.threshold]
-    config = _config(args)
-    if args.clear_cache and config.cache:
-        from pathlib import Path
+    import pytest
 
-        from sce_checks.models.cache import ResponseCache
-
-        ResponseCache(Path(config.cache_path) if config.cache_path else None).clear()
-    baseline = None
-    if args.baseline:
-        from sce_checks.report.baseline import load_baseline
-
-        baseline = load_baseline(args.baseline)  # fail before the (long) model run
-    progress = None if args.quiet else (lambda msg: print(f"[sce-audit] {msg}", file=sys.stderr, flush=True))
-    run_ = run_audit(config, progress=progress)
-    results, env = run_.results, run_.environment
-
-    from sce_checks.report.table import render_table
-
-    print(render_table(results))
-    failed = False
-    if thresholds:
-        from tabulate import tabulate
-
-        rows = []
-        for r in results:
-            for t in thresholds:
-                ok = t.holds(r)
-                failed |= not ok
-                rows.append([r.dataset, r.variant, str(t), t.actual(r), "PASS" if ok else "FAIL"])
-        rows.sort(key=lambda row: row[-1] != "FAIL")
-        print("\n" + tabulate(rows, headers=["dataset", "variant", "threshold", "actual", ""], floatfmt=".4f"))
-    if baseline is not None:
-        from sce_checks.report.baseline import compare, render_comparison
-
-        comparisons = compare(baseline, results, env, args.tolerance, args.baseline)
-        regressed = [c for c in comparisons if c.regressed]
-        print(f"\nbaseline {args.baseline} (tolerance {args.tolerance:g}): "
-              + (f"{len(regressed)} regression(s)" if regressed else "no regressions"))
-        print(render_comparison(comparisons))
-        failed |= bool(regressed)
-    if args.json:
-        from sce_checks.report.json_report import write_json
-
-        write_json(args.json, results, env)
-    import os
-
-    if args.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-        from sce_checks.report.markdown import write_markdown
-
-        write_markdown(args.markdown, results, env)
-    if args.html:
-        from sce_checks.report.html import write_html
-
-        write_html(args.html, results, env)
-    if args.save_baseline:
-        from sce_checks.report.baseline import save_baseline
-
-        save_baseline(args.save_baseline, results, env)
-    for label, path in (("JSON", args.json), ("Markdown", args.markdown), ("HTML", args.html), ("baseline", args.save_baseline)):
-        if path:
-            print(f"{label} report written to {path}" if label != "baseline" else f"baseline written to {path}")
-    return EXIT_FAILED if failed else EXIT_OK
+    outcome = _Outcome()
+    with tempfile.TemporaryDirectory(prefix="sce-audit-") as workdir:
+        with open(f"{workdir}/pytest.ini", "w", encoding="utf-8") as f:
+            f.write("[pytest]\n")
+        code = int(pytest.main(pytest_args(args, passthrough, workdir), plugins=[outcome]))
+    if outcome.input_errors:
+        print(f"sce-audit: error: {outcome.input_errors[0]}", file=sys.stderr)
+    return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,9 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendError as exc:
         print(f"sce-audit: model backend failed: {exc}", file=sys.stderr)
         code = EXIT_USAGE
-    except KeyboardInterrupt:
-        print("sce-audit: interrupted; answers computed so far are cached, rerun to resume", file=sys.stderr)
-        code = EXIT_INTERRUPTED
     return code
 
 

@@ -1,6 +1,8 @@
-"""pytest collection of ``*.sce.toml`` audit files: one item per (dataset, variant, threshold).
-Items read their result from the session's shared computation, so an audit file with twenty
-thresholds costs one audit per (dataset) — all variants are computed in one pass."""
+"""pytest items for declarative audits: ``*.sce.toml`` files, and ``--sce-run`` (the audit the
+``--sce-*`` options describe, which is what ``sce-audit`` runs). One item per (dataset, variant,
+threshold), or one per (dataset, variant) when no threshold applies. Items read their result from
+the session's shared computation, so twenty thresholds cost one audit per dataset: all variants
+are computed in one pass."""
 
 from __future__ import annotations
 
@@ -17,10 +19,7 @@ class AuditFileCollector(pytest.File):
         session = self.config.stash[_session_key()]
         if audit.baseline:
             session.add_audit_baseline(audit)
-        for (dataset, variant), thresholds in audit.thresholds.items():
-            for threshold in thresholds:
-                yield ThresholdItem.from_parent(self, name=f"{audit.name(dataset)}/{variant}::{threshold}", audit=audit,
-                                                dataset=dataset, variant=variant, threshold=threshold)
+        yield from audit_items(self, audit)
 
     def repr_failure(self, excinfo):
         if excinfo.errisinstance(UserInputError):
@@ -32,7 +31,36 @@ class ThresholdFailed(AssertionError):
     pass
 
 
+def audit_items(parent, audit, prefix: str | None = None):
+    """Items of an audit; with ``prefix`` (the session as parent) the node ids start with it."""
+    for (dataset, variant), thresholds in audit.thresholds.items():
+        for threshold in thresholds or [None]:
+            name = f"{audit.name(dataset)}/{variant}::{threshold or 'audit'}"
+            nodeid = {"nodeid": f"{prefix}::{name}"} if prefix else {}
+            yield ThresholdItem.from_parent(parent, name=name, audit=audit, dataset=dataset, variant=variant,
+                                            threshold=threshold, **nodeid)
+
+
+def run_items(session: pytest.Session) -> list:
+    """``--sce-run``: the audit of the command-line options (relative dataset paths are relative
+    to the working directory), its thresholds from ``--sce-threshold``."""
+    from sce_checks.auditfile import AuditFile
+    from sce_checks.plugin import sce_option
+    from sce_checks.thresholds import Threshold
+
+    opt = lambda name: sce_option(session.config, name)  # noqa: E731
+    thresholds = [Threshold.parse(t, "--sce-threshold") for t in opt("threshold")]
+    datasets, variants = list(dict.fromkeys(opt("dataset"))), list(dict.fromkeys(opt("variant")))
+    audit = AuditFile(path=session.path, model=opt("model"), datasets=datasets, variants=variants,
+                      limit=opt("limit") or None, seed=opt("seed"), prediction=opt("prediction"),
+                      thresholds={(d, v): list(thresholds) for d in datasets for v in variants},
+                      text_search_budget=opt("text-search-budget"))
+    return list(audit_items(session, audit, prefix="sce-run"))
+
+
 class ThresholdItem(pytest.Item):
+    """Passes when its threshold holds on the shared result (no threshold: when the audit runs)."""
+
     def __init__(self, *, audit, dataset, variant, threshold, **kwargs):
         super().__init__(**kwargs)
         self.audit, self.dataset, self.variant, self.threshold = audit, dataset, variant, threshold
@@ -42,8 +70,11 @@ class ThresholdItem(pytest.Item):
 
         session = self.config.stash[_session_key()]
         settings = {"model": self.audit.model, "dataset": self.audit.datasets, "variant": self.audit.variants,
-                    "limit": self.audit.limit, "seed": self.audit.seed, "prediction": self.audit.prediction}
+                    "limit": self.audit.limit, "seed": self.audit.seed, "prediction": self.audit.prediction,
+                    "text_search_budget": self.audit.text_search_budget}
         result = session.result(settings, dataset=self.dataset, variant=self.variant, node=self)
+        if self.threshold is None:
+            return
         actual = self.threshold.actual(result)
         self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.variant}:{self.threshold.metric}", actual))
         if not self.threshold.holds(result):

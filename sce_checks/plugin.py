@@ -21,23 +21,39 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("model", dict(help="model spec: hf:<id or dir> | openai:<model>@<url> | python:<module>:<attr> | smollm2")),
     ("dataset", dict(action="append", help="dataset name or path (repeatable)")),
     ("variant", dict(action="append", help="unconstrained | minimal (repeatable)")),
-    ("limit", dict(type=int, help="examples per dataset (default 20)")),
+    ("limit", dict(type=int, help="examples per dataset (default 20; 0 = all)")),
     ("seed", dict(type=int, help="sampling seed (default 0)")),
     ("prediction", dict(help="auto | score | generate")),
+    ("text-search-budget", dict(type=int, help="text tasks: model predictions per example for the reference minimal-edit search")),
+    ("run", dict(action="store_true", default=None,
+                 help="collect the audit the --sce-* options describe as test items: one per --sce-threshold, or one per "
+                      "dataset and variant (what sce-audit runs)")),
+    ("threshold", dict(action="append", help="gate for --sce-run items, e.g. 'validity_lower>=0.6' (repeatable)")),
     ("json", dict(help="write the JSON report here")),
     ("markdown", dict(help="write the Markdown report here")),
     ("html", dict(help="write the HTML report here")),
     ("baseline", dict(help="compare figures against this baseline file")),
     ("save-baseline", dict(help="save this run's figures as a baseline")),
-    ("tolerance", dict(type=float, help="allowed worsening per metric against the baseline")),
+    ("tolerance", dict(action="append", help="allowed worsening against the baseline: a number for every metric, or "
+                                              "METRIC=NUMBER (repeatable)")),
+    ("dtype", dict(help="hf backends: float32 | bfloat16 | float16")),
+    ("device", dict(help="hf backends: cpu | cuda | cuda:1 | mps")),
+    ("batch-size", dict(type=int, help="model batch size (default 8)")),
+    ("trust-remote-code", dict(action="store_true", default=None, help="hf backends: allow the model repo's own code")),
+    ("concurrency", dict(type=int, help="openai backends: requests in flight (default 8)")),
+    ("timeout", dict(type=float, help="openai backends: seconds per request (default 60)")),
+    ("max-retries", dict(type=int, help="openai backends (default 5)")),
     ("cache-dir", dict(help="response cache directory")),
     ("no-cache", dict(action="store_true", default=None, help="do not use the response cache")),
+    ("clear-cache", dict(action="store_true", default=None, help="empty the response cache first")),
 ]
 
 DEFAULTS: dict[str, Any] = {"model": "smollm2", "dataset": ["income"], "variant": ["unconstrained", "minimal"],
-                            "limit": 20, "seed": 0, "prediction": "auto", "tolerance": 0.0, "no_cache": False}
+                            "limit": 20, "seed": 0, "prediction": "auto", "text_search_budget": 0, "run": False,
+                            "threshold": [], "tolerance": ["0"], "batch_size": 8, "trust_remote_code": False,
+                            "concurrency": 8, "timeout": 60.0, "max_retries": 5, "no_cache": False, "clear_cache": False}
 
-MARKER_ARGS = ("model", "dataset", "variant", "limit", "seed", "prediction")
+MARKER_ARGS = ("model", "dataset", "variant", "limit", "seed", "prediction", "text_search_budget")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,7 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     from sce_checks.session import SCESession
 
-    config.stash[SESSION_KEY] = SCESession(config)
+    config.stash[SESSION_KEY] = session = SCESession(config)
+    session.clear_cache_if_asked()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(config), "sce-checks-xdist")
 
@@ -145,6 +162,14 @@ def pytest_collect_file(file_path, parent):
 
         return AuditFileCollector.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """``--sce-run``: the audit described by the options, as items after the collected ones."""
+    if sce_option(config, "run"):
+        from sce_checks.collect import run_items
+
+        items.extend(run_items(session))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

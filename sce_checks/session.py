@@ -13,12 +13,16 @@ class SCESession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self._models: dict[str, Any] = {}
-        self._results: dict[tuple, Any] = {}  # (model, dataset, variant, limit, seed, prediction) -> CheckResult
+        # (model, dataset, variant, limit, seed, prediction, text_search_budget) -> CheckResult
+        self._results: dict[tuple, Any] = {}
+        self._failures: dict[Any, str] = {}  # model spec or result key -> why it could not be computed
         self._environments: dict[str, dict] = {}
+        self._wall: dict[Any, float] = {}  # result key -> seconds its audit took
         self._samples: dict[str, dict] = {}
         self.comparison_text: str | None = None
         self._audit_baselines: dict[str, Any] = {}  # baseline path -> AuditFile
         self.errors: list[str] = []
+        self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits as a usage error
 
     # -- settings -------------------------------------------------------------------------------
     def option(self, name: str) -> Any:
@@ -33,49 +37,92 @@ class SCESession:
         variants = marker.get("variant") or self.option("variant")
         if variant is None:
             variant = variants if isinstance(variants, str) else variants[0]
+        limit = marker.get("limit", self.option("limit"))
         return {
             "model": marker.get("model") or self.option("model"),
             "dataset": dataset,
             "variant": variant,
-            "limit": marker.get("limit", self.option("limit")),
+            "limit": limit or None,  # 0: every example
             "seed": marker.get("seed", self.option("seed")),
             "prediction": marker.get("prediction") or self.option("prediction"),
+            "text_search_budget": marker.get("text_search_budget", self.option("text-search-budget")),
             "variants": [variants] if isinstance(variants, str) else list(variants),
         }
+
+    def model_options(self):
+        from sce_checks.errors import UserInputError
+        from sce_checks.models import ModelOptions
+
+        o = self.option
+        if o("batch-size") < 1:
+            raise UserInputError(f"--sce-batch-size must be >= 1, not {o('batch-size')}")
+        return ModelOptions(dtype=o("dtype"), device=o("device"), batch_size=o("batch-size"),
+                            trust_remote_code=bool(o("trust-remote-code")), max_concurrency=o("concurrency"),
+                            timeout_s=o("timeout"), max_retries=o("max-retries"))
+
+    def cache_path(self) -> str | None:
+        cache_dir = self.option("cache-dir")
+        return f"{cache_dir}/responses.sqlite" if cache_dir else None
+
+    def clear_cache_if_asked(self) -> None:
+        """``--sce-clear-cache``: once, on the controller (never by a worker mid-run)."""
+        if self.option("clear-cache") and not self.option("no-cache") and not self.is_worker:
+            from pathlib import Path
+
+            from sce_checks.models.cache import ResponseCache
+
+            path = self.cache_path()
+            with ResponseCache(Path(path) if path else None) as cache:
+                cache.clear()
+
+    def _fail(self, key: Any, exc: Exception) -> None:
+        """A bad model spec, dataset or server: the item fails with one line (no traceback), later
+        items asking for the same thing fail at once, and the run ends as a usage error."""
+        message = f"sce-checks: {exc}"
+        self._failures[key] = message
+        self.input_errors.append(str(exc))
+        pytest.fail(message, pytrace=False)
 
     # -- models and results --------------------------------------------------------------------
     def model(self, spec: str | None):
         from sce_checks.audit import open_model
-        from sce_checks.errors import UserInputError
-        from sce_checks.models import ModelOptions
+        from sce_checks.errors import BackendError, UserInputError
 
         spec = spec or self.option("model")
+        if spec in self._failures:
+            pytest.fail(self._failures[spec], pytrace=False)
         if spec not in self._models:
-            cache_dir = self.option("cache-dir")
-            cache_path = f"{cache_dir}/responses.sqlite" if cache_dir else None
             try:
-                self._models[spec] = open_model(spec, ModelOptions(), not self.option("no-cache"), cache_path)
-            except UserInputError as exc:
-                pytest.fail(f"sce-checks: {exc}", pytrace=False)
+                self._models[spec] = open_model(spec, self.model_options(), not self.option("no-cache"), self.cache_path())
+            except (UserInputError, BackendError) as exc:
+                self._fail(spec, exc)
         return self._models[spec]
 
     def result(self, marker: dict[str, Any], dataset: str | None = None, variant: str | None = None, node=None):
         from sce_checks.audit import AuditConfig, run_audit
-        from sce_checks.errors import UserInputError
+        from sce_checks.errors import BackendError, UserInputError
 
         s = self.settings(marker, dataset, variant)
-        key = (s["model"], s["dataset"], s["variant"], s["limit"], s["seed"], s["prediction"])
+        rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"])
+        key = (s["model"], s["dataset"], s["variant"], *rest)
+        if key in self._failures:
+            pytest.fail(self._failures[key], pytrace=False)
         if key not in self._results:
             variants = list(dict.fromkeys(s["variants"] + [s["variant"]]))
-            config = AuditConfig(model=s["model"], datasets=[s["dataset"]], variants=variants,
-                                 limit=s["limit"], seed=s["seed"], prediction=s["prediction"])
+            config = AuditConfig(model=s["model"], datasets=[s["dataset"]], variants=variants, limit=s["limit"],
+                                 seed=s["seed"], prediction=s["prediction"], text_search_budget=s["text_search_budget"],
+                                 model_options=self.model_options())
+            from sce_checks.progress import showing
+
             try:
-                run = run_audit(config, model=self.model(s["model"]), progress=self.progress)
-            except UserInputError as exc:
-                pytest.fail(f"sce-checks: {exc}", pytrace=False)
+                with showing(self.progress_bar()):
+                    run = run_audit(config, model=self.model(s["model"]))
+            except (UserInputError, BackendError) as exc:
+                self._fail(key, exc)
             for r in run.results:  # keyed by the dataset *spec* the user gave (a name or a path)
-                self._results[(s["model"], s["dataset"], r.variant, s["limit"], s["seed"], s["prediction"])] = r
+                self._results[(s["model"], s["dataset"], r.variant, *rest)] = r
             self._environments[s["model"]] = run.environment
+            self._wall[key] = run.environment.get("wall_seconds") or 0.0
             self._samples.update(run.environment.get("samples", {}))
         result = self._results[key]
         if node is not None:
@@ -84,37 +131,58 @@ class SCESession:
                     node.user_properties.append((f"sce:{result.dataset}/{result.variant}:{name}", result.get(name)))
         return result
 
-    def progress(self, message: str) -> None:
-        """Progress of long model runs, shown live even while pytest captures output (the
-        capture is suspended for the line, like pytest's own live logging); quiet with -q."""
-        if self.config.getoption("verbose", 0) < 0:
-            return
+    def progress_bar(self):
+        """A progress bar for long model runs that shows live although pytest captures output:
+        the capture is suspended while it draws, as for pytest's own live logging. It redraws
+        one line on a terminal and prints a line every 15 s in a log; nothing with -q."""
+        from sce_checks.progress import ProgressBar
+
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
-        if tr is None:
-            return
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                tr.write_line(f"[sce-checks] {message}")
-        else:
-            tr.write_line(f"[sce-checks] {message}")
+        if tr is None or self.config.getoption("verbose", 0) < 0:
+            return None
+
+        def drawing(draw):
+            def run(text: str) -> None:
+                if capman is None:
+                    draw(text)
+                else:
+                    with capman.global_and_fixture_disabled():
+                        draw(text)
+            return run
+
+        def rewrite(text: str) -> None:
+            tr.ensure_newline()
+            tr.rewrite(f"[sce-checks] {text}")
+
+        return ProgressBar(drawing(lambda text: tr.write_line(f"[sce-checks] {text}" if text else "")),
+                           drawing(rewrite) if tr.isatty else None)
 
     @property
     def results(self) -> list:
         return list(self._results.values())
 
     def environment(self) -> dict[str, Any]:
+        """One model: that model's run environment (identity, dtype, batch size, model calls),
+        with the samples of every dataset and the wall time of all runs. Several models: the
+        settings they share and each model's identity under ``models``."""
         from sce_checks.environment import collect_environment
 
-        models = {m: e.get("model_identity") for m, e in self._environments.items()}
-        first = next(iter(self._environments.values()), {})
+        envs = self._environments
+        if len(envs) == 1:
+            env = dict(next(iter(envs.values())))
+            env["samples"] = dict(self._samples)
+            env["wall_seconds"] = round(sum(self._wall.values()), 3)
+            return env
+        first = next(iter(envs.values()), {})
         return collect_environment(
-            model=", ".join(self._environments) or None,
-            models=models,
+            model=", ".join(envs) or None,
+            models={m: e.get("model_identity") for m, e in envs.items()},
             seed=first.get("seed"),
             limit=first.get("limit"),
             prediction=first.get("prediction"),
             samples=self._samples,
+            wall_seconds=round(sum(self._wall.values()), 3),
         )
 
     def add_audit_baseline(self, audit) -> None:
@@ -134,8 +202,10 @@ class SCESession:
         return json.dumps({
             "results": [[list(k), r.to_dict()] for k, r in self._results.items()],
             "environments": self._environments,
+            "wall": [[list(k), v] for k, v in self._wall.items()],
             "samples": self._samples,
             "audit_baselines": self._audit_baselines,
+            "input_errors": self.input_errors,
         }, default=str)
 
     def absorb(self, payload: str) -> None:
@@ -148,8 +218,10 @@ class SCESession:
         for key, result in data["results"]:
             self._results.setdefault(tuple(key), CheckResult.from_dict(result))
         self._environments.update(data["environments"])
+        self._wall.update((tuple(k), v) for k, v in data.get("wall", []))
         self._samples.update(data["samples"])
         self._audit_baselines.update(data.get("audit_baselines", {}))
+        self.input_errors.extend(e for e in data.get("input_errors", []) if e not in self.input_errors)
 
     # -- end of session ------------------------------------------------------------------------
     def finish(self, exitstatus: int) -> int | None:
@@ -157,12 +229,13 @@ class SCESession:
         comparison fails (merged, never masking an earlier failure). On an xdist worker, hand
         the results to the controller instead."""
         if self.is_worker:
-            if self._results:
+            if self._results or self.input_errors:
                 self.config.workeroutput["sce_checks"] = self.export()
             return None
+        usage = pytest.ExitCode.USAGE_ERROR if self.input_errors and exitstatus == pytest.ExitCode.TESTS_FAILED else None
         results = self.results
         if not results:
-            return None
+            return usage
         env = self.environment()
         json_path, md_path, html_path = self.option("json"), self.option("markdown"), self.option("html")
         if json_path:
@@ -185,7 +258,7 @@ class SCESession:
             save_baseline(self.option("save-baseline"), results, env)
         comparisons = []
         if self.option("baseline"):
-            comparisons.append((self.option("baseline"), self.option("tolerance") or 0.0, results))
+            comparisons.append((self.option("baseline"), self.option("tolerance"), results))
         for path, audit in self._audit_baselines.items():
             mine = [r for key, r in self._results.items()
                     if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["variants"]]
@@ -193,12 +266,13 @@ class SCESession:
         texts, regressed_any = [], False
         for path, tolerance, subset in comparisons:
             from sce_checks.errors import UserInputError
-            from sce_checks.report.baseline import compare, load_baseline, render_comparison
+            from sce_checks.report.baseline import compare, load_baseline, parse_tolerances, render_comparison
 
             try:
-                rows = compare(load_baseline(path), subset, env, tolerance, path)
+                rows = compare(load_baseline(path), subset, env, parse_tolerances(tolerance, "--sce-tolerance"), path)
             except UserInputError as exc:
                 self.errors.append(str(exc))
+                self.input_errors.append(str(exc))
                 return exitstatus or pytest.ExitCode.USAGE_ERROR
             regressed = [c for c in rows if c.regressed]
             regressed_any |= bool(regressed)
@@ -207,7 +281,7 @@ class SCESession:
         self.comparison_text = "\n\n".join(texts) or None
         if regressed_any and exitstatus == 0:
             return pytest.ExitCode.TESTS_FAILED
-        return None
+        return usage
 
     def terminal_summary(self, tr) -> None:
         if self.is_worker:

@@ -123,6 +123,41 @@ def test_baseline_regression_story(workdir, capsys):
     assert "different sample" in capsys.readouterr().err
 
 
+def test_per_metric_tolerances(workdir, capsys):
+    assert audit("--model", "python:toy_models:boundary", "--save-baseline", "base.json") == 0
+    # far vs boundary: exact match drops from 1 to 0, mean distances grow by 0.49, the median
+    # relative gaps (RCF, TM) by 2.19
+    assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "2.2") == 0
+    capsys.readouterr()
+    assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "2.2",
+                 "--tolerance", "exact_match=0.5") == 1
+    regressed = [line for line in capsys.readouterr().out.splitlines() if "REGRESSED" in line]
+    assert len(regressed) == 2 and all("exact_match" in line for line in regressed)  # one per variant
+    assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "validty=0.1") == 2
+    assert "'validty' is not a compared metric" in capsys.readouterr().err
+
+
+def test_builds_a_pytest_run_and_passes_unknown_flags_through(workdir, capsys):
+    assert audit("--model", "python:toy_models:boundary", "--threshold", "validity>=0.99", "--junitxml", "j.xml",
+                 "-rA") == 0
+    out = capsys.readouterr().out
+    assert "PASSED sce-run::toy.toml/minimal::validity>=0.99" in out
+    junit = (workdir / "j.xml").read_text()
+    assert junit.count("<testcase") == 2 and 'name="sce:toy.toml/minimal:validity" value="1.0"' in junit
+    # no threshold: one item per dataset and variant, passing when the audit runs
+    assert audit("--model", "python:toy_models:boundary", "--variant", "minimal", "-rA") == 0
+    assert "PASSED sce-run::toy.toml/minimal::audit" in capsys.readouterr().out
+    # a flag pytest does not know either is a usage error
+    assert audit("--model", "python:toy_models:boundary", "--no-such-flag") == 2
+
+
+def test_a_model_that_fails_to_load_fails_the_run_with_one_line(workdir, capsys):
+    (workdir / "broken_models.py").write_text("def f(messages):\n    return 'x'\nraise RuntimeError('boom')\n")
+    assert audit("--model", "python:broken_models:f") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "boom" in err and "Traceback" not in err
+
+
 def test_audit_through_an_openai_compatible_server(workdir):
     """The same code path a user with a vLLM server takes: spec -> HTTP -> audit -> report."""
     from tests.helpers.rule_models import TOY, RuleModel, toy_rule

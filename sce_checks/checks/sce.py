@@ -18,9 +18,10 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from sce_checks.checks.predict import Prediction, Predictor
+from sce_checks.progress import step
 from sce_checks.metrics.boundary import BoundarySearch
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
@@ -75,7 +76,7 @@ def _target(options: Sequence[str], prediction: str, example_id: str, seed: int)
     return random.Random(f"{seed}:{example_id}").choice(others)
 
 
-def _request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, say, name: str) -> dict:
+def _request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str) -> dict:
     """One batched chat call for every (variant, example with a parsed prediction): the SCE
     request in the prediction's conversation. Returns {(variant, example id): raw reply}."""
     jobs = []
@@ -83,8 +84,8 @@ def _request_sces(model, settings: SCESettings, examples, preds, targets: dict, 
         for (ex_id, x), pred in zip(examples, preds):
             if pred.label is not None:
                 jobs.append((variant, ex_id, conversation(x, _first_reply(pred), targets[ex_id], variant)))
-    say(f"{name}: requesting {len(jobs)} SCEs")
-    replies = model.chat([c for _, _, c in jobs], Decoding(max_new_tokens=settings.sce_tokens)) if jobs else []
+    with step(f"{name}: requesting {len(jobs)} SCEs", len(jobs)):
+        replies = model.chat([c for _, _, c in jobs], Decoding(max_new_tokens=settings.sce_tokens)) if jobs else []
     return {(v, i): r for (v, i, _), r in zip(jobs, replies)}
 
 
@@ -94,33 +95,31 @@ def run_grid_sce(
     task: GridTask,
     examples: Sequence[tuple[str, Point]],
     settings: SCESettings = SCESettings(),
-    progress: Callable[[str], None] | None = None,
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a grid task."""
-    say = progress or (lambda _msg: None)
     predictor = Predictor(
         model, task.options, lambda p: grid_prompts.prediction_conversation(task, p),
         settings.prediction, settings.answer_tokens,
     )
     search = BoundarySearch(task, predictor.labels)
     points = [p for _, p in examples]
-    say(f"{task.name}: predicting {len(points)} examples")
-    preds = predictor.predict(points)
+    with step(f"{task.name}: predicting {len(points)} examples", len(points)):
+        preds = predictor.predict(points)
     search.remember(points, [p.label for p in preds])
 
     targets = {ex_id: task.other_option(p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
     sce_reply = _request_sces(model, settings, examples, preds, targets,
-                              lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), say, task.name)
+                              lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), task.name)
     parsed = {k: parse_grid_sce(r, task) for k, r in sce_reply.items()}
 
     cf_points = [p.value for p in parsed.values() if p.ok]
-    say(f"{task.name}: predicting {len(set(cf_points))} counterfactuals")
-    search.remember(cf_points, predictor.labels(cf_points))
+    with step(f"{task.name}: predicting {len(set(cf_points))} counterfactuals", len(cf_points)):
+        search.remember(cf_points, predictor.labels(cf_points))
 
-    say(f"{task.name}: searching reference minimal counterfactuals")
     # All searches advance in lockstep: one model batch per ring step, not per ring per example.
     flip_ids = [(ex_id, point, pred.label) for (ex_id, point), pred in zip(examples, preds) if pred.label is not None]
-    found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flip_ids])
+    with step(f"{task.name}: searching reference minimal counterfactuals (grid points predicted)"):
+        found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flip_ids])
     nearest_flip = {ex_id: res for (ex_id, _, _), res in zip(flip_ids, found)}
     # ICF_A needs, for every invalid SCE, the nearest point that does get the target.
     icf_queries: dict[tuple, float | None] = {}
@@ -131,7 +130,9 @@ def run_grid_sce(
             if predictor.known(sce.value).label != target:
                 icf_queries[(sce.value, target)] = None
     keys = list(icf_queries)
-    for key, res in zip(keys, search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in keys])):
+    with step(f"{task.name}: searching the nearest target points of invalid SCEs (grid points predicted)"):
+        nearest = search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in keys])
+    for key, res in zip(keys, nearest):
         icf_queries[key] = res.distance
 
     results = []
@@ -227,30 +228,29 @@ def run_text_sce(
     task,
     examples: Sequence[tuple[str, str]],
     settings: SCESettings = SCESettings(),
-    progress: Callable[[str], None] | None = None,
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025)."""
     from sce_checks.checks.text_search import redundancy, search_minimal_edit
 
-    say = progress or (lambda _msg: None)
     predictor = Predictor(
         model, task.options, lambda t: text_prompts.prediction_conversation(task, t),
         settings.prediction, settings.answer_tokens,
     )
     in_context = Predictor(model, task.options, json.loads, settings.prediction, settings.answer_tokens)
     texts = [t for _, t in examples]
-    say(f"{task.name}: predicting {len(texts)} examples")
-    preds = predictor.predict(texts)
+    with step(f"{task.name}: predicting {len(texts)} examples", len(texts)):
+        preds = predictor.predict(texts)
     targets = {
         ex_id: _target(task.options, pred.label, ex_id, settings.seed)
         for (ex_id, _), pred in zip(examples, preds) if pred.label is not None
     }
 
     sce_reply = _request_sces(model, settings, examples, preds, targets,
-                              lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), say, task.name)
+                              lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), task.name)
     parsed = {k: parse_text_sce(r) for k, r in sce_reply.items()}
-    say(f"{task.name}: predicting counterfactuals")
-    predictor.predict([p.value for p in parsed.values() if p.ok])
+    revised = [p.value for p in parsed.values() if p.ok]
+    with step(f"{task.name}: predicting {len(revised)} counterfactuals", len(revised)):
+        predictor.predict(revised)
 
     # Val_c: the revised text classified inside the conversation that produced it.
     text_of = dict(examples)
@@ -263,7 +263,8 @@ def run_text_sce(
                 sce_reply[(variant, ex_id)], sce.value,
             )
             ctx_keys[(variant, ex_id)] = json.dumps(conv, ensure_ascii=False)
-    in_context.predict(list(ctx_keys.values()))
+    with step(f"{task.name}: predicting {len(ctx_keys)} counterfactuals in context", len(ctx_keys)):
+        in_context.predict(list(ctx_keys.values()))
 
     results = []
     for variant in settings.variants:
@@ -317,9 +318,8 @@ def run_text_sce(
     # Minimality references and redundancy: model-in-the-loop searches over valid SCEs only.
     for result in results:
         valid = [r for r in result.examples if r.valid]
-        if valid:
-            say(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs")
-        red = [redundancy(predictor, r.input, r.counterfactual, r.target) for r in valid]
+        with step(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs (predictions)"):
+            red = [redundancy(predictor, r.input, r.counterfactual, r.target) for r in valid]
         for rec, (n_changes, n_redundant) in zip(valid, red):
             rec.extra["n_changes"] = n_changes
             rec.extra["n_redundant_changes"] = n_redundant
@@ -327,11 +327,11 @@ def run_text_sce(
         result.figures["redundancy"] = mean_or_none(shares)
         result.info["redundancy_over"] = len(shares)
     if settings.text_search_budget > 0:
-        say(f"{task.name}: searching minimal edits (budget {settings.text_search_budget} per example)")
         found = {}
-        for (ex_id, text), pred in zip(examples, preds):
-            if pred.label is not None:
-                found[ex_id] = search_minimal_edit(predictor, text, targets[ex_id], settings.text_search_budget)
+        with step(f"{task.name}: searching minimal edits, budget {settings.text_search_budget} per example (predictions)"):
+            for (ex_id, text), pred in zip(examples, preds):
+                if pred.label is not None:
+                    found[ex_id] = search_minimal_edit(predictor, text, targets[ex_id], settings.text_search_budget)
         for result in results:
             gaps = []
             for rec in result.examples:

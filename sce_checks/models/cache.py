@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from sce_checks import progress
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, supports_scoring
 
@@ -301,6 +302,7 @@ class CachedModel:
                 self.stats.cache_hits += 1
             elif key not in todo:
                 todo[key] = conv
+        progress.advance(len(keys) - len(todo))  # answered from the cache (or a duplicate)
         if todo:
             fresh = dict(zip(todo, send(list(todo.values()))))
             self.cache.put_many(fresh)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from sce_checks import progress
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
 from sce_checks.models.fingerprint import folder_fingerprint, parameters_fingerprint
@@ -287,6 +288,7 @@ class HFChatModel:
                         break
                 self._count("generated_tokens", len(new))
                 replies[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+            progress.advance(len(chunk))
         return replies
 
     # -- scoring ---------------------------------------------------------------------------
@@ -328,6 +330,7 @@ class HFChatModel:
                 raise BackendError(f"model {self.name!r}: option scoring failed ({_one_line(exc)})") from exc
             for index, row in zip(chunk, rows):
                 scores[index] = row
+            progress.advance(len(chunk))
         self._count("score_ms", int((time.perf_counter() - started) * 1000))
         return scores
 

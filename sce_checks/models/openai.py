@@ -39,6 +39,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+from sce_checks import progress
 from sce_checks.errors import BackendError
 from sce_checks.models.base import CallStats, Conversation, Decoding
 
@@ -130,10 +131,17 @@ class OpenAIChatModel:
         return body
 
     def _post_all(self, bodies: list[dict]) -> list[dict]:
+        out: list[dict] = []
         if len(bodies) <= 1:
-            return [self._post(b) for b in bodies]
+            for b in bodies:
+                out.append(self._post(b))
+                progress.advance(1)
+            return out
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(bodies))) as pool:
-            return list(pool.map(self._post, bodies))
+            for response in pool.map(self._post, bodies):  # in order; progress from this thread
+                out.append(response)
+                progress.advance(1)
+        return out
 
     def _post(self, body: dict) -> dict:
         url = f"{self.base_url}/chat/completions"

@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from sce_checks import progress
 from sce_checks.errors import BackendError, SceError, UserInputError
 from sce_checks.models.base import ChatModel, Conversation, Decoding
 
@@ -191,6 +192,7 @@ class FunctionModel:
                     "a python model function must return the reply as a str"
                 )
             replies.append(reply)
+            progress.advance(1)
         return replies
 
     def __repr__(self) -> str:
@@ -242,7 +244,9 @@ class PythonObjectModel:
 
     def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
         try:
-            return method(*args)
+            out = method(*args)
+            progress.advance(len(args[0]))  # one batched call: the whole batch at once
+            return out
         except SceError:
             raise
         except Exception as exc:

@@ -64,6 +64,42 @@ def load_baseline(path) -> dict[str, Any]:
     return data
 
 
+Tolerances = dict  # metric -> allowed worsening; the key "*" is the default for the others
+
+
+def parse_tolerances(value: Any, where: str = "tolerance") -> Tolerances:
+    """Tolerances from a number (every metric), a mapping {metric: number} (``"*"`` for the rest),
+    or command-line strings such as ``["0.01", "validity=0.05"]``. Errors name ``where``."""
+    if value is None:
+        return {"*": 0.0}
+    if isinstance(value, (list, tuple)):
+        out: Tolerances = {}
+        for item in value:
+            name, sep, number = str(item).rpartition("=")
+            out[name.strip() if sep else "*"] = number
+        value = out
+    if not isinstance(value, dict):
+        value = {"*": value}
+    out = {}
+    for metric, tol in value.items():
+        try:
+            number = float(tol)
+        except (TypeError, ValueError):
+            number = -1.0
+        if isinstance(tol, bool) or not number >= 0:
+            raise UserInputError(f"{where}: {metric if metric != '*' else 'tolerance'} must be a non-negative number, got {tol!r}")
+        if metric != "*" and metric not in COMPARED:
+            raise UserInputError(f"{where}: {metric!r} is not a compared metric; compared: {', '.join(COMPARED)}")
+        out[metric] = number
+    out.setdefault("*", 0.0)
+    return out
+
+
+def describe_tolerances(tolerances: Tolerances) -> str:
+    rest = [f"{m} {t:g}" for m, t in sorted(tolerances.items()) if m != "*"]
+    return ", ".join([f"{tolerances.get('*', 0.0):g}"] + rest)
+
+
 @dataclass
 class Comparison:
     key: str
@@ -74,11 +110,13 @@ class Comparison:
     regressed: bool
 
 
-def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environment: dict[str, Any], tolerance: float = 0.0,
-            path: str = "baseline") -> list[Comparison]:
-    """Compare results with a loaded baseline. Raises `UserInputError` when the two are not
-    comparable (metric version, sample, task definition); a result absent from the baseline is
-    refused too, so nothing is silently left unchecked."""
+def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environment: dict[str, Any],
+            tolerance: float | Tolerances = 0.0, path: str = "baseline") -> list[Comparison]:
+    """Compare results with a loaded baseline. A metric regresses when it got worse by more than
+    its tolerance (a number for all metrics, or per metric: see `parse_tolerances`). Raises
+    `UserInputError` when the two are not comparable (metric version, sample, task definition);
+    a result absent from the baseline is refused too, so nothing is silently left unchecked."""
+    tolerances = parse_tolerances(tolerance)
     if baseline.get("metrics_version") != METRICS_VERSION:
         raise UserInputError(f"{path}: metric definitions changed (baseline v{baseline.get('metrics_version')}, now v{METRICS_VERSION}); save a new baseline")
     entries = baseline.get("entries", {})
@@ -98,12 +136,14 @@ def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environmen
         for metric, before in old["figures"].items():
             after = r.figures.get(metric)
             if before is None or after is None:
-                regressed = before is not None and after is None
-                out.append(Comparison(key, metric, before, after, None, regressed))
+                # A figure over a subset (ICF over invalid SCEs, say) becomes undefined when the
+                # subset empties: shown, not failed; what emptied it moves figures that are compared.
+                out.append(Comparison(key, metric, before, after, None, False))
                 continue
             delta = after - before
             worse = delta if metric in LOWER_IS_BETTER else -delta
-            out.append(Comparison(key, metric, before, after, delta, worse > tolerance + 1e-12))
+            allowed = tolerances.get(metric, tolerances["*"])
+            out.append(Comparison(key, metric, before, after, delta, worse > allowed + 1e-12))
     return out
 
 
@@ -113,5 +153,6 @@ def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False
     shown = [c for c in rows if c.regressed or not only_regressions]
     fmt = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     table = [[c.key, c.metric, fmt(c.before), fmt(c.after), ("-" if c.delta is None else f"{c.delta:+.4f}"),
-              "REGRESSED" if c.regressed else "ok"] for c in shown]
+              "REGRESSED" if c.regressed else ("ok" if c.delta is not None or c.before == c.after else "undefined")]
+             for c in shown]
     return tabulate(table, headers=["result", "metric", "before", "after", "delta", ""], disable_numparse=True)
