@@ -72,3 +72,23 @@ def assert_minimality(
             word = "above" if kind == "at_most" else "below"
             shown = "undefined" if value is None else f"{value:.4f}"
             raise SCEAssertionError(_explain(result, f"{name} = {shown} is {word} the threshold {bound:g}"))
+
+
+def assert_example_valid(record, *, max_gap: float | None = None) -> None:
+    """One example (from the ``sce_example`` fixture): its SCE was generated and is valid, and,
+    with ``max_gap``, no farther than ``max_gap`` beyond the reference minimal counterfactual."""
+    from sce_checks.report.summary import fmt, short
+
+    __tracebackhide__ = True
+    where = (f"{record.id}: {short(record.input)} -> {short(record.counterfactual)}; "
+             f"answer {record.prediction}, target {record.target}, answer on the SCE {record.cf_prediction}")
+    if record.counterfactual is None:
+        raise SCEAssertionError(f"{record.id}: no SCE could be parsed ({record.unparsed or 'no reply'}); "
+                                f"reply: {short(record.sce_reply)}")
+    if not record.valid:
+        raise SCEAssertionError(f"SCE not valid: {where}")
+    if max_gap is not None:
+        gap = None if record.distance is None or record.min_distance is None else record.distance - record.min_distance
+        if gap is None or gap > max_gap + 1e-12:
+            raise SCEAssertionError(f"SCE not minimal: distance {fmt(record.distance)} vs reference {fmt(record.min_distance)} "
+                                    f"(gap above {max_gap:g}): {where}")

@@ -155,6 +155,47 @@ def sce_audit(request: pytest.FixtureRequest):
     return get
 
 
+@pytest.fixture
+def sce_example(request: pytest.FixtureRequest):
+    """One example's record (`ExampleRecord`) of the shared computation. A test that asks for it
+    becomes one item per (dataset, variant, example) of its sample, with ids such as
+    ``income/minimal/income-00042``, so single examples can be seen, selected with -k and marked."""
+    dataset, variant, example_id = request.param
+    result = _session(request.config).result(_marker_settings(request), dataset=dataset, variant=variant,
+                                             node=request.node)
+    for record in result.examples:
+        if record.id == example_id:
+            return record
+    raise pytest.fail(f"sce-checks: example {example_id} is not in {result.dataset}/{variant}", pytrace=False)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``sce_example`` over the sample, known before any model runs: examples are
+    drawn from (dataset, limit, seed) alone."""
+    if "sce_example" not in metafunc.fixturenames:
+        return
+    from sce_checks.errors import UserInputError
+    from sce_checks.tasks import load_task, task_examples
+
+    marker = metafunc.definition.get_closest_marker("sce")
+    kwargs = dict(marker.kwargs) if marker else {}
+    pick = lambda name: kwargs.get(name.replace("-", "_"), sce_option(metafunc.config, name))  # noqa: E731
+    datasets, variants = pick("dataset"), pick("variant")
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    variants = [variants] if isinstance(variants, str) else list(variants)
+    params, ids = [], []
+    for dataset in datasets:
+        try:
+            examples = task_examples(load_task(dataset), pick("limit") or None, pick("seed"))
+        except UserInputError as exc:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+        for variant in variants:
+            for example_id, _ in examples:
+                params.append((dataset, variant, example_id))
+                ids.append(f"{dataset}/{variant}/{example_id}")
+    metafunc.parametrize("sce_example", params, ids=ids, indirect=True)
+
+
 def pytest_collect_file(file_path, parent):
     """Audit files: ``*.sce.toml`` (see sce_checks/auditfile.py)."""
     if file_path.name.endswith(".sce.toml"):

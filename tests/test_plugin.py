@@ -231,3 +231,31 @@ def test_audit_file_baseline(project):
     result = project.runpytest("-p", "no:cacheprovider", "far.sce.toml")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*base.json: * regression(s)*"])
+
+
+def test_one_item_per_example_from_the_shared_computation(project):
+    project.makepyfile(test_each="""
+        import pytest
+        from sce_checks.assertions import assert_example_valid
+        calls = []
+
+        @pytest.mark.sce(model="python:toy_models:far", variant="minimal")
+        def test_each(sce_example, sce_model):
+            calls.append(sce_model.stats.chat_calls)
+            assert_example_valid(sce_example, max_gap=0.3)
+    """)
+    result = project.runpytest(*common("-v", "--sce-limit", "4"))
+    # the far policy jumps to the far corner: valid, but farther than x* by more than 0.3 except
+    # for toy-00024, whose SCE is its own nearest flip
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "*test_each[[]toy.toml/minimal/toy-00024[]] PASSED*",
+        "*test_each[[]toy.toml/minimal/toy-00026[]] FAILED*",
+        # Gower on the toy grid (x in 0..10, level a..e ordinal, equal weights):
+        # d((5,b), (10,e)) = (5/10 + 3/4) / 2 = 0.625; x* = (5,c): (0 + 1/4) / 2 = 0.125
+        "*SCE not minimal: distance 0.625 vs reference 0.125 (gap above 0.3): toy-00026: x=5, level=b -> x=10, level=e*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    # -k selects single examples by id; the one computation still serves them
+    one = project.runpytest(*common("--sce-limit", "4", "-k", "toy-00024 or toy-00026"))
+    one.assert_outcomes(passed=1, failed=1)

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
+from sce_checks import progress
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
 from sce_checks.parsing import parse_answer
 from sce_checks.prompts.common import canonical_answer
@@ -66,6 +67,7 @@ class Predictor:
 
     def predict(self, inputs: Sequence[Hashable]) -> list[Prediction]:
         todo = list(dict.fromkeys(x for x in inputs if x not in self._memo))
+        progress.advance(len(set(inputs)) - len(todo))  # known already: no model work
         if todo:
             self.requested += len(todo)
             conversations = [self.conversation_for(x) for x in todo]

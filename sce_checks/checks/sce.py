@@ -113,7 +113,7 @@ def run_grid_sce(
     parsed = {k: parse_grid_sce(r, task) for k, r in sce_reply.items()}
 
     cf_points = [p.value for p in parsed.values() if p.ok]
-    with step(f"{task.name}: predicting {len(set(cf_points))} counterfactuals", len(cf_points)):
+    with step(f"{task.name}: predicting {len(set(cf_points))} counterfactuals", len(set(cf_points))):
         search.remember(cf_points, predictor.labels(cf_points))
 
     # All searches advance in lockstep: one model batch per ring step, not per ring per example.
@@ -248,7 +248,7 @@ def run_text_sce(
     sce_reply = _request_sces(model, settings, examples, preds, targets,
                               lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), task.name)
     parsed = {k: parse_text_sce(r) for k, r in sce_reply.items()}
-    revised = [p.value for p in parsed.values() if p.ok]
+    revised = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
     with step(f"{task.name}: predicting {len(revised)} counterfactuals", len(revised)):
         predictor.predict(revised)
 
