@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 # validity % unconstrained -> minimal, (mean RCF_A of valid SCEs), from REFERENCE.md section 1
 PAPER = {
@@ -28,8 +29,22 @@ def num(x):
     return "-" if x is None else f"{x:.3f}"
 
 
+def model_side(r: dict) -> str:
+    """What the model itself did: its answers on the sample, the distance to its own nearest
+    flip (the exact x* of grid tasks), and why SCEs were not usable."""
+    answers = Counter(e["prediction"] for e in r["examples"])
+    parts = [", ".join(f"{k} {v}" for k, v in answers.most_common())]
+    dists = [e["min_distance"] for e in r["examples"] if e.get("min_distance") is not None]
+    if dists:
+        parts.append(f"mean d(x, x*) {sum(dists) / len(dists):.3f} ({len(dists)}/{r['n']} have an x*)")
+    reasons = r.get("info", {}).get("unparsed_reasons") or {}
+    if reasons:
+        parts.append("unparsed: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    return "; ".join(parts)
+
+
 def main(paths: list[str]) -> None:
-    rows = []
+    rows, sides = [], []
     for path in paths:
         report = json.load(open(path))
         for r in report["results"]:
@@ -40,9 +55,12 @@ def main(paths: list[str]) -> None:
                 f"{num(r.get('mean_rcf_a'))} | {num(r.get('mean_icf_a'))} | {pct(r.get('exact_match'))} | "
                 f"{num(r.get('mean_distance'))} | {r.get('info', {}).get('prediction_mode', '-')} |"
             )
+            sides.append(f"| {r['dataset']} | {r['variant']} | {model_side(r)} |")
     print("| dataset | variant | n | generated % | validity % [95% CI] | strict validity % | mean RCF_A | mean ICF_A | exact match % | mean distance | prediction |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print("\n| dataset | variant | the model's answers; its own nearest flip; unusable SCEs |\n|---|---|---|")
+    print("\n".join(sides))
     print("\nPublished (Mayne et al. 2025, temperature 1; validity %, unconstrained -> minimal, mean RCF_A):\n")
     print("| dataset | model | figures |\n|---|---|---|")
     for ds, models in PAPER.items():
