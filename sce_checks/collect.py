@@ -37,8 +37,12 @@ def audit_items(parent, audit, prefix: str | None = None):
         for threshold in thresholds or [None]:
             name = f"{audit.name(dataset)}/{variant}::{threshold or 'audit'}"
             nodeid = {"nodeid": f"{prefix}::{name}"} if prefix else {}
-            yield ThresholdItem.from_parent(parent, name=name, audit=audit, dataset=dataset, variant=variant,
-                                            threshold=threshold, **nodeid)
+            item = ThresholdItem.from_parent(parent, name=name, audit=audit, dataset=dataset, variant=variant,
+                                             threshold=threshold, **nodeid)
+            reason = audit.xfails.get((dataset, variant, str(threshold)))
+            if reason:
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True, raises=ThresholdFailed))
+            yield item
 
 
 def run_items(session: pytest.Session) -> list:

@@ -198,6 +198,20 @@ def test_audit_file_datasets_are_relative_to_the_audit_file(project):
     result.stdout.fnmatch_lines(["*audits/toy.sce.toml::toy.toml/minimal::mean_rcf_a<=0 PASSED*"])
 
 
+def test_audit_file_known_failures_are_strict_xfails(project):
+    write_audit(project, model="far", extra='')
+    text = (project.path / "toy.sce.toml").read_text() + 'xfail = "far jumps to the corner"\n'
+    (project.path / "toy.sce.toml").write_text(text)  # the xfail joins the minimal-variant override
+    result = project.runpytest("-p", "no:cacheprovider", "-rxX", "toy.sce.toml")
+    result.assert_outcomes(passed=2, xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*mean_rcf_a<=0*far jumps to the corner*"])
+    # strict: the model improved, so the known failure passes, and the run says to update the file
+    (project.path / "toy.sce.toml").write_text(text.replace('model = "python:toy_models:far"', 'model = "python:toy_models:boundary"'))
+    result = project.runpytest("-p", "no:cacheprovider", "toy.sce.toml")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*far jumps to the corner*"])
+
+
 def test_audit_file_threshold_failure(project):
     write_audit(project, model="far")
     result = project.runpytest("-p", "no:cacheprovider", "toy.sce.toml")
