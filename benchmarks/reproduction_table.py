@@ -34,6 +34,8 @@ def model_side(r: dict) -> str:
     flip (the exact x* of grid tasks), and why SCEs were not usable."""
     answers = Counter(e["prediction"] for e in r["examples"])
     parts = [", ".join(f"{k} {v}" for k, v in answers.most_common())]
+    if r.get("accuracy") is not None:
+        parts.append(f"accuracy against the gold labels {pct(r['accuracy'])}%")
     dists = [e["min_distance"] for e in r["examples"] if e.get("min_distance") is not None]
     if dists:
         parts.append(f"mean d(x, x*) {sum(dists) / len(dists):.3f} ({len(dists)}/{r['n']} have an x*)")

@@ -107,7 +107,7 @@ def showing(bar: ProgressBar | None) -> Iterator[None]:
 def step(label: str, total: int | None = None) -> Iterator[None]:
     """A stretch of model work of ``total`` units (conversations); None when not known ahead."""
     bar = _current.get()
-    if bar is None:
+    if bar is None or total == 0:  # nothing to show, or nothing to do
         yield
         return
     bar.start(label, total)

@@ -39,6 +39,7 @@ def test_minimal_swap_is_valid_with_exact_distances():
     assert a.distance == pytest.approx(3 / 11) and b.distance == pytest.approx(3 / 11)
     assert a.extra["word_distance"] == pytest.approx(1 / 3)
     assert r["validity"] == 1.0 and r["validity_in_context"] == 1.0
+    assert r["accuracy"] == 1.0 and a.extra["gold"] == "negative"  # the rule labels both gold labels right
     assert r["mean_distance"] == pytest.approx(3 / 11)
     assert r["redundancy"] == 0.0
 
@@ -50,6 +51,15 @@ def test_redundant_change_is_found():
     a = r.examples[0]
     assert a.valid and a.extra["n_changes"] == 2 and a.extra["n_redundant_changes"] == 1
     assert r["redundancy"] == pytest.approx(0.5)
+
+
+def test_accuracy_counts_labelled_examples_only():
+    task = TextTask(name="t", question="q", preamble="p", options=("negative", "positive"), source="test",
+                    examples=(TextExample("a", "a good film", "negative"),  # the rule says positive: wrong
+                              TextExample("b", "a bad film", "negative"), TextExample("c", "a fine film", None)))
+    (r,) = run_text_sce(TextRuleModel("swap"), "text/swap", task, [(e.id, e.text) for e in task.examples],
+                        SCESettings(variants=("minimal",), prediction="generate"))
+    assert r["accuracy"] == pytest.approx(1 / 2)  # c has no gold label: not counted
 
 
 def test_noop_and_empty_sces():

@@ -266,6 +266,7 @@ def run_text_sce(
     with step(f"{task.name}: predicting {len(ctx_keys)} counterfactuals in context", len(ctx_keys)):
         in_context.predict(list(ctx_keys.values()))
 
+    gold_of = {e.id: e.gold for e in getattr(task, "examples", ())}
     results = []
     for variant in settings.variants:
         records: list[ExampleRecord] = []
@@ -276,6 +277,8 @@ def run_text_sce(
                 counterfactual=None, cf_prediction=None, valid=None, distance=None,
                 min_distance=None, prediction_reply=pred.reply,
             )
+            if gold_of.get(ex_id) is not None:
+                rec.extra["gold"] = gold_of[ex_id]
             records.append(rec)
             if pred.label is None:
                 rec.unparsed = f"prediction: {pred.reason}"
@@ -300,6 +303,11 @@ def run_text_sce(
         valid = [r for r in generated if r.valid]
         figures = validity_figures(len(records), len(generated), len(valid))
         n_ctx_valid = sum(1 for r in generated if r.extra.get("valid_in_context"))
+        labelled = [r for r in records if "gold" in r.extra]
+        # how well the model does the task itself: a model that cannot tell the classes apart
+        # has no decision boundary worth explaining (reported beside the SCE figures)
+        figures["accuracy"] = (sum(1 for r in labelled if r.prediction == r.extra["gold"]) / len(labelled)
+                               if labelled else None)
         figures["validity_in_context"] = n_ctx_valid / len(generated) if generated else None
         figures["validity_in_context_ci"] = list(wilson_interval(n_ctx_valid, len(generated)))
         figures["mean_distance"] = mean_or_none([r.distance for r in generated])
@@ -318,7 +326,8 @@ def run_text_sce(
     # Minimality references and redundancy: model-in-the-loop searches over valid SCEs only.
     for result in results:
         valid = [r for r in result.examples if r.valid]
-        with step(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs (predictions)"):
+        with step(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs (predictions)",
+                  None if valid else 0):
             red = [redundancy(predictor, r.input, r.counterfactual, r.target) for r in valid]
         for rec, (n_changes, n_redundant) in zip(valid, red):
             rec.extra["n_changes"] = n_changes
