@@ -28,6 +28,7 @@ One test item per (dataset, variant, threshold), with ids like
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
                     xfails.update({(d, v, str(t)): reason for t in extra})
     base = None
     if baseline:
-        base = str((path.parent / baseline)) if not Path(baseline).is_absolute() else baseline
+        base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
     return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base,
                      tolerance, table, names, budget, xfails)
 

@@ -21,7 +21,7 @@ from sce_checks.results import LOWER_IS_BETTER, CheckResult
 BASELINE_SCHEMA = "sce-checks/baseline/v1"
 METRICS_VERSION = 1  # bump when a figure's definition changes
 COMPARED = ("generation_rate", "validity", "strict_validity", "mean_distance", "mean_rcf_a", "median_rcf",
-            "mean_icf_a", "median_icf", "tm", "tm_a", "exact_match", "validity_in_context", "mean_word_distance")
+            "mean_icf_a", "median_icf", "tm", "tm_a", "exact_match", "validity_in_context", "mean_word_distance", "accuracy")
 
 
 def _key(r: CheckResult) -> str:
@@ -150,7 +150,8 @@ def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environmen
 def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False) -> str:
     from tabulate import tabulate
 
-    shown = [c for c in rows if c.regressed or not only_regressions]
+    # figures undefined before and after (no SCE to measure) say nothing: left out
+    shown = [c for c in rows if (c.regressed or not only_regressions) and not (c.before is None and c.after is None)]
     fmt = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     table = [[c.key, c.metric, fmt(c.before), fmt(c.after), ("-" if c.delta is None else f"{c.delta:+.4f}"),
               "REGRESSED" if c.regressed else ("ok" if c.delta is not None or c.before == c.after else "undefined")]
