@@ -41,9 +41,11 @@ def assert_validity(result: CheckResult, at_least: float, *, use_lower_bound: bo
     ``at_least``; with ``use_lower_bound`` its Wilson 95% lower bound must."""
     name = "strict_validity" if strict else "validity"
     value = result.get(name)
+    gate = f"{name}_lower>={at_least:g}" if use_lower_bound else f"{name}>={at_least:g}"
     if use_lower_bound:
         value = (result.get(f"{name}_ci") or [None, None])[0]
         name += " (Wilson lower bound)"
+    result.record_verdict(gate, value, value is not None and value >= at_least)
     if value is None or value < at_least:
         raise SCEAssertionError(_explain(result, f"{name} = {pct(value)} is below the threshold {pct(at_least)}"))
 
@@ -68,6 +70,7 @@ def assert_minimality(
             continue
         value = result.get(name)
         bad = value is None or (value > bound if kind == "at_most" else value < bound)
+        result.record_verdict(f"{name}{'<=' if kind == 'at_most' else '>='}{bound:g}", value, not bad)
         if bad:
             word = "above" if kind == "at_most" else "below"
             shown = "undefined" if value is None else f"{value:.4f}"

@@ -80,6 +80,8 @@ class ThresholdItem(pytest.Item):
         if self.threshold is None:
             return
         actual = self.threshold.actual(result)
+        result.record_verdict(str(self.threshold), actual, self.threshold.holds(result),
+                              expected_failure=self.get_closest_marker("xfail") is not None)
         self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.variant}:{self.threshold.metric}", actual))
         if not self.threshold.holds(result):
             shown = "undefined" if actual is None else f"{actual:.4f}"

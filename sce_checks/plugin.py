@@ -64,8 +64,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(dest, help=f"default for --sce-{name}", type="linelist" if kwargs.get("action") == "append" else "string")
 
 
+_TABLE_KEY = pytest.StashKey[dict]()
+
+
+def _tool_table(config: pytest.Config) -> dict[str, Any]:
+    """``[tool.sce-checks]`` of the pyproject.toml in pytest's root directory (read once)."""
+    if _TABLE_KEY not in config.stash:
+        table: dict[str, Any] = {}
+        path = config.rootpath / "pyproject.toml"
+        if path.is_file():
+            from sce_checks.errors import UserInputError
+            from sce_checks.tasks.grid_file import read_toml
+
+            try:
+                table = read_toml(path).get("tool", {}).get("sce-checks", {})
+            except UserInputError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            known = {n for n, _ in _OPTIONS} | {n.replace("-", "_") for n, _ in _OPTIONS}
+            unknown = sorted(set(table) - known)
+            if unknown:
+                raise pytest.UsageError(f"{path}: [tool.sce-checks] {unknown[0]}: unknown key; accepted: "
+                                        + ", ".join(n for n, _ in _OPTIONS))
+        config.stash[_TABLE_KEY] = {k.replace("_", "-"): v for k, v in table.items()}
+    return config.stash[_TABLE_KEY]
+
+
 def sce_option(config: pytest.Config, name: str) -> Any:
-    """An option's value: command line, then ini, then the default."""
+    """An option's value: command line, then ini (``sce_<name>``), then ``[tool.sce-checks]`` in
+    pyproject.toml, then the default."""
     dest = "sce_" + name.replace("-", "_")
     value = config.getoption(dest, default=None)
     if value is None or value == []:
@@ -80,6 +106,10 @@ def sce_option(config: pytest.Config, name: str) -> Any:
                 value = str(ini).strip().lower() in ("1", "true", "yes", "on")
             else:
                 value = ini
+    if value is None or value == []:
+        value = _tool_table(config).get(name)
+        if isinstance(value, (str, int, float)) and dict(_OPTIONS)[name].get("action") == "append":
+            value = [str(value)]
     if value is None or value == []:
         value = DEFAULTS.get(name.replace("-", "_"))
     return value
@@ -153,6 +183,20 @@ def sce_audit(request: pytest.FixtureRequest):
         return session.result(settings, dataset=dataset, variant=variant, node=request.node)
 
     return get
+
+
+@pytest.fixture
+def sce_dataset(request: pytest.FixtureRequest):
+    """The task under audit (from the test's ``sce`` marker, else ``--sce-dataset``; the first
+    when several are given): its name, options, examples or grid."""
+    from sce_checks.errors import UserInputError
+    from sce_checks.tasks import load_task
+
+    settings = _session(request.config).settings(_marker_settings(request), None, None)
+    try:
+        return load_task(settings["dataset"])
+    except UserInputError as exc:
+        pytest.fail(f"sce-checks: {exc}", pytrace=False)
 
 
 @pytest.fixture

@@ -76,6 +76,24 @@ class CheckResult:
     def get(self, name: str, default: Any = None) -> Any:
         return self.figures.get(name, default)
 
+    def record_verdict(self, threshold: str, actual: Any, passed: bool, expected_failure: bool = False) -> None:
+        """Note a threshold judged on this result (audit items and assertion helpers do), so every
+        report shows the gate beside the figure; the same verdict is kept once."""
+        entry = {"threshold": threshold, "actual": actual, "passed": bool(passed)}
+        if expected_failure:
+            entry["expected_failure"] = True
+        verdicts = self.info.setdefault("thresholds", [])
+        if entry not in verdicts:
+            verdicts.append(entry)
+
+    @property
+    def verdict(self) -> str:
+        """FAIL when a threshold failed (expected failures aside), PASS when all held, - when none."""
+        verdicts = self.info.get("thresholds") or []
+        if any(not v["passed"] and not v.get("expected_failure") for v in verdicts):
+            return "FAIL"
+        return "PASS" if verdicts else "-"
+
     def to_dict(self, *, with_examples: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
             "check": self.check,

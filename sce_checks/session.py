@@ -216,7 +216,10 @@ class SCESession:
 
         data = json.loads(payload)
         for key, result in data["results"]:
-            self._results.setdefault(tuple(key), CheckResult.from_dict(result))
+            incoming = CheckResult.from_dict(result)
+            kept = self._results.setdefault(tuple(key), incoming)
+            for v in incoming.info.get("thresholds") or []:  # verdicts judged on other workers
+                kept.record_verdict(v["threshold"], v["actual"], v["passed"], v.get("expected_failure", False))
         self._environments.update(data["environments"])
         self._wall.update((tuple(k), v) for k, v in data.get("wall", []))
         self._samples.update(data["samples"])

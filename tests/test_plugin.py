@@ -218,6 +218,11 @@ def test_audit_file_threshold_failure(project):
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*mean_rcf_a<=0 does not hold: mean_rcf_a = 0.*", "*worst examples*"])
     assert "Traceback" not in result.stdout.str()
+    # the summary table shows the gates beside the figures, failures first
+    summary = result.stdout.str().split("= sce-checks =")[1].splitlines()
+    rows = [line for line in summary if "python:toy_models:far" in line]
+    assert "minimal" in rows[0] and "FAIL mean_rcf_a<=0 (0.467); ok validity>=0.9 (1.000)  FAIL" in rows[0]
+    assert "unconstrained" in rows[1] and rows[1].split()[-4:] == ["ok", "validity>=0.9", "(1.000)", "PASS"]
 
 
 @pytest.mark.parametrize(
@@ -273,3 +278,26 @@ def test_one_item_per_example_from_the_shared_computation(project):
     # -k selects single examples by id; the one computation still serves them
     one = project.runpytest(*common("--sce-limit", "4", "-k", "toy-00024 or toy-00026"))
     one.assert_outcomes(passed=1, failed=1)
+
+
+def test_pyproject_tool_table_sets_defaults_and_the_command_line_wins(project):
+    project.makepyprojecttoml("""
+        [tool.sce-checks]
+        model = "python:toy_models:far"
+        dataset = "toy.toml"
+        limit = 5
+        prediction = "generate"
+    """)
+    project.makepyfile(test_t="""
+        def test_settings(sce_audit, sce_dataset, sce_model):
+            r = sce_audit(variant="minimal")
+            print("SEEN", r.model, r.n, sce_dataset.name, sce_model.identity()["backend"])
+    """)
+    result = project.runpytest("-s", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*SEEN python:toy_models:far 5 toy python*"])
+    result = project.runpytest("-s", "-p", "no:cacheprovider", "--sce-limit", "3")
+    result.stdout.fnmatch_lines(["*SEEN python:toy_models:far 3 toy python*"])
+    project.makepyprojecttoml("[tool.sce-checks]\nmodle = 'x'\n")
+    result = project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "[tool.sce-checks] modle: unknown key" in result.stderr.str()

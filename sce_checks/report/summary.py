@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 from sce_checks.results import CheckResult
 
-HEADERS = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist", "RCF_A", "ICF_A", "TM_A", "exact"]
+HEADERS = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist", "RCF_A", "ICF_A",
+           "TM_A", "exact", "thresholds", ""]
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -29,14 +30,30 @@ def validity_cell(r: CheckResult) -> str:
     return f"{pct(r['validity'])} [{pct(lo)}, {pct(hi)}]"
 
 
+def thresholds_cell(r: CheckResult) -> str:
+    """Each threshold judged on the result, failures first: ``FAIL validity>=0.8 (0.42)``."""
+    verdicts = sorted(r.info.get("thresholds") or [], key=lambda v: v["passed"])
+    parts = []
+    for v in verdicts:
+        mark = "ok" if v["passed"] else ("xfail" if v.get("expected_failure") else "FAIL")
+        parts.append(f"{mark} {v['threshold']} ({fmt(v['actual'])})")
+    return "; ".join(parts) or "-"
+
+
+def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
+    """Failures first, then the rest in run order."""
+    return sorted(results, key=lambda r: r.verdict != "FAIL")
+
+
 def summary_rows(results: Sequence[CheckResult]) -> list[list[str]]:
     rows = []
-    for r in results:
+    for r in ordered(results):
         rows.append([
             r.model, r.dataset, r.variant or "", str(r.n),
             f"{r.get('n_generated', 0)} ({pct(r.get('generation_rate'))})",
             validity_cell(r), pct(r.get("strict_validity")), fmt(r.get("mean_distance")),
             fmt(r.get("mean_rcf_a")), fmt(r.get("mean_icf_a")), fmt(r.get("tm_a")), pct(r.get("exact_match")),
+            thresholds_cell(r), r.verdict,
         ])
     return rows
 
