@@ -92,6 +92,17 @@ class FakeOpenAIServer:
                     fault = server.faults.pop(0) if server.faults else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                done = False
+
+                def reply(code, payload, headers=None):
+                    # leave the in-flight count BEFORE answering: a client that got its answer
+                    # may send its next request at once, and must not be counted twice
+                    nonlocal done
+                    with server._lock:
+                        server.in_flight -= 1
+                    done = True
+                    self._send(code, payload, headers)
+
                 try:
                     time.sleep(0.02)  # let concurrent requests overlap
                     if fault == "hang":
@@ -103,17 +114,18 @@ class FakeOpenAIServer:
                         return
                     if fault in ("429", "500", "503", "401"):
                         headers = {"Retry-After": "0.2"} if fault == "429" else None
-                        self._send(int(fault), json.dumps({"error": {"message": f"fault {fault}"}}).encode(), headers)
+                        reply(int(fault), json.dumps({"error": {"message": f"fault {fault}"}}).encode(), headers)
                         return
                     if fault == "badjson":
-                        self._send(200, b"<html>oops</html>")
+                        reply(200, b"<html>oops</html>")
                         return
                     if fault == "nochoices":
-                        self._send(200, json.dumps({"id": "x"}).encode())
+                        reply(200, json.dumps({"id": "x"}).encode())
                         return
-                    self._send(200, json.dumps(server._completion(body)).encode())
+                    reply(200, json.dumps(server._completion(body)).encode())
                 finally:
-                    with server._lock:
-                        server.in_flight -= 1
+                    if not done:
+                        with server._lock:
+                            server.in_flight -= 1
 
         return Handler
