@@ -24,6 +24,7 @@ from rapidfuzz.distance import Levenshtein
 
 from sce_checks.checks.predict import Predictor
 from sce_checks.metrics.text_distance import normalized_levenshtein
+from sce_checks.perturb import match_case
 
 _TOKEN = re.compile(r"\s+|\w+(?:'\w+)?|[^\w\s]")
 MAX_DEPTH = 3
@@ -53,14 +54,6 @@ def antonyms() -> dict[str, tuple[str, ...]]:
     return {k: tuple(dict.fromkeys(v)) for k, v in table.items()}
 
 
-def _match_case(word: str, like: str) -> str:
-    if like.isupper() and len(like) > 1:
-        return word.upper()
-    if like[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
-
-
 def single_edits(text: str) -> list[str]:
     """Every text one word deletion or one antonym substitution away."""
     toks = tokens(text)
@@ -77,7 +70,7 @@ def single_edits(text: str) -> list[str]:
         else:
             out.append("".join(toks[:i] + toks[i + 1 :]))
         for sub in table.get(tok.lower(), ()):
-            out.append("".join(toks[:i] + [_match_case(sub, tok)] + toks[i + 1 :]))
+            out.append("".join(toks[:i] + [match_case(sub, tok)] + toks[i + 1 :]))
     return [t for t in dict.fromkeys(out) if t.strip() and t != text]
 
 
