@@ -72,7 +72,10 @@ def register_profiles() -> None:
       call), ``max_examples=25``; failures are saved to the example database and replayed first.
     - ``sce-ci``: the same, derandomised (the same examples on every run; hypothesis then uses no
       example database) and printing the reproduction blob of a failure."""
+    # parent: hypothesis' own defaults, not whichever profile is loaded now (re-registering
+    # while sce-ci is loaded must not give sce-dev its derandomize)
     common: dict[str, Any] = dict(
+        parent=settings.get_profile("default"),
         max_examples=PROFILE_MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
     )
     settings.register_profile(PROFILE_DEV, **common)
