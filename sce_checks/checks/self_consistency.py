@@ -381,8 +381,9 @@ def run_self_consistency(
     progress: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """The self-consistency check on ``examples`` (``(id, text)`` for text tasks, ``(id, point)``
-    for grid tasks, as `task_examples` gives them). ``progress`` receives one line per stage and
-    per attributed example. Raises `AttributionUnsupported` for backends without weights, before
+    for grid tasks, as `task_examples` gives them). Stages show on the installed progress bar
+    (`sce_checks.progress`); ``progress`` also receives one line per attributed example and a
+    closing line. Raises `AttributionUnsupported` for backends without weights, before
     any model call."""
     hf = hf_backend(model)
     _require_captum()
@@ -393,13 +394,11 @@ def run_self_consistency(
     inputs = [x for _, x in examples]
     conversation_of = {x: s.prediction_conversation for x, s in zip(inputs, subjects)}
     predictor = Predictor(model, task.options, conversation_of.__getitem__, settings.prediction, settings.answer_tokens)
-    say(f"{name}: predicting {len(subjects)} examples")
     with step(f"{name}: predicting {len(subjects)} examples", len(subjects)):
         preds = predictor.predict(inputs)
 
     asks = [(s, explanation_conversation(s.prediction_conversation, p.reply))
             for s, p in zip(subjects, preds) if p.label is not None]
-    say(f"{name}: requesting {len(asks)} explanations")
     with step(f"{name}: requesting {len(asks)} explanations", len(asks)):
         replies = model.chat([c for _, c in asks], Decoding(max_new_tokens=settings.explanation_tokens)) if asks else []
     explanation_of = {s.id: (conv, reply) for (s, conv), reply in zip(asks, replies)}

@@ -39,20 +39,26 @@ FEATURE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def read_user_text(path: str | os.PathLike[str], shown: str | None = None, encoding: str = "utf-8") -> str:
+    """A user's file as text; a missing, unreadable or non-UTF-8 file is a `UserInputError`
+    naming it (as ``shown``, default the path). ``encoding="utf-8-sig"`` also drops a BOM."""
+    shown = str(path) if shown is None else shown
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserInputError(f"{shown}: file not found") from None
+    except OSError as e:
+        raise UserInputError(f"{shown}: cannot read file: {e.strerror or e}") from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise UserInputError(f"{shown}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+
+
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a TOML file, turning every failure into a `UserInputError` that names the file
     (and, for syntax errors, the line: tomllib puts ``(at line L, column C)`` in its message)."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
-    except OSError as e:
-        raise UserInputError(f"{path}: cannot read file: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserInputError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+    text = read_user_text(path)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

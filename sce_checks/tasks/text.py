@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sce_checks.errors import UserInputError
-from sce_checks.tasks.grid_file import check_keys, get_options, get_string, read_toml
+from sce_checks.tasks.grid_file import check_keys, get_options, get_string, read_toml, read_user_text
 
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
 TASK_FILE_KEYS: tuple[str, ...] = (
@@ -100,19 +100,6 @@ class _Fields:
 
 # A raw record: (where, for messages "file:line"; 1-based record number; the field mapping).
 _Record = tuple[str, int, dict[str, Any]]
-
-
-def _read_text(path: Path, shown: str) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserInputError(f"{shown}: file not found") from None
-    except OSError as e:
-        raise UserInputError(f"{shown}: cannot read file: {e.strerror or e}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserInputError(f"{shown}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
 
 
 def _jsonl_records(text: str, shown: str, fields: _Fields) -> Iterator[_Record]:
@@ -226,7 +213,7 @@ def _read_examples(
     suffix = path.suffix.lower()
     if suffix not in DATA_SUFFIXES:
         raise UserInputError(f"{shown}: unsupported data file type {path.suffix!r}; expected .csv or .jsonl")
-    text = _read_text(path, shown)
+    text = read_user_text(path, shown, "utf-8-sig")  # spreadsheet exports often start with a BOM
     records = _jsonl_records(text, shown, fields) if suffix == ".jsonl" else _csv_records(text, shown, fields)
     return _examples(records, shown, fields, options, need_label=options is None)
 

@@ -228,8 +228,9 @@ def test_feature_must_be_a_table(tmp_path):
     assert "features[0]: expected a table" in error_of(tmp_path, HEAD + "features = [1]\n")
 
 
-def test_grid_too_large(tmp_path):
-    big = HEAD + """\
+def two_integer_features(max_b: int) -> str:
+    """A grid of 2000 x ``max_b`` points."""
+    return HEAD + f"""\
         [[features]]
         name = "a"
         label = "A"
@@ -241,28 +242,17 @@ def test_grid_too_large(tmp_path):
         label = "B"
         type = "integer"
         min = 1
-        max = 1001
+        max = {max_b}
         """
-    message = error_of(tmp_path, big)
+
+
+def test_grid_too_large(tmp_path):
+    message = error_of(tmp_path, two_integer_features(1001))
     assert f"features: the grid has 2,002,000 points (2000 x 1001); at most {MAX_GRID_POINTS:,}" in message
 
 
 def test_grid_at_the_limit_is_accepted(tmp_path):
-    ok = HEAD + """\
-        [[features]]
-        name = "a"
-        label = "A"
-        type = "integer"
-        min = 1
-        max = 2000
-        [[features]]
-        name = "b"
-        label = "B"
-        type = "integer"
-        min = 1
-        max = 1000
-        """
-    assert load_grid_file(write(tmp_path, ok)).size == MAX_GRID_POINTS
+    assert load_grid_file(write(tmp_path, two_integer_features(1000))).size == MAX_GRID_POINTS
 
 
 def test_missing_file(tmp_path):
