@@ -79,11 +79,11 @@ class ThresholdItem(pytest.Item):
         result = session.result(settings, dataset=self.dataset, variant=self.variant, node=self)
         if self.threshold is None:
             return
-        actual = self.threshold.actual(result)
-        result.record_verdict(str(self.threshold), actual, self.threshold.holds(result),
+        actual, holds = self.threshold.actual(result), self.threshold.holds(result)
+        result.record_verdict(str(self.threshold), actual, holds,
                               expected_failure=self.get_closest_marker("xfail") is not None)
         self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.variant}:{self.threshold.metric}", actual))
-        if not self.threshold.holds(result):
+        if not holds:
             shown = "undefined" if actual is None else f"{actual:.4f}"
             raise ThresholdFailed(_explain(result, f"{self.threshold} does not hold: {self.threshold.metric} = {shown}"))
 

@@ -222,18 +222,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from sce_checks.tasks import load_task, task_examples
 
     marker = metafunc.definition.get_closest_marker("sce")
-    kwargs = dict(marker.kwargs) if marker else {}
-    pick = lambda name: kwargs.get(name.replace("-", "_"), sce_option(metafunc.config, name))  # noqa: E731
-    datasets, variants = pick("dataset"), pick("variant")
-    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    variants = [variants] if isinstance(variants, str) else list(variants)
+    # the settings the sce_example fixture will compute with, so the samples are the same
+    s = _session(metafunc.config).settings(dict(marker.kwargs) if marker else {}, None, None)
     params, ids = [], []
-    for dataset in datasets:
+    for dataset in s["datasets"]:
         try:
-            examples = task_examples(load_task(dataset), pick("limit") or None, pick("seed"))
+            examples = task_examples(load_task(dataset), s["limit"], s["seed"])
         except UserInputError as exc:
             raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
-        for variant in variants:
+        for variant in s["variants"]:
             for example_id, _ in examples:
                 params.append((dataset, variant, example_id))
                 ids.append(f"{dataset}/{variant}/{example_id}")

@@ -47,6 +47,7 @@ class SCESession:
             "prediction": marker.get("prediction") or self.option("prediction"),
             "text_search_budget": marker.get("text_search_budget", self.option("text-search-budget")),
             "variants": [variants] if isinstance(variants, str) else list(variants),
+            "datasets": [datasets] if isinstance(datasets, str) else list(datasets),
         }
 
     def model_options(self):
