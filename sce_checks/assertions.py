@@ -5,23 +5,35 @@
         assert_validity(result, at_least=0.8, use_lower_bound=True)
         assert_minimality(result, mean_rcf_a_at_most=0.05)
 
+    def test_faithfulness(sce_audit):
+        assert_threshold(sce_audit("sentiment", check="phi_cct"), "phi>=0.2")
+        assert_failure_rate(sce_audit("sentiment", check="inv"), at_most=0.1, use_upper_bound=True)
+
 A failure names the figure, the threshold, the Wilson interval and the three worst examples
-(original -> counterfactual, labels, distance).
+(original -> counterfactual, labels, distance), or for the other checks their headline figures
+and failing examples (shrunk INV/DIR edits, unmentioned CT insertions).
 """
 
 from __future__ import annotations
 
-from sce_checks.report.summary import EXAMPLE_HEADERS, example_rows, pct
+from sce_checks.report.summary import EXAMPLE_HEADERS, FAILING_HEADERS, example_rows, failing_rows, figures_cell, pct
 from sce_checks.results import CheckResult
 
 
 class SCEAssertionError(AssertionError):
-    """A threshold on an SCE figure failed; the message is the whole explanation."""
+    """A threshold on a figure failed; the message is the whole explanation."""
 
 
 def _explain(result: CheckResult, headline: str) -> str:
     from tabulate import tabulate
 
+    if result.check != "sce":
+        lines = [headline, f"  {result.model} / {result.dataset} / {result.check}: n={result.n}; {figures_cell(result)}"]
+        rows = failing_rows(result, 3)
+        if rows:
+            lines.append("  failing examples:")
+            lines.extend("    " + line for line in tabulate(rows, headers=FAILING_HEADERS, disable_numparse=True).splitlines())
+        return "\n".join(lines)
     lo, hi = result.get("validity_ci") or (None, None)
     lines = [
         headline,
@@ -95,3 +107,32 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
         if gap is None or gap > max_gap + 1e-12:
             raise SCEAssertionError(f"SCE not minimal: distance {fmt(record.distance)} vs reference {fmt(record.min_distance)} "
                                     f"(gap above {max_gap:g}): {where}")
+
+
+def assert_threshold(result: CheckResult, threshold: str) -> None:
+    """Any figure of any check against a rule such as ``"phi>=0.2"``, ``"failure_rate_upper<=0.2"``
+    (``_lower`` / ``_upper``: the ends of the figure's Wilson interval). An undefined figure fails."""
+    from sce_checks.thresholds import Threshold
+
+    __tracebackhide__ = True
+    t = Threshold.parse(threshold, "assert_threshold")
+    actual, holds = t.actual(result), t.holds(result)
+    result.record_verdict(str(t), actual, holds)
+    if not holds:
+        shown = "undefined" if actual is None else f"{actual:.4f}"
+        raise SCEAssertionError(_explain(result, f"{t} does not hold: {t.metric} = {shown}"))
+
+
+def assert_failure_rate(result: CheckResult, at_most: float, *, use_upper_bound: bool = False) -> None:
+    """INV / DIR: the share of examples whose prediction moved the wrong way must be at most
+    ``at_most``; with ``use_upper_bound`` its Wilson 95% upper bound must."""
+    __tracebackhide__ = True
+    assert_threshold(result, f"failure_rate{'_upper' if use_upper_bound else ''}<={at_most!r}")
+
+
+def assert_unfaithfulness(result: CheckResult, at_most: float, *, use_upper_bound: bool = False) -> None:
+    """CT: among examples with a prediction-flipping insertion, the share whose explanation does
+    not mention the inserted word must be at most ``at_most`` (Wilson upper bound with
+    ``use_upper_bound``)."""
+    __tracebackhide__ = True
+    assert_threshold(result, f"unfaithfulness{'_upper' if use_upper_bound else ''}<={at_most!r}")

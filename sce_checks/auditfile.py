@@ -10,20 +10,28 @@
     tolerance = 0.02                  # optional, for the baseline; or per metric:
                                       # tolerance = { "*" = 0.02, validity = 0.05 }
     text_search_budget = 40           # optional: text tasks' reference minimal-edit search
+    checks = ["sce", "inv", "phi_cct"]   # optional (default ["sce"]); see sce_checks.checks.CHECKS
+    perturbations = 4                 # optional: perturbed inputs / interventions per example
+    attribution = "feature_ablation"  # optional: self_consistency's method
 
-    [thresholds]                      # every (dataset, variant)
+    [thresholds]                      # the SCE check: every (dataset, variant)
     generation_rate = ">= 0.5"
     validity_lower = ">= 0.1"
 
-    [[override]]                      # more thresholds for some datasets / variants
+    [thresholds.phi_cct]              # another check: every dataset
+    phi = ">= 0.1"
+
+    [[override]]                      # more thresholds for some datasets / variants / checks
     dataset = "income"
-    variant = "minimal"
+    variant = "minimal"               # or: check = "inv"
     thresholds = { mean_rcf_a = "<= 0.2" }
     xfail = "known gap, tracked in #12"   # optional: these items are expected to fail (strict:
                                           # one that starts passing fails, so the file is updated)
 
-One test item per (dataset, variant, threshold), with ids like
-``smollm2.sce.toml::income/minimal::validity_lower>=0.1``. Errors name the file and the key.
+One test item per (dataset, unit, threshold), with ids like
+``smollm2.sce.toml::income/minimal::validity_lower>=0.1`` or
+``smollm2.sce.toml::sentiment/phi_cct::phi>=0.1`` (a unit is an SCE variant or another check).
+Errors name the file and the key.
 """
 
 from __future__ import annotations
@@ -43,8 +51,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _TOP_KEYS = {"model", "datasets", "variants", "limit", "seed", "prediction", "baseline", "tolerance", "thresholds", "override",
-             "text_search_budget"}
-_OVERRIDE_KEYS = {"dataset", "variant", "thresholds", "xfail"}
+             "text_search_budget", "checks", "perturbations", "attribution"}
+_OVERRIDE_KEYS = {"dataset", "variant", "check", "thresholds", "xfail"}
 
 
 @dataclass
@@ -58,13 +66,29 @@ class AuditFile:
     prediction: str = "auto"
     baseline: str | None = None
     tolerance: dict = field(default_factory=lambda: {"*": 0.0})  # metric -> allowed worsening ("*": the rest)
-    thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)
+    thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)  # (dataset, unit) -> gates
     names: dict[str, str] = field(default_factory=dict)  # dataset as run -> as written (item ids)
     text_search_budget: int = 0
-    xfails: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (dataset, variant, threshold) -> reason
+    xfails: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (dataset, unit, threshold) -> reason
+    checks: list[str] = field(default_factory=lambda: ["sce"])
+    perturbations: int = 4
+    attribution: str = "feature_ablation"
 
     def name(self, dataset: str) -> str:
         return self.names.get(dataset, dataset)
+
+    @property
+    def units(self) -> list[str]:
+        from sce_checks.checks import units
+
+        return units(self.checks, self.variants)
+
+    def settings(self) -> dict[str, Any]:
+        """The session settings (marker-style) this audit computes with."""
+        return {"model": self.model, "dataset": self.datasets, "variant": self.variants, "check": self.checks,
+                "limit": self.limit, "seed": self.seed, "prediction": self.prediction,
+                "text_search_budget": self.text_search_budget, "perturbations": self.perturbations,
+                "attribution": self.attribution}
 
 
 def _err(path: Path, key: str, msg: str) -> UserInputError:
@@ -96,7 +120,7 @@ def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
 
 
 def load_audit_file(path: str | Path) -> AuditFile:
-    from sce_checks.checks.sce import VARIANTS
+    from sce_checks.checks import CHECKS, VARIANTS, check_of, units
 
     path = Path(path)
     try:
@@ -137,9 +161,25 @@ def load_audit_file(path: str | Path) -> AuditFile:
     if baseline is not None and not isinstance(baseline, str):
         raise _err(path, "baseline", f"expected a path string, got {baseline!r}")
 
-    common = _thresholds(path, "thresholds", data.get("thresholds", {}))
+    checks = _str_list(path, data, "checks", ["sce"])
+    for c in checks:
+        if c not in CHECKS:
+            raise _err(path, "checks", f"unknown check {c!r}; expected one of: {', '.join(CHECKS)}")
+    perturbations = data.get("perturbations", 4)
+    if not (isinstance(perturbations, int) and not isinstance(perturbations, bool) and perturbations >= 1):
+        raise _err(path, "perturbations", f"expected a positive integer, got {perturbations!r}")
+    attribution = data.get("attribution", "feature_ablation")
+    if attribution not in ("feature_ablation", "shapley_sampling"):
+        raise _err(path, "attribution", f"expected feature_ablation or shapley_sampling, got {attribution!r}")
+    all_units = units(checks, variants)
+
+    table = {(d, u): [] for d in datasets for u in all_units}
     xfails: dict[tuple[str, str, str], str] = {}
-    table = {(d, v): list(common) for d in datasets for v in variants}
+    for unit, gates in _threshold_sections(path, data.get("thresholds", {}), checks).items():
+        for d in datasets:
+            for u in all_units:
+                if check_of(u) == unit:
+                    table[(d, u)].extend(gates)
     overrides = data.get("override", [])
     if not isinstance(overrides, list):
         raise _err(path, "override", "expected [[override]] tables")
@@ -150,28 +190,60 @@ def load_audit_file(path: str | Path) -> AuditFile:
         bad = sorted(set(ov) - _OVERRIDE_KEYS)
         if bad:
             raise _err(path, f"{key}.{bad[0]}", f"unknown key; accepted: {', '.join(sorted(_OVERRIDE_KEYS))}")
-        ds = ov.get("dataset")
-        vs = ov.get("variant")
+        ds, vs, cs = ov.get("dataset"), ov.get("variant"), ov.get("check")
         if ds is not None and ds not in written:
             raise _err(path, f"{key}.dataset", f"{ds!r} is not one of the audit's datasets ({', '.join(written)})")
         if ds is not None:
             ds = _resolve_dataset(path, ds)
-        if vs is not None and vs not in variants:
-            raise _err(path, f"{key}.variant", f"{vs!r} is not one of the audit's variants ({', '.join(variants)})")
+        if vs is not None and (vs not in variants or "sce" not in checks):
+            raise _err(path, f"{key}.variant", f"{vs!r} is not one of the audit's SCE variants ({', '.join(variants)})")
+        if cs is not None and cs not in checks:
+            raise _err(path, f"{key}.check", f"{cs!r} is not one of the audit's checks ({', '.join(checks)})")
+        if vs is not None and cs not in (None, "sce"):
+            raise _err(path, f"{key}.variant", f"variants belong to the sce check, not to {cs!r}")
+        unit = vs or cs or "sce"
+        if unit == "sce" and "sce" not in checks:
+            raise _err(path, key, f"name the check these thresholds are for (check = \"...\"; the audit runs {', '.join(checks)})")
         extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}))
         reason = ov.get("xfail")
         if reason is not None and not (isinstance(reason, str) and reason.strip()):
             raise _err(path, f"{key}.xfail", "expected the reason, a non-empty string, why these thresholds are known to fail")
-        for (d, v), lst in table.items():
-            if (ds is None or d == ds) and (vs is None or v == vs):
+        for (d, u), lst in table.items():
+            if (ds is None or d == ds) and (u == unit or check_of(u) == unit):
                 lst.extend(extra)
                 if reason:
-                    xfails.update({(d, v, str(t)): reason for t in extra})
+                    xfails.update({(d, u, str(t)): reason for t in extra})
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
     return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base,
-                     tolerance, table, names, budget, xfails)
+                     tolerance, table, names, budget, xfails, checks, perturbations, attribution)
+
+
+def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, list[Threshold]]:
+    """``[thresholds]``: metric keys gate the SCE check; a sub-table named after another check
+    (``[thresholds.phi_cct]``) gates that check."""
+    from sce_checks.checks import CHECKS
+
+    if not isinstance(table, dict):
+        raise _err(path, "thresholds", f"expected a table of metric = \">= value\", got {table!r}")
+    flat = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    out: dict[str, list[Threshold]] = {}
+    if flat:
+        if "sce" not in checks:
+            first = next(iter(flat))
+            raise _err(path, f"thresholds.{first}", "top-level thresholds gate the sce check, which this audit does not run; "
+                       f"put them under [thresholds.<check>] for one of: {', '.join(checks)}")
+        out["sce"] = _thresholds(path, "thresholds", flat)
+    for name, sub in table.items():
+        if not isinstance(sub, dict):
+            continue
+        if name not in CHECKS:
+            raise _err(path, f"thresholds.{name}", f"not a check (expected one of: {', '.join(CHECKS)}) nor a metric rule")
+        if name not in checks:
+            raise _err(path, f"thresholds.{name}", f"the audit does not run {name!r} (checks = {checks!r})")
+        out.setdefault(name, []).extend(_thresholds(path, f"thresholds.{name}", sub))
+    return out
 
 
 def _resolve_dataset(path: Path, dataset: str) -> str:

@@ -1,4 +1,4 @@
-"""``sce-audit``: run an SCE audit from the command line.
+"""``sce-audit``: run an audit of self-explanations from the command line.
 
 It builds a pytest run (like ``deepeval test run``): the audit becomes test items (``--sce-run``:
 one per threshold, or one per dataset and variant), so reports, baselines, JUnit XML and
@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from sce_checks.checks import CHECKS, DESCRIPTIONS
 from sce_checks.errors import BackendError, UserInputError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,21 +28,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="sce-audit", description="Audit a language model's self-generated counterfactual explanations.",
+    p = _Parser(prog="sce-audit", description="Audit a language model's self-explanations: counterfactual explanations (SCEs), "
+                "perturbation tests (INV/DIR), faithfulness tests (CT, CCT, phi-CCT) and self-consistency.",
                 epilog="Other flags pass through to pytest (e.g. -n 4, --junitxml PATH, -x, -v).")
     p.add_argument("--model", default="smollm2", metavar="SPEC",
                    help="hf:<hub id or dir> | openai:<model>@<base url> | python:<module>:<attr> | smollm2 (default)")
     p.add_argument("--dataset", action="append", metavar="NAME_OR_PATH",
                    help="income | house_prices | heart_disease | sentiment | a grid .toml | a text .csv/.jsonl/.toml (repeatable; default income)")
-    p.add_argument("--variant", action="append", choices=["unconstrained", "minimal"], help="repeatable; both by default")
+    p.add_argument("--check", action="append", choices=list(CHECKS), metavar="CHECK",
+                   help="what to audit (repeatable; default sce): " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
+    p.add_argument("--variant", action="append", choices=["unconstrained", "minimal"],
+                   help="SCE variant (repeatable; both by default)")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="examples per dataset, sampled with --seed (default 20; 0 = all)")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--prediction", choices=["auto", "score", "generate"], default="auto",
                    help="how answers are read: option log-probabilities when the backend has them (auto), or generated JSON")
     p.add_argument("--text-search-budget", type=int, default=0, metavar="N",
                    help="text tasks: model predictions per example for the reference minimal-edit search (0 = off)")
-    p.add_argument("--threshold", action="append", default=[], metavar="METRIC>=X",
-                   help="gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5' (repeatable)")
+    p.add_argument("--perturbations", type=int, default=4, metavar="N",
+                   help="perturbed inputs / interventions per example for inv, dir, stability, ct, cct, phi_cct (default 4)")
+    p.add_argument("--attribution", choices=["feature_ablation", "shapley_sampling"], default="feature_ablation",
+                   help="self_consistency's attribution method")
+    p.add_argument("--threshold", action="append", default=[], metavar="[CHECK:]METRIC>=X",
+                   help="gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5'; with several checks, "
+                        "prefix the check: 'inv:failure_rate<=0.1', 'phi_cct:phi>=0.2' (repeatable)")
     p.add_argument("--json", metavar="PATH", help="write the JSON report")
     p.add_argument("--markdown", metavar="PATH", help="write the Markdown report")
     p.add_argument("--html", metavar="PATH", help="write the HTML report")
@@ -68,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> None:
     """Check what is cheap to check before pytest starts, so that bad input gets its one line and
     exit status 2 at once (a model that fails to load is reported by the run itself)."""
+    from sce_checks.checks import units
     from sce_checks.models import parse_spec
     from sce_checks.report.baseline import load_baseline, parse_tolerances
     from sce_checks.tasks import load_task
@@ -79,9 +90,14 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserInputError(f"--batch-size must be >= 1, not {args.batch_size}")
     if args.text_search_budget < 0:
         raise UserInputError(f"--text-search-budget must be >= 0, not {args.text_search_budget}")
+    if args.perturbations < 1:
+        raise UserInputError(f"--perturbations must be >= 1, not {args.perturbations}")
     parse_spec(args.model)
-    for t in args.threshold:
-        Threshold.parse(t, "--threshold")
+    run_units = units(args.check or ["sce"], args.variant or ["unconstrained", "minimal"])
+    for text in args.threshold:
+        t = Threshold.parse(text, "--threshold")
+        if not any(t.applies_to(u) for u in run_units):
+            raise UserInputError(f"--threshold {text!r}: this run has no {t.unit!r} results (add --check {t.unit})")
     parse_tolerances(args.tolerance, "--tolerance")
     for d in args.dataset or ["income"]:
         load_task(d)
@@ -100,7 +116,10 @@ def pytest_args(args: argparse.Namespace, passthrough: Sequence[str], workdir: s
            "--sce-model", args.model, "--sce-limit", str(args.limit), "--sce-seed", str(args.seed),
            "--sce-prediction", args.prediction, "--sce-text-search-budget", str(args.text_search_budget),
            "--sce-batch-size", str(args.batch_size), "--sce-concurrency", str(args.concurrency),
-           "--sce-timeout", str(args.timeout), "--sce-max-retries", str(args.max_retries)]
+           "--sce-timeout", str(args.timeout), "--sce-max-retries", str(args.max_retries),
+           "--sce-perturbations", str(args.perturbations), "--sce-attribution", args.attribution]
+    for c in args.check or []:
+        out += ["--sce-check", c]
     for d in args.dataset or ["income"]:
         out += ["--sce-dataset", d]  # relative to the working directory, which the run keeps
     for v in args.variant or []:

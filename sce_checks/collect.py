@@ -1,8 +1,10 @@
 """pytest items for declarative audits: ``*.sce.toml`` files, and ``--sce-run`` (the audit the
-``--sce-*`` options describe, which is what ``sce-audit`` runs). One item per (dataset, variant,
-threshold), or one per (dataset, variant) when no threshold applies. Items read their result from
-the session's shared computation, so twenty thresholds cost one audit per dataset: all variants
-are computed in one pass."""
+``--sce-*`` options describe, which is what ``sce-audit`` runs). One item per (dataset, unit,
+threshold), or one per (dataset, unit) when no threshold applies; a unit is an SCE variant or
+another check (sce_checks/checks/__init__.py). Items read their result from the session's shared
+computation, so twenty thresholds cost one audit per dataset: all SCE variants are computed in
+one pass, ct / cct / phi_cct from one set of interventions. A check that cannot run on a task or
+backend skips its items with the reason."""
 
 from __future__ import annotations
 
@@ -33,13 +35,13 @@ class ThresholdFailed(AssertionError):
 
 def audit_items(parent, audit, prefix: str | None = None):
     """Items of an audit; with ``prefix`` (the session as parent) the node ids start with it."""
-    for (dataset, variant), thresholds in audit.thresholds.items():
+    for (dataset, unit), thresholds in audit.thresholds.items():
         for threshold in thresholds or [None]:
-            name = f"{audit.name(dataset)}/{variant}::{threshold or 'audit'}"
+            name = f"{audit.name(dataset)}/{unit}::{threshold or 'audit'}"
             nodeid = {"nodeid": f"{prefix}::{name}"} if prefix else {}
-            item = ThresholdItem.from_parent(parent, name=name, audit=audit, dataset=dataset, variant=variant,
+            item = ThresholdItem.from_parent(parent, name=name, audit=audit, dataset=dataset, unit=unit,
                                              threshold=threshold, **nodeid)
-            reason = audit.xfails.get((dataset, variant, str(threshold)))
+            reason = audit.xfails.get((dataset, unit, str(threshold)))
             if reason:
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=True, raises=ThresholdFailed))
             yield item
@@ -49,40 +51,44 @@ def run_items(session: pytest.Session) -> list:
     """``--sce-run``: the audit of the command-line options (relative dataset paths are relative
     to the working directory), its thresholds from ``--sce-threshold``."""
     from sce_checks.auditfile import AuditFile
+    from sce_checks.checks import check_names, units
     from sce_checks.plugin import sce_option
     from sce_checks.thresholds import Threshold
 
     opt = lambda name: sce_option(session.config, name)  # noqa: E731
     thresholds = [Threshold.parse(t, "--sce-threshold") for t in opt("threshold")]
     datasets, variants = list(dict.fromkeys(opt("dataset"))), list(dict.fromkeys(opt("variant")))
+    checks = list(check_names(opt("check")))
+    run_units = units(checks, variants)
+    for t in thresholds:
+        if t.unit is not None and not any(t.applies_to(u) for u in run_units):
+            raise UserInputError(f"--sce-threshold {t.unit}:{t}: the run has no {t.unit!r} results (units: {', '.join(run_units)})")
     audit = AuditFile(path=session.path, model=opt("model"), datasets=datasets, variants=variants,
                       limit=opt("limit") or None, seed=opt("seed"), prediction=opt("prediction"),
-                      thresholds={(d, v): list(thresholds) for d in datasets for v in variants},
-                      text_search_budget=opt("text-search-budget"))
+                      thresholds={(d, u): [t for t in thresholds if t.applies_to(u)] for d in datasets for u in run_units},
+                      text_search_budget=opt("text-search-budget"), checks=checks,
+                      perturbations=opt("perturbations"), attribution=opt("attribution"))
     return list(audit_items(session, audit, prefix="sce-run"))
 
 
 class ThresholdItem(pytest.Item):
     """Passes when its threshold holds on the shared result (no threshold: when the audit runs)."""
 
-    def __init__(self, *, audit, dataset, variant, threshold, **kwargs):
+    def __init__(self, *, audit, dataset, unit, threshold, **kwargs):
         super().__init__(**kwargs)
-        self.audit, self.dataset, self.variant, self.threshold = audit, dataset, variant, threshold
+        self.audit, self.dataset, self.unit, self.threshold = audit, dataset, unit, threshold
 
     def runtest(self) -> None:
         from sce_checks.assertions import _explain
 
         session = self.config.stash[_session_key()]
-        settings = {"model": self.audit.model, "dataset": self.audit.datasets, "variant": self.audit.variants,
-                    "limit": self.audit.limit, "seed": self.audit.seed, "prediction": self.audit.prediction,
-                    "text_search_budget": self.audit.text_search_budget}
-        result = session.result(settings, dataset=self.dataset, variant=self.variant, node=self)
+        result = session.result(self.audit.settings(), dataset=self.dataset, unit=self.unit, node=self)
         if self.threshold is None:
             return
         actual, holds = self.threshold.actual(result), self.threshold.holds(result)
         result.record_verdict(str(self.threshold), actual, holds,
                               expected_failure=self.get_closest_marker("xfail") is not None)
-        self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.variant}:{self.threshold.metric}", actual))
+        self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.unit}:{self.threshold.metric}", actual))
         if not holds:
             shown = "undefined" if actual is None else f"{actual:.4f}"
             raise ThresholdFailed(_explain(result, f"{self.threshold} does not hold: {self.threshold.metric} = {shown}"))

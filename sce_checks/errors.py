@@ -18,3 +18,9 @@ class UserInputError(SceError):
 
 class BackendError(SceError):
     """A model backend failed after retries (server down, timeouts, garbage responses)."""
+
+
+class CheckNotApplicable(UserInputError):
+    """A check cannot run on this task or backend (CCT without option scoring, attribution
+    without weights, INV on a grid task). pytest items skip with the message; ``sce-audit`` shows
+    the skip and does not count it as a failure."""

@@ -20,7 +20,12 @@ import pytest
 _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("model", dict(help="model spec: hf:<id or dir> | openai:<model>@<url> | python:<module>:<attr> | smollm2")),
     ("dataset", dict(action="append", help="dataset name or path (repeatable)")),
-    ("variant", dict(action="append", help="unconstrained | minimal (repeatable)")),
+    ("variant", dict(action="append", help="SCE variant: unconstrained | minimal (repeatable)")),
+    ("check", dict(action="append", help="sce | inv | dir | stability | ct | cct | phi_cct | self_consistency (repeatable; "
+                                         "default sce)")),
+    ("perturbations", dict(type=int, help="perturbed inputs / interventions per example for inv, dir, stability, ct, cct, "
+                                          "phi_cct (default 4)")),
+    ("attribution", dict(help="self_consistency: feature_ablation | shapley_sampling")),
     ("limit", dict(type=int, help="examples per dataset (default 20; 0 = all)")),
     ("seed", dict(type=int, help="sampling seed (default 0)")),
     ("prediction", dict(help="auto | score | generate")),
@@ -28,7 +33,8 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("run", dict(action="store_true", default=None,
                  help="collect the audit the --sce-* options describe as test items: one per --sce-threshold, or one per "
                       "dataset and variant (what sce-audit runs)")),
-    ("threshold", dict(action="append", help="gate for --sce-run items, e.g. 'validity_lower>=0.6' (repeatable)")),
+    ("threshold", dict(action="append", help="gate for --sce-run items, e.g. 'validity_lower>=0.6' or, for one check, "
+                                             "'phi_cct:phi>=0.2' (repeatable)")),
     ("json", dict(help="write the JSON report here")),
     ("markdown", dict(help="write the Markdown report here")),
     ("html", dict(help="write the HTML report here")),
@@ -49,11 +55,13 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 DEFAULTS: dict[str, Any] = {"model": "smollm2", "dataset": ["income"], "variant": ["unconstrained", "minimal"],
+                            "check": ["sce"], "perturbations": 4, "attribution": "feature_ablation",
                             "limit": 20, "seed": 0, "prediction": "auto", "text_search_budget": 0, "run": False,
                             "threshold": [], "tolerance": ["0"], "batch_size": 8, "trust_remote_code": False,
                             "concurrency": 8, "timeout": 60.0, "max_retries": 5, "no_cache": False, "clear_cache": False}
 
-MARKER_ARGS = ("model", "dataset", "variant", "limit", "seed", "prediction", "text_search_budget")
+MARKER_ARGS = ("model", "dataset", "variant", "check", "limit", "seed", "prediction", "text_search_budget", "perturbations",
+               "attribution")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -118,8 +126,8 @@ def sce_option(config: pytest.Config, name: str) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "sce(model=..., dataset=..., variant=..., limit=..., seed=..., prediction=...): settings for the sce_model / "
-        "sce_audit fixtures in this test",
+        "sce(model=..., dataset=..., variant=..., check=..., limit=..., seed=..., prediction=..., perturbations=...): "
+        "settings for the sce_model / sce_audit / sce_example fixtures in this test",
     )
     from sce_checks.session import SCESession
 
@@ -173,14 +181,26 @@ def sce_model(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def sce_audit(request: pytest.FixtureRequest):
-    """A function ``sce_audit(dataset=None, variant=None) -> CheckResult``. Each distinct
-    (model, dataset, variant, limit, seed) is computed once per session and shared by every test
-    that asks for it; all variants of a dataset are computed in one batched pass."""
+    """A function ``sce_audit(dataset=None, variant=None, check=None) -> CheckResult``: the SCE
+    result of a variant, or the result of another check (``check="phi_cct"``). Each distinct
+    (model, dataset, variant or check, limit, seed, ...) is computed once per session and shared
+    by every test that asks for it; all SCE variants of a dataset are computed in one batched
+    pass, ct / cct / phi_cct from one set of interventions. A check that cannot run on the task or
+    backend (cct without option scores, inv on a grid) skips the test with the reason."""
+    from sce_checks.checks import CHECKS
+
     settings = _marker_settings(request)
     session = _session(request.config)
 
-    def get(dataset: str | None = None, variant: str | None = None):
-        return session.result(settings, dataset=dataset, variant=variant, node=request.node)
+    def get(dataset: str | None = None, variant: str | None = None, check: str | None = None):
+        if check is not None and check not in CHECKS:
+            raise pytest.UsageError(f"{request.node.nodeid}: sce_audit(check={check!r}): expected one of {', '.join(CHECKS)}")
+        if variant is not None and check not in (None, "sce"):
+            raise pytest.UsageError(f"{request.node.nodeid}: sce_audit: variant= belongs to check='sce', not {check!r}")
+        unit = variant or (check if check not in (None, "sce") else None)
+        if check == "sce" and unit is None:
+            unit = session.settings(settings, None, None)["variants"][0]
+        return session.result(settings, dataset=dataset, unit=unit, node=request.node)
 
     return get
 
@@ -202,15 +222,15 @@ def sce_dataset(request: pytest.FixtureRequest):
 @pytest.fixture
 def sce_example(request: pytest.FixtureRequest):
     """One example's record (`ExampleRecord`) of the shared computation. A test that asks for it
-    becomes one item per (dataset, variant, example) of its sample, with ids such as
-    ``income/minimal/income-00042``, so single examples can be seen, selected with -k and marked."""
-    dataset, variant, example_id = request.param
-    result = _session(request.config).result(_marker_settings(request), dataset=dataset, variant=variant,
-                                             node=request.node)
+    becomes one item per (dataset, unit, example) of its sample, with ids such as
+    ``income/minimal/income-00042`` or ``sentiment/inv/sentiment-0007``, so single examples can be
+    seen, selected with -k and marked."""
+    dataset, unit, example_id = request.param
+    result = _session(request.config).result(_marker_settings(request), dataset=dataset, unit=unit, node=request.node)
     for record in result.examples:
         if record.id == example_id:
             return record
-    raise pytest.fail(f"sce-checks: example {example_id} is not in {result.dataset}/{variant}", pytrace=False)
+    raise pytest.fail(f"sce-checks: example {example_id} is not in {result.dataset}/{unit}", pytrace=False)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -223,17 +243,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     marker = metafunc.definition.get_closest_marker("sce")
     # the settings the sce_example fixture will compute with, so the samples are the same
-    s = _session(metafunc.config).settings(dict(marker.kwargs) if marker else {}, None, None)
+    try:
+        s = _session(metafunc.config).settings(dict(marker.kwargs) if marker else {}, None, None)
+    except UserInputError as exc:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
     params, ids = [], []
     for dataset in s["datasets"]:
         try:
             examples = task_examples(load_task(dataset), s["limit"], s["seed"])
         except UserInputError as exc:
             raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
-        for variant in s["variants"]:
+        for unit in s["units"]:
             for example_id, _ in examples:
-                params.append((dataset, variant, example_id))
-                ids.append(f"{dataset}/{variant}/{example_id}")
+                params.append((dataset, unit, example_id))
+                ids.append(f"{dataset}/{unit}/{example_id}")
     metafunc.parametrize("sce_example", params, ids=ids, indirect=True)
 
 

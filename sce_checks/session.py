@@ -13,8 +13,11 @@ class SCESession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self._models: dict[str, Any] = {}
-        # (model, dataset, variant, limit, seed, prediction, text_search_budget) -> CheckResult
+        # (model, dataset, unit, limit, seed, prediction, text_search_budget, perturbations, attribution)
+        # -> CheckResult; a unit is an SCE variant or another check (sce_checks/checks/__init__.py)
         self._results: dict[tuple, Any] = {}
+        self._spare: dict[tuple, Any] = {}  # computed with a requested result (ct with phi_cct), not yet asked for
+        self._skips: dict[tuple, list[str]] = {}  # result key -> [task/check, why that check cannot run here]
         self._failures: dict[Any, str] = {}  # model spec or result key -> why it could not be computed
         self._environments: dict[str, dict] = {}
         self._wall: dict[Any, float] = {}  # result key -> seconds its audit took
@@ -30,24 +33,33 @@ class SCESession:
 
         return sce_option(self.config, name)
 
-    def settings(self, marker: dict[str, Any], dataset: str | None, variant: str | None) -> dict[str, Any]:
-        datasets = marker.get("dataset") or self.option("dataset")
-        if dataset is None:
-            dataset = datasets if isinstance(datasets, str) else datasets[0]
-        variants = marker.get("variant") or self.option("variant")
-        if variant is None:
-            variant = variants if isinstance(variants, str) else variants[0]
+    def settings(self, marker: dict[str, Any], dataset: str | None, unit: str | None) -> dict[str, Any]:
+        """What a test or item computes with: its marker (or audit file) first, then the options.
+        ``unit`` defaults to the first SCE variant when the checks include ``sce``, else to the
+        first check."""
+        from sce_checks.checks import check_names, units
+
+        def listed(name: str, option: str) -> list:
+            value = marker.get(name) or self.option(option)
+            return [value] if isinstance(value, str) else list(value)
+
+        datasets, variants = listed("dataset", "dataset"), listed("variant", "variant")
+        checks = list(check_names(listed("check", "check")))
         limit = marker.get("limit", self.option("limit"))
         return {
             "model": marker.get("model") or self.option("model"),
-            "dataset": dataset,
-            "variant": variant,
+            "dataset": dataset or datasets[0],
+            "unit": unit or units(checks, variants)[0],
             "limit": limit or None,  # 0: every example
             "seed": marker.get("seed", self.option("seed")),
             "prediction": marker.get("prediction") or self.option("prediction"),
             "text_search_budget": marker.get("text_search_budget", self.option("text-search-budget")),
-            "variants": [variants] if isinstance(variants, str) else list(variants),
-            "datasets": [datasets] if isinstance(datasets, str) else list(datasets),
+            "perturbations": marker.get("perturbations", self.option("perturbations")),
+            "attribution": marker.get("attribution") or self.option("attribution"),
+            "variants": variants,
+            "datasets": datasets,
+            "checks": checks,
+            "units": units(checks, variants),
         }
 
     def model_options(self):
@@ -99,20 +111,34 @@ class SCESession:
                 self._fail(spec, exc)
         return self._models[spec]
 
-    def result(self, marker: dict[str, Any], dataset: str | None = None, variant: str | None = None, node=None):
+    def result(self, marker: dict[str, Any], dataset: str | None = None, unit: str | None = None, node=None):
+        """The shared result of one (dataset, unit) under ``marker``'s settings, computed on first
+        request: all SCE variants in one pass, ct / cct / phi_cct from one set of interventions.
+        A check that cannot run here skips the asking test with the reason."""
         from sce_checks.audit import AuditConfig, run_audit
+        from sce_checks.checks import COUNTERFACTUAL, HEADLINE, check_of, unit_of
         from sce_checks.errors import BackendError, UserInputError
 
-        s = self.settings(marker, dataset, variant)
-        rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"])
-        key = (s["model"], s["dataset"], s["variant"], *rest)
+        try:
+            s = self.settings(marker, dataset, unit)
+        except UserInputError as exc:
+            self._fail(("settings", str(exc)), exc)
+        rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"], s["perturbations"], s["attribution"])
+        key = (s["model"], s["dataset"], s["unit"], *rest)
         if key in self._failures:
             pytest.fail(self._failures[key], pytrace=False)
+        if key in self._skips:
+            pytest.skip(self._skips[key][1])
+        if key in self._spare:
+            self._results[key] = self._spare.pop(key)
         if key not in self._results:
-            variants = list(dict.fromkeys(s["variants"] + [s["variant"]]))
+            check = check_of(s["unit"])
+            variants = list(dict.fromkeys(s["variants"] + ([s["unit"]] if check == "sce" else [])))
+            checks = COUNTERFACTUAL if check in COUNTERFACTUAL else (check,)
             config = AuditConfig(model=s["model"], datasets=[s["dataset"]], variants=variants, limit=s["limit"],
                                  seed=s["seed"], prediction=s["prediction"], text_search_budget=s["text_search_budget"],
-                                 model_options=self.model_options())
+                                 model_options=self.model_options(), checks=checks, perturbations=s["perturbations"],
+                                 attribution=s["attribution"])
             from sce_checks.progress import showing
 
             try:
@@ -121,16 +147,27 @@ class SCESession:
             except (UserInputError, BackendError) as exc:
                 self._fail(key, exc)
             for r in run.results:  # keyed by the dataset *spec* the user gave (a name or a path)
-                self._results[(s["model"], s["dataset"], r.variant, *rest)] = r
+                k = (s["model"], s["dataset"], unit_of(r), *rest)
+                (self._results if r.check == "sce" or k == key else self._spare)[k] = r
+            for skip in run.skipped:
+                self._skips[(s["model"], s["dataset"], skip["check"], *rest)] = [f"{skip['dataset']}/{skip['check']}",
+                                                                                 skip["reason"]]
             self._environments[s["model"]] = run.environment
             self._wall[key] = run.environment.get("wall_seconds") or 0.0
             self._samples.update(run.environment.get("samples", {}))
+            if key in self._skips:
+                pytest.skip(self._skips[key][1])
         result = self._results[key]
         if node is not None:
-            for name in ("validity", "strict_validity", "generation_rate", "mean_rcf_a", "mean_distance"):
+            for name in HEADLINE.get(result.check, ()):
                 if result.get(name) is not None:
-                    node.user_properties.append((f"sce:{result.dataset}/{result.variant}:{name}", result.get(name)))
+                    node.user_properties.append((f"sce:{result.dataset}/{unit_of(result)}:{name}", result.get(name)))
         return result
+
+    @property
+    def skipped(self) -> list[str]:
+        """Checks that could not run, one line each, for the summary."""
+        return sorted({f"{where}: {reason}" for where, reason in self._skips.values()})
 
     def progress_bar(self):
         """A progress bar for long model runs that shows live although pytest captures output:
@@ -188,8 +225,7 @@ class SCESession:
 
     def add_audit_baseline(self, audit) -> None:
         self._audit_baselines[str(audit.baseline)] = {
-            "model": audit.model, "datasets": list(audit.datasets), "variants": list(audit.variants),
-            "tolerance": audit.tolerance,
+            "model": audit.model, "datasets": list(audit.datasets), "units": audit.units, "tolerance": audit.tolerance,
         }
 
     # -- pytest-xdist -------------------------------------------------------------------------
@@ -207,6 +243,7 @@ class SCESession:
             "samples": self._samples,
             "audit_baselines": self._audit_baselines,
             "input_errors": self.input_errors,
+            "skips": [[list(k), v] for k, v in self._skips.items()],
         }, default=str)
 
     def absorb(self, payload: str) -> None:
@@ -226,6 +263,7 @@ class SCESession:
         self._samples.update(data["samples"])
         self._audit_baselines.update(data.get("audit_baselines", {}))
         self.input_errors.extend(e for e in data.get("input_errors", []) if e not in self.input_errors)
+        self._skips.update((tuple(k), v) for k, v in data.get("skips", []))
 
     # -- end of session ------------------------------------------------------------------------
     def finish(self, exitstatus: int) -> int | None:
@@ -238,24 +276,24 @@ class SCESession:
             return None
         usage = pytest.ExitCode.USAGE_ERROR if self.input_errors and exitstatus == pytest.ExitCode.TESTS_FAILED else None
         results = self.results
-        if not results:
+        if not results and not self.skipped:
             return usage
         env = self.environment()
         json_path, md_path, html_path = self.option("json"), self.option("markdown"), self.option("html")
         if json_path:
             from sce_checks.report.json_report import write_json
 
-            write_json(json_path, results, env)
+            write_json(json_path, results, env, self.skipped)
         import os
 
         if md_path or os.environ.get("GITHUB_STEP_SUMMARY"):
             from sce_checks.report.markdown import write_markdown
 
-            write_markdown(md_path, results, env)
+            write_markdown(md_path, results, env, self.skipped)
         if html_path:
             from sce_checks.report.html import write_html
 
-            write_html(html_path, results, env)
+            write_html(html_path, results, env, skipped=self.skipped)
         if self.option("save-baseline"):
             from sce_checks.report.baseline import save_baseline
 
@@ -265,7 +303,7 @@ class SCESession:
             comparisons.append((self.option("baseline"), self.option("tolerance"), results))
         for path, audit in self._audit_baselines.items():
             mine = [r for key, r in self._results.items()
-                    if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["variants"]]
+                    if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["units"]]
             comparisons.append((path, audit["tolerance"], mine))
         texts, regressed_any = [], False
         for path, tolerance, subset in comparisons:
@@ -291,13 +329,12 @@ class SCESession:
         if self.is_worker:
             return
         results = self.results
-        if not results and not self.errors:
+        if not results and not self.errors and not self.skipped:
             return
         from sce_checks.report.table import render_table
 
         tr.write_sep("=", "sce-checks")
-        if results:
-            tr.write_line(render_table(results))
+        tr.write_line(render_table(results, skipped=self.skipped))
         if self.comparison_text:
             tr.write_line("")
             tr.write_line(self.comparison_text)

@@ -1,8 +1,12 @@
-"""Thresholds: ``validity>=0.8``, ``mean_rcf_a<=0.05``, ``validity_lower>=0.6``.
+"""Thresholds: ``validity>=0.8``, ``mean_rcf_a<=0.05``, ``validity_lower>=0.6``, ``phi_cct:phi>=0.2``.
 
 ``<figure>_lower`` / ``<figure>_upper`` read the ends of the figure's Wilson 95% interval
 (``validity_lower`` is ``validity_ci[0]``), so a gate on a small sample can demand that the
 *interval*, not the noisy point estimate, clears the bar.
+
+An optional ``UNIT:`` prefix (a check such as ``inv`` or ``phi_cct``, ``sce`` for both SCE
+variants, or one variant) says which results the gate applies to, for runs of several checks;
+without it the gate applies to every result of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.results import CheckResult
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$")
+_RE = re.compile(r"^\s*(?:([A-Za-z_]+)\s*:\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -24,16 +28,30 @@ class Threshold:
     metric: str
     op: str
     value: float
+    unit: str | None = None  # None: every result of the run
 
     def __str__(self) -> str:
+        """Without the unit: item ids and verdicts name the unit beside it."""
         return f"{self.metric}{self.op}{self.value:g}"
 
     @classmethod
     def parse(cls, text: str, where: str = "threshold") -> "Threshold":
+        from sce_checks.checks import CHECKS, VARIANTS, is_unit
+
         m = _RE.match(text)
         if not m:
-            raise UserInputError(f"{where}: cannot read {text!r}; expected METRIC>=VALUE or METRIC<=VALUE, e.g. 'validity>=0.8'")
-        return cls(m.group(1), m.group(2), float(m.group(3)))
+            raise UserInputError(f"{where}: cannot read {text!r}; expected [CHECK:]METRIC>=VALUE or METRIC<=VALUE, "
+                                 "e.g. 'validity>=0.8' or 'phi_cct:phi>=0.2'")
+        unit = m.group(1)
+        if unit is not None and not is_unit(unit):
+            raise UserInputError(f"{where}: {text!r}: unknown check {unit!r} before ':'; expected one of: "
+                                 + ", ".join(CHECKS + VARIANTS))
+        return cls(m.group(2), m.group(3), float(m.group(4)), unit)
+
+    def applies_to(self, unit: str) -> bool:
+        from sce_checks.checks import check_of
+
+        return self.unit is None or self.unit == unit or self.unit == check_of(unit)
 
     def actual(self, result: CheckResult) -> Any:
         return figure(result, self.metric)
@@ -52,5 +70,7 @@ def figure(result: CheckResult, name: str) -> Any:
             return ci[idx]
     if name not in result.figures:
         known = ", ".join(sorted(k for k, v in result.figures.items() if isinstance(v, (int, float)) or v is None))
-        raise UserInputError(f"unknown metric {name!r} for {result.dataset}/{result.variant}; known: {known}")
+        from sce_checks.checks import unit_of
+
+        raise UserInputError(f"unknown metric {name!r} for {result.dataset}/{unit_of(result)}; known: {known}")
     return result.figures[name]

@@ -195,9 +195,8 @@ def _check_record_shapes(result) -> None:
 
 def test_check_on_a_text_task(hf, sentiment) -> None:
     examples = [("a", TEXT), ("b", "The worst film of the year.")]
-    messages: list[str] = []
     result = run_self_consistency(CachedModel(hf, None), "tiny", sentiment, examples,
-                                  SelfConsistencySettings(explanation_tokens=8), progress=messages.append)
+                                  SelfConsistencySettings(explanation_tokens=8))
     assert (result.check, result.model, result.dataset, result.variant, result.n) == (
         "self_consistency", "tiny", "sentiment", "feature_ablation", 2)
     assert result["n_scored"] == 2 and result["n_skipped"] == 0
@@ -207,7 +206,6 @@ def test_check_on_a_text_task(hf, sentiment) -> None:
     assert result["median_spearman"] == pytest.approx(np.median([r.extra["spearman"] for r in result.examples]))
     assert result.examples[0].extra["words"] == ["A", "dull,", "plodding", "film."]
     assert result.info["skipped_reasons"] == {} and result.info["prediction_mode"] == "score"
-    assert any("attributing example a" in m for m in messages)
     result.to_dict()  # JSON-safe
 
 

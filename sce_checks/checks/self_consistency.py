@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sce_checks.checks.predict import Predictor
-from sce_checks.errors import UserInputError
+from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import l1_normalised_dot, spearman
 from sce_checks.metrics.stats import mean_or_none, median_or_none
 from sce_checks.models.base import ChatModel, Conversation, Decoding
@@ -77,7 +77,7 @@ METHODS = ("feature_ablation", "shapley_sampling")
 _MIN_SHARED_PREFIX = 8  # tokens; below this, running the prefix once is not worth a second pass
 
 
-class AttributionUnsupported(UserInputError):
+class AttributionUnsupported(CheckNotApplicable):
     """The backend gives no access to the model's weights, so nothing can be attributed."""
 
 
@@ -378,16 +378,13 @@ def run_self_consistency(
     task: Any,
     examples: Sequence[tuple[str, Any]],
     settings: SelfConsistencySettings = SelfConsistencySettings(),
-    progress: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """The self-consistency check on ``examples`` (``(id, text)`` for text tasks, ``(id, point)``
-    for grid tasks, as `task_examples` gives them). Stages show on the installed progress bar
-    (`sce_checks.progress`); ``progress`` also receives one line per attributed example and a
-    closing line. Raises `AttributionUnsupported` for backends without weights, before
-    any model call."""
+    for grid tasks, as `task_examples` gives them). Stages and attributed examples show on the
+    installed progress bar (`sce_checks.progress`). Raises `AttributionUnsupported` for backends
+    without weights, before any model call."""
     hf = hf_backend(model)
     _require_captum()
-    say = progress or (lambda message: None)
     subjects = _subjects(task, examples)
     name = task.name
 
@@ -434,7 +431,6 @@ def run_self_consistency(
                 skipped["no words to attribute"] += 1
                 advance(1)
                 continue
-            say(f"{name}: attributing example {subject.id} ({len(words)} words, {len(target_e)} explanation tokens)")
             started = time.perf_counter()
             decision_prompt = subject.prediction_conversation
             target_d = hf.continuation_ids(decision_prompt, canonical_answer(pred.label), hf.prompt_ids(decision_prompt))
@@ -497,6 +493,5 @@ def run_self_consistency(
         "forward_passes": forward_passes,
         "attribution_seconds": round(seconds, 3),
     }
-    say(f"{name}: self-consistency done, {len(scored)} scored, {info['skipped_reasons'] or 'none'} skipped")
     return CheckResult("self_consistency", model_spec, name, settings.method, len(records), figures, records, info)
 

@@ -21,7 +21,15 @@ from sce_checks.results import LOWER_IS_BETTER, CheckResult
 BASELINE_SCHEMA = "sce-checks/baseline/v1"
 METRICS_VERSION = 1  # bump when a figure's definition changes
 COMPARED = ("generation_rate", "validity", "strict_validity", "mean_distance", "mean_rcf_a", "median_rcf",
-            "mean_icf_a", "median_icf", "tm", "tm_a", "exact_match", "validity_in_context", "mean_word_distance", "accuracy")
+            "mean_icf_a", "median_icf", "tm", "tm_a", "exact_match", "validity_in_context", "mean_word_distance", "accuracy",
+            # inv / dir
+            "failure_rate", "perturbation_failure_rate",
+            # stability
+            "perturbed_validity", "validity_agreement", "prompt_consistency",
+            # ct / cct / phi_cct
+            "unfaithfulness", "cct", "phi", "tpr", "fpr",
+            # self_consistency
+            "mean_l1_dot", "mean_spearman")
 
 
 def _key(r: CheckResult) -> str:

@@ -9,7 +9,18 @@ import html
 import io
 from typing import Any, Sequence
 
-from sce_checks.report.summary import EXAMPLE_HEADERS, HEADERS, example_rows, summary_rows, unparsed_line
+from sce_checks.report.summary import (
+    CHECK_HEADERS,
+    EXAMPLE_HEADERS,
+    FAILING_HEADERS,
+    HEADERS,
+    check_rows,
+    example_rows,
+    failing_rows,
+    sce_results,
+    summary_rows,
+    unparsed_line,
+)
 from sce_checks.results import CheckResult
 
 _CSS = """
@@ -86,7 +97,10 @@ def _plots(results: Sequence[CheckResult]) -> str:
     return '<div class="plots">' + "".join(out) + "</div>"
 
 
-def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = ()) -> str:
+def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
+                skipped: Sequence[str] = ()) -> str:
+    from sce_checks.checks import unit_of
+
     env = html.escape(
         f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
         f"sce-checks {environment.get('sce_checks_version')} | Python {environment.get('python')} | "
@@ -99,26 +113,31 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
         "<h1>sce-checks report</h1>",
         f"<p class='env'>{env}</p>",
         "<h2>Summary</h2>",
-        _table(HEADERS, summary_rows(results)),
     ]
+    if summary_rows(results) or not check_rows(results):
+        parts.append(_table(HEADERS, summary_rows(results), cls_col=len(HEADERS) - 1))
+    if check_rows(results):
+        parts.append(_table(CHECK_HEADERS, check_rows(results), cls_col=len(CHECK_HEADERS) - 1))
     notes = [line for line in (unparsed_line(r) for r in results) if line]
+    notes += [f"not applicable: {line}" for line in skipped]
     if notes:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.extend(extra_sections)
-    if results:
+    if sce_results(results):
         parts.append("<h2>Figures</h2>")
-        parts.append(_plots(results))
+        parts.append(_plots(sce_results(results)))
     parts.append("<h2>Worst examples</h2>")
     for r in results:
-        rows = example_rows(r, 5)
-        if rows:
-            parts.append(f"<h3>{html.escape(f'{r.model} / {r.dataset} / {r.variant}')}</h3>")
-            parts.append(_table(EXAMPLE_HEADERS, rows))
+        for headers, rows in ((EXAMPLE_HEADERS, example_rows(r, 5)), (FAILING_HEADERS, failing_rows(r, 5))):
+            if rows:
+                parts.append(f"<h3>{html.escape(f'{r.model} / {r.dataset} / {unit_of(r)}')}</h3>")
+                parts.append(_table(headers, rows))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_html(path, results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = ()) -> None:
+def write_html(path, results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
+               skipped: Sequence[str] = ()) -> None:
     from sce_checks.report.json_report import write_atomic
 
-    write_atomic(path, render_html(results, environment, extra_sections))
+    write_atomic(path, render_html(results, environment, extra_sections, skipped))

@@ -12,8 +12,12 @@ from sce_checks.results import CheckResult, _clean
 SCHEMA_ID = "sce-checks/report/v1"
 
 
-def build_report(results: Sequence[CheckResult], environment: dict[str, Any]) -> dict[str, Any]:
-    return {"schema": SCHEMA_ID, "environment": _clean(environment), "results": [r.to_dict() for r in results]}
+def build_report(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = ()) -> dict[str, Any]:
+    """``skipped``: checks that could not run on a task or backend, one line each (the reason)."""
+    report = {"schema": SCHEMA_ID, "environment": _clean(environment), "results": [r.to_dict() for r in results]}
+    if skipped:
+        report["skipped"] = list(skipped)
+    return report
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -26,8 +30,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def write_json(path: str | os.PathLike, results: Sequence[CheckResult], environment: dict[str, Any]) -> Path:
-    return write_atomic(path, json.dumps(build_report(results, environment), indent=2, ensure_ascii=False))
+def write_json(path: str | os.PathLike, results: Sequence[CheckResult], environment: dict[str, Any],
+               skipped: Sequence[str] = ()) -> Path:
+    return write_atomic(path, json.dumps(build_report(results, environment, skipped), indent=2, ensure_ascii=False))
 
 
 def read_results(path: str | os.PathLike) -> tuple[list[CheckResult], dict[str, Any]]:

@@ -9,7 +9,7 @@ from sce_checks.report.table import render_table
 from sce_checks.results import CheckResult
 
 
-def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any]) -> str:
+def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = ()) -> str:
     libs = environment.get("libraries", {})
     env_line = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
     head = (
@@ -18,13 +18,13 @@ def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any])
         f"prediction {environment.get('prediction')}; sce-checks {environment.get('sce_checks_version')}, "
         f"Python {environment.get('python')}; {env_line}\n\n"
     )
-    return head + render_table(results, tablefmt="github") + "\n"
+    return head + render_table(results, tablefmt="github", skipped=skipped) + "\n"
 
 
-def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, Any]) -> None:
+def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = ()) -> None:
     from sce_checks.report.json_report import write_atomic
 
-    text = render_markdown(results, environment)
+    text = render_markdown(results, environment, skipped)
     if path:
         write_atomic(path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -45,9 +45,51 @@ def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
     return sorted(results, key=lambda r: r.verdict != "FAIL")
 
 
+def sce_results(results: Sequence[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.check == "sce"]
+
+
+def other_results(results: Sequence[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.check != "sce"]
+
+
+CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", ""]
+
+
+def figure_cell(r: CheckResult, name: str) -> str:
+    """``phi 0.412`` or ``failure_rate 0.250 [0.089, 0.532]`` (Wilson 95% interval when there is one)."""
+    value = r.get(name)
+    ci = r.get(f"{name}_ci")
+    text = f"{name} {fmt(value)}"
+    if value is not None and ci and None not in ci:
+        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    return text
+
+
+def figures_cell(r: CheckResult) -> str:
+    """The check's headline figures (sce_checks.checks.HEADLINE), then its sample sizes."""
+    from sce_checks.checks import HEADLINE
+
+    parts = [figure_cell(r, name) for name in HEADLINE.get(r.check, ()) if name in r.figures]
+    if r.check == "phi_cct" and r.get("n11") is not None:
+        parts.append(f"n11/n10/n01/n00 {r['n11']}/{r['n10']}/{r['n01']}/{r['n00']}")
+    for count in ("n_tested", "n_interventions", "n_pairs", "n_scored"):
+        if r.get(count) is not None:
+            parts.append(f"{count} {r[count]}")
+            break
+    return "; ".join(parts) or "-"
+
+
+def check_rows(results: Sequence[CheckResult]) -> list[list[str]]:
+    """One row per result of a check other than sce: model, dataset, check, figures, gates."""
+    return [[r.model, r.dataset, r.check, str(r.n), figures_cell(r), thresholds_cell(r), r.verdict]
+            for r in ordered(other_results(results))]
+
+
 def summary_rows(results: Sequence[CheckResult]) -> list[list[str]]:
+    """One row per SCE result (the other checks have `check_rows`)."""
     rows = []
-    for r in ordered(results):
+    for r in ordered(sce_results(results)):
         rows.append([
             r.model, r.dataset, r.variant or "", str(r.n),
             f"{r.get('n_generated', 0)} ({pct(r.get('generation_rate'))})",
@@ -67,7 +109,10 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def worst_examples(result: CheckResult, k: int = 3) -> list[Any]:
-    """Invalid SCEs first (furthest from the target region), then the least minimal valid ones."""
+    """Invalid SCEs first (furthest from the target region), then the least minimal valid ones;
+    none for other checks (they have `failing_rows`)."""
+    if result.check != "sce":
+        return []
     invalid = [e for e in result.examples if e.valid is False]
     valid = [e for e in result.examples if e.valid]
     invalid.sort(key=lambda e: -(e.icf_a if e.icf_a is not None else (e.distance or 0.0)))
@@ -91,4 +136,30 @@ def unparsed_line(result: CheckResult) -> str:
     if not reasons:
         return ""
     parts = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return f"unparsed ({result.dataset}/{result.variant}): {parts}"
+    from sce_checks.checks import unit_of
+
+    return f"unparsed ({result.dataset}/{unit_of(result)}): {parts}"
+
+
+FAILING_HEADERS = ["id", "input", "case", "answer", "why"]
+
+
+def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
+    """Examples where a check other than sce failed: INV/DIR perturbations that moved the
+    prediction (shrunk to the smallest failing edit), CT insertions the explanation did not
+    mention. Empty for checks without a per-example verdict."""
+    rows = []
+    for e in result.examples:
+        if len(rows) >= k:
+            break
+        x = e.extra
+        if result.check in ("inv", "dir") and x.get("failed"):
+            case = x.get("shrunk") or next((p for p in x.get("perturbations", []) if p.get("failed")), {})
+            edits = case.get("edits") or []
+            rows.append([e.id, short(e.input), short("; ".join(edits) if isinstance(edits, list) else edits),
+                         f"{e.prediction} -> {case.get('prediction')}", short(case.get("text"))])
+        elif result.check == "ct" and x.get("unfaithful"):
+            iv = (x.get("interventions") or [{}])[x.get("flipping_insertion") or 0]
+            rows.append([e.id, short(e.input), f"inserted {iv.get('word')!r}",
+                         f"{e.prediction} -> {iv.get('prediction')}", "explanation: " + short(iv.get("explanation"))])
+    return rows

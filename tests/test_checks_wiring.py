@@ -1,0 +1,118 @@
+"""The check dimension: check names and units, thresholds for one check (``phi_cct:phi>=0.2``),
+audit-file sections per check, and checks that cannot run on a backend (skipped with the reason,
+never a failure, never silently dropped)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sce_checks.checks import CHECKS, check_names, check_of, units
+from sce_checks.cli import main
+from sce_checks.errors import UserInputError
+from sce_checks.thresholds import Threshold
+from tests.test_cli import workdir  # noqa: F401  (fixture)
+from tests.test_plugin import common, project  # noqa: F401  (fixture)
+
+pytest_plugins = ["pytester"]
+
+
+def test_units_are_sce_variants_then_other_checks() -> None:
+    assert units(["sce", "inv", "phi_cct"], ["unconstrained", "minimal"]) == ["unconstrained", "minimal", "inv", "phi_cct"]
+    assert units(["ct", "sce"], ["minimal"]) == ["ct", "minimal"]
+    assert [check_of(u) for u in ("minimal", "unconstrained", "inv")] == ["sce", "sce", "inv"]
+    assert check_names(["inv", "inv", "ct"]) == ("inv", "ct")
+    with pytest.raises(UserInputError, match="unknown check 'phi'.*phi_cct"):
+        check_names(["phi"])
+    assert set(CHECKS) >= {"sce", "inv", "dir", "stability", "ct", "cct", "phi_cct", "self_consistency"}
+
+
+def test_threshold_with_a_check_prefix() -> None:
+    t = Threshold.parse("phi_cct: phi >= 0.2")
+    assert (t.unit, t.metric, t.op, t.value, str(t)) == ("phi_cct", "phi", ">=", 0.2, "phi>=0.2")
+    assert t.applies_to("phi_cct") and not t.applies_to("ct") and not t.applies_to("minimal")
+    sce = Threshold.parse("sce:validity>=0.5")
+    assert sce.applies_to("minimal") and sce.applies_to("unconstrained") and not sce.applies_to("inv")
+    assert Threshold.parse("minimal:validity>=0.5").applies_to("minimal")
+    assert not Threshold.parse("minimal:validity>=0.5").applies_to("unconstrained")
+    plain = Threshold.parse("validity>=0.5")
+    assert plain.unit is None and plain.applies_to("inv")
+    with pytest.raises(UserInputError, match="unknown check 'phy'"):
+        Threshold.parse("phy:phi>=0.2")
+
+
+AUDIT = """
+model = "python:toy_models:boundary"
+datasets = ["toy.toml"]
+variants = ["minimal"]
+limit = 6
+prediction = "generate"
+checks = ["sce", "self_consistency"]
+[thresholds]
+validity = ">= 0.9"
+[thresholds.self_consistency]
+mean_spearman = ">= 0.5"
+"""
+
+
+def test_audit_file_gates_each_check_and_skips_what_the_backend_cannot_run(project):
+    (project.path / "toy.sce.toml").write_text(AUDIT)
+    result = project.runpytest("-p", "no:cacheprovider", "-rs", "-v", "toy.sce.toml", "--sce-json", "report.json")
+    result.assert_outcomes(passed=1, skipped=1)
+    out = result.stdout.str()
+    assert "toy.sce.toml::toy.toml/minimal::validity>=0.9 PASSED" in out
+    assert "toy.sce.toml::toy.toml/self_consistency::mean_spearman>=0.5 SKIPPED" in out
+    assert "needs the hf backend" in out and "not applicable: toy/self_consistency" in out
+    report = json.loads((project.path / "report.json").read_text())
+    assert [r["check"] for r in report["results"]] == ["sce"]
+    assert report["skipped"] and "self_consistency" in report["skipped"][0]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('checks = ["inv"]\n[thresholds]\nvalidity = ">= 0.5"\n', "thresholds.validity: top-level thresholds gate the sce check"),
+        ('checks = ["sce"]\n[thresholds.phi_cct]\nphi = ">= 0.5"\n', "thresholds.phi_cct: the audit does not run 'phi_cct'"),
+        ('[thresholds.phy]\nphi = ">= 0.5"\n', "thresholds.phy: not a check"),
+        ('checks = ["sce", "inv"]\n[[override]]\ncheck = "ct"\nthresholds = { unfaithfulness = "<= 0.5" }\n',
+         "override[0].check: 'ct' is not one of the audit's checks"),
+        ('checks = ["sce", "inv"]\n[[override]]\ncheck = "inv"\nvariant = "minimal"\n', "variants belong to the sce check"),
+        ('checks = ["inv"]\n[[override]]\nthresholds = { failure_rate = "<= 0.5" }\n', "name the check"),
+        ('checks = ["sce", "vibes"]\n', "checks: unknown check 'vibes'"),
+        ('perturbations = 0\n', "perturbations: expected a positive integer"),
+        ('attribution = "lime"\n', "attribution: expected feature_ablation or shapley_sampling"),
+    ],
+)
+def test_audit_file_check_errors_name_file_and_key(project, body, message):
+    (project.path / "bad.sce.toml").write_text('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\n' + body)
+    result = project.runpytest("-p", "no:cacheprovider", "bad.sce.toml")
+    assert result.ret != 0
+    assert message in result.stdout.str(), result.stdout.str()
+
+
+def test_override_adds_gates_to_one_check(project):
+    (project.path / "o.sce.toml").write_text(
+        'model = "python:toy_models:boundary"\ndatasets = ["toy.toml"]\nvariants = ["minimal"]\nlimit = 4\n'
+        'prediction = "generate"\nchecks = ["sce", "self_consistency"]\n'
+        '[[override]]\ncheck = "self_consistency"\nthresholds = { mean_l1_dot = ">= 0.1" }\n')
+    result = project.runpytest("-p", "no:cacheprovider", "--collect-only", "-q", "o.sce.toml")
+    out = result.stdout.str()
+    assert "o.sce.toml::toy.toml/self_consistency::mean_l1_dot>=0.1" in out
+    assert "o.sce.toml::toy.toml/minimal::audit" in out
+
+
+def test_cli_threshold_for_a_check_the_run_does_not_have(workdir, capsys):  # noqa: F811
+    code = main(["--dataset", "toy.toml", "--limit", "4", "-q", "--threshold", "phi_cct:phi>=0.2"])
+    assert code == 2
+    assert "this run has no 'phi_cct' results (add --check phi_cct)" in capsys.readouterr().err
+
+
+def test_cli_check_not_supported_by_the_backend_is_shown_not_failed(workdir, capsys):  # noqa: F811
+    code = main(["--model", "python:toy_models:boundary", "--dataset", "toy.toml", "--limit", "4", "--prediction", "generate",
+                 "--check", "self_consistency", "--json", "r.json", "-rs"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "SKIPPED" in out or "skipped" in out
+    assert "not applicable: toy/self_consistency: the self-consistency check needs the hf backend" in out
+    assert json.loads((workdir / "r.json").read_text())["skipped"]
