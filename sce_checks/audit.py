@@ -107,17 +107,14 @@ def _run_group(group: tuple[str, ...], model, config: AuditConfig, task, example
         settings = StabilitySettings(variant=variants[0] if variants else VARIANTS[0], perturbations=config.perturbations, **common)
         return [run_stability(model, spec, task, examples, settings)]
     from sce_checks.checks import counterfactual as cf
-    from sce_checks.models.base import supports_scoring
 
-    if group == ("cct",) and (config.prediction == "generate" or not supports_scoring(model)):
-        raise CheckNotApplicable("cct needs option probabilities: use a backend with option scoring (hf:, smollm2, "
-                                 "openai: with logprobs) and --prediction auto or score")  # before any model call
-    iv = cf.interventions(model, task, examples, cf.CounterfactualSettings(perturbations=config.perturbations, **common))
-    builders = {"ct": cf.ct_result, "cct": cf.cct_result, "phi_cct": cf.phi_cct_result}
+    settings = cf.CounterfactualSettings(perturbations=config.perturbations, **common)
+    cf.require_applicable(model, task, settings, group)  # cct alone without option scores: before any model call
+    iv = cf.interventions(model, task, examples, settings)
     out = []
     for check in group:
         try:
-            out.append(builders[check](iv, spec))
+            out.append(cf.BUILDERS[check](iv, spec))
         except CheckNotApplicable as exc:
             skipped.append({"dataset": task.name, "check": check, "reason": str(exc)})
     return out

@@ -4,6 +4,12 @@ Feature ranges, option labels and questions follow the paper (see ../docs/method
 wording we wrote ourselves and the deviations). ``house_prices`` area is declared as an integer
 feature with step 500: its Gower term (|a-b| / 9500) equals the paper's ordinal index term
 (|i-j| / 19), so distances are identical.
+
+``increases`` on a feature is a stated domain prior, not a fact about any model and not taken
+from the paper: it is what the CheckList DIR test (Ribeiro et al. 2020; checks/perturbation.py,
+docs/perturbation-checks.md) expects when that feature moves one step up. Only monotone,
+uncontroversial priors are declared (more education, more rooms, higher blood pressure); age on
+income is not (income rises, then falls with age), nor is sex on heart disease (categorical).
 """
 
 from __future__ import annotations
@@ -48,20 +54,21 @@ INCOME = GridTask(
     options=("Below $50,000", "Above $50,000"),
     features=(
         integer_feature("age", "Age (years)", 17, 96),
-        Feature("education", "Highest educational attainment", "ordinal", EDUCATION_LEVELS),
+        Feature("education", "Highest educational attainment", "ordinal", EDUCATION_LEVELS, increases="Above $50,000"),
     ),
 )
 
+_ABOVE_1_5M = "Above $1,500,000"
 HOUSE_PRICES = GridTask(
     name="house_prices",
     preamble="You will be shown a description of a house for sale in the United States.",
     question="Is the sale price of this house below or above $1,500,000?",
     options=("Below $1,500,000", "Above $1,500,000"),
     features=(
-        integer_feature("area", "Living area (square feet)", 500, 10000, 500),
-        integer_feature("bedrooms", "Number of bedrooms", 1, 5),
-        integer_feature("bathrooms", "Number of bathrooms", 1, 4),
-        integer_feature("floors", "Number of floors", 1, 4),
+        integer_feature("area", "Living area (square feet)", 500, 10000, 500, increases=_ABOVE_1_5M),
+        integer_feature("bedrooms", "Number of bedrooms", 1, 5, increases=_ABOVE_1_5M),
+        integer_feature("bathrooms", "Number of bathrooms", 1, 4, increases=_ABOVE_1_5M),
+        integer_feature("floors", "Number of floors", 1, 4, increases=_ABOVE_1_5M),
     ),
 )
 
@@ -71,10 +78,10 @@ HEART_DISEASE = GridTask(
     question="Does this patient have heart disease?",
     options=("No heart disease", "Heart disease"),
     features=(
-        integer_feature("age", "Age (years)", 30, 80, 5),
+        integer_feature("age", "Age (years)", 30, 80, 5, increases="Heart disease"),
         Feature("sex", "Sex", "categorical", ("Female", "Male")),
-        integer_feature("systolic_bp", "Systolic blood pressure (mmHg)", 110, 180, 10),
-        integer_feature("cholesterol", "Total cholesterol (mg/dL)", 150, 300, 15),
+        integer_feature("systolic_bp", "Systolic blood pressure (mmHg)", 110, 180, 10, increases="Heart disease"),
+        integer_feature("cholesterol", "Total cholesterol (mg/dL)", 150, 300, 15, increases="Heart disease"),
     ),
 )
 

@@ -26,6 +26,11 @@ class Feature:
     label: str  # shown to the model: "- <label>: <value>"
     type: FeatureType
     values: tuple[Any, ...]  # every allowed value, in order (ordinal order for ordinals)
+    # A stated domain prior for the CheckList DIR test (checks/perturbation.py): moving this
+    # feature one step up should not make this option less likely. None: no direction declared.
+    # Integer and ordinal features only (categorical values have no order). Not part of the
+    # fingerprint: it does not change the grid, the prompts or any SCE figure.
+    increases: str | None = None
 
     @property
     def span(self) -> float:
@@ -66,6 +71,20 @@ class GridTask:
     source: str = "builtin"
 
     kind = "grid"
+
+    def __post_init__(self) -> None:
+        for f in self.features:
+            if f.increases is None:
+                continue
+            if f.type == "categorical":
+                raise ValueError(f"feature {f.name!r}: a categorical feature cannot declare 'increases' (its values have no order)")
+            if f.increases not in self.options:
+                raise ValueError(f"feature {f.name!r}: increases={f.increases!r} is not one of the options {list(self.options)}")
+
+    @property
+    def directional_features(self) -> tuple[Feature, ...]:
+        """The features with a declared direction (`Feature.increases`), for the DIR test."""
+        return tuple(f for f in self.features if f.increases is not None)
 
     @property
     def size(self) -> int:
@@ -109,5 +128,5 @@ class GridTask:
         }
 
 
-def integer_feature(name: str, label: str, lo: int, hi: int, step: int = 1) -> Feature:
-    return Feature(name, label, "integer", tuple(range(lo, hi + 1, step)))
+def integer_feature(name: str, label: str, lo: int, hi: int, step: int = 1, increases: str | None = None) -> Feature:
+    return Feature(name, label, "integer", tuple(range(lo, hi + 1, step)), increases)

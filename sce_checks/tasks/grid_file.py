@@ -8,6 +8,10 @@ Integer features take ``min, min+step, min+2*step, ...`` while the value is <= `
 is included only when ``max - min`` is a multiple of ``step`` (``min=0, max=10, step=4`` gives
 0, 4, 8). Feature names must be ASCII identifiers (``[A-Za-z_][A-Za-z0-9_]*``): they are the
 JSON keys the model writes back, so they must be easy to reproduce exactly.
+
+An integer or ordinal feature may declare ``increases = "<option>"``: the direction the CheckList
+DIR test expects when the feature moves one step up (docs/perturbation-checks.md). It must be one
+of ``options``; categorical features cannot declare one (their values have no order).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TOP_KEYS: tuple[str, ...] = ("name", "question", "preamble", "options", "features")
 FEATURE_KEYS: dict[str, tuple[str, ...]] = {
-    "integer": ("name", "label", "type", "min", "max", "step"),
-    "ordinal": ("name", "label", "type", "values"),
+    "integer": ("name", "label", "type", "min", "max", "step", "increases"),
+    "ordinal": ("name", "label", "type", "values", "increases"),
     "categorical": ("name", "label", "type", "values"),
 }
 
@@ -142,7 +146,7 @@ def _category_values(doc: dict[str, Any], kind: str, where: str) -> tuple[str, .
     return tuple(value)
 
 
-def _feature(doc: Any, where: str) -> tuple[str, str, str, range | tuple[str, ...]]:
+def _feature(doc: Any, where: str, options: tuple[str, ...]) -> tuple[str, str, str, range | tuple[str, ...], str | None]:
     """Validate one ``[[features]]`` table; values stay a lazy range so a huge grid is refused
     before it is built."""
     if not isinstance(doc, dict):
@@ -157,6 +161,11 @@ def _feature(doc: Any, where: str) -> tuple[str, str, str, range | tuple[str, ..
         raise UserInputError(
             f"{where}type: unknown type {kind!r}; expected integer, ordinal or categorical"
         )
+    if kind == "categorical" and "increases" in doc:
+        raise UserInputError(
+            f"{where}increases: only integer and ordinal features can declare a direction "
+            "(a categorical feature's values have no order)"
+        )
     required = ("name", "label", "type", "min", "max") if kind == "integer" else ("name", "label", "type", "values")
     check_keys(doc, FEATURE_KEYS[kind], where, required)
     name = get_string(doc, "name", where)
@@ -167,7 +176,14 @@ def _feature(doc: Any, where: str) -> tuple[str, str, str, range | tuple[str, ..
         )
     label = get_string(doc, "label", where)
     values = _integer_values(doc, where) if kind == "integer" else _category_values(doc, kind, where)
-    return name, label, kind, values
+    increases = None
+    if "increases" in doc:
+        increases = get_string(doc, "increases", where)
+        if increases not in options:
+            raise UserInputError(
+                f"{where}increases: {increases!r} is not one of the options: {', '.join(map(repr, options))}"
+            )
+    return name, label, kind, values, increases
 
 
 def grid_task_from_dict(doc: dict[str, Any], source: str) -> GridTask:
@@ -181,7 +197,7 @@ def grid_task_from_dict(doc: dict[str, Any], source: str) -> GridTask:
     raw_features = doc["features"]
     if not isinstance(raw_features, list) or not raw_features:
         raise UserInputError(f"{top}features: expected one or more [[features]] tables")
-    parsed = [_feature(f, f"{source}: features[{i}].") for i, f in enumerate(raw_features)]
+    parsed = [_feature(f, f"{source}: features[{i}].", options) for i, f in enumerate(raw_features)]
     seen: dict[str, int] = {}
     for i, (fname, *_rest) in enumerate(parsed):
         if fname in seen:
@@ -190,15 +206,15 @@ def grid_task_from_dict(doc: dict[str, Any], source: str) -> GridTask:
             )
         seen[fname] = i
     size = 1
-    for _name, _label, _kind, values in parsed:
+    for _name, _label, _kind, values, _increases in parsed:
         size *= len(values)
     if size > MAX_GRID_POINTS:
-        counts = " x ".join(str(len(v)) for *_x, v in parsed)
+        counts = " x ".join(str(len(v)) for _n, _l, _k, v, _i in parsed)
         raise UserInputError(
             f"{source}: features: the grid has {size:,} points ({counts}); at most {MAX_GRID_POINTS:,} "
             "are supported (use a larger step or fewer values)"
         )
-    features = tuple(Feature(n, lab, k, tuple(v)) for n, lab, k, v in parsed)  # type: ignore[arg-type]
+    features = tuple(Feature(n, lab, k, tuple(v), inc) for n, lab, k, v, inc in parsed)  # type: ignore[arg-type]
     return GridTask(name=name, question=question, preamble=preamble, options=options,  # type: ignore[arg-type]
                     features=features, source=source)
 

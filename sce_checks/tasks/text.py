@@ -7,7 +7,9 @@ Where a text task comes from (one scheme, documented for users in docs/datasets.
 * A text task file: a ``.toml`` with ``name``, ``question``, ``preamble``, ``options`` and
   ``data = "reviews.csv"`` (a ``.csv`` / ``.jsonl`` path relative to the ``.toml``), optionally
   ``text_field``, ``label_field``, ``id_field`` and ``ignore_fields``. This is the way to ask
-  your own question; every label must be one of ``options``; rows may be unlabelled.
+  your own question; every label must be one of ``options``; rows may be unlabelled. An optional
+  table ``[directional]`` maps options to sentences that push a text towards that option, for
+  the CheckList DIR test (docs/perturbation-checks.md).
 * A ``.csv`` / ``.jsonl`` file given directly: columns ``id`` (optional), ``text``, ``label``
   (required on every row); the options are the distinct labels, sorted; the question is generic.
   A ``.toml`` lying next to the data is NOT picked up implicitly: pass the ``.toml`` instead.
@@ -26,10 +28,11 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from sce_checks.errors import UserInputError
 from sce_checks.tasks.grid_file import check_keys, get_options, get_string, read_toml, read_user_text
@@ -37,6 +40,7 @@ from sce_checks.tasks.grid_file import check_keys, get_options, get_string, read
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
 TASK_FILE_KEYS: tuple[str, ...] = (
     "name", "question", "preamble", "options", "data", "text_field", "label_field", "id_field", "ignore_fields",
+    "directional",
 )
 TASK_FILE_REQUIRED: tuple[str, ...] = ("name", "question", "preamble", "options", "data")
 
@@ -68,6 +72,10 @@ class TextTask:
     options: tuple[str, ...]
     examples: tuple[TextExample, ...]
     source: str
+    # option -> sentences that push a text towards it (CheckList DIR, checks/perturbation.py);
+    # empty: the task declares none. Not hashed and not in the fingerprint: it defines a check's
+    # probes, not the task (the DIR result's info records the sentences used).
+    directional: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     kind = "text"  # class attribute, not a field: tells audit code which runner to use
 
@@ -234,11 +242,14 @@ def load_text_dataset(
     question: str | None = None,
     preamble: str | None = None,
     name: str | None = None,
+    directional: Mapping[str, Any] | None = None,
 ) -> TextTask:
     """A text task from a ``.csv`` / ``.jsonl`` file, configured in Python (the keywords mirror a
     text task file). Without ``options`` they are the distinct labels, sorted, and every row
     needs a label; with ``options`` labels must be among them and may be missing. Defaults:
-    name = file stem, generic question and preamble (`GENERIC_QUESTION`, `GENERIC_PREAMBLE`)."""
+    name = file stem, generic question and preamble (`GENERIC_QUESTION`, `GENERIC_PREAMBLE`).
+    ``directional``: option -> sentences for the DIR test, as the ``[directional]`` table of a
+    task file."""
     shown = os.fspath(path)
     where = "load_text_dataset: "
     settings = {"text_field": text_field, "label_field": label_field, "id_field": id_field}
@@ -258,14 +269,66 @@ def load_text_dataset(
                 f"{shown}: {label_field!r}: found {len(opts)} distinct label(s) {list(opts)!r}; a task needs "
                 "at least 2 (the options are taken from the labels; or pass options=...)"
             )
+    table = {} if directional is None else check_directional(directional, opts, where)
     return TextTask(name=name or Path(path).stem, question=question or GENERIC_QUESTION,
-                    preamble=preamble or GENERIC_PREAMBLE, options=opts, examples=examples, source=shown)
+                    preamble=preamble or GENERIC_PREAMBLE, options=opts, examples=examples, source=shown,
+                    directional=table)
 
 
 def load_text_data(path: str | os.PathLike[str]) -> TextTask:
     """A ``.csv`` / ``.jsonl`` file given directly (``--dataset reviews.csv``): columns ``id``
     (optional), ``text``, ``label``; options are the distinct labels, sorted."""
     return load_text_dataset(path)
+
+
+def _toml_key(key: str) -> str:
+    """``key`` as TOML writes it in a dotted key (quoted unless bare), for error messages."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def check_directional(value: Any, options: tuple[str, ...], where: str) -> dict[str, tuple[str, ...]]:
+    """Validate a ``directional`` table (option -> sentences); every error names the key
+    (``directional.positive[2]``) after ``where`` (the file). A sentence must push towards one
+    option only, so a sentence listed twice is refused."""
+    if not isinstance(value, Mapping):
+        raise UserInputError(f"{where}directional: expected a table of option = [sentences], got {type(value).__name__}")
+    if not value:
+        raise UserInputError(f"{where}directional: empty table; list sentences under at least one option")
+    out: dict[str, tuple[str, ...]] = {}
+    seen: dict[str, str] = {}
+    for option, sentences in value.items():
+        key = f"directional.{_toml_key(str(option))}"
+        if option not in options:
+            raise UserInputError(f"{where}{key}: {option!r} is not one of the options: {', '.join(map(repr, options))}")
+        if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)) or not sentences:
+            raise UserInputError(f"{where}{key}: expected a non-empty array of sentences (strings)")
+        for i, sentence in enumerate(sentences):
+            if not isinstance(sentence, str) or not sentence.strip():
+                raise UserInputError(f"{where}{key}[{i}]: expected a non-empty string, got {sentence!r}")
+            if sentence in seen:
+                raise UserInputError(f"{where}{key}[{i}]: sentence {sentence!r} is listed twice (also under {seen[sentence]})")
+            seen[sentence] = key
+        out[option] = tuple(sentences)
+    return out
+
+
+def parse_directional_sections(text: str, shown: str, options: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """A bundled directional word file: ``[option]`` section headers, one sentence a line,
+    ``#`` comments and blank lines ignored."""
+    table: dict[str, list[str]] = {}
+    current: str | None = None
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+            table.setdefault(current, [])
+            continue
+        if current is None:
+            raise UserInputError(f"{shown}:{line_no}: sentence before the first [option] section")
+        table[current].append(line)
+    return check_directional(table, options, f"{shown}: ")
 
 
 def _field_name(doc: dict[str, Any], key: str, default: str, top: str) -> str:
@@ -296,9 +359,10 @@ def text_task_from_dict(doc: dict[str, Any], source: str) -> TextTask:
         raise UserInputError(f"{top}data: unsupported data file type {data!r}; expected a .csv or .jsonl file")
     if not data_path.is_file():
         raise UserInputError(f"{top}data: file not found: {data_path} (paths are relative to the task file)")
+    directional = check_directional(doc["directional"], options, top) if "directional" in doc else {}
     examples = _read_examples(data_path, os.fspath(data_path), fields, options)
     return TextTask(name=name, question=question, preamble=preamble, options=options,
-                    examples=examples, source=source)
+                    examples=examples, source=source, directional=directional)
 
 
 def load_text_task_file(path: str | os.PathLike[str]) -> TextTask:
@@ -308,18 +372,27 @@ def load_text_task_file(path: str | os.PathLike[str]) -> TextTask:
 
 
 SENTIMENT_RESOURCE = ("data", "sentiment", "movie_reviews_sample.jsonl")
+SENTIMENT_DIRECTIONAL_RESOURCE = ("data", "words", "directional_sentiment.txt")
+
+
+def _resource(parts: tuple[str, ...]) -> Any:
+    resource = resources.files("sce_checks")
+    for part in parts:  # one part per call: portable to zip imports and Python 3.10
+        resource = resource.joinpath(part)
+    return resource
 
 
 @functools.lru_cache(maxsize=1)
 def load_sentiment() -> TextTask:
     """The built-in ``sentiment`` task: 400 class-balanced movie-review snippets (Hutto and
-    Gilbert 2014, MIT licence; see sce_checks/data/sentiment/README.md)."""
-    resource = resources.files("sce_checks")
-    for part in SENTIMENT_RESOURCE:  # one part per call: portable to zip imports and Python 3.10
-        resource = resource.joinpath(part)
+    Gilbert 2014, MIT licence; see sce_checks/data/sentiment/README.md), with the hand-written
+    directional sentences of data/words/directional_sentiment.txt for the DIR test."""
     shown = "sce_checks/" + "/".join(SENTIMENT_RESOURCE)
     fields = _Fields(ignore=("score",))
-    records = _jsonl_records(resource.read_text(encoding="utf-8"), shown, fields)
+    records = _jsonl_records(_resource(SENTIMENT_RESOURCE).read_text(encoding="utf-8"), shown, fields)
     examples = _examples(records, shown, fields, SENTIMENT_OPTIONS, need_label=True)
+    directional_text = _resource(SENTIMENT_DIRECTIONAL_RESOURCE).read_text(encoding="utf-8")
+    directional = parse_directional_sections(
+        directional_text, "sce_checks/" + "/".join(SENTIMENT_DIRECTIONAL_RESOURCE), SENTIMENT_OPTIONS)
     return TextTask(name="sentiment", question=SENTIMENT_QUESTION, preamble=SENTIMENT_PREAMBLE,
-                    options=SENTIMENT_OPTIONS, examples=examples, source="builtin")
+                    options=SENTIMENT_OPTIONS, examples=examples, source="builtin", directional=directional)

@@ -265,3 +265,22 @@ def test_not_utf8(tmp_path):
     path.write_bytes(HEAD.encode() + b'label = "\xff"\n')
     with pytest.raises(UserInputError, match=r"loan\.toml: not UTF-8"):
         load_grid_file(path)
+
+
+def test_increases_is_read_and_leaves_the_fingerprint_alone(tmp_path):
+    """``increases`` declares a CheckList DIR direction (Ribeiro et al. 2020); baselines compare
+    fingerprints, so declaring one must not change it."""
+    plain = load_grid_file(write(tmp_path, HEAD + INCOME + CREDIT, "plain.toml"))
+    declared = load_grid_file(write(tmp_path, HEAD + INCOME + 'increases = "Approved"\n' + CREDIT
+                                    + 'increases = "Approved"\n', "dir.toml"))
+    assert [f.increases for f in plain.features] == [None, None]
+    assert [f.increases for f in declared.features] == ["Approved", "Approved"]
+    assert declared.fingerprint() == plain.fingerprint()
+
+
+def test_increases_errors_name_the_file_and_key(tmp_path):
+    assert "features[0].increases: 'Maybe' is not one of the options" in error_of(
+        tmp_path, HEAD + INCOME + 'increases = "Maybe"\n')
+    categorical = CREDIT.replace('"ordinal"', '"categorical"') + 'increases = "Approved"\n'
+    assert "features[1].increases: only integer and ordinal features can declare a direction" in error_of(
+        tmp_path, HEAD + INCOME + categorical)

@@ -248,7 +248,34 @@ def test_kind_is_a_class_attribute_not_a_field():
     import dataclasses
 
     assert TextTask.kind == "text"
-    assert [f.name for f in dataclasses.fields(TextTask)] == ["name", "question", "preamble", "options", "examples", "source"]
+    assert [f.name for f in dataclasses.fields(TextTask)] == [
+        "name", "question", "preamble", "options", "examples", "source", "directional"]
+
+
+def test_directional_sentences_change_neither_the_fingerprint_nor_hashing():
+    """The DIR test's sentences (CheckList, Ribeiro et al. 2020) are a check's probes, not the
+    task: baselines compare fingerprints, which must stay as they were before the field existed."""
+    examples = (TextExample("1", "x", None),)
+    plain = TextTask("t", "q?", "p", ("a", "b"), examples, "test")
+    with_dir = TextTask("t", "q?", "p", ("a", "b"), examples, "test", directional={"a": ("Yes.",)})
+    assert plain.directional == {} and plain.fingerprint() == with_dir.fingerprint()
+    assert set(plain.fingerprint()) == {"name", "question", "options", "n_examples", "examples_sha256"}
+    assert hash(plain) == hash(with_dir)
+
+
+def test_load_text_dataset_takes_directional_sentences(tmp_path):
+    path = write(tmp_path, "r.csv", "text,label\ngood,positive\nbad,negative\n")
+    task = load_text_dataset(path, directional={"positive": ["I loved it."]})
+    assert task.directional == {"positive": ("I loved it.",)}
+    with pytest.raises(UserInputError, match=r"load_text_dataset: directional.neutral: 'neutral' is not one of the options"):
+        load_text_dataset(path, directional={"neutral": ["Ok."]})
+
+
+def test_sentiment_directional_sentences_are_bundled_and_documented():
+    task = load_sentiment()
+    assert {o: len(s) for o, s in task.directional.items()} == {"negative": 10, "positive": 10}
+    readme = (REPO / "sce_checks" / "data" / "words" / "README.md").read_text(encoding="utf-8")
+    assert "directional_sentiment.txt" in readme
 
 
 # --- built-in sentiment sample ----------------------------------------------------------------

@@ -1,0 +1,495 @@
+"""CheckList invariance (INV) and directional (DIR) tests of a model's predictions.
+
+After Ribeiro, Wu, Guestrin and Singh, "Beyond Accuracy: Behavioral Testing of NLP Models with
+CheckList" (ACL 2020; REFERENCE.md section 5). They do not read explanations: they check the
+decision the explanations are about. A model whose answer flips on a typo, or does not move when
+the input says "I hated it.", has no stable decision boundary for an SCE to describe.
+
+* INV (check ``inv``, text tasks): label-preserving edits (`perturb.LABEL_PRESERVING_FAMILIES`:
+  punctuation, case, typos, synonyms, neutral sentences) must not change the predicted label.
+  Failing multi-edit perturbations are shrunk to the first single edit that still fails.
+* DIR (check ``dir``, text and grid tasks): an edit with a declared direction must not move the
+  prediction the other way. Text: a sentence that pushes towards an option is appended
+  (``TextTask.directional``); grid: a feature with ``increases = "<option>"`` moves one step.
+  With option probabilities (score mode): p(direction option) must not drop by more than
+  ``dir_tolerance`` (CheckList's ``Expect.monotonic``); without them, the label must not leave
+  the direction option (up-moves, sentences) or reach it (down-moves). As in CheckList, a
+  perturbation that cannot fail (p already within the tolerance of the bound; a label that
+  cannot move the wrong way) is not counted.
+
+Data flows one way:
+
+    examples -> seeded perturbations (no model) -> fresh-context predictions of the originals
+             (one batch) -> of every perturbed input (one batch) -> INV only: single edits of
+             failing combinations (one batch) -> per-example records -> figures (CheckResult)
+
+Unparsed predictions (generate mode) are counted and excluded, never guessed. Deviations from
+CheckList are listed in docs/perturbation-checks.md.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+from sce_checks import perturb
+from sce_checks.checks.predict import PREDICTION_MODES, Prediction, Predictor
+from sce_checks.errors import CheckNotApplicable, UserInputError
+from sce_checks.metrics.stats import mean_or_none, wilson_interval
+from sce_checks.models.base import ChatModel
+from sce_checks.progress import step
+from sce_checks.prompts import grid as grid_prompts
+from sce_checks.prompts import text as text_prompts
+from sce_checks.results import CheckResult, ExampleRecord
+
+__all__ = [
+    "INV_NOT_ON_GRIDS",
+    "PerturbationSettings",
+    "Probe",
+    "directional_probes",
+    "draw_perturbations",
+    "run_directional",
+    "run_invariance",
+]
+
+INV_NOT_ON_GRIDS = (
+    "INV needs label-preserving edits, which grid records do not have; use the 'dir' check or SCE checks on grids"
+)
+# Figures of these checks where lower is better (the rest are counts or higher-is-better).
+# A drop of exactly dir_tolerance passes; this absorbs the rounding of p' - p in binary floats.
+_FLOAT_SLACK = 1e-12
+_DRAW_ATTEMPTS = 20  # draws per wanted perturbation before a text is taken to have no more distinct ones
+
+
+@dataclass(frozen=True)
+class PerturbationSettings:
+    """How INV and DIR run; all of it goes into the result's ``info``."""
+
+    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    seed: int = 0  # every draw is seeded from (seed, example id)
+    perturbations: int = 4  # perturbed versions per example (DIR: at most this many probes)
+    max_edits: int = 2  # INV: edits combined in one perturbation (1..max_edits, drawn)
+    families: tuple[str, ...] = perturb.LABEL_PRESERVING_FAMILIES  # INV: edit families drawn from
+    answer_tokens: int = 48  # max new tokens for a generated answer
+    dir_tolerance: float = 0.1  # DIR: largest allowed drop of p(direction option), probabilities only
+
+    def __post_init__(self) -> None:
+        if self.prediction not in PREDICTION_MODES:
+            raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {self.prediction!r}")
+        for name in ("perturbations", "max_edits", "answer_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise UserInputError(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.families, str):
+            raise UserInputError(f"families must be a sequence of family names, not the string {self.families!r}")
+        families = tuple(dict.fromkeys(self.families))
+        if not families:
+            raise UserInputError("families must name at least one of: " + ", ".join(perturb.LABEL_PRESERVING_FAMILIES))
+        for family in families:
+            if family not in perturb.LABEL_PRESERVING_FAMILIES:
+                why = ("is not label-preserving (its edits may change the label; it is the CT intervention)"
+                       if family in perturb.FAMILIES else "is not a perturbation family")
+                raise UserInputError(f"families: {family!r} {why}; INV accepts: {', '.join(perturb.LABEL_PRESERVING_FAMILIES)}")
+        object.__setattr__(self, "families", families)
+        tol = self.dir_tolerance
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 <= tol < 1:
+            raise UserInputError(f"dir_tolerance must be a probability in [0, 1), got {tol!r}")
+
+
+def _predictor(model: ChatModel, task: Any, settings: PerturbationSettings) -> Predictor:
+    if task.kind == "grid":
+        conversation: Callable[[Any], Any] = lambda p: grid_prompts.prediction_conversation(task, p)
+    else:
+        conversation = lambda t: text_prompts.prediction_conversation(task, t)
+    return Predictor(model, task.options, conversation, settings.prediction, settings.answer_tokens)
+
+
+def _record(ex_id: str, shown: Any, pred: Prediction) -> ExampleRecord:
+    """A record with the SCE-only contract fields left empty (this check makes no SCE)."""
+    rec = ExampleRecord(id=ex_id, input=shown, prediction=pred.label, target=None, counterfactual=None,
+                        cf_prediction=None, valid=None, distance=None, min_distance=None, prediction_reply=pred.reply)
+    if pred.label is None:
+        rec.unparsed = f"prediction: {pred.reason}"
+    if pred.probs is not None:
+        rec.extra["prediction_probs"] = pred.probs
+    return rec
+
+
+def _proportion(figures: dict[str, Any], undefined: dict[str, str], name: str, k: int, n: int, why: str) -> None:
+    """``name`` = k/n with its Wilson 95% interval; None (reason in ``undefined``) when n = 0."""
+    figures[name] = k / n if n else None
+    figures[f"{name}_ci"] = list(wilson_interval(k, n))
+    if not n:
+        undefined[name] = why
+
+
+def _note_unparsed(rec: ExampleRecord, rows: list[dict[str, Any]]) -> None:
+    missing = [r for r in rows if r.get("unparsed")]
+    if missing and rec.unparsed is None:
+        rec.unparsed = f"perturbed: {len(missing)} of {len(rows)} predictions unparsed ({missing[0]['unparsed']})"
+
+
+# -- INV -------------------------------------------------------------------------------------------
+
+
+def draw_perturbations(text: str, example_id: str, settings: PerturbationSettings) -> list[perturb.Perturbed]:
+    """Up to ``settings.perturbations`` distinct perturbed versions of ``text``, each of 1 to
+    ``max_edits`` non-conflicting label-preserving edits. Each edit picks a family uniformly
+    (among those with a candidate left), then one of its candidates uniformly, so that a family
+    with many candidates (typos) does not crowd out the others. Seeded from (seed, example id):
+    the same settings draw the same perturbations. Fewer when the text has fewer distinct ones."""
+    pool = perturb.candidates(text, settings.families)
+    by_family = {f: [e for e in pool if e.family == f] for f in settings.families}
+    rng = random.Random(f"inv:{settings.seed}:{example_id}")
+    out: list[perturb.Perturbed] = []
+    seen: set[str] = set()
+    for _ in range(settings.perturbations * _DRAW_ATTEMPTS):
+        if len(out) == settings.perturbations or not pool:
+            break
+        chosen: list[perturb.Edit] = []
+        for _ in range(rng.randint(1, settings.max_edits)):
+            free = {f: [e for e in es if not any(perturb.conflicts(e, c) for c in chosen)] for f, es in by_family.items()}
+            families = [f for f in settings.families if free[f]]
+            if not families:
+                break
+            chosen.append(rng.choice(free[rng.choice(families)]))
+        p = perturb.perturb(text, chosen)
+        if p.text not in seen:
+            seen.add(p.text)
+            out.append(p)
+    return out
+
+
+def _perturbation_row(p: perturb.Perturbed) -> dict[str, Any]:
+    return {"text": p.text, "edits": [e.describe() for e in p.edits], "prediction": None, "failed": None,
+            "prob_change": None}
+
+
+def run_invariance(
+    model: ChatModel,
+    model_spec: str,
+    task: Any,
+    examples: Sequence[tuple[str, Any]],
+    settings: PerturbationSettings = PerturbationSettings(),
+) -> CheckResult:
+    """CheckList INV on a text task: does the predicted label survive label-preserving edits?
+    Raises `CheckNotApplicable` on grid tasks, before any model call."""
+    if task.kind != "text":
+        raise CheckNotApplicable(INV_NOT_ON_GRIDS)
+    predictor = _predictor(model, task, settings)
+    drawn = {ex_id: draw_perturbations(text, ex_id, settings) for ex_id, text in examples}
+    name = task.name
+
+    texts = [t for _, t in examples]
+    with step(f"{name}: predicting {len(set(texts))} examples", len(set(texts))):
+        preds = predictor.predict(texts)
+    label_of = {ex_id: p.label for (ex_id, _), p in zip(examples, preds)}
+    perturbed = list(dict.fromkeys(p.text for ex_id, ps in drawn.items() if label_of[ex_id] is not None for p in ps))
+    with step(f"{name}: predicting {len(perturbed)} perturbed texts", len(perturbed)):
+        predictor.predict(perturbed)
+
+    records: list[ExampleRecord] = []
+    reasons: Counter[str] = Counter()
+    n_perturbed_unparsed = 0
+    to_shrink: dict[str, list[int]] = {}  # example id -> indices of failing multi-edit perturbations
+    for (ex_id, text), pred in zip(examples, preds):
+        rec = _record(ex_id, text, pred)
+        records.append(rec)
+        rows = [_perturbation_row(p) for p in drawn[ex_id]]
+        rec.extra["perturbations"] = rows
+        rec.extra["failed"] = None
+        if pred.label is None:
+            reasons[f"prediction: {pred.reason}"] += 1
+            continue
+        for row in rows:
+            q = predictor.known(row["text"])
+            row["prediction"] = q.label
+            if q.label is None:
+                row["unparsed"] = q.reason
+                reasons[f"perturbed: {q.reason}"] += 1
+                n_perturbed_unparsed += 1
+                continue
+            row["failed"] = q.label != pred.label
+            if pred.probs is not None and q.probs is not None:
+                row["prob_change"] = q.probs[pred.label] - pred.probs[pred.label]
+        _note_unparsed(rec, rows)
+        scored = [r for r in rows if r["failed"] is not None]
+        if scored:
+            rec.extra["failed"] = any(r["failed"] for r in scored)
+        failing = sorted((i for i, r in enumerate(rows) if r["failed"]), key=lambda i: (len(drawn[ex_id][i].edits), i))
+        if failing and len(drawn[ex_id][failing[0]].edits) > 1:  # no single-edit failure drawn: shrink
+            to_shrink[ex_id] = [i for i in failing if len(drawn[ex_id][i].edits) > 1]
+
+    # Shrinking: every single edit of every failing combination, in one batch.
+    singles = {(ex_id, i): [perturb.perturb(drawn[ex_id][i].original, [e]) for e in drawn[ex_id][i].edits]
+               for ex_id, idx in to_shrink.items() for i in idx}
+    single_texts = list(dict.fromkeys(s.text for group in singles.values() for s in group))
+    with step(f"{name}: shrinking {len(singles)} failing perturbations ({len(single_texts)} single edits)",
+              len(single_texts)):
+        predictor.predict(single_texts)
+    n_shrink_unparsed = 0
+    for rec in records:
+        if not rec.extra["failed"]:
+            continue
+        ps = drawn[rec.id]
+        failing = sorted((i for i, r in enumerate(rec.extra["perturbations"]) if r["failed"]),
+                         key=lambda i: (len(ps[i].edits), i))
+        shrunk = None
+        for i in to_shrink.get(rec.id, []):
+            for single in singles[(rec.id, i)]:
+                q = predictor.known(single.text)
+                if q.label is None:
+                    n_shrink_unparsed += 1
+                    reasons[f"shrinking: {q.reason}"] += 1
+                elif shrunk is None and q.label != rec.prediction:
+                    shrunk = (single, q.label, i)
+        if shrunk is None:  # a single-edit failure was drawn, or the edits only fail together
+            first = failing[0]
+            shrunk = (ps[first], rec.extra["perturbations"][first]["prediction"], first)
+        p, label, i = shrunk
+        rec.extra["shrunk"] = {"original": p.original, "text": p.text, "edits": [e.describe() for e in p.edits],
+                               "prediction": label, "single_edit": len(p.edits) == 1, "from_perturbation": i}
+
+    tested = [r for r in records if r.extra["failed"] is not None]
+    rows = [row for r in tested for row in r.extra["perturbations"] if row["failed"] is not None]
+    figures: dict[str, Any] = {}
+    undefined: dict[str, str] = {}
+    _proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
+                "no example with a parsed prediction and a parsed perturbed prediction")
+    figures["n_tested"] = len(tested)
+    figures["n_failed"] = sum(1 for r in tested if r.extra["failed"])
+    _proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
+                "no perturbation with parsed predictions before and after")
+    figures["n_perturbations"] = len(rows)
+    changes = [abs(row["prob_change"]) for row in rows if row["prob_change"] is not None]
+    figures["mean_abs_prob_change"] = mean_or_none(changes)
+    if not changes:
+        undefined["mean_abs_prob_change"] = ("no option probabilities (generate mode)" if predictor.mode == "generate"
+                                             else "no perturbation scored")
+    info = {
+        "task_kind": task.kind,
+        "prediction_mode": predictor.mode,
+        "settings": asdict(settings),
+        "families": list(settings.families),
+        "n_perturbations_drawn": sum(len(ps) for ps in drawn.values()),
+        "n_examples_without_candidates": sum(1 for ps in drawn.values() if not ps),
+        "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
+        "n_perturbed_unparsed": n_perturbed_unparsed,
+        "n_shrink_unparsed": n_shrink_unparsed,
+        "unparsed_reasons": dict(reasons),
+        "n_shrunk_to_single_edit": sum(1 for r in records if r.extra.get("shrunk", {}).get("single_edit")),
+        "predictions_requested": predictor.requested,
+        "undefined": undefined,
+    }
+    return CheckResult("inv", model_spec, name, None, len(records), figures, records, info)
+
+
+# -- DIR -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One directional perturbation: ``input`` should not move the prediction against
+    ``direction`` (sign +1: towards it, a sentence appended or a step up; -1: a step down, away
+    from it)."""
+
+    input: Any  # the perturbed text, or grid point
+    edit: str  # what was changed, for the report
+    direction: str  # the option the edit pushes towards (sign +1) or away from (sign -1)
+    sign: int
+    move: str | None = None  # grid: "up" or "down"
+
+
+def _append(text: str, sentence: str) -> str:
+    return text + ("" if text[-1:].isspace() else " ") + sentence
+
+
+def _text_probes(task: Any, text: str, ex_id: str, settings: PerturbationSettings) -> list[Probe]:
+    """``perturbations`` distinct (sentence, option) pairs: an option uniformly among those with
+    sentences, then one of its sentences uniformly (so an option's chance does not depend on how
+    many sentences it lists); all pairs, option by option in the task's option order, when there
+    are no more than that."""
+    table = {o: tuple(task.directional[o]) for o in task.options if task.directional.get(o)}
+    pairs = [(o, s) for o, sentences in table.items() for s in sentences]
+    if len(pairs) > settings.perturbations:
+        rng = random.Random(f"dir:{settings.seed}:{ex_id}")
+        seen: set[tuple[str, str]] = set()
+        chosen: list[tuple[str, str]] = []
+        while len(chosen) < settings.perturbations:
+            option = rng.choice(list(table))
+            pair = (option, rng.choice(table[option]))
+            if pair not in seen:
+                seen.add(pair)
+                chosen.append(pair)
+        pairs = chosen
+    return [Probe(_append(text, s), f"append {s!r} (towards {o!r})", o, +1) for o, s in pairs]
+
+
+def _grid_probes(task: Any, point: Any, ex_id: str, settings: PerturbationSettings) -> list[Probe]:
+    """Up to ``perturbations`` one-step moves (`perturb.grid_neighbours`) of features that declare
+    ``increases``, drawn without replacement and kept in neighbour order."""
+    by_name = {f.name: f for f in task.features}
+    moves = [m for m in perturb.grid_neighbours(task, point) if by_name[m.feature].increases is not None]
+    if len(moves) > settings.perturbations:
+        rng = random.Random(f"dir:{settings.seed}:{ex_id}")
+        moves = [moves[i] for i in sorted(rng.sample(range(len(moves)), settings.perturbations))]
+    out = []
+    for m in moves:
+        f = by_name[m.feature]
+        up = f.values.index(m.new) > f.values.index(m.old)
+        out.append(Probe(m.point, m.describe(), f.increases, +1 if up else -1, "up" if up else "down"))
+    return out
+
+
+def directional_probes(task: Any, example_id: str, x: Any, settings: PerturbationSettings) -> list[Probe]:
+    """The DIR probes of one example (seeded from (seed, example id); no model call)."""
+    if task.kind == "grid":
+        return _grid_probes(task, x, example_id, settings)
+    return _text_probes(task, x, example_id, settings)
+
+
+def _directions(task: Any) -> dict[str, Any]:
+    """What the task declares, for ``info``; CheckNotApplicable when nothing is declared."""
+    if task.kind == "grid":
+        declared = {f.name: f.increases for f in task.features if getattr(f, "increases", None) is not None}
+        if not declared:
+            raise CheckNotApplicable(
+                f"dir needs a declared direction: no feature of grid task {task.name!r} declares one; add "
+                'increases = "<option>" to an integer or ordinal [[features]] table of the task .toml '
+                "(or Feature(..., increases=...) in Python)"
+            )
+        return declared
+    declared = {o: list(s) for o, s in (getattr(task, "directional", None) or {}).items() if s}
+    if not declared:
+        raise CheckNotApplicable(
+            f"dir needs directional sentences: text task {task.name!r} declares none; add a [directional] table "
+            "to the task .toml (option = [\"sentence pushing towards it\", ...]) or pass directional= to "
+            "load_text_dataset"
+        )
+    return declared
+
+
+def _can_fail(pred: Prediction, probe: Probe, tolerance: float, probability: bool) -> bool:
+    """Whether any answer on the perturbed input could fail the probe. CheckList's
+    ``Expect.monotonic`` leaves such pairs out: p(d) <= tolerance cannot drop by more than the
+    tolerance (p(d) >= 1 - tolerance cannot rise by more); a label that is not d cannot leave d."""
+    d = probe.direction
+    if probability:
+        p = pred.probs[d]  # type: ignore[index]
+        return p > tolerance + _FLOAT_SLACK if probe.sign > 0 else p < 1 - tolerance - _FLOAT_SLACK
+    return pred.label == d if probe.sign > 0 else pred.label != d
+
+
+def _dir_outcome(pred: Prediction, q: Prediction, probe: Probe, tolerance: float, probability: bool) -> tuple[bool, float | None]:
+    """(failed, shift). shift: the change of p(direction option) in the expected direction
+    (positive: moved the expected way); probabilities only."""
+    d = probe.direction
+    if probability:
+        shift = probe.sign * (q.probs[d] - pred.probs[d])  # type: ignore[index]
+        return shift < -(tolerance + _FLOAT_SLACK), shift
+    if probe.sign > 0:
+        return pred.label == d and q.label != d, None
+    return pred.label != d and q.label == d, None
+
+
+def run_directional(
+    model: ChatModel,
+    model_spec: str,
+    task: Any,
+    examples: Sequence[tuple[str, Any]],
+    settings: PerturbationSettings = PerturbationSettings(),
+) -> CheckResult:
+    """CheckList DIR: does the prediction move the declared way (or at least not the other way)?
+    Raises `CheckNotApplicable` when the task declares no direction, before any model call."""
+    directions = _directions(task)
+    predictor = _predictor(model, task, settings)
+    probability = predictor.mode == "score"
+    probes = {ex_id: directional_probes(task, ex_id, x, settings) for ex_id, x in examples}
+    name = task.name
+
+    inputs = [x for _, x in examples]
+    with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
+        preds = predictor.predict(inputs)
+    label_of = {ex_id: p.label for (ex_id, _), p in zip(examples, preds)}
+    perturbed = list(dict.fromkeys(p.input for ex_id, ps in probes.items() if label_of[ex_id] is not None for p in ps))
+    with step(f"{name}: predicting {len(perturbed)} directional perturbations", len(perturbed)):
+        predictor.predict(perturbed)
+
+    key = "point" if task.kind == "grid" else "text"
+    records: list[ExampleRecord] = []
+    reasons: Counter[str] = Counter()
+    n_perturbed_unparsed = 0
+    cannot_fail = 0
+    for (ex_id, x), pred in zip(examples, preds):
+        rec = _record(ex_id, task.as_dict(x) if task.kind == "grid" else x, pred)
+        records.append(rec)
+        rows = []
+        for probe in probes[ex_id]:
+            row = {key: task.as_dict(probe.input) if task.kind == "grid" else probe.input, "edits": [probe.edit],
+                   "direction": probe.direction, "prediction": None, "failed": None, "shift": None}
+            if probe.move is not None:
+                row["move"] = probe.move
+            rows.append(row)
+        rec.extra["perturbations"] = rows
+        rec.extra["failed"] = None
+        if pred.label is None:
+            reasons[f"prediction: {pred.reason}"] += 1
+            continue
+        for probe, row in zip(probes[ex_id], rows):
+            q = predictor.known(probe.input)
+            row["prediction"] = q.label
+            if q.label is None:
+                row["unparsed"] = q.reason
+                reasons[f"perturbed: {q.reason}"] += 1
+                n_perturbed_unparsed += 1
+                continue
+            failed, row["shift"] = _dir_outcome(pred, q, probe, settings.dir_tolerance, probability)
+            if _can_fail(pred, probe, settings.dir_tolerance, probability):
+                row["failed"] = failed
+            else:
+                row["cannot_fail"] = True
+                cannot_fail += 1
+        _note_unparsed(rec, rows)
+        scored = [r for r in rows if r["failed"] is not None]
+        if scored:
+            rec.extra["failed"] = any(r["failed"] for r in scored)
+
+    tested = [r for r in records if r.extra["failed"] is not None]
+    rows = [row for r in tested for row in r.extra["perturbations"] if row["failed"] is not None]
+    figures: dict[str, Any] = {}
+    undefined: dict[str, str] = {}
+    _proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
+                "no example with a parsed prediction and a parsed perturbed prediction that could fail")
+    figures["n_tested"] = len(tested)
+    figures["n_failed"] = sum(1 for r in tested if r.extra["failed"])
+    _proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
+                "no perturbation with parsed predictions before and after that could fail")
+    figures["n_perturbations"] = len(rows)
+    # the shift describes every scored perturbation, those that could not fail included
+    shifts = [row["shift"] for r in records for row in r.extra["perturbations"] if row["shift"] is not None]
+    figures["mean_expected_shift"] = mean_or_none(shifts)
+    if not shifts:
+        undefined["mean_expected_shift"] = ("no option probabilities (generate mode)" if not probability
+                                            else "no perturbation scored")
+    info = {
+        "task_kind": task.kind,
+        "prediction_mode": predictor.mode,
+        "expectation": "probability" if probability else "label",
+        "dir_tolerance": settings.dir_tolerance,  # used by the probability expectation only
+        "directions": directions,
+        "settings": asdict(settings),
+        "n_perturbations_drawn": sum(len(ps) for ps in probes.values()),
+        "n_examples_without_probes": sum(1 for ps in probes.values() if not ps),
+        "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
+        "n_perturbed_unparsed": n_perturbed_unparsed,
+        "n_perturbations_cannot_fail": cannot_fail,
+        "unparsed_reasons": dict(reasons),
+        "predictions_requested": predictor.requested,
+        "undefined": undefined,
+    }
+    return CheckResult("dir", model_spec, name, None, len(records), figures, records, info)
