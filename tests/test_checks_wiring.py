@@ -116,3 +116,81 @@ def test_cli_check_not_supported_by_the_backend_is_shown_not_failed(workdir, cap
     assert "SKIPPED" in out or "skipped" in out
     assert "not applicable: toy/self_consistency: the self-consistency check needs the hf backend" in out
     assert json.loads((workdir / "r.json").read_text())["skipped"]
+
+
+REVIEWS = "\n".join(json.dumps({"id": f"r{i}", "text": t, "label": lab}) for i, (t, lab) in enumerate([
+    ("a good film with a dull start", "positive"), ("the plot was bad and the acting worse", "negative"),
+    ("great fun for the whole family", "positive"), ("not good at all", "negative"),
+    ("a dull and plodding story", "negative"), ("the cast is great", "positive"),
+])) + "\n"
+TEXT_MODELS = "from tests.helpers.text_models import TextRuleModel\nrule = TextRuleModel('swap')\n"
+
+
+@pytest.fixture
+def text_project(project):  # noqa: F811
+    (project.path / "reviews.jsonl").write_text(REVIEWS)
+    (project.path / "text_models.py").write_text(TEXT_MODELS)
+    return project
+
+
+def text_args(*args):
+    return ["-p", "no:cacheprovider", "--sce-model", "python:text_models:rule", "--sce-dataset", "reviews.jsonl",
+            "--sce-limit", "6", "--sce-prediction", "generate", *args]
+
+
+def test_fixture_gives_each_check_and_shares_the_counterfactual_family(text_project):
+    text_project.makepyfile(test_checks="""
+        import pytest
+        from sce_checks.assertions import assert_threshold
+        seen = {}
+
+        @pytest.mark.parametrize("check", ["inv", "ct", "phi_cct", "cct"])
+        def test_check(sce_audit, check):
+            r = sce_audit(check=check)
+            seen[check] = r
+            assert r.check == check and r.dataset == "reviews" and r.n == 6
+            assert_threshold(r, "n_tested>=1" if check in ("inv", "ct") else "n_interventions>=1")
+
+        def test_sce_too(sce_audit):
+            assert sce_audit(variant="minimal").check == "sce"
+    """)
+    result = text_project.runpytest(*text_args("-rs", "--sce-json", "report.json"))
+    # cct needs option scores; the rule model only chats: skipped with the reason, not failed
+    result.assert_outcomes(passed=4, skipped=1)
+    assert "CCT needs option probabilities" in result.stdout.str()
+    report = json.loads((text_project.path / "report.json").read_text())
+    checks = sorted((r["check"], r["variant"]) for r in report["results"])
+    # the SCE variants computed together are both reported; ct's family only where asked for
+    assert checks == [("ct", None), ("inv", None), ("phi_cct", None), ("sce", "minimal"), ("sce", "unconstrained")]
+    assert any("reviews/cct: CCT needs option probabilities" in s for s in report["skipped"])
+    out = result.stdout.str()
+    assert "failure_rate" in out and "unfaithfulness" in out and "n11/n10/n01/n00" in out
+
+
+def test_one_item_per_example_of_a_check(text_project):
+    text_project.makepyfile(test_each="""
+        import pytest
+
+        @pytest.mark.sce(check="inv")
+        def test_each(sce_example):
+            assert sce_example.extra["failed"] is not None
+    """)
+    result = text_project.runpytest(*text_args("-v"))
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*test_each?reviews.jsonl/inv/r0?*PASSED*"])
+
+
+def test_sce_run_items_for_checks_with_prefixed_thresholds(text_project):
+    result = text_project.runpytest(*text_args("--sce-run", "--sce-check", "inv", "--sce-check", "phi_cct", "-v",
+                                               "--sce-threshold", "inv:failure_rate<=1", "--sce-threshold",
+                                               "phi_cct:n_interventions>=1"))
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "sce-run::reviews.jsonl/inv::failure_rate<=1 PASSED" in out
+    assert "sce-run::reviews.jsonl/phi_cct::n_interventions>=1 PASSED" in out
+
+
+def test_plain_threshold_unknown_to_a_check_names_the_known_metrics(text_project):
+    result = text_project.runpytest(*text_args("--sce-run", "--sce-check", "inv", "--sce-threshold", "validity>=0.5"))
+    assert result.ret != 0
+    assert "unknown metric 'validity' for reviews/inv; known:" in result.stdout.str()
