@@ -141,7 +141,7 @@ def unparsed_line(result: CheckResult) -> str:
     return f"unparsed ({result.dataset}/{unit_of(result)}): {parts}"
 
 
-FAILING_HEADERS = ["id", "input", "case", "answer", "why"]
+FAILING_HEADERS = ["id", "input", "case", "answer", "detail"]
 
 
 def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
@@ -156,8 +156,10 @@ def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
         if result.check in ("inv", "dir") and x.get("failed"):
             case = x.get("shrunk") or next((p for p in x.get("perturbations", []) if p.get("failed")), {})
             edits = case.get("edits") or []
+            detail = (f"p({case['direction']}) moved {case['shift']:+.3f}" if case.get("shift") is not None
+                      and case.get("direction") else short(case.get("text", case.get("input"))))
             rows.append([e.id, short(e.input), short("; ".join(edits) if isinstance(edits, list) else edits),
-                         f"{e.prediction} -> {case.get('prediction')}", short(case.get("text"))])
+                         f"{e.prediction} -> {case.get('prediction')}", detail])
         elif result.check == "ct" and x.get("unfaithful"):
             iv = (x.get("interventions") or [{}])[x.get("flipping_insertion") or 0]
             rows.append([e.id, short(e.input), f"inserted {iv.get('word')!r}",
