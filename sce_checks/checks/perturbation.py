@@ -255,17 +255,7 @@ def run_invariance(
         rec.extra["shrunk"] = {"original": p.original, "text": p.text, "edits": [e.describe() for e in p.edits],
                                "prediction": label, "single_edit": len(p.edits) == 1, "from_perturbation": i}
 
-    tested = [r for r in records if r.extra["failed"] is not None]
-    rows = [row for r in tested for row in r.extra["perturbations"] if row["failed"] is not None]
-    figures: dict[str, Any] = {}
-    undefined: dict[str, str] = {}
-    _proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
-                "no example with a parsed prediction and a parsed perturbed prediction")
-    figures["n_tested"] = len(tested)
-    figures["n_failed"] = sum(1 for r in tested if r.extra["failed"])
-    _proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
-                "no perturbation with parsed predictions before and after")
-    figures["n_perturbations"] = len(rows)
+    figures, undefined, rows = _failure_figures(records, "")
     changes = [abs(row["prob_change"]) for row in rows if row["prob_change"] is not None]
     figures["mean_abs_prob_change"] = mean_or_none(changes)
     if not changes:
@@ -288,6 +278,23 @@ def run_invariance(
     }
     return CheckResult("inv", model_spec, name, None, len(records), figures, records, info)
 
+
+
+def _failure_figures(records: list[ExampleRecord], qualifier: str) -> tuple[dict[str, Any], dict[str, str], list[dict]]:
+    """The figures INV and DIR share: failing examples and failing perturbations, with Wilson
+    intervals, over what was scored (``extra["failed"]`` None: nothing parsed to judge)."""
+    tested = [r for r in records if r.extra["failed"] is not None]
+    rows = [row for r in tested for row in r.extra["perturbations"] if row["failed"] is not None]
+    figures: dict[str, Any] = {}
+    undefined: dict[str, str] = {}
+    _proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
+                f"no example with a parsed prediction and a parsed perturbed prediction{qualifier}")
+    figures["n_tested"] = len(tested)
+    figures["n_failed"] = sum(1 for r in tested if r.extra["failed"])
+    _proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
+                f"no perturbation with parsed predictions before and after{qualifier}")
+    figures["n_perturbations"] = len(rows)
+    return figures, undefined, rows
 
 # -- DIR -------------------------------------------------------------------------------------------
 
@@ -459,17 +466,7 @@ def run_directional(
         if scored:
             rec.extra["failed"] = any(r["failed"] for r in scored)
 
-    tested = [r for r in records if r.extra["failed"] is not None]
-    rows = [row for r in tested for row in r.extra["perturbations"] if row["failed"] is not None]
-    figures: dict[str, Any] = {}
-    undefined: dict[str, str] = {}
-    _proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
-                "no example with a parsed prediction and a parsed perturbed prediction that could fail")
-    figures["n_tested"] = len(tested)
-    figures["n_failed"] = sum(1 for r in tested if r.extra["failed"])
-    _proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
-                "no perturbation with parsed predictions before and after that could fail")
-    figures["n_perturbations"] = len(rows)
+    figures, undefined, _ = _failure_figures(records, " that could fail")
     # the shift describes every scored perturbation, those that could not fail included
     shifts = [row["shift"] for r in records for row in r.extra["perturbations"] if row["shift"] is not None]
     figures["mean_expected_shift"] = mean_or_none(shifts)
