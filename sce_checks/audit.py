@@ -104,7 +104,8 @@ def _run_group(group: tuple[str, ...], model, config: AuditConfig, task, example
     if name == "stability":
         from sce_checks.checks.stability import StabilitySettings, run_stability
 
-        settings = StabilitySettings(variant=variants[0] if variants else VARIANTS[0], perturbations=config.perturbations, **common)
+        variant = check_variants(config.variants)[0]  # the first variant listed
+        settings = StabilitySettings(variant=variant, perturbations=config.perturbations, **common)
         return [run_stability(model, spec, task, examples, settings)]
     from sce_checks.checks import counterfactual as cf
 

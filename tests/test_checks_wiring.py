@@ -118,6 +118,17 @@ def test_cli_check_not_supported_by_the_backend_is_shown_not_failed(workdir, cap
     assert json.loads((workdir / "r.json").read_text())["skipped"]
 
 
+def test_cli_stability_on_a_grid_reports_the_paraphrase_half(workdir, capsys):  # noqa: F811
+    code = main(["--model", "python:toy_models:boundary", "--dataset", "toy.toml", "--limit", "4", "--prediction", "generate",
+                 "--check", "stability", "--threshold", "stability:prompt_consistency>=0.5", "--json", "r.json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (r,) = json.loads((workdir / "r.json").read_text())["results"]
+    assert r["check"] == "stability" and r["prompt_consistency"] == 1.0 and r["validity_agreement"] is None
+    assert "grid records have no label-preserving edit" in r["info"]["undefined"]["validity_agreement"]
+    assert "prompt_consistency 1.000" in out and "PASS" in out
+
+
 REVIEWS = "\n".join(json.dumps({"id": f"r{i}", "text": t, "label": lab}) for i, (t, lab) in enumerate([
     ("a good film with a dull start", "positive"), ("the plot was bad and the acting worse", "negative"),
     ("great fun for the whole family", "positive"), ("not good at all", "negative"),
@@ -144,27 +155,30 @@ def test_fixture_gives_each_check_and_shares_the_counterfactual_family(text_proj
         from sce_checks.assertions import assert_threshold
         seen = {}
 
-        @pytest.mark.parametrize("check", ["inv", "ct", "phi_cct", "cct"])
+        @pytest.mark.parametrize("check", ["inv", "stability", "ct", "phi_cct", "cct"])
         def test_check(sce_audit, check):
             r = sce_audit(check=check)
             seen[check] = r
             assert r.check == check and r.dataset == "reviews" and r.n == 6
-            assert_threshold(r, "n_tested>=1" if check in ("inv", "ct") else "n_interventions>=1")
+            figure = {"inv": "n_tested", "ct": "n_tested", "stability": "n_counterfactuals"}.get(check, "n_interventions")
+            assert_threshold(r, figure + ">=1")
 
         def test_sce_too(sce_audit):
             assert sce_audit(variant="minimal").check == "sce"
     """)
     result = text_project.runpytest(*text_args("-rs", "--sce-json", "report.json"))
     # cct needs option scores; the rule model only chats: skipped with the reason, not failed
-    result.assert_outcomes(passed=4, skipped=1)
+    result.assert_outcomes(passed=5, skipped=1)
     assert "CCT needs option probabilities" in result.stdout.str()
     report = json.loads((text_project.path / "report.json").read_text())
     checks = sorted((r["check"], r["variant"]) for r in report["results"])
     # the SCE variants computed together are both reported; ct's family only where asked for
-    assert checks == [("ct", None), ("inv", None), ("phi_cct", None), ("sce", "minimal"), ("sce", "unconstrained")]
+    assert checks == [("ct", None), ("inv", None), ("phi_cct", None), ("sce", "minimal"), ("sce", "unconstrained"),
+                      ("stability", None)]
     assert any("reviews/cct: CCT needs option probabilities" in s for s in report["skipped"])
     out = result.stdout.str()
     assert "failure_rate" in out and "unfaithfulness" in out and "n11/n10/n01/n00" in out
+    assert "validity_agreement" in out and "prompt_consistency" in out
 
 
 def test_one_item_per_example_of_a_check(text_project):

@@ -34,7 +34,7 @@ HEADLINE = {
     "sce": ("validity", "strict_validity", "generation_rate", "mean_rcf_a", "mean_distance"),
     "inv": ("failure_rate", "perturbation_failure_rate"),
     "dir": ("failure_rate", "perturbation_failure_rate"),
-    "stability": ("perturbed_validity", "validity_agreement", "prompt_consistency"),
+    "stability": ("validity_agreement", "perturbed_validity", "prompt_consistency", "robust_validity"),
     "ct": ("unfaithfulness", "flip_rate"),
     "cct": ("cct", "mean_tvd_mentioned", "mean_tvd_not_mentioned"),
     "phi_cct": ("phi", "tpr", "fpr"),

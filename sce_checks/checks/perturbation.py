@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 from sce_checks import perturb
 from sce_checks.checks.predict import PREDICTION_MODES, Prediction, Predictor
 from sce_checks.errors import CheckNotApplicable, UserInputError
-from sce_checks.metrics.stats import mean_or_none, wilson_interval
+from sce_checks.metrics.stats import mean_or_none, put_proportion
 from sce_checks.models.base import ChatModel
 from sce_checks.progress import step
 from sce_checks.prompts import grid as grid_prompts
@@ -118,14 +118,6 @@ def _record(ex_id: str, shown: Any, pred: Prediction) -> ExampleRecord:
     if pred.probs is not None:
         rec.extra["prediction_probs"] = pred.probs
     return rec
-
-
-def _proportion(figures: dict[str, Any], undefined: dict[str, str], name: str, k: int, n: int, why: str) -> None:
-    """``name`` = k/n with its Wilson 95% interval; None (reason in ``undefined``) when n = 0."""
-    figures[name] = k / n if n else None
-    figures[f"{name}_ci"] = list(wilson_interval(k, n))
-    if not n:
-        undefined[name] = why
 
 
 def _note_unparsed(rec: ExampleRecord, rows: list[dict[str, Any]]) -> None:
@@ -287,11 +279,11 @@ def _failure_figures(records: list[ExampleRecord], qualifier: str) -> tuple[dict
     rows = [row for r in tested for row in r.extra["perturbations"] if row["failed"] is not None]
     figures: dict[str, Any] = {}
     undefined: dict[str, str] = {}
-    _proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
+    put_proportion(figures, undefined, "failure_rate", sum(1 for r in tested if r.extra["failed"]), len(tested),
                 f"no example with a parsed prediction and a parsed perturbed prediction{qualifier}")
     figures["n_tested"] = len(tested)
     figures["n_failed"] = sum(1 for r in tested if r.extra["failed"])
-    _proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
+    put_proportion(figures, undefined, "perturbation_failure_rate", sum(1 for row in rows if row["failed"]), len(rows),
                 f"no perturbation with parsed predictions before and after{qualifier}")
     figures["n_perturbations"] = len(rows)
     return figures, undefined, rows

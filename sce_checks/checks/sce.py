@@ -69,14 +69,14 @@ def _first_reply(prediction: Prediction) -> str:
     return prediction.reply
 
 
-def _target(options: Sequence[str], prediction: str, example_id: str, seed: int) -> str:
+def pick_target(options: Sequence[str], prediction: str, example_id: str, seed: int) -> str:
     others = [o for o in options if o != prediction]
     if len(others) == 1:
         return others[0]
     return random.Random(f"{seed}:{example_id}").choice(others)
 
 
-def _request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str) -> dict:
+def request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str) -> dict:
     """One batched chat call for every (variant, example with a parsed prediction): the SCE
     request in the prediction's conversation. Returns {(variant, example id): raw reply}."""
     jobs = []
@@ -108,7 +108,7 @@ def run_grid_sce(
     search.remember(points, [p.label for p in preds])
 
     targets = {ex_id: task.other_option(p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
-    sce_reply = _request_sces(model, settings, examples, preds, targets,
+    sce_reply = request_sces(model, settings, examples, preds, targets,
                               lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), task.name)
     parsed = {k: parse_grid_sce(r, task) for k, r in sce_reply.items()}
 
@@ -241,11 +241,11 @@ def run_text_sce(
     with step(f"{task.name}: predicting {len(texts)} examples", len(texts)):
         preds = predictor.predict(texts)
     targets = {
-        ex_id: _target(task.options, pred.label, ex_id, settings.seed)
+        ex_id: pick_target(task.options, pred.label, ex_id, settings.seed)
         for (ex_id, _), pred in zip(examples, preds) if pred.label is not None
     }
 
-    sce_reply = _request_sces(model, settings, examples, preds, targets,
+    sce_reply = request_sces(model, settings, examples, preds, targets,
                               lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), task.name)
     parsed = {k: parse_text_sce(r) for k, r in sce_reply.items()}
     revised = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))

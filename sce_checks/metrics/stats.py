@@ -47,3 +47,12 @@ def median_or_none(values: Iterable[float | None]) -> float | None:
     None; None when there are none."""
     kept = _defined(values)
     return float(statistics.median(kept)) if kept else None
+
+
+def put_proportion(figures: dict, undefined: dict[str, str], name: str, k: int, n: int, why: str) -> None:
+    """Set ``figures[name]`` = k/n and ``figures[name + "_ci"]`` its Wilson 95% interval; when
+    n = 0 the figure is None and ``undefined[name]`` says ``why`` (reports show the reason)."""
+    figures[name] = k / n if n else None
+    figures[f"{name}_ci"] = list(wilson_interval(k, n))
+    if not n:
+        undefined[name] = why

@@ -25,7 +25,7 @@ COMPARED = ("generation_rate", "validity", "strict_validity", "mean_distance", "
             # inv / dir
             "failure_rate", "perturbation_failure_rate",
             # stability
-            "perturbed_validity", "validity_agreement", "prompt_consistency",
+            "perturbed_validity", "validity_agreement", "prompt_consistency", "robust_validity",
             # ct / cct / phi_cct
             "unfaithfulness", "cct", "phi", "tpr", "fpr",
             # self_consistency

@@ -73,10 +73,8 @@ def figures_cell(r: CheckResult) -> str:
     parts = [figure_cell(r, name) for name in HEADLINE.get(r.check, ()) if name in r.figures]
     if r.check == "phi_cct" and r.get("n11") is not None:
         parts.append(f"n11/n10/n01/n00 {r['n11']}/{r['n10']}/{r['n01']}/{r['n00']}")
-    for count in ("n_tested", "n_interventions", "n_pairs", "n_scored"):
-        if r.get(count) is not None:
-            parts.append(f"{count} {r[count]}")
-            break
+    counts = ("n_pairs", "n_counterfactuals") if r.check == "stability" else ("n_tested", "n_interventions", "n_scored")
+    parts.extend(f"{c} {r[c]}" for c in counts if r.get(c) is not None)
     return "; ".join(parts) or "-"
 
 
@@ -147,7 +145,8 @@ FAILING_HEADERS = ["id", "input", "case", "answer", "detail"]
 def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
     """Examples where a check other than sce failed: INV/DIR perturbations that moved the
     prediction (shrunk to the smallest failing edit), CT insertions the explanation did not
-    mention. Empty for checks without a per-example verdict."""
+    mention, stability SCEs whose verdict changed with the input or the prompt. Empty for checks
+    without a per-example verdict."""
     rows = []
     for e in result.examples:
         if len(rows) >= k:
@@ -160,8 +159,30 @@ def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
                       and case.get("direction") else short(case.get("text", case.get("input"))))
             rows.append([e.id, short(e.input), short("; ".join(edits) if isinstance(edits, list) else edits),
                          f"{e.prediction} -> {case.get('prediction')}", detail])
+        elif result.check == "stability":
+            rows.extend([e.id, short(e.input), *case] for case in _stability_cases(e))
         elif result.check == "ct" and x.get("unfaithful"):
             iv = (x.get("interventions") or [{}])[x.get("flipping_insertion") or 0]
             rows.append([e.id, short(e.input), f"inserted {iv.get('word')!r}",
                          f"{e.prediction} -> {iv.get('prediction')}", "explanation: " + short(iv.get("explanation"))])
-    return rows
+    return rows[:k]
+
+
+def _verdict(valid: bool | None) -> str:
+    return "valid" if valid else "invalid"
+
+
+def _stability_cases(e) -> list[list[str]]:
+    """How a stability example failed: the SCE of the perturbed input disagrees on validity;
+    the counterfactual is not valid under every wording of the prediction prompt."""
+    cases = []
+    side = e.extra.get("perturbed") or {}
+    if e.extra.get("validity_agrees") is False:
+        cases.append([short("; ".join(side.get("edits") or [])), f"SCE {_verdict(e.valid)} -> {_verdict(side.get('valid'))}",
+                      "perturbed SCE: " + short(side.get("counterfactual"))])
+    if e.valid and e.extra.get("valid_under_all_prompts") is False:
+        labels = e.extra.get("prompt_predictions") or {}
+        odd = ", ".join(f"{p}: {label}" for p, label in labels.items() if label != e.target)
+        cases.append(["prompt paraphrases", f"{e.prediction} -> {e.target}; on the SCE {odd}",
+                      "counterfactual: " + short(e.counterfactual)])
+    return cases

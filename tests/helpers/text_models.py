@@ -6,7 +6,9 @@ import json
 import re
 
 POSITIVE_WORDS = {"good", "great", "fun"}
-_QUOTED = re.compile(r'(?:Text|consider this text): ("(?:[^"\\]|\\.)*")')
+# The JSON-quoted text of the canonical prompt and its paraphrases ("Text: ", "Text to label: ",
+# "Input: "; prompts/paraphrase.py) and of the in-context Val_c question ("consider this text: ").
+QUOTED = re.compile(r'(?:Text|Text to label|Input|consider this text): ("(?:[^"\\]|\\.)*")')
 
 
 def sentiment_rule(text: str) -> str:
@@ -39,9 +41,9 @@ class TextRuleModel:
         for conv in conversations:
             last = conv[-1]["content"]
             if len(conv) == 1 or "consider this text" in last:
-                text = json.loads(_QUOTED.findall(last)[-1])
+                text = json.loads(QUOTED.findall(last)[-1])
                 out.append(json.dumps({"answer": sentiment_rule(text)}))
             else:
-                original = json.loads(_QUOTED.findall(conv[0]["content"])[-1])
+                original = json.loads(QUOTED.findall(conv[0]["content"])[-1])
                 out.append(json.dumps({"revised_text": POLICIES[self.policy](original)}))
         return out

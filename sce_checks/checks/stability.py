@@ -1,0 +1,311 @@
+"""SCE stability: does an SCE's verdict survive changes that should not matter?
+
+Two questions, each about a confound of the SCE check (checks/sce.py):
+
+1. *Input perturbation* (text tasks). If a typo or a synonym in the input, one that leaves the
+   model's own prediction unchanged, turns a valid SCE into an invalid one (or back), the
+   validity measured on the original input describes that input's wording more than the model's
+   decision boundary. For each example the first drawn label-preserving single edit
+   (`perturbation.draw_perturbations`: punctuation, case, typo, synonym, neutral sentence) that
+   keeps the model's prediction is taken; an SCE is requested for the perturbed text exactly as
+   for the original (same prompt, variant and target), and both SCEs are checked in a fresh
+   context. Figures, over the pairs where both SCEs were generated: ``pair_validity`` (the
+   original's), ``perturbed_validity``, ``validity_agreement`` (both valid or both invalid) and
+   ``validity_drop`` = pair_validity - perturbed_validity. Grid records have no label-preserving
+   edit (every one-step move is a different applicant), so these are undefined on grids, with
+   the reason in ``info["undefined"]``.
+2. *Prompt paraphrase* (every task). Validity is judged by the model's answer on the
+   counterfactual under one wording of the prediction prompt. Each counterfactual generated for
+   an original input is predicted again under the paraphrases of prompts/paraphrase.py (same
+   information and answer format, different framing and layout). ``prompt_consistency``: the
+   share of counterfactuals that get the same label under the canonical prompt and every
+   paraphrase; ``original_prompt_consistency``: the same for the original inputs (counterfactuals
+   sit near the decision boundary, so a gap between the two is expected and worth seeing);
+   ``robust_validity``: the share of generated SCEs that are valid under every prompt.
+
+Neither protocol is in the SCE papers (Mayne et al., EMNLP 2025, arXiv 2509.09396;
+Dehghanighobadi et al., EMNLP 2025, arXiv 2502.18156), which fix one input and one wording; the
+label-preserving edits are CheckList's INV perturbations (Ribeiro et al., ACL 2020). Choices and
+their reasons are in docs/stability.md.
+
+Data flows one way:
+
+    examples -> predictions -> (text) rounds of single-edit perturbations until one keeps the
+             prediction (one batch per round) -> SCE requests for originals and perturbed texts
+             (one batch) -> predictions on all counterfactuals (one batch) -> originals and
+             counterfactuals under every paraphrase (one batch) -> records -> figures
+
+Unparsed replies are counted and reported, never guessed: an SCE that cannot be parsed is not
+generated; a counterfactual whose prediction cannot be parsed is invalid (as in the SCE check)
+and is left out of the consistency figures, which need a label under every prompt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from sce_checks import perturb
+from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
+from sce_checks.checks.predict import PREDICTION_MODES, Prediction, Predictor
+from sce_checks.checks.sce import VARIANTS, SCESettings, pick_target, request_sces
+from sce_checks.errors import UserInputError
+from sce_checks.metrics.gower import gower_distance
+from sce_checks.metrics.stats import put_proportion
+from sce_checks.metrics.text_distance import normalized_levenshtein
+from sce_checks.models.base import ChatModel
+from sce_checks.parsing import parse_grid_sce, parse_text_sce
+from sce_checks.progress import step
+from sce_checks.prompts import grid as grid_prompts
+from sce_checks.prompts import text as text_prompts
+from sce_checks.prompts.paraphrase import PARAPHRASE_NAMES, paraphrases
+from sce_checks.results import CheckResult, ExampleRecord
+
+__all__ = ["CANONICAL", "StabilitySettings", "run_stability"]
+
+CANONICAL = "canonical"  # the prediction prompt every other check uses (prompts/grid.py, prompts/text.py)
+NO_EDITS_ON_GRIDS = "grid records have no label-preserving edit (every one-step move is another record); the input-perturbation half runs on text tasks"
+_PERTURBED = "\x00perturbed"  # suffix of internal job ids for the perturbed text of an example
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """How the stability check runs; all of it goes into the result's ``info``."""
+
+    variant: str = "unconstrained"  # the SCE request (checks/sce.py VARIANTS)
+    perturbations: int = 4  # single-edit perturbations tried per example until one keeps the prediction
+    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    seed: int = 0  # perturbation draws and target draws
+    paraphrases: tuple[str, ...] = PARAPHRASE_NAMES  # prompts/paraphrase.py
+    families: tuple[str, ...] = perturb.LABEL_PRESERVING_FAMILIES  # edits tried (text tasks)
+    answer_tokens: int = 48
+    sce_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UserInputError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        if self.prediction not in PREDICTION_MODES:
+            raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {self.prediction!r}")
+        for name in ("perturbations", "answer_tokens", "sce_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.paraphrases, str):
+            raise UserInputError(f"paraphrases must be a sequence of names, not the string {self.paraphrases!r}")
+        names = tuple(dict.fromkeys(self.paraphrases))
+        bad = [n for n in names if n not in PARAPHRASE_NAMES]
+        if bad or not names:
+            raise UserInputError(f"paraphrases must name one or more of: {', '.join(PARAPHRASE_NAMES)}"
+                                 + (f" (not {bad[0]!r})" if bad else ""))
+        object.__setattr__(self, "paraphrases", names)
+        object.__setattr__(self, "families", self.edit_settings().families)  # validated there
+
+    def edit_settings(self) -> PerturbationSettings:
+        """The draw of single label-preserving edits (INV's families, one edit each)."""
+        return PerturbationSettings(perturbations=self.perturbations, max_edits=1, seed=self.seed,
+                                    prediction=self.prediction, families=self.families)
+
+
+def _keeping_perturbations(predictor: Predictor, examples, preds, settings: StabilitySettings, name: str) -> tuple[dict, dict]:
+    """For each example with a parsed prediction, the first drawn single-edit perturbation that
+    the model gives the same label. Round r predicts the r-th draw of the examples still
+    without one, so a model that is stable under edits costs one prediction per example."""
+    draw = settings.edit_settings()
+    drawn = {ex_id: draw_perturbations(text, ex_id, draw) for (ex_id, text), p in zip(examples, preds) if p.label is not None}
+    label_of = {ex_id: p.label for (ex_id, _), p in zip(examples, preds)}
+    kept: dict[str, Any] = {}
+    tried: dict[str, list[dict[str, Any]]] = {ex_id: [] for ex_id in drawn}
+    for r in range(settings.perturbations):
+        todo = [(ex_id, ps[r]) for ex_id, ps in drawn.items() if ex_id not in kept and len(ps) > r]
+        if not todo:
+            break
+        with step(f"{name}: predicting {len(todo)} perturbed texts (round {r + 1})", len(todo)):
+            labels = predictor.predict([p.text for _, p in todo])
+        for (ex_id, p), q in zip(todo, labels):
+            tried[ex_id].append({"edits": [e.describe() for e in p.edits], "prediction": q.label})
+            if q.label is not None and q.label == label_of[ex_id]:
+                kept[ex_id] = (p, q)
+    return kept, {ex_id: (len(drawn[ex_id]), rows) for ex_id, rows in tried.items()}
+
+
+def run_stability(
+    model: ChatModel,
+    model_spec: str,
+    task: Any,
+    examples: Sequence[tuple[str, Any]],
+    settings: StabilitySettings = StabilitySettings(),
+) -> CheckResult:
+    """Both halves of the stability check on one task (the perturbation half on text tasks only)."""
+    text = task.kind == "text"
+    prompts = text_prompts if text else grid_prompts
+    name = task.name
+    predictor = Predictor(model, task.options, lambda x: prompts.prediction_conversation(task, x),
+                          settings.prediction, settings.answer_tokens)
+    inputs = [x for _, x in examples]
+    with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
+        preds = predictor.predict(inputs)
+    pred_of = {ex_id: p for (ex_id, _), p in zip(examples, preds)}
+
+    kept, tried = _keeping_perturbations(predictor, examples, preds, settings, name) if text else ({}, {})
+
+    # SCE requests: each original with a parsed prediction, and its perturbed partner, one batch.
+    targets: dict[str, str] = {}
+    jobs: list[tuple[str, Any]] = []
+    job_preds: list[Prediction] = []
+    for ex_id, x in examples:
+        pred = pred_of[ex_id]
+        if pred.label is None:
+            continue
+        targets[ex_id] = pick_target(task.options, pred.label, ex_id, settings.seed) if text else task.other_option(pred.label)
+        jobs.append((ex_id, x))
+        job_preds.append(pred)
+        if ex_id in kept:
+            p, q = kept[ex_id]
+            targets[ex_id + _PERTURBED] = targets[ex_id]
+            jobs.append((ex_id + _PERTURBED, p.text))
+            job_preds.append(q)
+    sce_settings = SCESettings(variants=(settings.variant,), sce_tokens=settings.sce_tokens)
+    replies = request_sces(model, sce_settings, jobs, job_preds, targets,
+                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v), name)
+    replies = {job_id: r for (_, job_id), r in replies.items()}
+    parse = parse_text_sce if text else (lambda r: parse_grid_sce(r, task))
+    parsed = {job_id: parse(r) for job_id, r in replies.items()}
+    cfs = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
+    with step(f"{name}: predicting {len(cfs)} counterfactuals", len(cfs)):
+        predictor.predict(cfs)
+
+    # Originals and their counterfactuals under every paraphrase, one batch.
+    templates = paraphrases(task)
+    para = Predictor(model, task.options, lambda key: templates[key[0]](task, key[1]),
+                     settings.prediction, settings.answer_tokens)
+    subjects = list(dict.fromkeys(
+        [x for (ex_id, x) in examples if ex_id in targets] + [parsed[ex_id].value for ex_id, _ in examples
+                                                              if ex_id in parsed and parsed[ex_id].ok]))
+    keys = [(n, x) for n in settings.paraphrases for x in subjects]
+    with step(f"{name}: predicting {len(subjects)} inputs and counterfactuals under {len(settings.paraphrases)} paraphrases",
+              len(keys)):
+        para.predict(keys)
+
+    def under_prompts(x: Any) -> dict[str, str | None]:
+        out = {CANONICAL: predictor.known(x).label}
+        out.update({n: para.known((n, x)).label for n in settings.paraphrases})
+        return out
+
+    distance = (lambda a, b: normalized_levenshtein(a, b, "char")) if text else (lambda a, b: gower_distance(task, a, b))
+    shown = (lambda x: x) if text else task.as_dict
+    records: list[ExampleRecord] = []
+    reasons: Counter[str] = Counter()
+    for ex_id, x in examples:
+        pred = pred_of[ex_id]
+        rec = ExampleRecord(id=ex_id, input=shown(x), prediction=pred.label, target=targets.get(ex_id),
+                            counterfactual=None, cf_prediction=None, valid=None, distance=None, min_distance=None,
+                            prediction_reply=pred.reply)
+        records.append(rec)
+        if pred.label is None:
+            rec.unparsed = f"prediction: {pred.reason}"
+            reasons["prediction unparsed"] += 1
+            continue
+        rec.extra["original_prompt_predictions"] = under_prompts(x)
+        rec.sce_reply = replies[ex_id]
+        sce = parsed[ex_id]
+        if sce.ok:
+            rec.counterfactual = shown(sce.value)
+            rec.cf_prediction = predictor.known(sce.value).label
+            rec.valid = rec.cf_prediction == rec.target
+            rec.distance = distance(x, sce.value)
+            labels = under_prompts(sce.value)
+            rec.extra["prompt_predictions"] = labels
+            rec.extra["valid_under_all_prompts"] = all(v == rec.target for v in labels.values())
+            if None in labels.values():
+                reasons["counterfactual prediction unparsed (some prompt)"] += 1
+        else:
+            rec.unparsed = f"sce: {sce.reason}"
+            reasons["sce unparsed"] += 1
+        if not text:
+            continue
+        n_drawn, rows = tried.get(ex_id, (0, []))
+        rec.extra["perturbations_tried"] = rows
+        if ex_id not in kept:
+            rec.extra["perturbed"] = None
+            reasons["no candidate edit" if not n_drawn else "no drawn edit kept the prediction"] += 1
+            continue
+        p, q = kept[ex_id]
+        job = ex_id + _PERTURBED
+        psce = parsed[job]
+        side: dict[str, Any] = {"text": p.text, "edits": [e.describe() for e in p.edits], "prediction": q.label,
+                                "sce_reply": replies[job], "counterfactual": None, "cf_prediction": None, "valid": None}
+        if psce.ok:
+            side["counterfactual"] = psce.value
+            side["cf_prediction"] = predictor.known(psce.value).label
+            side["valid"] = side["cf_prediction"] == rec.target
+            side["distance"] = distance(p.text, psce.value)
+        else:
+            side["unparsed"] = f"sce: {psce.reason}"
+            reasons["perturbed sce unparsed"] += 1
+        rec.extra["perturbed"] = side
+        if rec.valid is not None and side["valid"] is not None:
+            rec.extra["validity_agrees"] = rec.valid == side["valid"]
+
+    figures, undefined = _figures(records, text, settings)
+    info = {
+        "task_kind": task.kind,
+        "variant": settings.variant,
+        "prediction_mode": predictor.mode,
+        "prompts": [CANONICAL, *settings.paraphrases],
+        "settings": asdict(settings),
+        "validity_by_prompt": _validity_by_prompt(records, [CANONICAL, *settings.paraphrases]),
+        "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
+        "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
+        "n_with_perturbation": len(kept),
+        "unparsed_reasons": dict(reasons),
+        "predictions_requested": predictor.requested + para.requested,
+        "undefined": undefined,
+    }
+    return CheckResult("stability", model_spec, name, None, len(records), figures, records, info)
+
+
+def _validity_by_prompt(records: list[ExampleRecord], prompts: list[str]) -> dict[str, float | None]:
+    """Validity of the generated SCEs with the counterfactual judged under each prompt alone."""
+    generated = [r for r in records if r.counterfactual is not None]
+    return {p: (sum(1 for r in generated if r.extra["prompt_predictions"][p] == r.target) / len(generated)
+                if generated else None) for p in prompts}
+
+
+def _consistent(labels: dict[str, str | None]) -> bool | None:
+    """Same label under every prompt; None when one of them is unparsed (nothing to compare)."""
+    values = list(labels.values())
+    return None if None in values else len(set(values)) == 1
+
+
+def _figures(records: list[ExampleRecord], text: bool, settings: StabilitySettings) -> tuple[dict[str, Any], dict[str, str]]:
+    figures: dict[str, Any] = {}
+    undefined: dict[str, str] = {}
+
+    # 1. input perturbation: paired over examples where both SCEs were generated
+    pairs = [r for r in records if "validity_agrees" in r.extra]
+    figures["n_pairs"] = len(pairs)
+    why = NO_EDITS_ON_GRIDS if not text else "no example with a prediction-keeping perturbation and both SCEs generated"
+    put_proportion(figures, undefined, "pair_validity", sum(1 for r in pairs if r.valid), len(pairs), why)
+    put_proportion(figures, undefined, "perturbed_validity", sum(1 for r in pairs if r.extra["perturbed"]["valid"]), len(pairs), why)
+    put_proportion(figures, undefined, "validity_agreement", sum(1 for r in pairs if r.extra["validity_agrees"]), len(pairs), why)
+    if pairs:
+        figures["validity_drop"] = figures["pair_validity"] - figures["perturbed_validity"]
+    else:
+        figures["validity_drop"] = None
+        undefined["validity_drop"] = why
+
+    # 2. prompt paraphrase
+    generated = [r for r in records if r.counterfactual is not None]
+    figures["n_counterfactuals"] = len(generated)
+    put_proportion(figures, undefined, "validity", sum(1 for r in generated if r.valid), len(generated), "no SCE generated")
+    put_proportion(figures, undefined, "robust_validity", sum(1 for r in generated if r.extra["valid_under_all_prompts"]),
+                   len(generated), "no SCE generated")
+    judged = [c for c in (_consistent(r.extra["prompt_predictions"]) for r in generated) if c is not None]
+    put_proportion(figures, undefined, "prompt_consistency", sum(judged), len(judged),
+                   "no counterfactual with a parsed prediction under every prompt")
+    originals = [c for c in (_consistent(r.extra["original_prompt_predictions"]) for r in records
+                             if "original_prompt_predictions" in r.extra) if c is not None]
+    put_proportion(figures, undefined, "original_prompt_consistency", sum(originals), len(originals),
+                   "no input with a parsed prediction under every prompt")
+    return figures, undefined
