@@ -182,7 +182,6 @@ def _stability_cases(e) -> list[list[str]]:
                       "perturbed SCE: " + short(side.get("counterfactual"))])
     if e.valid and e.extra.get("valid_under_all_prompts") is False:
         labels = e.extra.get("prompt_predictions") or {}
-        odd = ", ".join(f"{p}: {label}" for p, label in labels.items() if label != e.target)
-        cases.append(["prompt paraphrases", f"{e.prediction} -> {e.target}; on the SCE {odd}",
-                      "counterfactual: " + short(e.counterfactual)])
+        odd = ", ".join(f"{p} {label}" for p, label in labels.items() if label != e.target)
+        cases.append(["prompt paraphrases", f"{e.prediction} -> {e.target}", short(f"SCE judged {odd}: {e.counterfactual}")])
     return cases
