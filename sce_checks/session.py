@@ -124,7 +124,12 @@ class SCESession:
         except UserInputError as exc:
             self._fail(("settings", str(exc)), exc)
         rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"], s["perturbations"], s["attribution"])
-        key = (s["model"], s["dataset"], s["unit"], *rest)
+
+        def key_of(unit: str) -> tuple:
+            # the stability check requests its SCEs in the first variant listed
+            return (s["model"], s["dataset"], unit, *rest, (s["variants"] or [None])[0] if unit == "stability" else None)
+
+        key = key_of(s["unit"])
         if key in self._failures:
             pytest.fail(self._failures[key], pytrace=False)
         if key in self._skips:
@@ -147,11 +152,10 @@ class SCESession:
             except (UserInputError, BackendError) as exc:
                 self._fail(key, exc)
             for r in run.results:  # keyed by the dataset *spec* the user gave (a name or a path)
-                k = (s["model"], s["dataset"], unit_of(r), *rest)
+                k = key_of(unit_of(r))
                 (self._results if r.check == "sce" or k == key else self._spare)[k] = r
             for skip in run.skipped:
-                self._skips[(s["model"], s["dataset"], skip["check"], *rest)] = [f"{skip['dataset']}/{skip['check']}",
-                                                                                 skip["reason"]]
+                self._skips[key_of(skip["check"])] = [f"{skip['dataset']}/{skip['check']}", skip["reason"]]
             self._environments[s["model"]] = run.environment
             self._wall[key] = run.environment.get("wall_seconds") or 0.0
             self._samples.update(run.environment.get("samples", {}))

@@ -208,3 +208,20 @@ def test_plain_threshold_unknown_to_a_check_names_the_known_metrics(text_project
     result = text_project.runpytest(*text_args("--sce-run", "--sce-check", "inv", "--sce-threshold", "validity>=0.5"))
     assert result.ret != 0
     assert "unknown metric 'validity' for reviews/inv; known:" in result.stdout.str()
+
+
+def test_stability_follows_the_first_variant_of_its_marker(text_project):
+    """The stability check requests its SCEs in the first variant listed: results for different
+    variants are different results, never shared."""
+    text_project.makepyfile(test_variants="""
+        import pytest
+
+        def test_default(sce_audit):
+            assert sce_audit(check="stability").info["variant"] == "unconstrained"
+
+        @pytest.mark.sce(variant="minimal")
+        def test_minimal(sce_audit):
+            assert sce_audit(check="stability").info["variant"] == "minimal"
+    """)
+    result = text_project.runpytest(*text_args())
+    result.assert_outcomes(passed=2)
