@@ -286,3 +286,31 @@ def test_run_audit_runs_stability_with_the_first_variant_listed(tmp_path):
     assert r.check == "stability" and r.info["variant"] == "minimal" and r.n == 4
     assert r["n_counterfactuals"] == 4 and r["n_pairs"] + r.info["unparsed_reasons"].get("no drawn edit kept the prediction", 0) <= 4
     assert run.environment["checks"] == ["stability"] and run.environment["perturbations"] == 2
+
+
+@pytest.mark.real_model
+@pytest.mark.xdist_group("smollm2")
+def test_real_run_on_the_embedded_model():
+    """Both halves on two short sentiment snippets with SmolLM2 (option scoring, SCEs generated):
+    every example is accounted for and every figure is a proportion or None with a reason."""
+    import time
+
+    from sce_checks.models import ModelOptions, load_model
+    from sce_checks.tasks import load_task
+
+    model = load_model("smollm2", ModelOptions())
+    task = load_task("sentiment")
+    shortest = sorted(task.examples, key=lambda e: len(e.text))[:2]
+    started = time.perf_counter()
+    r = run_stability(model, "smollm2", task, [(e.id, e.text) for e in shortest],
+                      StabilitySettings(perturbations=2, sce_tokens=96))
+    print(f"\nstability on smollm2: {time.perf_counter() - started:.1f} s; {r.figures}")
+    assert r.info["prediction_mode"] == "score" and r.info["n_prediction_unparsed"] == 0
+    assert r["n_counterfactuals"] + r.info["n_sce_unparsed"] == 2
+    assert r["n_pairs"] <= r.info["n_with_perturbation"] <= 2
+    for name in ("pair_validity", "perturbed_validity", "validity_agreement", "validity", "robust_validity",
+                 "prompt_consistency", "original_prompt_consistency"):
+        assert (r[name] is None and name in r.info["undefined"]) or 0.0 <= r[name] <= 1.0
+    for e in r.examples:
+        assert set(e.extra["original_prompt_predictions"]) == {"canonical", *PARAPHRASE_NAMES}
+    json.dumps(r.to_dict())
