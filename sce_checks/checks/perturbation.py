@@ -120,6 +120,20 @@ def _record(ex_id: str, shown: Any, pred: Prediction) -> ExampleRecord:
     return rec
 
 
+def _predict(predictor: Predictor, name: str, examples: Sequence[tuple[str, Any]], perturbed_of: dict[str, list],
+             what: str) -> list[Prediction]:
+    """The originals in one batch, then in another the perturbed inputs of every example whose
+    own prediction parsed (the others have nothing to compare with). Returns the originals'."""
+    inputs = [x for _, x in examples]
+    with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
+        preds = predictor.predict(inputs)
+    perturbed = list(dict.fromkeys(x for (ex_id, _), p in zip(examples, preds) if p.label is not None
+                                   for x in perturbed_of[ex_id]))
+    with step(f"{name}: predicting {len(perturbed)} {what}", len(perturbed)):
+        predictor.predict(perturbed)
+    return preds
+
+
 def _note_unparsed(rec: ExampleRecord, rows: list[dict[str, Any]]) -> None:
     missing = [r for r in rows if r.get("unparsed")]
     if missing and rec.unparsed is None:
@@ -177,13 +191,8 @@ def run_invariance(
     drawn = {ex_id: draw_perturbations(text, ex_id, settings) for ex_id, text in examples}
     name = task.name
 
-    texts = [t for _, t in examples]
-    with step(f"{name}: predicting {len(set(texts))} examples", len(set(texts))):
-        preds = predictor.predict(texts)
-    label_of = {ex_id: p.label for (ex_id, _), p in zip(examples, preds)}
-    perturbed = list(dict.fromkeys(p.text for ex_id, ps in drawn.items() if label_of[ex_id] is not None for p in ps))
-    with step(f"{name}: predicting {len(perturbed)} perturbed texts", len(perturbed)):
-        predictor.predict(perturbed)
+    preds = _predict(predictor, name, examples, {ex_id: [p.text for p in ps] for ex_id, ps in drawn.items()},
+                     "perturbed texts")
 
     records: list[ExampleRecord] = []
     reasons: Counter[str] = Counter()
@@ -411,13 +420,8 @@ def run_directional(
     probes = {ex_id: directional_probes(task, ex_id, x, settings) for ex_id, x in examples}
     name = task.name
 
-    inputs = [x for _, x in examples]
-    with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
-        preds = predictor.predict(inputs)
-    label_of = {ex_id: p.label for (ex_id, _), p in zip(examples, preds)}
-    perturbed = list(dict.fromkeys(p.input for ex_id, ps in probes.items() if label_of[ex_id] is not None for p in ps))
-    with step(f"{name}: predicting {len(perturbed)} directional perturbations", len(perturbed)):
-        predictor.predict(perturbed)
+    preds = _predict(predictor, name, examples, {ex_id: [p.input for p in ps] for ex_id, ps in probes.items()},
+                     "directional perturbations")
 
     key = "point" if task.kind == "grid" else "text"
     records: list[ExampleRecord] = []
