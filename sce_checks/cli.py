@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="append", choices=list(CHECKS), metavar="CHECK",
                    help="what to audit (repeatable; default sce): " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
     p.add_argument("--variant", action="append", choices=["unconstrained", "minimal"],
-                   help="SCE variant (repeatable; both by default)")
+                   help="SCE variant (repeatable; both by default); the stability check uses the first listed")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="examples per dataset, sampled with --seed (default 20; 0 = all)")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--prediction", choices=["auto", "score", "generate"], default="auto",

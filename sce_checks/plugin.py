@@ -20,7 +20,7 @@ import pytest
 _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("model", dict(help="model spec: hf:<id or dir> | openai:<model>@<url> | python:<module>:<attr> | smollm2")),
     ("dataset", dict(action="append", help="dataset name or path (repeatable)")),
-    ("variant", dict(action="append", help="SCE variant: unconstrained | minimal (repeatable)")),
+    ("variant", dict(action="append", help="SCE variant: unconstrained | minimal (repeatable); stability uses the first")),
     ("check", dict(action="append", help="sce | inv | dir | stability | ct | cct | phi_cct | self_consistency (repeatable; "
                                          "default sce)")),
     ("perturbations", dict(type=int, help="perturbed inputs / interventions per example for inv, dir, stability, ct, cct, "
