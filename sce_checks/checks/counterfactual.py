@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-from sce_checks.checks.predict import PREDICTION_MODES, Prediction, Predictor
+from sce_checks.checks.predict import Prediction, check_settings, prediction_record, task_predictor
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import (
     Insertion,
@@ -46,8 +46,6 @@ from sce_checks.metrics.stats import mean_or_none, wilson_interval
 from sce_checks.models.base import ChatModel, Decoding, supports_scoring
 from sce_checks.perturb import grid_neighbours, sample_insertions
 from sce_checks.progress import step
-from sce_checks.prompts import grid as grid_prompts
-from sce_checks.prompts import text as text_prompts
 from sce_checks.prompts.explanation import EXPLANATION_REQUEST, explanation_conversation
 from sce_checks.results import CheckResult, ExampleRecord
 
@@ -90,14 +88,7 @@ class CounterfactualSettings:
     adverbs: tuple[str, ...] | None = None  # None: the bundled list (perturb.adverb_list)
 
     def __post_init__(self) -> None:
-        if self.prediction not in PREDICTION_MODES:
-            raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {self.prediction!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise UserInputError(f"seed must be an integer, got {self.seed!r}")
-        for name in ("perturbations", "answer_tokens", "explanation_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        check_settings(self, ("perturbations", "answer_tokens", "explanation_tokens"))
         if not isinstance(self.whole_word, bool):
             raise UserInputError(f"whole_word must be True or False, got {self.whole_word!r}")
         for name in ("adjectives", "adverbs"):
@@ -251,13 +242,7 @@ def interventions(
     explanation of each parsed edited prediction, asked in that prediction's conversation."""
     require_applicable(model, task, settings, ())
     name, kind = task.name, task.kind
-    if kind == "grid":
-        def conversation_for(x: Any) -> Any:
-            return grid_prompts.prediction_conversation(task, x)
-    else:
-        def conversation_for(x: Any) -> Any:
-            return text_prompts.prediction_conversation(task, x)
-    predictor = Predictor(model, task.options, conversation_for, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
 
     inputs = [x for _, x in examples]
     with step(f"{name}: predicting {len(inputs)} examples", len(inputs)):
@@ -272,7 +257,7 @@ def interventions(
     with step(f"{name}: predicting {len(edited)} edited inputs", len(edited)):
         predictor.predict(edited)
 
-    asks = [(ex_id, i, explanation_conversation(conversation_for(d.key), predictor.known(d.key).reply))
+    asks = [(ex_id, i, explanation_conversation(predictor.conversation_for(d.key), predictor.known(d.key).reply))
             for ex_id, ds in draws.items() for i, d in enumerate(ds) if predictor.known(d.key).label is not None]
     with step(f"{name}: requesting {len(asks)} explanations", len(asks)):
         replies = model.chat([c for _, _, c in asks], Decoding(max_new_tokens=settings.explanation_tokens)) if asks else []
@@ -331,13 +316,7 @@ def _records(iv: Interventions) -> list[ExampleRecord]:
     """One record per example, the SCE-contract fields None; the interventions in ``extra``."""
     records = []
     for e in iv.examples:
-        rec = ExampleRecord(id=e.id, input=e.input, prediction=e.prediction.label, target=None,
-                            counterfactual=None, cf_prediction=None, valid=None, distance=None,
-                            min_distance=None, prediction_reply=e.prediction.reply)
-        if e.prediction.label is None:
-            rec.unparsed = f"prediction: {e.prediction.reason}"
-        if e.prediction.probs is not None:
-            rec.extra["prediction_probs"] = e.prediction.probs
+        rec = prediction_record(e.id, e.input, e.prediction)
         if e.id in iv.gold:
             rec.extra["gold"] = iv.gold[e.id]
         if e.skipped and e.prediction.label is not None:

@@ -33,16 +33,14 @@ import math
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from sce_checks import perturb
-from sce_checks.checks.predict import PREDICTION_MODES, Prediction, Predictor
+from sce_checks.checks.predict import Prediction, Predictor, check_settings, prediction_record, task_predictor
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.stats import mean_or_none, put_proportion
 from sce_checks.models.base import ChatModel
 from sce_checks.progress import step
-from sce_checks.prompts import grid as grid_prompts
-from sce_checks.prompts import text as text_prompts
 from sce_checks.results import CheckResult, ExampleRecord
 
 __all__ = [
@@ -77,14 +75,7 @@ class PerturbationSettings:
     dir_tolerance: float = 0.1  # DIR: largest allowed drop of p(direction option), probabilities only
 
     def __post_init__(self) -> None:
-        if self.prediction not in PREDICTION_MODES:
-            raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {self.prediction!r}")
-        for name in ("perturbations", "max_edits", "answer_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise UserInputError(f"seed must be an integer, got {self.seed!r}")
+        check_settings(self, ("perturbations", "max_edits", "answer_tokens"))
         if isinstance(self.families, str):
             raise UserInputError(f"families must be a sequence of family names, not the string {self.families!r}")
         families = tuple(dict.fromkeys(self.families))
@@ -99,25 +90,6 @@ class PerturbationSettings:
         tol = self.dir_tolerance
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or not 0 <= tol < 1:
             raise UserInputError(f"dir_tolerance must be a probability in [0, 1), got {tol!r}")
-
-
-def _predictor(model: ChatModel, task: Any, settings: PerturbationSettings) -> Predictor:
-    if task.kind == "grid":
-        conversation: Callable[[Any], Any] = lambda p: grid_prompts.prediction_conversation(task, p)
-    else:
-        conversation = lambda t: text_prompts.prediction_conversation(task, t)
-    return Predictor(model, task.options, conversation, settings.prediction, settings.answer_tokens)
-
-
-def _record(ex_id: str, shown: Any, pred: Prediction) -> ExampleRecord:
-    """A record with the SCE-only contract fields left empty (this check makes no SCE)."""
-    rec = ExampleRecord(id=ex_id, input=shown, prediction=pred.label, target=None, counterfactual=None,
-                        cf_prediction=None, valid=None, distance=None, min_distance=None, prediction_reply=pred.reply)
-    if pred.label is None:
-        rec.unparsed = f"prediction: {pred.reason}"
-    if pred.probs is not None:
-        rec.extra["prediction_probs"] = pred.probs
-    return rec
 
 
 def _predict(predictor: Predictor, name: str, examples: Sequence[tuple[str, Any]], perturbed_of: dict[str, list],
@@ -187,7 +159,7 @@ def run_invariance(
     Raises `CheckNotApplicable` on grid tasks, before any model call."""
     if task.kind != "text":
         raise CheckNotApplicable(INV_NOT_ON_GRIDS)
-    predictor = _predictor(model, task, settings)
+    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
     drawn = {ex_id: draw_perturbations(text, ex_id, settings) for ex_id, text in examples}
     name = task.name
 
@@ -199,7 +171,7 @@ def run_invariance(
     n_perturbed_unparsed = 0
     to_shrink: dict[str, list[int]] = {}  # example id -> indices of failing multi-edit perturbations
     for (ex_id, text), pred in zip(examples, preds):
-        rec = _record(ex_id, text, pred)
+        rec = prediction_record(ex_id, text, pred)
         records.append(rec)
         rows = [_perturbation_row(p) for p in drawn[ex_id]]
         rec.extra["perturbations"] = rows
@@ -415,7 +387,7 @@ def run_directional(
     """CheckList DIR: does the prediction move the declared way (or at least not the other way)?
     Raises `CheckNotApplicable` when the task declares no direction, before any model call."""
     directions = _directions(task)
-    predictor = _predictor(model, task, settings)
+    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
     probability = predictor.mode == "score"
     probes = {ex_id: directional_probes(task, ex_id, x, settings) for ex_id, x in examples}
     name = task.name
@@ -429,7 +401,7 @@ def run_directional(
     n_perturbed_unparsed = 0
     cannot_fail = 0
     for (ex_id, x), pred in zip(examples, preds):
-        rec = _record(ex_id, task.as_dict(x) if task.kind == "grid" else x, pred)
+        rec = prediction_record(ex_id, task.as_dict(x) if task.kind == "grid" else x, pred)
         records.append(rec)
         rows = []
         for probe in probes[ex_id]:

@@ -21,6 +21,7 @@ from sce_checks import progress
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
 from sce_checks.parsing import parse_answer
 from sce_checks.prompts.common import canonical_answer
+from sce_checks.results import ExampleRecord
 
 PREDICTION_MODES = ("auto", "score", "generate")
 
@@ -89,6 +90,43 @@ class Predictor:
 
     def _from_scores(self, scores: Sequence[float]) -> Prediction:
         return prediction_from_scores(self.options, scores)
+
+
+def task_predictor(model: ChatModel, task: Any, mode: str = "auto", max_new_tokens: int = 48) -> Predictor:
+    """A `Predictor` asking the task kind's canonical prediction prompt (prompts/grid.py or
+    prompts/text.py): what every check means by "the model's answer on this input"."""
+    from sce_checks.prompts import grid, text
+
+    prompts = grid if task.kind == "grid" else text
+    return Predictor(model, task.options, lambda x: prompts.prediction_conversation(task, x), mode, max_new_tokens)
+
+
+def prediction_record(example_id: str, shown: Any, pred: Prediction) -> ExampleRecord:
+    """The record of a check that makes no SCE: the prediction on the input, the SCE contract
+    fields left empty, the reason when unparsed and the option distribution when scored."""
+    rec = ExampleRecord(id=example_id, input=shown, prediction=pred.label, target=None, counterfactual=None,
+                        cf_prediction=None, valid=None, distance=None, min_distance=None, prediction_reply=pred.reply)
+    if pred.label is None:
+        rec.unparsed = f"prediction: {pred.reason}"
+    if pred.probs is not None:
+        rec.extra["prediction_probs"] = pred.probs
+    return rec
+
+
+def check_settings(settings: Any, positive: Sequence[str]) -> None:
+    """The validation every check's settings share: a known prediction mode, an integer seed
+    (where the settings have one) and positive integers for the fields named in ``positive``."""
+    from sce_checks.errors import UserInputError
+
+    if settings.prediction not in PREDICTION_MODES:
+        raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {settings.prediction!r}")
+    seed = getattr(settings, "seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserInputError(f"seed must be an integer, got {seed!r}")
+    for name in positive:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserInputError(f"{name} must be a positive integer, got {value!r}")
 
 
 def prediction_from_scores(options: Sequence[str], scores: Sequence[float]) -> Prediction:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sce_checks.checks.predict import Prediction, Predictor
+from sce_checks.checks.predict import Prediction, Predictor, task_predictor
 from sce_checks.progress import step
 from sce_checks.metrics.boundary import BoundarySearch
 from sce_checks.metrics.gower import gower_distance
@@ -97,10 +97,7 @@ def run_grid_sce(
     settings: SCESettings = SCESettings(),
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a grid task."""
-    predictor = Predictor(
-        model, task.options, lambda p: grid_prompts.prediction_conversation(task, p),
-        settings.prediction, settings.answer_tokens,
-    )
+    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
     search = BoundarySearch(task, predictor.labels)
     points = [p for _, p in examples]
     with step(f"{task.name}: predicting {len(points)} examples", len(points)):
@@ -232,10 +229,7 @@ def run_text_sce(
     """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025)."""
     from sce_checks.checks.text_search import redundancy, search_minimal_edit
 
-    predictor = Predictor(
-        model, task.options, lambda t: text_prompts.prediction_conversation(task, t),
-        settings.prediction, settings.answer_tokens,
-    )
+    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
     in_context = Predictor(model, task.options, json.loads, settings.prediction, settings.answer_tokens)
     texts = [t for _, t in examples]
     with step(f"{task.name}: predicting {len(texts)} examples", len(texts)):

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
-from sce_checks.checks.predict import PREDICTION_MODES, Prediction, Predictor
+from sce_checks.checks.predict import Prediction, Predictor, check_settings, task_predictor
 from sce_checks.checks.sce import VARIANTS, SCESettings, pick_target, request_sces
 from sce_checks.errors import UserInputError
 from sce_checks.metrics.gower import gower_distance
@@ -85,12 +85,7 @@ class StabilitySettings:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise UserInputError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
-        if self.prediction not in PREDICTION_MODES:
-            raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {self.prediction!r}")
-        for name in ("perturbations", "answer_tokens", "sce_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        check_settings(self, ("perturbations", "answer_tokens", "sce_tokens"))
         if isinstance(self.paraphrases, str):
             raise UserInputError(f"paraphrases must be a sequence of names, not the string {self.paraphrases!r}")
         names = tuple(dict.fromkeys(self.paraphrases))
@@ -140,8 +135,7 @@ def run_stability(
     text = task.kind == "text"
     prompts = text_prompts if text else grid_prompts
     name = task.name
-    predictor = Predictor(model, task.options, lambda x: prompts.prediction_conversation(task, x),
-                          settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
     inputs = [x for _, x in examples]
     with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
         preds = predictor.predict(inputs)
