@@ -16,6 +16,8 @@ and failing examples (shrunk INV/DIR edits, unmentioned CT insertions).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sce_checks.report.summary import EXAMPLE_HEADERS, FAILING_HEADERS, example_rows, failing_rows, figures_cell, pct
 from sce_checks.results import CheckResult
 
@@ -109,18 +111,26 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
                                     f"(gap above {max_gap:g}): {where}")
 
 
+def judge(result: CheckResult, threshold, *, expected_failure: bool = False) -> tuple[Any, str | None]:
+    """Judge a `Threshold` on ``result`` and note the verdict on it (every report shows it):
+    (the figure, None when it holds or else the failure's explanation)."""
+    actual, holds = threshold.actual(result), threshold.holds(result)
+    result.record_verdict(str(threshold), actual, holds, expected_failure=expected_failure)
+    if holds:
+        return actual, None
+    shown = "undefined" if actual is None else f"{actual:.4f}"
+    return actual, _explain(result, f"{threshold} does not hold: {threshold.metric} = {shown}")
+
+
 def assert_threshold(result: CheckResult, threshold: str) -> None:
     """Any figure of any check against a rule such as ``"phi>=0.2"``, ``"failure_rate_upper<=0.2"``
     (``_lower`` / ``_upper``: the ends of the figure's Wilson interval). An undefined figure fails."""
     from sce_checks.thresholds import Threshold
 
     __tracebackhide__ = True
-    t = Threshold.parse(threshold, "assert_threshold")
-    actual, holds = t.actual(result), t.holds(result)
-    result.record_verdict(str(t), actual, holds)
-    if not holds:
-        shown = "undefined" if actual is None else f"{actual:.4f}"
-        raise SCEAssertionError(_explain(result, f"{t} does not hold: {t.metric} = {shown}"))
+    _, failure = judge(result, Threshold.parse(threshold, "assert_threshold"))
+    if failure:
+        raise SCEAssertionError(failure)
 
 
 def assert_failure_rate(result: CheckResult, at_most: float, *, use_upper_bound: bool = False) -> None:

@@ -79,19 +79,16 @@ class ThresholdItem(pytest.Item):
         self.audit, self.dataset, self.unit, self.threshold = audit, dataset, unit, threshold
 
     def runtest(self) -> None:
-        from sce_checks.assertions import _explain
+        from sce_checks.assertions import judge
 
         session = self.config.stash[_session_key()]
         result = session.result(self.audit.settings(), dataset=self.dataset, unit=self.unit, node=self)
         if self.threshold is None:
             return
-        actual, holds = self.threshold.actual(result), self.threshold.holds(result)
-        result.record_verdict(str(self.threshold), actual, holds,
-                              expected_failure=self.get_closest_marker("xfail") is not None)
+        actual, failure = judge(result, self.threshold, expected_failure=self.get_closest_marker("xfail") is not None)
         self.user_properties.append((f"sce:{self.audit.name(self.dataset)}/{self.unit}:{self.threshold.metric}", actual))
-        if not holds:
-            shown = "undefined" if actual is None else f"{actual:.4f}"
-            raise ThresholdFailed(_explain(result, f"{self.threshold} does not hold: {self.threshold.metric} = {shown}"))
+        if failure:
+            raise ThresholdFailed(failure)
 
     def repr_failure(self, excinfo, style=None):
         if excinfo.errisinstance((ThresholdFailed, UserInputError)):

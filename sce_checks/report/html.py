@@ -9,18 +9,7 @@ import html
 import io
 from typing import Any, Sequence
 
-from sce_checks.report.summary import (
-    CHECK_HEADERS,
-    EXAMPLE_HEADERS,
-    FAILING_HEADERS,
-    HEADERS,
-    check_rows,
-    example_rows,
-    failing_rows,
-    sce_results,
-    summary_rows,
-    unparsed_line,
-)
+from sce_checks.report.summary import HEADERS, example_tables, notes, result_tables, sce_results
 from sce_checks.results import CheckResult
 
 _CSS = """
@@ -114,24 +103,20 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
         f"<p class='env'>{env}</p>",
         "<h2>Summary</h2>",
     ]
-    if summary_rows(results) or not check_rows(results):
-        parts.append(_table(HEADERS, summary_rows(results), cls_col=len(HEADERS) - 1))
-    if check_rows(results):
-        parts.append(_table(CHECK_HEADERS, check_rows(results), cls_col=len(CHECK_HEADERS) - 1))
-    notes = [line for line in (unparsed_line(r) for r in results) if line]
-    notes += [f"not applicable: {line}" for line in skipped]
-    if notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    for headers, rows in result_tables(results) or [(HEADERS, [])]:  # an empty SCE table when there is nothing
+        parts.append(_table(headers, rows, cls_col=len(headers) - 1))
+    lines = notes(results, skipped)
+    if lines:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in lines) + "</ul>")
     parts.extend(extra_sections)
     if sce_results(results):
         parts.append("<h2>Figures</h2>")
         parts.append(_plots(sce_results(results)))
     parts.append("<h2>Worst examples</h2>")
     for r in results:
-        for headers, rows in ((EXAMPLE_HEADERS, example_rows(r, 5)), (FAILING_HEADERS, failing_rows(r, 5))):
-            if rows:
-                parts.append(f"<h3>{html.escape(f'{r.model} / {r.dataset} / {unit_of(r)}')}</h3>")
-                parts.append(_table(headers, rows))
+        for _, headers, rows in example_tables(r, 5):
+            parts.append(f"<h3>{html.escape(f'{r.model} / {r.dataset} / {unit_of(r)}')}</h3>")
+            parts.append(_table(headers, rows))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -185,3 +185,19 @@ def _stability_cases(e) -> list[list[str]]:
         odd = ", ".join(f"{p} {label}" for p, label in labels.items() if label != e.target)
         cases.append(["prompt paraphrases", f"{e.prediction} -> {e.target}", short(f"SCE judged {odd}: {e.counterfactual}")])
     return cases
+
+
+def result_tables(results: Sequence[CheckResult]) -> list[tuple[list[str], list[list[str]]]]:
+    """(headers, rows) of the SCE table and of the other checks' table, each when it has rows."""
+    return [(h, rows) for h, rows in ((HEADERS, summary_rows(results)), (CHECK_HEADERS, check_rows(results))) if rows]
+
+
+def notes(results: Sequence[CheckResult], skipped: Sequence[str] = ()) -> list[str]:
+    """One line per result with unparsed outputs, then one per check that could not run."""
+    return [line for line in (unparsed_line(r) for r in results) if line] + [f"not applicable: {line}" for line in skipped]
+
+
+def example_tables(result: CheckResult, k: int) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, headers, rows): the worst SCE examples, or another check's failing examples."""
+    return [(title, h, rows) for title, h, rows in (("worst examples", EXAMPLE_HEADERS, example_rows(result, k)),
+                                                    ("failing examples", FAILING_HEADERS, failing_rows(result, k))) if rows]

@@ -6,17 +6,7 @@ from typing import Sequence
 
 from tabulate import tabulate
 
-from sce_checks.report.summary import (
-    CHECK_HEADERS,
-    EXAMPLE_HEADERS,
-    FAILING_HEADERS,
-    HEADERS,
-    check_rows,
-    example_rows,
-    failing_rows,
-    summary_rows,
-    unparsed_line,
-)
+from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.results import CheckResult
 
 
@@ -28,19 +18,14 @@ def render_table(results: Sequence[CheckResult], *, examples: int = 3, tablefmt:
         return "sce-checks: no results."
     from sce_checks.checks import unit_of
 
-    parts = []
-    for headers, rows in ((HEADERS, summary_rows(results)), (CHECK_HEADERS, check_rows(results))):
-        if rows:
-            parts.append(tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
-    notes = [line for line in (unparsed_line(r) for r in results) if line]
-    notes += [f"not applicable: {line}" for line in skipped]
-    if notes:
-        parts.append("\n".join(notes))
+    parts = [tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+             for headers, rows in result_tables(results)]
+    lines = notes(results, skipped)
+    if lines:
+        parts.append("\n".join(lines))
     if examples:
         for r in results:
-            for title, headers, rows in (("worst examples", EXAMPLE_HEADERS, example_rows(r, examples)),
-                                         ("failing examples", FAILING_HEADERS, failing_rows(r, examples))):
-                if rows:
-                    parts.append(f"{title}: {r.model} / {r.dataset} / {unit_of(r)}\n"
-                                 + tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
+            for title, headers, rows in example_tables(r, examples):
+                parts.append(f"{title}: {r.model} / {r.dataset} / {unit_of(r)}\n"
+                             + tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True))
     return "\n\n".join(parts)
