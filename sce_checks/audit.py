@@ -104,8 +104,7 @@ def _run_group(group: tuple[str, ...], model, config: AuditConfig, task, example
     if name == "stability":
         from sce_checks.checks.stability import StabilitySettings, run_stability
 
-        variant = check_variants(config.variants)[0]  # the first variant listed
-        settings = StabilitySettings(variant=variant, perturbations=config.perturbations, **common)
+        settings = StabilitySettings(variant=variants[0], perturbations=config.perturbations, **common)
         return [run_stability(model, spec, task, examples, settings)]
     from sce_checks.checks import counterfactual as cf
 
@@ -133,7 +132,8 @@ def run_audit(config: AuditConfig, model=None, progress: Callable[[str], None] |
     from sce_checks.tasks import load_task, task_examples
 
     checks = check_names(config.checks)
-    variants = check_variants(config.variants) if "sce" in checks else ()
+    # the SCE check runs every variant listed; the stability check requests its SCEs in the first
+    variants = check_variants(config.variants) if {"sce", "stability"} & set(checks) else ()
     if config.limit is not None and config.limit < 1:
         raise UserInputError(f"--limit must be a positive integer, not {config.limit}")
     if config.perturbations < 1:

@@ -120,7 +120,7 @@ def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
 
 
 def load_audit_file(path: str | Path) -> AuditFile:
-    from sce_checks.checks import CHECKS, VARIANTS, check_of, units
+    from sce_checks.checks import ATTRIBUTIONS, VARIANTS, check_names, check_of, units
 
     path = Path(path)
     try:
@@ -161,16 +161,16 @@ def load_audit_file(path: str | Path) -> AuditFile:
     if baseline is not None and not isinstance(baseline, str):
         raise _err(path, "baseline", f"expected a path string, got {baseline!r}")
 
-    checks = _str_list(path, data, "checks", ["sce"])
-    for c in checks:
-        if c not in CHECKS:
-            raise _err(path, "checks", f"unknown check {c!r}; expected one of: {', '.join(CHECKS)}")
+    try:
+        checks = list(check_names(_str_list(path, data, "checks", ["sce"])))
+    except UserInputError as exc:
+        raise _err(path, "checks", str(exc)) from None
     perturbations = data.get("perturbations", 4)
     if not (isinstance(perturbations, int) and not isinstance(perturbations, bool) and perturbations >= 1):
         raise _err(path, "perturbations", f"expected a positive integer, got {perturbations!r}")
-    attribution = data.get("attribution", "feature_ablation")
-    if attribution not in ("feature_ablation", "shapley_sampling"):
-        raise _err(path, "attribution", f"expected feature_ablation or shapley_sampling, got {attribution!r}")
+    attribution = data.get("attribution", ATTRIBUTIONS[0])
+    if attribution not in ATTRIBUTIONS:
+        raise _err(path, "attribution", f"expected {' or '.join(ATTRIBUTIONS)}, got {attribution!r}")
     all_units = units(checks, variants)
 
     table = {(d, u): [] for d in datasets for u in all_units}

@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from sce_checks.checks import CHECKS, DESCRIPTIONS
+from sce_checks.checks import ATTRIBUTIONS, CHECKS, DESCRIPTIONS, VARIANTS
 from sce_checks.errors import BackendError, UserInputError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="income | house_prices | heart_disease | sentiment | a grid .toml | a text .csv/.jsonl/.toml (repeatable; default income)")
     p.add_argument("--check", action="append", choices=list(CHECKS), metavar="CHECK",
                    help="what to audit (repeatable; default sce): " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
-    p.add_argument("--variant", action="append", choices=["unconstrained", "minimal"],
+    p.add_argument("--variant", action="append", choices=list(VARIANTS),
                    help="SCE variant (repeatable; both by default); the stability check uses the first listed")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="examples per dataset, sampled with --seed (default 20; 0 = all)")
     p.add_argument("--seed", type=int, default=0, metavar="N")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text tasks: model predictions per example for the reference minimal-edit search (0 = off)")
     p.add_argument("--perturbations", type=int, default=4, metavar="N",
                    help="perturbed inputs / interventions per example for inv, dir, stability, ct, cct, phi_cct (default 4)")
-    p.add_argument("--attribution", choices=["feature_ablation", "shapley_sampling"], default="feature_ablation",
+    p.add_argument("--attribution", choices=list(ATTRIBUTIONS), default=ATTRIBUTIONS[0],
                    help="self_consistency's attribution method")
     p.add_argument("--threshold", action="append", default=[], metavar="[CHECK:]METRIC>=X",
                    help="gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5'; with several checks, "
@@ -93,7 +93,7 @@ def _validate(args: argparse.Namespace) -> None:
     if args.perturbations < 1:
         raise UserInputError(f"--perturbations must be >= 1, not {args.perturbations}")
     parse_spec(args.model)
-    run_units = units(args.check or ["sce"], args.variant or ["unconstrained", "minimal"])
+    run_units = units(args.check or ["sce"], args.variant or VARIANTS)
     for text in args.threshold:
         t = Threshold.parse(text, "--threshold")
         if not any(t.applies_to(u) for u in run_units):

@@ -17,6 +17,7 @@ from sce_checks.errors import UserInputError
 VARIANTS = ("unconstrained", "minimal")  # the SCE check's variants (checks/sce.py)
 CHECKS = ("sce", "inv", "dir", "stability", "ct", "cct", "phi_cct", "self_consistency")
 COUNTERFACTUAL = ("ct", "cct", "phi_cct")  # computed together: one set of interventions and explanations
+ATTRIBUTIONS = ("feature_ablation", "shapley_sampling")  # self_consistency's methods (checks/self_consistency.py)
 
 DESCRIPTIONS = {
     "sce": "validity and minimality of self-generated counterfactual explanations (Mayne et al. 2025; Dehghanighobadi et al. 2025)",

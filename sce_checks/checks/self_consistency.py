@@ -49,6 +49,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from sce_checks.checks import ATTRIBUTIONS
 from sce_checks.checks.predict import Predictor
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import l1_normalised_dot, spearman
@@ -73,7 +74,7 @@ __all__ = [
     "text_features",
 ]
 
-METHODS = ("feature_ablation", "shapley_sampling")
+METHODS = ATTRIBUTIONS
 _MIN_SHARED_PREFIX = 8  # tokens; below this, running the prefix once is not worth a second pass
 
 
