@@ -8,7 +8,8 @@ A conversation is a list of OpenAI-style messages: ``{"role": "system"|"user"|"a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 Message = dict[str, str]
@@ -17,19 +18,43 @@ Conversation = list[Message]
 
 @dataclass(frozen=True)
 class Decoding:
-    """Decoding parameters. Only temperature 0 (greedy) requests are deterministic and cached."""
+    """Decoding parameters. Only temperature 0 (greedy) requests are deterministic and cached.
+
+    ``json_schema`` is set under structured elicitation (``elicitation = "schema"``,
+    docs/method.md): the JSON text of a JSON Schema the reply must satisfy. Each backend
+    constrains the reply its own way (hf: grammar-constrained decoding; openai: the request's
+    ``response_format``; python: the model reads `schema` and may honour it). Kept as text so a
+    `Decoding` stays hashable and the cache key holds the exact schema; property order is kept
+    (a constrained decoder writes the keys in that order).
+    """
 
     temperature: float = 0.0
     max_new_tokens: int = 256
     top_p: float = 1.0
     seed: int | None = None
+    json_schema: str | None = None
 
     @property
     def deterministic(self) -> bool:
         return self.temperature == 0.0
 
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the reply must satisfy, or None (free reply)."""
+        return json.loads(self.json_schema) if self.json_schema else None
+
+    def with_schema(self, schema: dict[str, Any] | None) -> "Decoding":
+        """A copy constraining the reply to ``schema`` (None: a free reply)."""
+        text = json.dumps(schema, ensure_ascii=False, separators=(",", ":")) if schema is not None else None
+        return replace(self, json_schema=text)
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The parameters as the cache key and reports see them; ``json_schema`` only when set,
+        so the keys of free requests are those of earlier versions."""
+        out = asdict(self)
+        if self.json_schema is None:
+            del out["json_schema"]
+        return out
 
 
 @runtime_checkable
