@@ -23,6 +23,8 @@ from sce_checks.checks.sce import VARIANTS, SCESettings, run_grid_sce, run_text_
 from sce_checks.environment import collect_environment
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.models import ModelOptions, load_model
+from sce_checks.parsing import PARSINGS
+from sce_checks.prompts.schemas import ELICITATIONS
 from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
 
@@ -35,6 +37,8 @@ class AuditConfig:
     limit: int | None = 20
     seed: int = 0
     prediction: str = "auto"
+    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (docs/method.md)
+    parsing: str = "lenient"  # lenient | strict: how replies are read (sce_checks/parsing.py)
     text_search_budget: int = 0
     model_options: ModelOptions = field(default_factory=ModelOptions)
     cache: bool = True
@@ -58,6 +62,13 @@ def open_model(spec: str, options: ModelOptions, cache: bool = True, cache_path:
     inner = load_model(spec, options)
     store = ResponseCache(Path(cache_path) if cache_path else None) if cache else None
     return CachedModel(inner, store)
+
+
+def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` when it is one of ``allowed``; else a one-line `UserInputError` naming the setting."""
+    if value not in allowed:
+        raise UserInputError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 def check_variants(variants: Sequence[str]) -> tuple[str, ...]:
@@ -87,7 +98,7 @@ def _groups(checks: Sequence[str]) -> list[tuple[str, ...]]:
 def _run_group(group: tuple[str, ...], model, config: AuditConfig, task, examples, variants, skipped: list) -> list[CheckResult]:
     """Run one group of checks on one task; a check that cannot run here is noted in ``skipped``."""
     name, spec = group[0], config.model
-    common = dict(prediction=config.prediction, seed=config.seed)
+    common = dict(prediction=config.prediction, seed=config.seed, elicitation=config.elicitation, parsing=config.parsing)
     if name == "sce":
         settings = SCESettings(variants=variants, text_search_budget=config.text_search_budget, **common)
         runner = run_grid_sce if task.kind == "grid" else run_text_sce
@@ -138,6 +149,8 @@ def run_audit(config: AuditConfig, model=None, progress: Callable[[str], None] |
         raise UserInputError(f"--limit must be a positive integer, not {config.limit}")
     if config.perturbations < 1:
         raise UserInputError(f"--perturbations must be a positive integer, not {config.perturbations}")
+    check_choice("elicitation", config.elicitation, ELICITATIONS)
+    check_choice("parsing", config.parsing, PARSINGS)
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
     if model is None:
         model = open_model(config.model, config.model_options, config.cache, config.cache_path)
@@ -164,6 +177,8 @@ def run_audit(config: AuditConfig, model=None, progress: Callable[[str], None] |
         checks=list(checks),
         variants=list(variants),
         prediction=config.prediction,
+        elicitation=config.elicitation,
+        parsing=config.parsing,
         perturbations=config.perturbations if set(checks) - {"sce", "self_consistency"} else None,
         attribution=config.attribution if "self_consistency" in checks else None,
         batch_size=config.model_options.batch_size,

@@ -6,6 +6,8 @@
     limit = 20                        # optional (default 20)
     seed = 0                          # optional
     prediction = "auto"               # optional: auto | score | generate
+    elicitation = "free"              # optional: free | schema (replies constrained to their JSON schema)
+    parsing = "lenient"               # optional: lenient | strict (how replies are read)
     baseline = "baselines/smollm2.json"   # optional: compared at the end of the run
     tolerance = 0.02                  # optional, for the baseline; or per metric:
                                       # tolerance = { "*" = 0.02, validity = 0.05 }
@@ -51,7 +53,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _TOP_KEYS = {"model", "datasets", "variants", "limit", "seed", "prediction", "baseline", "tolerance", "thresholds", "override",
-             "text_search_budget", "checks", "perturbations", "attribution"}
+             "text_search_budget", "checks", "perturbations", "attribution", "elicitation", "parsing"}
 _OVERRIDE_KEYS = {"dataset", "variant", "check", "thresholds", "xfail"}
 
 
@@ -73,6 +75,8 @@ class AuditFile:
     checks: list[str] = field(default_factory=lambda: ["sce"])
     perturbations: int = 4
     attribution: str = "feature_ablation"
+    elicitation: str = "free"
+    parsing: str = "lenient"
 
     def name(self, dataset: str) -> str:
         return self.names.get(dataset, dataset)
@@ -88,7 +92,7 @@ class AuditFile:
         return {"model": self.model, "dataset": self.datasets, "variant": self.variants, "check": self.checks,
                 "limit": self.limit, "seed": self.seed, "prediction": self.prediction,
                 "text_search_budget": self.text_search_budget, "perturbations": self.perturbations,
-                "attribution": self.attribution}
+                "attribution": self.attribution, "elicitation": self.elicitation, "parsing": self.parsing}
 
 
 def _err(path: Path, key: str, msg: str) -> UserInputError:
@@ -151,6 +155,11 @@ def load_audit_file(path: str | Path) -> AuditFile:
     prediction = data.get("prediction", "auto")
     if prediction not in ("auto", "score", "generate"):
         raise _err(path, "prediction", f"expected auto, score or generate, got {prediction!r}")
+    choices = {}
+    for key, allowed in (("elicitation", ("free", "schema")), ("parsing", ("lenient", "strict"))):
+        choices[key] = data.get(key, allowed[0])
+        if choices[key] not in allowed:
+            raise _err(path, key, f"expected {' or '.join(allowed)}, got {choices[key]!r}")
     from sce_checks.report.baseline import parse_tolerances
 
     tolerance = parse_tolerances(data.get("tolerance", 0.0), f"{path}: tolerance")
@@ -217,7 +226,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
     return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base,
-                     tolerance, table, names, budget, xfails, checks, perturbations, attribution)
+                     tolerance, table, names, budget, xfails, checks, perturbations, attribution, **choices)
 
 
 def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, list[Threshold]]:

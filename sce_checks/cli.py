@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--prediction", choices=["auto", "score", "generate"], default="auto",
                    help="how answers are read: option log-probabilities when the backend has them (auto), or generated JSON")
+    p.add_argument("--elicitation", choices=["free", "schema"], default="free",
+                   help="free: the paper's protocol, replies read as given (default); schema: every reply constrained to "
+                        "the JSON schema of what is asked (grammar-constrained decoding on hf models, response_format on "
+                        "servers), so the model chooses the content but cannot fail on format")
+    p.add_argument("--parsing", choices=["lenient", "strict"], default="lenient",
+                   help="lenient: read replies as the paper's code does where unambiguous (numeric strings, label case and "
+                        "punctuation, the first of several JSON objects), counted in the report (default); strict: none of that")
     p.add_argument("--text-search-budget", type=int, default=0, metavar="N",
                    help="text tasks: model predictions per example for the reference minimal-edit search (0 = off)")
     p.add_argument("--perturbations", type=int, default=4, metavar="N",
@@ -115,6 +122,7 @@ def pytest_args(args: argparse.Namespace, passthrough: Sequence[str], workdir: s
            "-W", "ignore::pytest.PytestAssertRewriteWarning", "--sce-run",
            "--sce-model", args.model, "--sce-limit", str(args.limit), "--sce-seed", str(args.seed),
            "--sce-prediction", args.prediction, "--sce-text-search-budget", str(args.text_search_budget),
+           "--sce-elicitation", args.elicitation, "--sce-parsing", args.parsing,
            "--sce-batch-size", str(args.batch_size), "--sce-concurrency", str(args.concurrency),
            "--sce-timeout", str(args.timeout), "--sce-max-retries", str(args.max_retries),
            "--sce-perturbations", str(args.perturbations), "--sce-attribution", args.attribution]

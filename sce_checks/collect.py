@@ -65,6 +65,7 @@ def run_items(session: pytest.Session) -> list:
             raise UserInputError(f"--sce-threshold {t.unit}:{t}: the run has no {t.unit!r} results (units: {', '.join(run_units)})")
     audit = AuditFile(path=session.path, model=opt("model"), datasets=datasets, variants=variants,
                       limit=opt("limit") or None, seed=opt("seed"), prediction=opt("prediction"),
+                      elicitation=opt("elicitation"), parsing=opt("parsing"),
                       thresholds={(d, u): [t for t in thresholds if t.applies_to(u)] for d in datasets for u in run_units},
                       text_search_budget=opt("text-search-budget"), checks=checks,
                       perturbations=opt("perturbations"), attribution=opt("attribution"))

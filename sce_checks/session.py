@@ -13,7 +13,8 @@ class SCESession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self._models: dict[str, Any] = {}
-        # (model, dataset, unit, limit, seed, prediction, text_search_budget, perturbations, attribution)
+        # (model, dataset, unit, limit, seed, prediction, text_search_budget, perturbations, attribution,
+        #  elicitation, parsing)
         # -> CheckResult; a unit is an SCE variant or another check (sce_checks/checks/__init__.py)
         self._results: dict[tuple, Any] = {}
         self._spare: dict[tuple, Any] = {}  # computed with a requested result (ct with phi_cct), not yet asked for
@@ -53,6 +54,8 @@ class SCESession:
             "limit": limit or None,  # 0: every example
             "seed": marker.get("seed", self.option("seed")),
             "prediction": marker.get("prediction") or self.option("prediction"),
+            "elicitation": marker.get("elicitation") or self.option("elicitation"),
+            "parsing": marker.get("parsing") or self.option("parsing"),
             "text_search_budget": marker.get("text_search_budget", self.option("text-search-budget")),
             "perturbations": marker.get("perturbations", self.option("perturbations")),
             "attribution": marker.get("attribution") or self.option("attribution"),
@@ -123,7 +126,8 @@ class SCESession:
             s = self.settings(marker, dataset, unit)
         except UserInputError as exc:
             self._fail(("settings", str(exc)), exc)
-        rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"], s["perturbations"], s["attribution"])
+        rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"], s["perturbations"], s["attribution"],
+                s["elicitation"], s["parsing"])
 
         def key_of(unit: str) -> tuple:
             # the stability check requests its SCEs in the first variant listed
@@ -143,7 +147,7 @@ class SCESession:
             config = AuditConfig(model=s["model"], datasets=[s["dataset"]], variants=variants, limit=s["limit"],
                                  seed=s["seed"], prediction=s["prediction"], text_search_budget=s["text_search_budget"],
                                  model_options=self.model_options(), checks=checks, perturbations=s["perturbations"],
-                                 attribution=s["attribution"])
+                                 attribution=s["attribution"], elicitation=s["elicitation"], parsing=s["parsing"])
             from sce_checks.progress import showing
 
             try:
@@ -223,6 +227,8 @@ class SCESession:
             seed=first.get("seed"),
             limit=first.get("limit"),
             prediction=first.get("prediction"),
+            elicitation=first.get("elicitation"),
+            parsing=first.get("parsing"),
             samples=self._samples,
             wall_seconds=round(sum(self._wall.values()), 3),
         )

@@ -515,7 +515,7 @@ def test_builtin_grids_declare_their_stated_priors():
     assert declared == {
         "income": {"education": "Above $50,000"},
         "house_prices": {f: "Above $1,500,000" for f in ("area", "bedrooms", "bathrooms", "floors")},
-        "heart_disease": {f: "Heart disease" for f in ("age", "systolic_bp", "cholesterol")},
+        "heart_disease": {f: "Heart disease" for f in ("age", "systolic_bp", "total_cholesterol")},
     }
 
 

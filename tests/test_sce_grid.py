@@ -97,9 +97,12 @@ GARBAGE = [
 
 
 def test_garbage_sce_replies_are_unparsed_never_valid():
+    """Under the strict reading every one of these is unparsed; the lenient default reads three
+    of them (numeric string, case, first of several objects): test_lenient_reading_of_garbage."""
     examples = [(f"g{i}", (2, "a")) for i in range(len(GARBAGE))]
     model = RuleModel(TOY, toy_rule, sce_reply=lambda i: GARBAGE[i])
-    (r,) = run_grid_sce(model, "garbage", TOY, examples, SCESettings(variants=("minimal",), prediction="generate"))
+    (r,) = run_grid_sce(model, "garbage", TOY, examples,
+                        SCESettings(variants=("minimal",), prediction="generate", parsing="strict"))
     assert r.n == len(GARBAGE)
     assert r["n_generated"] == 0 and r["n_valid"] == 0
     assert r["validity"] is None and r["strict_validity"] == 0.0 and r["generation_rate"] == 0.0
@@ -107,6 +110,21 @@ def test_garbage_sce_replies_are_unparsed_never_valid():
     assert sum(r.info["unparsed_reasons"].values()) == len(GARBAGE)
     assert r.examples[0].sce_reply == ""  # the raw reply is kept for the report
     json.dumps(r.to_dict())
+
+
+def test_lenient_reading_of_garbage():
+    """The lenient default reads exactly the three unambiguous ones, and counts the rule each needed."""
+    examples = [(f"g{i}", (2, "a")) for i in range(len(GARBAGE))]
+    model = RuleModel(TOY, toy_rule, sce_reply=lambda i: GARBAGE[i])
+    (r,) = run_grid_sce(model, "garbage", TOY, examples, SCESettings(variants=("minimal",), prediction="generate"))
+    read = {e.id: e.counterfactual for e in r.examples if e.counterfactual is not None}
+    assert read == {"g4": {"x": 5, "level": "c"}, "g7": {"x": 5, "level": "c"}, "g8": {"x": 5, "level": "c"}}
+    assert r["n_generated"] == 3 and r["n_valid"] == 3  # (5, "c") is a "Yes", the target of (2, "a")
+    assert r.info["sce_leniency"] == {"numeric_string": 1, "normalised_label": 1, "first_object": 1}
+    assert r.info["n_sce_lenient"] == 3 and r.info["parsing"] == "lenient" and r.info["elicitation"] == "free"
+    assert {e.id: e.extra["sce_leniency"] for e in r.examples if "sce_leniency" in e.extra} == {
+        "g4": ["numeric_string"], "g7": ["normalised_label"], "g8": ["first_object"]}
+    assert sum(r.info["unparsed_reasons"].values()) == len(GARBAGE) - 3
 
 
 def test_unparsed_predictions_are_counted_not_guessed():

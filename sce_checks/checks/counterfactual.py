@@ -44,6 +44,7 @@ from sce_checks.metrics.faithfulness import (
 )
 from sce_checks.metrics.stats import mean_or_none, wilson_interval
 from sce_checks.models.base import ChatModel, Decoding, supports_scoring
+from sce_checks.parsing import reason_summary
 from sce_checks.perturb import grid_neighbours, sample_insertions
 from sce_checks.progress import step
 from sce_checks.prompts.explanation import EXPLANATION_REQUEST, explanation_conversation
@@ -79,6 +80,8 @@ class CounterfactualSettings:
     """How the interventions are drawn and asked about; all of it goes into the result's info."""
 
     prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
     seed: int = 0  # with the example id, seeds each example's draws (`example_seed`)
     perturbations: int = 4  # insertions (grid: one-step moves) drawn per example
     answer_tokens: int = 48  # max new tokens for a generated answer
@@ -242,7 +245,7 @@ def interventions(
     explanation of each parsed edited prediction, asked in that prediction's conversation."""
     require_applicable(model, task, settings, ())
     name, kind = task.name, task.kind
-    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings)
 
     inputs = [x for _, x in examples]
     with step(f"{name}: predicting {len(inputs)} examples", len(inputs)):
@@ -268,14 +271,14 @@ def interventions(
     for (ex_id, x), pred in zip(examples, preds):
         shown = task.as_dict(x) if kind == "grid" else x
         if pred.label is None:
-            reasons[f"prediction: {pred.reason}"] += 1
+            reasons[f"prediction: {reason_summary(pred.code)}"] += 1
             out.append(ExampleInterventions(ex_id, shown, pred, (), "prediction unparsed"))
             continue
         items = []
         for i, d in enumerate(draws[ex_id]):
             p = predictor.known(d.key)
             if p.label is None:
-                reasons[f"edited prediction: {p.reason}"] += 1
+                reasons[f"edited prediction: {reason_summary(p.code)}"] += 1
                 items.append(Intervention(i, d.edit, d.word, d.shown, None, p.reason, p.probs,
                                           None, None, None, None, None))
                 continue

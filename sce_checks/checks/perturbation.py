@@ -40,6 +40,7 @@ from sce_checks.checks.predict import Prediction, Predictor, check_settings, pre
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.stats import mean_or_none, put_proportion
 from sce_checks.models.base import ChatModel
+from sce_checks.parsing import reason_summary
 from sce_checks.progress import step
 from sce_checks.results import CheckResult, ExampleRecord
 
@@ -67,6 +68,8 @@ class PerturbationSettings:
     """How INV and DIR run; all of it goes into the result's ``info``."""
 
     prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
     seed: int = 0  # every draw is seeded from (seed, example id)
     perturbations: int = 4  # perturbed versions per example (DIR: at most this many probes)
     max_edits: int = 2  # INV: edits combined in one perturbation (1..max_edits, drawn)
@@ -159,7 +162,7 @@ def run_invariance(
     Raises `CheckNotApplicable` on grid tasks, before any model call."""
     if task.kind != "text":
         raise CheckNotApplicable(INV_NOT_ON_GRIDS)
-    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings)
     drawn = {ex_id: draw_perturbations(text, ex_id, settings) for ex_id, text in examples}
     name = task.name
 
@@ -177,14 +180,14 @@ def run_invariance(
         rec.extra["perturbations"] = rows
         rec.extra["failed"] = None
         if pred.label is None:
-            reasons[f"prediction: {pred.reason}"] += 1
+            reasons[f"prediction: {reason_summary(pred.code)}"] += 1
             continue
         for row in rows:
             q = predictor.known(row["text"])
             row["prediction"] = q.label
             if q.label is None:
                 row["unparsed"] = q.reason
-                reasons[f"perturbed: {q.reason}"] += 1
+                reasons[f"perturbed: {reason_summary(q.code)}"] += 1
                 n_perturbed_unparsed += 1
                 continue
             row["failed"] = q.label != pred.label
@@ -218,7 +221,7 @@ def run_invariance(
                 q = predictor.known(single.text)
                 if q.label is None:
                     n_shrink_unparsed += 1
-                    reasons[f"shrinking: {q.reason}"] += 1
+                    reasons[f"shrinking: {reason_summary(q.code)}"] += 1
                 elif shrunk is None and q.label != rec.prediction:
                     shrunk = (single, q.label, i)
         if shrunk is None:  # a single-edit failure was drawn, or the edits only fail together
@@ -387,7 +390,7 @@ def run_directional(
     """CheckList DIR: does the prediction move the declared way (or at least not the other way)?
     Raises `CheckNotApplicable` when the task declares no direction, before any model call."""
     directions = _directions(task)
-    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings)
     probability = predictor.mode == "score"
     probes = {ex_id: directional_probes(task, ex_id, x, settings) for ex_id, x in examples}
     name = task.name
@@ -413,14 +416,14 @@ def run_directional(
         rec.extra["perturbations"] = rows
         rec.extra["failed"] = None
         if pred.label is None:
-            reasons[f"prediction: {pred.reason}"] += 1
+            reasons[f"prediction: {reason_summary(pred.code)}"] += 1
             continue
         for probe, row in zip(probes[ex_id], rows):
             q = predictor.known(probe.input)
             row["prediction"] = q.label
             if q.label is None:
                 row["unparsed"] = q.reason
-                reasons[f"perturbed: {q.reason}"] += 1
+                reasons[f"perturbed: {reason_summary(q.code)}"] += 1
                 n_perturbed_unparsed += 1
                 continue
             failed, row["shift"] = _dir_outcome(pred, q, probe, settings.dir_tolerance, probability)

@@ -8,7 +8,12 @@ Two ways to predict, chosen per backend (``mode="auto"``):
 - *score*: the log-probability of each option's canonical reply ``{"answer": "<option>"}`` as the
   model's whole reply; the prediction is the arg-max. Exact and never unparsed.
 - *generate*: greedy generation, then `parse_answer`; replies that name no option are unparsed
-  (counted and reported, never guessed).
+  (counted and reported, never guessed). Under structured elicitation (``elicitation="schema"``)
+  the reply is constrained to ``{"answer": <one of the options>}`` (prompts/schemas.py).
+
+Under ``auto``, an input whose option scores cannot decide it (a server that reads option tokens
+from its top log-probabilities may find none: models/openai.py) is predicted again by generation,
+and counted as such (`Predictor.fallbacks`), never left unparsed while a reading exists.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any, Callable, Hashable, Sequence
 
 from sce_checks import progress
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
-from sce_checks.parsing import parse_answer
+from sce_checks.parsing import PARSINGS, parse_answer
 from sce_checks.prompts.common import canonical_answer
+from sce_checks.prompts.schemas import ELICITATIONS, answer_schema
 from sce_checks.results import ExampleRecord
 
 PREDICTION_MODES = ("auto", "score", "generate")
@@ -32,6 +38,9 @@ class Prediction:
     reply: str  # the raw reply (generate) or the canonical reply of the arg-max (score)
     reason: str | None = None  # why unparsed
     probs: dict[str, float] | None = None  # option distribution (score mode), renormalised
+    code: str | None = None  # reason code (sce_checks.parsing.REASONS) when unparsed
+    lenient: tuple[str, ...] = ()  # leniency rules the reading of a generated reply needed
+    source: str = "score"  # "score", "generate", or "fallback" (generated: the scores could not decide)
 
 
 class Predictor:
@@ -44,6 +53,8 @@ class Predictor:
         conversation_for: Callable[[Any], Conversation],
         mode: str = "auto",
         max_new_tokens: int = 48,
+        elicitation: str = "free",
+        parsing: str = "lenient",
     ) -> None:
         if mode not in PREDICTION_MODES:
             raise ValueError(f"prediction mode must be one of {PREDICTION_MODES}, not {mode!r}")
@@ -56,9 +67,21 @@ class Predictor:
         self.options = tuple(options)
         self.conversation_for = conversation_for
         self.mode = "score" if (mode == "score" or (mode == "auto" and can_score)) else "generate"
-        self.decoding = Decoding(temperature=0.0, max_new_tokens=max_new_tokens)
+        self.fallback = mode == "auto"  # generate what the scores cannot decide
+        self.strict = parsing == "strict"
+        decoding = Decoding(temperature=0.0, max_new_tokens=max_new_tokens)
+        self.decoding = decoding.with_schema(answer_schema(self.options)) if elicitation == "schema" else decoding
         self._memo: dict[Hashable, Prediction] = {}
         self.requested = 0  # distinct inputs sent to the model
+        self.fallbacks = 0  # of those, predicted by generation because their scores could not decide
+
+    @classmethod
+    def from_settings(cls, model: ChatModel, options: Sequence[str], conversation_for: Callable[[Any], Conversation],
+                      settings: Any) -> "Predictor":
+        """A predictor reading ``prediction``, ``answer_tokens``, ``elicitation`` and ``parsing``
+        from a check's settings."""
+        return cls(model, options, conversation_for, settings.prediction, settings.answer_tokens,
+                   getattr(settings, "elicitation", "free"), getattr(settings, "parsing", "lenient"))
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -76,29 +99,43 @@ class Predictor:
                 replies = [canonical_answer(o) for o in self.options]
                 scores = self.model.score_options(conversations, replies)  # type: ignore[attr-defined]
                 fresh = [self._from_scores(s) for s in scores]
+                undecided = [i for i, p in enumerate(fresh) if p.label is None] if self.fallback else []
+                if undecided:
+                    self.fallbacks += len(undecided)
+                    generated = self.model.chat([conversations[i] for i in undecided], self.decoding)
+                    for i, reply in zip(undecided, generated):
+                        fresh[i] = self._from_reply(reply, "fallback")
             else:
-                fresh = [self._from_reply(r) for r in self.model.chat(conversations, self.decoding)]
+                fresh = [self._from_reply(r, "generate") for r in self.model.chat(conversations, self.decoding)]
             self._memo.update(zip(todo, fresh))
         return [self._memo[x] for x in inputs]
 
     def labels(self, inputs: Sequence[Hashable]) -> list[str | None]:
         return [p.label for p in self.predict(inputs)]
 
-    def _from_reply(self, reply: str) -> Prediction:
-        parsed = parse_answer(reply, self.options)
-        return Prediction(parsed.value, reply, parsed.reason)
+    def _from_reply(self, reply: str, source: str) -> Prediction:
+        parsed = parse_answer(reply, self.options, self.strict)
+        return Prediction(parsed.value, reply, parsed.reason, code=parsed.code, lenient=parsed.lenient, source=source)
 
     def _from_scores(self, scores: Sequence[float]) -> Prediction:
         return prediction_from_scores(self.options, scores)
 
+    def leniency(self) -> dict[str, int]:
+        """How many generated predictions of this audit each leniency rule read."""
+        counts: dict[str, int] = {}
+        for p in self._memo.values():
+            for rule in p.lenient:
+                counts[rule] = counts.get(rule, 0) + 1
+        return counts
 
-def task_predictor(model: ChatModel, task: Any, mode: str = "auto", max_new_tokens: int = 48) -> Predictor:
+
+def task_predictor(model: ChatModel, task: Any, settings: Any) -> Predictor:
     """A `Predictor` asking the task kind's canonical prediction prompt (prompts/grid.py or
     prompts/text.py): what every check means by "the model's answer on this input"."""
     from sce_checks.prompts import grid, text
 
     prompts = grid if task.kind == "grid" else text
-    return Predictor(model, task.options, lambda x: prompts.prediction_conversation(task, x), mode, max_new_tokens)
+    return Predictor.from_settings(model, task.options, lambda x: prompts.prediction_conversation(task, x), settings)
 
 
 def prediction_record(example_id: str, shown: Any, pred: Prediction) -> ExampleRecord:
@@ -120,6 +157,10 @@ def check_settings(settings: Any, positive: Sequence[str]) -> None:
 
     if settings.prediction not in PREDICTION_MODES:
         raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {settings.prediction!r}")
+    for name, allowed in (("elicitation", ELICITATIONS), ("parsing", PARSINGS)):
+        value = getattr(settings, name, allowed[0])
+        if value not in allowed:
+            raise UserInputError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     seed = getattr(settings, "seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserInputError(f"seed must be an integer, got {seed!r}")
@@ -133,10 +174,10 @@ def prediction_from_scores(options: Sequence[str], scores: Sequence[float]) -> P
     """Arg-max of option log-probabilities, with the renormalised option distribution. Ties go to
     the first option listed (documented; exact ties are vanishingly rare in fp32)."""
     if len(scores) != len(options) or not all(isinstance(s, (int, float)) for s in scores):
-        return Prediction(None, "", f"backend returned malformed option scores: {scores!r}")
+        return Prediction(None, "", f"backend returned malformed option scores: {scores!r}"[:200], code="bad_scores")
     finite = [s for s in scores if not math.isnan(s)]
     if not finite or max(finite) == -math.inf:
-        return Prediction(None, "", "no option has a finite log-probability")
+        return Prediction(None, "", "no option has a finite log-probability", code="no_finite_score")
     top = max(finite)
     weights = [math.exp(s - top) if not math.isnan(s) else 0.0 for s in scores]
     total = sum(weights)

@@ -28,8 +28,9 @@ from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
 from sce_checks.metrics.stats import mean_or_none, wilson_interval
 from sce_checks.metrics.text_distance import normalized_levenshtein
 from sce_checks.models.base import ChatModel, Decoding
-from sce_checks.parsing import parse_grid_sce, parse_text_sce
+from sce_checks.parsing import Parsed, parse_grid_sce, parse_text_sce, reason_summary
 from sce_checks.prompts import grid as grid_prompts
+from sce_checks.prompts.schemas import grid_sce_schema, text_sce_schema
 from sce_checks.prompts import text as text_prompts
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.tasks.grid import GridTask, Point
@@ -43,10 +44,17 @@ class SCESettings:
 
     variants: tuple[str, ...] = VARIANTS
     prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
     answer_tokens: int = 48  # max new tokens for a generated answer
     sce_tokens: int = 256  # max new tokens for an SCE reply
     seed: int = 0  # target draw for tasks with more than two options
     text_search_budget: int = 0  # model predictions per example for the text reference search (0: off)
+
+    def __post_init__(self) -> None:
+        from sce_checks.checks.predict import check_settings
+
+        check_settings(self, ("answer_tokens", "sce_tokens"))
 
 
 def validity_figures(n: int, n_generated: int, n_valid: int) -> dict[str, Any]:
@@ -76,7 +84,31 @@ def pick_target(options: Sequence[str], prediction: str, example_id: str, seed: 
     return random.Random(f"{seed}:{example_id}").choice(others)
 
 
-def request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str) -> dict:
+def sce_decoding(task: Any, settings: Any, inputs: Sequence[Any]) -> Decoding:
+    """How SCE replies are decoded: free, or (``elicitation="schema"``) constrained to the SCE
+    schema of the task (prompts/schemas.py). A revised text is bounded to twice the longest input
+    plus 50 characters, and the token budget raised to hold that many, so a constrained reply
+    always closes its JSON."""
+    decoding = Decoding(max_new_tokens=settings.sce_tokens)
+    if getattr(settings, "elicitation", "free") != "schema":
+        return decoding
+    if task.kind == "grid":
+        return decoding.with_schema(grid_sce_schema(task))
+    longest = max((len(x) for x in inputs), default=0)
+    schema = text_sce_schema()
+    schema["properties"]["revised_text"]["maxLength"] = 2 * longest + 50
+    return Decoding(max_new_tokens=max(settings.sce_tokens, 2 * longest + 50 + 32)).with_schema(schema)
+
+
+def parse_sce(task: Any, reply: str, settings: Any) -> Parsed:
+    """An SCE reply read as the settings say (``parsing``: lenient or strict)."""
+    strict = getattr(settings, "parsing", "lenient") == "strict"
+    if task.kind == "grid":
+        return parse_grid_sce(reply, task, strict)
+    return parse_text_sce(reply, strict, getattr(task, "min_sce_words", 1))
+
+
+def request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str, task: Any) -> dict:
     """One batched chat call for every (variant, example with a parsed prediction): the SCE
     request in the prediction's conversation. Returns {(variant, example id): raw reply}."""
     jobs = []
@@ -84,9 +116,28 @@ def request_sces(model, settings: SCESettings, examples, preds, targets: dict, c
         for (ex_id, x), pred in zip(examples, preds):
             if pred.label is not None:
                 jobs.append((variant, ex_id, conversation(x, _first_reply(pred), targets[ex_id], variant)))
+    decoding = sce_decoding(task, settings, [x for _, x in examples])
     with step(f"{name}: requesting {len(jobs)} SCEs", len(jobs)):
-        replies = model.chat([c for _, _, c in jobs], Decoding(max_new_tokens=settings.sce_tokens)) if jobs else []
+        replies = model.chat([c for _, _, c in jobs], decoding) if jobs else []
     return {(v, i): r for (v, i, _), r in zip(jobs, replies)}
+
+
+def reply_info(settings: Any, predictor: Predictor, parsed: dict) -> dict[str, Any]:
+    """How replies were elicited and read, for a result's ``info``: the settings, the leniency
+    rules each reading needed (counted over parsed SCEs and generated predictions) and the
+    predictions generated because option scores could not decide them."""
+    sce_rules: Counter[str] = Counter()
+    for sce in parsed.values():
+        if sce.ok:
+            sce_rules.update(sce.lenient)
+    return {
+        "elicitation": getattr(settings, "elicitation", "free"),
+        "parsing": getattr(settings, "parsing", "lenient"),
+        "sce_leniency": dict(sce_rules),
+        "n_sce_lenient": sum(1 for sce in parsed.values() if sce.ok and sce.lenient),
+        "prediction_leniency": predictor.leniency(),
+        "n_prediction_fallback": predictor.fallbacks,
+    }
 
 
 def run_grid_sce(
@@ -97,7 +148,7 @@ def run_grid_sce(
     settings: SCESettings = SCESettings(),
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a grid task."""
-    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings)
     search = BoundarySearch(task, predictor.labels)
     points = [p for _, p in examples]
     with step(f"{task.name}: predicting {len(points)} examples", len(points)):
@@ -106,8 +157,8 @@ def run_grid_sce(
 
     targets = {ex_id: task.other_option(p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
     sce_reply = request_sces(model, settings, examples, preds, targets,
-                              lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), task.name)
-    parsed = {k: parse_grid_sce(r, task) for k, r in sce_reply.items()}
+                              lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), task.name, task)
+    parsed = {k: parse_sce(task, r, settings) for k, r in sce_reply.items()}
 
     cf_points = [p.value for p in parsed.values() if p.ok]
     with step(f"{task.name}: predicting {len(set(cf_points))} counterfactuals", len(set(cf_points))):
@@ -159,9 +210,12 @@ def run_grid_sce(
             sce = parsed[(variant, ex_id)]
             if not sce.ok:
                 rec.unparsed = f"sce: {sce.reason}"
-                reasons[f"sce: {_reason_kind(sce.reason)}"] += 1
+                rec.extra["unparsed_code"] = sce.code
+                reasons[f"sce: {reason_summary(sce.code)}"] += 1
                 continue
             cf = sce.value
+            if sce.lenient:
+                rec.extra["sce_leniency"] = list(sce.lenient)
             cf_pred = predictor.known(cf)
             rec.counterfactual = task.as_dict(cf)
             rec.cf_prediction = cf_pred.label
@@ -194,29 +248,10 @@ def run_grid_sce(
             "boundary_search_points": search.evaluated,
             "boundary_search_batches": search.oracle_calls,
             "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None),
+            **reply_info(settings, predictor, {k: v for k, v in parsed.items() if k[0] == variant}),
         }
         results.append(CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info))
     return results
-
-
-def _reason_kind(reason: str | None) -> str:
-    """Group unparsed reasons into a few kinds for the summary ("age: 200 is not allowed" ->
-    "value not allowed")."""
-    reason = reason or "unknown"
-    for marker, kind in (
-        ("not an allowed value", "value off the grid"),
-        ("expected", "wrong type"),
-        ("missing keys", "missing keys"),
-        ("unexpected keys", "extra keys"),
-        ("no JSON object", "no JSON object"),
-        ("empty reply", "empty reply"),
-        ("different JSON objects", "several JSON objects"),
-        ("too short", "too short"),
-        ("no 'revised_text'", "no revised_text key"),
-    ):
-        if marker in reason:
-            return kind
-    return reason
 
 
 def run_text_sce(
@@ -229,8 +264,8 @@ def run_text_sce(
     """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025)."""
     from sce_checks.checks.text_search import redundancy, search_minimal_edit
 
-    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
-    in_context = Predictor(model, task.options, json.loads, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings)
+    in_context = Predictor.from_settings(model, task.options, json.loads, settings)
     texts = [t for _, t in examples]
     with step(f"{task.name}: predicting {len(texts)} examples", len(texts)):
         preds = predictor.predict(texts)
@@ -240,8 +275,8 @@ def run_text_sce(
     }
 
     sce_reply = request_sces(model, settings, examples, preds, targets,
-                              lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), task.name)
-    parsed = {k: parse_text_sce(r) for k, r in sce_reply.items()}
+                              lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), task.name, task)
+    parsed = {k: parse_sce(task, r, settings) for k, r in sce_reply.items()}
     revised = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
     with step(f"{task.name}: predicting {len(revised)} counterfactuals", len(revised)):
         predictor.predict(revised)
@@ -282,9 +317,12 @@ def run_text_sce(
             sce = parsed[(variant, ex_id)]
             if not sce.ok:
                 rec.unparsed = f"sce: {sce.reason}"
-                reasons[f"sce: {_reason_kind(sce.reason)}"] += 1
+                rec.extra["unparsed_code"] = sce.code
+                reasons[f"sce: {reason_summary(sce.code)}"] += 1
                 continue
             revised = sce.value
+            if sce.lenient:
+                rec.extra["sce_leniency"] = list(sce.lenient)
             rec.counterfactual = revised
             rec.cf_prediction = predictor.known(revised).label
             rec.valid = rec.cf_prediction == rec.target
@@ -315,6 +353,7 @@ def run_text_sce(
             "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
             "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
             "unparsed_reasons": dict(reasons),
+            **reply_info(settings, predictor, {k: v for k, v in parsed.items() if k[0] == variant}),
         }))
 
     # Minimality references and redundancy: model-in-the-loop searches over valid SCEs only.

@@ -88,6 +88,8 @@ class SelfConsistencySettings:
 
     method: str = "feature_ablation"  # one of METHODS
     prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
     answer_tokens: int = 48  # max new tokens for a generated answer
     explanation_tokens: int = 60  # max new tokens for the explanation (greedy)
     perturbations_per_eval: int = 16  # perturbed inputs per batched forward pass
@@ -391,7 +393,7 @@ def run_self_consistency(
 
     inputs = [x for _, x in examples]
     conversation_of = {x: s.prediction_conversation for x, s in zip(inputs, subjects)}
-    predictor = Predictor(model, task.options, conversation_of.__getitem__, settings.prediction, settings.answer_tokens)
+    predictor = Predictor.from_settings(model, task.options, conversation_of.__getitem__, settings)
     with step(f"{name}: predicting {len(subjects)} examples", len(subjects)):
         preds = predictor.predict(inputs)
 

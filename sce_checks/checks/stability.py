@@ -49,13 +49,12 @@ from typing import Any, Sequence
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
 from sce_checks.checks.predict import Prediction, Predictor, check_settings, task_predictor
-from sce_checks.checks.sce import VARIANTS, SCESettings, pick_target, request_sces
+from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.stats import put_proportion
 from sce_checks.metrics.text_distance import normalized_levenshtein
 from sce_checks.models.base import ChatModel
-from sce_checks.parsing import parse_grid_sce, parse_text_sce
 from sce_checks.progress import step
 from sce_checks.prompts import grid as grid_prompts
 from sce_checks.prompts import text as text_prompts
@@ -76,6 +75,8 @@ class StabilitySettings:
     variant: str = "unconstrained"  # the SCE request (checks/sce.py VARIANTS)
     perturbations: int = 4  # single-edit perturbations tried per example until one keeps the prediction
     prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
+    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
     seed: int = 0  # perturbation draws and target draws
     paraphrases: tuple[str, ...] = PARAPHRASE_NAMES  # prompts/paraphrase.py
     families: tuple[str, ...] = perturb.LABEL_PRESERVING_FAMILIES  # edits tried (text tasks)
@@ -135,7 +136,7 @@ def run_stability(
     text = task.kind == "text"
     prompts = text_prompts if text else grid_prompts
     name = task.name
-    predictor = task_predictor(model, task, settings.prediction, settings.answer_tokens)
+    predictor = task_predictor(model, task, settings)
     inputs = [x for _, x in examples]
     with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
         preds = predictor.predict(inputs)
@@ -159,20 +160,19 @@ def run_stability(
             targets[ex_id + _PERTURBED] = targets[ex_id]
             jobs.append((ex_id + _PERTURBED, p.text))
             job_preds.append(q)
-    sce_settings = SCESettings(variants=(settings.variant,), sce_tokens=settings.sce_tokens)
+    sce_settings = SCESettings(variants=(settings.variant,), sce_tokens=settings.sce_tokens,
+                               elicitation=settings.elicitation, parsing=settings.parsing)
     replies = request_sces(model, sce_settings, jobs, job_preds, targets,
-                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v), name)
+                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v), name, task)
     replies = {job_id: r for (_, job_id), r in replies.items()}
-    parse = parse_text_sce if text else (lambda r: parse_grid_sce(r, task))
-    parsed = {job_id: parse(r) for job_id, r in replies.items()}
+    parsed = {job_id: parse_sce(task, r, settings) for job_id, r in replies.items()}
     cfs = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
     with step(f"{name}: predicting {len(cfs)} counterfactuals", len(cfs)):
         predictor.predict(cfs)
 
     # Originals and their counterfactuals under every paraphrase, one batch.
     templates = paraphrases(task)
-    para = Predictor(model, task.options, lambda key: templates[key[0]](task, key[1]),
-                     settings.prediction, settings.answer_tokens)
+    para = Predictor.from_settings(model, task.options, lambda key: templates[key[0]](task, key[1]), settings)
     subjects = list(dict.fromkeys(
         [x for (ex_id, x) in examples if ex_id in targets] + [parsed[ex_id].value for ex_id, _ in examples
                                                               if ex_id in parsed and parsed[ex_id].ok]))

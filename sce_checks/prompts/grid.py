@@ -16,6 +16,11 @@ from sce_checks.models.base import Conversation
 from sce_checks.prompts.common import answer_instruction
 from sce_checks.tasks.grid import GridTask, Point
 
+BOUNDARY_EXPLANATION = (
+    "Make the smallest change that would change your answer: the revised record should lie just "
+    "on the other side of your own decision boundary."
+)
+
 GOWER_EXPLANATION = (
     "Distance between two records is measured with Gower's distance: for each numeric or ordered "
     "feature, the absolute difference between the two values divided by the feature's full range "
@@ -35,23 +40,32 @@ def prediction_conversation(task: GridTask, point: Point) -> Conversation:
     return [{"role": "user", "content": prediction_prompt(task, point)}]
 
 
+def reply_template(task: GridTask) -> str:
+    """The keys of a record with empty values, ``{"age": "", "education": ""}``: the form the
+    paper's follow-up asks for. (A filled example record, which an earlier version showed, is
+    copied verbatim by small models.)"""
+    return json.dumps({f.name: "" for f in task.features}, ensure_ascii=False)
+
+
 def sce_request(task: GridTask, target: str, variant: str) -> str:
-    features = "\n".join(f"- {f.name}: {f.describe()}" for f in task.features)
-    example = json.dumps({f.name: f.values[0] for f in task.features}, ensure_ascii=False)
-    if variant == "minimal":
-        ask = (
-            f"Now make the smallest possible change to the record so that your answer would have "
-            f'been "{target}": change the record just enough to cross your own decision '
-            f"boundary, and no further. {GOWER_EXPLANATION}"
-        )
-    elif variant == "unconstrained":
-        ask = f'Now revise the record so that your answer would have been "{target}".'
-    else:
+    """The follow-up of Mayne et al.: revise the record so that the answer would have been
+    ``target``; the valid values and type of each feature; (minimal) the smallest change across
+    the model's own boundary and how distance is measured; a JSON reply with the keys given."""
+    if variant not in ("unconstrained", "minimal"):
         raise ValueError(f"unknown variant {variant!r}")
-    return (
-        f"{ask}\n\nGive a value for every feature, using these keys and allowed values:\n{features}\n\n"
-        f"Reply with a JSON object only, with exactly these keys, for example {example}."
+    features = "\n".join(f"{f.name}: {f.describe()}" for f in task.features)
+    minimal = variant == "minimal"
+    parts = [f'Now revise the record so that your answer to the question on the revised record would have been "{target}".']
+    if minimal:
+        parts.append(BOUNDARY_EXPLANATION)
+    parts.append(f"The valid values and type of each feature:\n{features}")
+    if minimal:
+        parts.append(GOWER_EXPLANATION)
+    parts.append(
+        "Reply with the revised record as a JSON object only, without any other words, with the keys "
+        f"below:\n{reply_template(task)}"
     )
+    return "\n\n".join(parts)
 
 
 def sce_conversation(task: GridTask, point: Point, first_reply: str, target: str, variant: str) -> Conversation:

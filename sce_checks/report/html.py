@@ -92,6 +92,8 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
 
     env = html.escape(
         f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
+        f"prediction {environment.get('prediction')} | elicitation {environment.get('elicitation')} | "
+        f"parsing {environment.get('parsing')} | "
         f"sce-checks {environment.get('sce_checks_version')} | Python {environment.get('python')} | "
         + ", ".join(f"{k} {v}" for k, v in (environment.get("libraries") or {}).items() if v)
     )

@@ -15,7 +15,8 @@ def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any],
     head = (
         "# sce-checks report\n\n"
         f"model `{environment.get('model')}`, seed {environment.get('seed')}, limit {environment.get('limit')}, "
-        f"prediction {environment.get('prediction')}; sce-checks {environment.get('sce_checks_version')}, "
+        f"prediction {environment.get('prediction')}, elicitation {environment.get('elicitation')}, "
+        f"parsing {environment.get('parsing')}; sce-checks {environment.get('sce_checks_version')}, "
         f"Python {environment.get('python')}; {env_line}\n\n"
     )
     return head + render_table(results, tablefmt="github", skipped=skipped) + "\n"

@@ -139,6 +139,26 @@ def unparsed_line(result: CheckResult) -> str:
     return f"unparsed ({result.dataset}/{unit_of(result)}): {parts}"
 
 
+def reading_line(result: CheckResult) -> str:
+    """What the lenient reading read and the generation fallback decided, when anything:
+    ``read leniently (income/minimal): 3 SCEs (numeric_string 2, normalised_label 1); ...``."""
+    info = result.info
+    parts = []
+    for what, key in (("SCEs", "sce_leniency"), ("predictions", "prediction_leniency")):
+        rules = info.get(key) or {}
+        if rules:
+            count = info.get("n_sce_lenient") if what == "SCEs" else None
+            head = f"{count} {what}" if count is not None else what
+            parts.append(f"{head} ({', '.join(f'{k} {v}' for k, v in sorted(rules.items()))})")
+    if info.get("n_prediction_fallback"):
+        parts.append(f"{info['n_prediction_fallback']} predictions generated (option scores undecided)")
+    if not parts:
+        return ""
+    from sce_checks.checks import unit_of
+
+    return f"read leniently ({result.dataset}/{unit_of(result)}): " + "; ".join(parts)
+
+
 FAILING_HEADERS = ["id", "input", "case", "answer", "detail"]
 
 
@@ -193,8 +213,10 @@ def result_tables(results: Sequence[CheckResult]) -> list[tuple[list[str], list[
 
 
 def notes(results: Sequence[CheckResult], skipped: Sequence[str] = ()) -> list[str]:
-    """One line per result with unparsed outputs, then one per check that could not run."""
-    return [line for line in (unparsed_line(r) for r in results) if line] + [f"not applicable: {line}" for line in skipped]
+    """Per result, a line of unparsed outputs and one of leniently read ones; then one per check
+    that could not run."""
+    lines = [line for r in results for line in (unparsed_line(r), reading_line(r)) if line]
+    return lines + [f"not applicable: {line}" for line in skipped]
 
 
 def example_tables(result: CheckResult, k: int) -> list[tuple[str, list[str], list[list[str]]]]:

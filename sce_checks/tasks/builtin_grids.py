@@ -1,7 +1,8 @@
 """The three grid tasks of Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 3 / appendix.
 
-Feature ranges, option labels and questions follow the paper (see ../docs/method.md for the
-wording we wrote ourselves and the deviations). ``house_prices`` area is declared as an integer
+Feature ranges, JSON keys, value labels, option labels and questions are the paper's (its
+reference code, github HarryMayne/SCEs); the preambles and feature labels are our wording of the
+same information (docs/method.md lists every wording and deviation). ``house_prices`` area is declared as an integer
 feature with step 500: its Gower term (|a-b| / 9500) equals the paper's ordinal index term
 (|i-j| / 19), so distances are identical.
 
@@ -16,27 +17,29 @@ from __future__ import annotations
 
 from sce_checks.tasks.grid import Feature, GridTask, integer_feature
 
-# The 24 ordered educational-attainment levels of the US census (ACS variable SCHL).
+# The 24 ordered educational-attainment levels of the US census (ACS variable SCHL), with the
+# labels of the reference code of Mayne et al. (github HarryMayne/SCEs, src/utils.py and
+# src/models_datasets/datasets.json), so that replies read the same in both.
 EDUCATION_LEVELS: tuple[str, ...] = (
     "N/A - no schooling completed",
-    "Nursery school, preschool",
+    "Nursery school / preschool",
     "Kindergarten",
-    "Grade 1",
-    "Grade 2",
-    "Grade 3",
-    "Grade 4",
-    "Grade 5",
-    "Grade 6",
-    "Grade 7",
-    "Grade 8",
-    "Grade 9",
-    "Grade 10",
-    "Grade 11",
-    "12th grade - no diploma",
+    "1st grade only",
+    "2nd grade",
+    "3rd grade",
+    "4th grade",
+    "5th grade",
+    "6th grade",
+    "7th grade",
+    "8th grade",
+    "9th grade",
+    "10th grade",
+    "11th grade",
+    "12th grade, no diploma",
     "Regular high school diploma",
     "GED or alternative credential",
-    "Some college, but less than 1 year",
-    "1 or more years of college credit, no degree",
+    "Some college, less than 1 year",
+    "Some college, 1 or more years, no degree",
     "Associate's degree",
     "Bachelor's degree",
     "Master's degree",
@@ -44,13 +47,15 @@ EDUCATION_LEVELS: tuple[str, ...] = (
     "Doctorate degree",
 )
 
+_ENOUGH = "Answer from the information given; it is enough to decide."
+
 INCOME = GridTask(
     name="income",
     preamble=(
-        "You will be shown a record describing a respondent to the 2018 US Census American "
-        "Community Survey."
+        "You will be given the data of one respondent to a survey of US residents conducted in "
+        f"2018. {_ENOUGH}"
     ),
-    question="Is this respondent's yearly income below or above $50,000?",
+    question="What is this person's estimated yearly income?",
     options=("Below $50,000", "Above $50,000"),
     features=(
         integer_feature("age", "Age (years)", 17, 96),
@@ -61,11 +66,11 @@ INCOME = GridTask(
 _ABOVE_1_5M = "Above $1,500,000"
 HOUSE_PRICES = GridTask(
     name="house_prices",
-    preamble="You will be shown a description of a house for sale in the United States.",
-    question="Is the sale price of this house below or above $1,500,000?",
+    preamble=f"You will be given the data of one house in the United States, collected in 2015. {_ENOUGH}",
+    question="What is the price of this house?",
     options=("Below $1,500,000", "Above $1,500,000"),
     features=(
-        integer_feature("area", "Living area (square feet)", 500, 10000, 500, increases=_ABOVE_1_5M),
+        integer_feature("area", "Size of the house (sq ft)", 500, 10000, 500, increases=_ABOVE_1_5M),
         integer_feature("bedrooms", "Number of bedrooms", 1, 5, increases=_ABOVE_1_5M),
         integer_feature("bathrooms", "Number of bathrooms", 1, 4, increases=_ABOVE_1_5M),
         integer_feature("floors", "Number of floors", 1, 4, increases=_ABOVE_1_5M),
@@ -74,14 +79,14 @@ HOUSE_PRICES = GridTask(
 
 HEART_DISEASE = GridTask(
     name="heart_disease",
-    preamble="You will be shown the clinical record of a patient.",
+    preamble=f"You will be given the clinical data of one patient in the United States, collected in 2015. {_ENOUGH}",
     question="Does this patient have heart disease?",
     options=("No heart disease", "Heart disease"),
     features=(
         integer_feature("age", "Age (years)", 30, 80, 5, increases="Heart disease"),
         Feature("sex", "Sex", "categorical", ("Female", "Male")),
         integer_feature("systolic_bp", "Systolic blood pressure (mmHg)", 110, 180, 10, increases="Heart disease"),
-        integer_feature("cholesterol", "Total cholesterol (mg/dL)", 150, 300, 15, increases="Heart disease"),
+        integer_feature("total_cholesterol", "Total cholesterol (mg/dL)", 150, 300, 15, increases="Heart disease"),
     ),
 )
 

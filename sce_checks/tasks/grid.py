@@ -9,6 +9,7 @@ values in feature order; integers for ``integer`` features, strings for ``ordina
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
@@ -49,14 +50,15 @@ class Feature:
         return float(self.values.index(value))
 
     def describe(self) -> str:
-        """A one-line statement of the allowed values, for the SCE prompt."""
+        """The allowed values and the type, as the SCE request lists them (after the reference
+        code of Mayne et al.: ``17-96 inclusive (integer)``, ``["a", "b"] (ordinal)``)."""
         if self.type == "integer":
-            step = self.values[1] - self.values[0] if len(self.values) > 1 else 1
-            step_txt = "" if step == 1 else f" in steps of {step}"
-            return f"integer from {self.values[0]} to {self.values[-1]}{step_txt}"
-        quoted = ", ".join(f'"{v}"' for v in self.values)
-        kind = "ordered categories, lowest to highest" if self.type == "ordinal" else "one of"
-        return f"{self.type} ({kind}): {quoted}"
+            if list(self.values) == list(range(self.values[0], self.values[-1] + 1)):
+                return f"{self.values[0]}-{self.values[-1]} inclusive (integer)"
+            return f"one of {', '.join(map(str, self.values))} (integer)"
+        quoted = json.dumps(list(self.values), ensure_ascii=False)
+        order = ", lowest to highest" if self.type == "ordinal" else ""
+        return f"{quoted} ({self.type}{order})"
 
 
 @dataclass(frozen=True)

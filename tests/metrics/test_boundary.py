@@ -210,7 +210,7 @@ def test_remember_avoids_oracle_calls() -> None:
     assert x not in oracle.seen and search.label_of(x) == income_rule(x)
     assert r.evaluated == len(oracle.seen)
     with pytest.raises(KeyError):
-        search.label_of((17, "Grade 1"))
+        search.label_of((17, "1st grade only"))
 
 
 def test_nearest_many_equals_separate_searches_with_fewer_batches() -> None:
@@ -232,7 +232,7 @@ def test_errors() -> None:
     with pytest.raises(UserInputError, match="2,002,000 points.*at most 2,000,000"):
         BoundarySearch(huge, lambda pts: ["A"] * len(pts))
     with pytest.raises(BackendError, match="returned 1 labels for"):
-        BoundarySearch(INCOME, lambda pts: ["A"]).min_counterfactual((30, "Grade 1"), "A")
+        BoundarySearch(INCOME, lambda pts: ["A"]).min_counterfactual((30, "1st grade only"), "A")
     with pytest.raises(ValueError, match="education"):
         BoundarySearch(INCOME, lambda pts: ["A"] * len(pts)).index_of((30, "PhD"))
 

@@ -60,11 +60,11 @@ def test_unweighted_mean_not_sum() -> None:
 
 def test_rejects_off_grid_values_and_wrong_length() -> None:
     with pytest.raises(ValueError, match="education"):
-        gower_distance(INCOME, (30, "PhD"), (30, "Grade 1"))
+        gower_distance(INCOME, (30, "PhD"), (30, "1st grade only"))
     with pytest.raises(ValueError, match="age"):
-        gower_distance(INCOME, (200, "Grade 1"), (30, "Grade 1"))
+        gower_distance(INCOME, (200, "1st grade only"), (30, "1st grade only"))
     with pytest.raises(ValueError, match="2 features"):
-        gower_distance(INCOME, (30,), (30, "Grade 1"))
+        gower_distance(INCOME, (30,), (30, "1st grade only"))
     with pytest.raises(ValueError, match="sex"):
         distances_from(HEART_DISEASE, (30, "Other", 110, 150))
 
