@@ -84,6 +84,15 @@ def test_json_report_is_valid_and_complete(workdir, capsys):
     assert "| model" in (workdir / "r.md").read_text()
 
 
+def test_elicitation_and_parsing_reach_the_run_and_the_report(workdir):
+    assert audit("--model", "python:toy_models:boundary", "--elicitation", "schema", "--parsing", "strict",
+                 "--json", "r.json") == 0
+    report = json.loads((workdir / "r.json").read_text())
+    jsonschema.validate(report, schema())
+    assert report["environment"]["elicitation"] == "schema" and report["environment"]["parsing"] == "strict"
+    assert all(r["info"]["elicitation"] == "schema" and r["info"]["parsing"] == "strict" for r in report["results"])
+
+
 def test_thresholds_set_the_exit_code(workdir, capsys):
     assert audit("--model", "python:toy_models:boundary", "--threshold", "validity>=0.99", "--threshold", "mean_rcf_a<=0") == 0
     assert audit("--model", "python:toy_models:far", "--threshold", "mean_rcf_a<=0.05") == 1
@@ -100,6 +109,8 @@ def test_thresholds_set_the_exit_code(workdir, capsys):
         (["--model", "python:toy_models:far", "--threshold", "validity>>1"], "validity>>1"),
         (["--model", "python:toy_models:far", "--baseline", "absent.json"], "absent.json"),
         (["--model", "python:toy_models:far", "--variant", "sideways"], "sideways"),
+        (["--model", "python:toy_models:far", "--elicitation", "json"], "--elicitation"),
+        (["--model", "python:toy_models:far", "--parsing", "loose"], "--parsing"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(workdir, capsys, args, message):

@@ -188,6 +188,20 @@ def test_audit_file_items_one_per_threshold(project):
     ])
 
 
+def test_audit_file_and_option_set_elicitation_and_parsing(project):
+    write_audit(project, extra='elicitation = "schema"\nparsing = "strict"')
+    assert project.runpytest("-p", "no:cacheprovider", "toy.sce.toml", "--sce-json", "a.json").ret == 0
+    env = json.loads((project.path / "a.json").read_text())["environment"]
+    assert (env["elicitation"], env["parsing"]) == ("schema", "strict")
+    project.makepyfile(test_opt="""
+        def test_opt(sce_audit):
+            r = sce_audit(variant="minimal")
+            assert (r.info["elicitation"], r.info["parsing"]) == ("schema", "lenient")
+    """)
+    assert project.runpytest(*common("test_opt.py", "--sce-model", "python:toy_models:boundary",
+                                     "--sce-elicitation", "schema")).ret == 0
+
+
 def test_audit_file_datasets_are_relative_to_the_audit_file(project):
     sub = project.path / "audits"
     sub.mkdir()
@@ -233,6 +247,9 @@ def test_audit_file_threshold_failure(project):
         ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\n[thresholds]\nvalidity = "about 0.8"\n', "thresholds.validity"),
         ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\nvariants = ["sideways"]\n', "variants: unknown variant"),
         ('model = "python:toy_models:far"\ndatasets = ["toy.toml"\n', "invalid TOML"),
+        ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\nelicitation = "json"\n',
+         "bad.sce.toml: elicitation: expected free or schema, got 'json'"),
+        ('model = "python:toy_models:far"\ndatasets = ["toy.toml"]\nparsing = 1\n', "bad.sce.toml: parsing: expected lenient or strict"),
     ],
 )
 def test_audit_file_errors_name_file_and_key(project, text, message):

@@ -105,7 +105,7 @@ def parse_sce(task: Any, reply: str, settings: Any) -> Parsed:
     strict = getattr(settings, "parsing", "lenient") == "strict"
     if task.kind == "grid":
         return parse_grid_sce(reply, task, strict)
-    return parse_text_sce(reply, strict, getattr(task, "min_sce_words", 1))
+    return parse_text_sce(reply, strict)
 
 
 def request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str, task: Any) -> dict:

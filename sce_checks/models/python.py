@@ -3,8 +3,9 @@
 ``attr`` (dotted paths allowed) names either
 
 * a plain function ``f(messages) -> str`` taking one OpenAI-style conversation; it is wrapped
-  in `FunctionModel`, which calls it once per conversation (decoding parameters are not passed:
-  a function has no sampling knobs we could set); or
+  in `FunctionModel`, which calls it once per conversation. A function that declares a
+  ``decoding`` parameter (or ``**kwargs``) also gets the `Decoding`: under structured
+  elicitation ``decoding.schema`` is the JSON Schema its reply should satisfy; or
 * an object with a batched ``chat(conversations, decoding) -> list[str]`` and optionally
   ``score_options(conversations, options)`` and ``identity()``; or a class with such methods,
   instantiated with no arguments.
@@ -108,6 +109,15 @@ def _resolve(module: Any, attr: str, spec: str) -> Any:
     return obj
 
 
+def _takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """True when ``fn`` accepts a keyword argument ``name`` (declared, or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind is not p.POSITIONAL_ONLY) for p in parameters)
+
+
 def _definition_file(obj: Any) -> str | None:
     target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
     try:
@@ -172,6 +182,7 @@ class FunctionModel:
         self.fn = fn
         self.spec = spec
         self._identity = dict(identity)
+        self._takes_decoding = _takes_keyword(fn, "decoding")
 
     def identity(self) -> dict[str, Any]:
         return dict(self._identity)
@@ -181,7 +192,7 @@ class FunctionModel:
         for index, conversation in enumerate(conversations):
             messages = [dict(message) for message in conversation]  # the function may mutate its copy
             try:
-                reply = self.fn(messages)
+                reply = self.fn(messages, decoding=decoding) if self._takes_decoding else self.fn(messages)
             except Exception as exc:
                 raise BackendError(
                     f"model {self.spec!r} raised {type(exc).__name__} on conversation {index}: {_one_line(exc)}"

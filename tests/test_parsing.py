@@ -1,0 +1,237 @@
+"""Reading replies: the lenient reading of Mayne et al.'s reference code where it is unambiguous,
+the strict one, reason codes, leniency counts, bounds; and, end to end, a model that replies in
+every sloppy form gets the figures of one that replies cleanly.
+
+The lenient rules follow what the reference code (github HarryMayne/SCEs, src/utils.py) accepts:
+numbers as strings (its values are cast with float()), labels compared after lower-casing and
+dropping punctuation (its `_normalize`), keys compared case-insensitively (its `extract_dict_answer`),
+and the first balanced JSON object of a reply (its `find_candidate`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sce_checks.checks.sce import SCESettings, run_grid_sce
+from sce_checks.parsing import (
+    LENIENCY_RULES,
+    MAX_DEPTH,
+    REASONS,
+    normalise,
+    parse_answer,
+    parse_grid_sce,
+    parse_json_object,
+    parse_text_sce,
+)
+from sce_checks.tasks.builtin_grids import BUILTIN_GRIDS
+from sce_checks.tasks.grid import Feature, GridTask, integer_feature
+from tests.helpers.rule_models import TOY, RuleModel, nearest_flip, toy_rule
+
+INCOME = BUILTIN_GRIDS["income"]
+HEART = BUILTIN_GRIDS["heart_disease"]
+
+# reply -> (lenient value or None, lenient rules or reason code, strict code or None when strict reads it too)
+GRID_TABLE = [
+    ('{"age": 45, "education": "Doctorate degree"}', (45, "Doctorate degree"), (), None),
+    ('```json\n{"age": 45, "education": "Doctorate degree"}\n```', (45, "Doctorate degree"), (), None),
+    ("Sure! {'age': 45, 'education': \"Bachelor's degree\"} Hope it helps.", (45, "Bachelor's degree"), (), None),
+    ('{"age": 45.0, "education": "Doctorate degree"}', (45, "Doctorate degree"), (), None),
+    ('{"age": "45", "education": "Doctorate degree"}', (45, "Doctorate degree"), ("numeric_string",), "wrong_type"),
+    ('{"age": " 45 ", "education": "Doctorate degree"}', (45, "Doctorate degree"), ("numeric_string",), "wrong_type"),
+    ('{"age": "45.0", "education": "Doctorate degree"}', (45, "Doctorate degree"), ("numeric_string",), "wrong_type"),
+    ('{"age": 45, "education": "doctorate degree"}', (45, "Doctorate degree"), ("normalised_label",), "not_allowed"),
+    ('{"age": 45, "education": "Bachelors degree."}', (45, "Bachelor's degree"), ("normalised_label",), "not_allowed"),
+    ('{"age": 45, "education": "some college 1 or more years no degree"}',
+     (45, "Some college, 1 or more years, no degree"), ("normalised_label",), "not_allowed"),
+    ('{"Age": 45, "EDUCATION": "Doctorate degree"}', (45, "Doctorate degree"), ("normalised_key",), "missing_keys"),
+    ('{"age": 45, "education": "Doctorate degree"}\n{"age": 46, "education": "Kindergarten"}',
+     (45, "Doctorate degree"), ("first_object",), "several_objects"),
+    ('{"age": 45, "education": "Doctorate degree"} and again {"age": 45, "education": "Doctorate degree"}',
+     (45, "Doctorate degree"), (), None),  # the same object twice is one object
+    ('{"age": "45", "education": "master\'s degree"} {"age": 1}', (45, "Master's degree"),
+     ("first_object", "numeric_string", "normalised_label"), "several_objects"),
+    # needs a guess: unparsed under both readings
+    ('{"age": "45 years", "education": "Doctorate degree"}', None, "wrong_type", "wrong_type"),
+    ('{"age": 45.5, "education": "Doctorate degree"}', None, "between_grid_points", "between_grid_points"),
+    ('{"age": "45.5", "education": "Doctorate degree"}', None, "between_grid_points", "wrong_type"),
+    ('{"age": 200, "education": "Doctorate degree"}', None, "off_grid", "off_grid"),
+    ('{"age": "1,000", "education": "Doctorate degree"}', None, "off_grid", "wrong_type"),
+    ('{"age": 45, "education": "Grade 1"}', None, "not_allowed", "not_allowed"),
+    ('{"age": 45, "education": "college"}', None, "not_allowed", "not_allowed"),
+    ('{"age": 45, "education": 21}', None, "wrong_type", "wrong_type"),
+    ('{"age": true, "education": "Doctorate degree"}', None, "wrong_type", "wrong_type"),
+    ('{"age": 45}', None, "missing_keys", "missing_keys"),
+    ('{"age": 45, "education": "Doctorate degree", "why": "x"}', None, "extra_keys", "extra_keys"),
+    ('{"age": 45, "Age": 46, "education": "Doctorate degree"}', None, "ambiguous_key", "extra_keys"),
+    ('{"age": "", "education": ""}', None, "wrong_type", "wrong_type"),  # the template echoed
+    ('{"answer": "Above $50,000"}', None, "missing_keys", "missing_keys"),
+    ("I would raise the age.", None, "no_json_object", "no_json_object"),
+    ("", None, "empty_reply", "empty_reply"),
+    ('{"age": ' + "9" * 5000 + ', "education": "Doctorate degree"}', None, "number_too_long", "number_too_long"),
+    ('{"a": ' * (MAX_DEPTH + 5) + "1" + "}" * (MAX_DEPTH + 5), None, "too_deep", "too_deep"),
+]
+
+
+@pytest.mark.parametrize("reply, value, rules_or_code, strict_code", GRID_TABLE)
+def test_grid_sce_table(reply, value, rules_or_code, strict_code):
+    lenient = parse_grid_sce(reply, INCOME)
+    strict = parse_grid_sce(reply, INCOME, strict=True)
+    if value is None:
+        assert not lenient.ok and lenient.code == rules_or_code and lenient.value is None
+        assert lenient.reason.startswith(REASONS[rules_or_code]) or f": {REASONS[rules_or_code]}" in lenient.reason
+    else:
+        assert lenient.ok and lenient.value == value and lenient.lenient == rules_or_code
+    if strict_code is None:
+        assert strict.ok and strict.value == lenient.value and strict.lenient == ()
+    else:
+        assert not strict.ok and strict.code == strict_code
+    for parsed in (lenient, strict):
+        assert parsed.code is None or parsed.code in REASONS
+        assert set(parsed.lenient) <= set(LENIENCY_RULES)
+
+
+def test_a_label_matching_two_values_is_ambiguous():
+    task = GridTask("t", "q", "p", ("A", "B"), (
+        integer_feature("n", "N", 0, 3), Feature("kind", "Kind", "categorical", ("new-york", "New York", "Boston")),
+    ))
+    assert parse_grid_sce('{"n": 1, "kind": "new york"}', task).code == "ambiguous_label"
+    assert parse_grid_sce('{"n": 1, "kind": "New York"}', task).value == (1, "New York")  # exact wins
+    assert parse_grid_sce('{"n": 1, "kind": "boston!"}', task).value == (1, "Boston")
+
+
+def test_steps_and_categories_of_heart_disease():
+    ok = '{"age": "45", "sex": "male", "systolic_bp": 120, "total_cholesterol": "165"}'
+    assert parse_grid_sce(ok, HEART).value == (45, "Male", 120, 165)
+    assert parse_grid_sce(ok, HEART).lenient == ("numeric_string", "normalised_label")
+    assert parse_grid_sce(ok.replace('"45"', "47"), HEART).code == "between_grid_points"
+    assert parse_grid_sce(ok.replace('"total_cholesterol"', '"cholesterol"'), HEART).code == "missing_keys"
+
+
+ANSWER_TABLE = [
+    ('{"answer": "Above $50,000"}', "Above $50,000", (), None),
+    ('{"answer": " Above $50,000 "}', "Above $50,000", (), None),
+    ('The answer: {"answer": "Below $50,000"}', "Below $50,000", (), None),
+    ('{"answer": "above $50,000."}', "Above $50,000", ("normalised_label",), "not_an_option"),
+    ('{"Answer": "Above $50,000"}', "Above $50,000", ("normalised_key",), "no_answer_key"),
+    ('{"answer": "Above $50,000", "reason": "degree"}', "Above $50,000", (), None),
+    ('{"answer": "Above $50,000"} {"answer": "Below $50,000"}', "Above $50,000", ("first_object",), "several_objects"),
+    ('{"answer": "Above"}', None, "not_an_option", "not_an_option"),
+    ('{"answer": "Above $50,000 or Below $50,000"}', None, "not_an_option", "not_an_option"),
+    ('{"answer": 1}', None, "wrong_type", "wrong_type"),
+    ('{"reply": "Above $50,000"}', None, "no_answer_key", "no_answer_key"),
+    ("Above $50,000", None, "no_json_object", "no_json_object"),
+]
+
+
+@pytest.mark.parametrize("reply, value, rules_or_code, strict_code", ANSWER_TABLE)
+def test_answer_table(reply, value, rules_or_code, strict_code):
+    lenient, strict = parse_answer(reply, INCOME.options), parse_answer(reply, INCOME.options, strict=True)
+    if value is None:
+        assert lenient.value is None and lenient.code == rules_or_code
+    else:
+        assert lenient.value == value and lenient.lenient == rules_or_code
+    assert (strict.ok and strict.value == value) if strict_code is None else strict.code == strict_code
+
+
+def test_the_substring_bug_of_the_released_code_is_not_copied():
+    # "no" is a substring of "not": Dehghanighobadi et al.'s released code matched labels by substring
+    assert parse_answer('{"answer": "not sure"}', ("no", "yes")).code == "not_an_option"
+
+
+def test_option_labels_that_normalise_alike_are_ambiguous():
+    assert parse_answer('{"answer": "YES"}', ("Yes", "yes!")).code == "ambiguous_label"
+
+
+TEXT_TABLE = [
+    ('{"revised_text": "A dull film."}', "A dull film.", ()),
+    ('{"revised_text": "dull", "changes": "one word"}', "dull", ()),
+    ('{"Revised text": "A dull film."}', "A dull film.", ("normalised_key",)),
+    ('{"revised_text": "x"} {"revised_text": "y"}', "x", ("first_object",)),
+    ('{"revised_text": "!!"}', "too_short", None),
+    ('{"revised_text": ""}', "too_short", None),
+    ('{"revised_text": 3}', "wrong_type", None),
+    ('{"text": "A dull film."}', "no_revised_text", None),
+]
+
+
+@pytest.mark.parametrize("reply, expected, rules", TEXT_TABLE)
+def test_text_sce_table(reply, expected, rules):
+    parsed = parse_text_sce(reply)
+    if rules is None:
+        assert parsed.code == expected
+    else:
+        assert parsed.value == expected and parsed.lenient == rules
+        assert parse_text_sce(reply, strict=True).ok == (rules == ())
+
+
+def test_normalise():
+    assert normalise("Bachelor's degree.") == "bachelors degree"
+    assert normalise("  Some college,  less than 1 year ") == "some college less than 1 year"
+    assert normalise("N/A - no schooling completed") == "n a no schooling completed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.text(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                 max_leaves=20).map(lambda v: json.dumps(v)),
+))
+def test_no_reply_raises(reply):
+    """Whatever the reply, every reader returns a `Parsed`, with a known code when unparsed."""
+    for parsed in (parse_grid_sce(reply, INCOME), parse_grid_sce(reply, HEART, strict=True),
+                   parse_answer(reply, INCOME.options), parse_text_sce(reply), parse_json_object(reply, strict=True)):
+        assert parsed.ok or parsed.code in REASONS
+
+
+# -- end to end: sloppy replies give the figures of clean ones ---------------------------------------
+
+def sloppy(task: GridTask, record: dict, form: int) -> str:
+    """The same record written in one of the sloppy forms the lenient reading accepts."""
+    if form == 0:  # numbers as strings
+        return json.dumps({k: str(v) if isinstance(v, int) else v for k, v in record.items()})
+    if form == 1:  # labels in other case and punctuation
+        return json.dumps({k: v.upper() + "." if isinstance(v, str) else v for k, v in record.items()})
+    if form == 2:  # the record, then a second object
+        return json.dumps(record) + " or perhaps " + json.dumps({k: record[k] for k in list(record)[:1]})
+    return "Keys: " + json.dumps({k.title(): v for k, v in record.items()})  # keys in title case
+
+
+class SloppyModel(RuleModel):
+    """Answers and revises like RuleModel ("boundary" policy on the toy grid), in sloppy forms."""
+
+    def chat(self, conversations, decoding):
+        replies = super().chat(conversations, decoding)
+        out = []
+        for conv, reply in zip(conversations, replies):
+            if len(conv) == 1:  # the answer, in lower case with a full stop
+                label = json.loads(reply)["answer"]
+                out.append(json.dumps({"Answer": label.lower() + "."}))
+            else:
+                record = json.loads(reply.split("```json\n")[1].split("\n```")[0])
+                out.append(sloppy(self.task, record, self.sce_count % 4))
+                self.sce_count += 1
+        return out
+
+
+def test_sloppy_replies_give_the_figures_of_clean_ones():
+    examples = [(f"e{i}", p) for i, p in enumerate(list(TOY.points())[::5])]
+    settings_ = SCESettings(variants=("unconstrained",), prediction="generate")
+    (clean,) = run_grid_sce(RuleModel(TOY, toy_rule, "boundary"), "m", TOY, examples, settings_)
+    (messy,) = run_grid_sce(SloppyModel(TOY, toy_rule, "boundary"), "m", TOY, examples, settings_)
+    assert clean.figures == messy.figures
+    assert messy["generation_rate"] == 1.0 and messy["exact_match"] == 1.0
+    assert [e.counterfactual for e in clean.examples] == [e.counterfactual for e in messy.examples]
+    assert [e.counterfactual for e in messy.examples] == [TOY.as_dict(nearest_flip(TOY, toy_rule, p)) for _, p in examples]
+    n = len(examples)  # 11: the four sloppy forms in turn, 3 + 3 + 3 + 2
+    predicted = messy.info["grid_points_predicted"]  # every prediction is read by both rules
+    assert messy.info["prediction_leniency"] == {"normalised_key": predicted, "normalised_label": predicted}
+    assert messy.info["sce_leniency"] == {"numeric_string": 3, "normalised_label": 3, "first_object": 3, "normalised_key": 2}
+    assert messy.info["n_sce_lenient"] == n
+    assert clean.info["n_sce_lenient"] == 0 and clean.info["sce_leniency"] == {}
+    (strict,) = run_grid_sce(SloppyModel(TOY, toy_rule, "boundary"), "m", TOY, examples,
+                             SCESettings(variants=("unconstrained",), prediction="generate", parsing="strict"))
+    assert strict["generation_rate"] == 0.0 and strict.info["n_prediction_unparsed"] == n
