@@ -10,7 +10,7 @@ import json
 import sys
 from collections import Counter
 
-# validity % unconstrained -> minimal, (mean RCF_A of valid SCEs), from REFERENCE.md section 1
+# validity % unconstrained -> minimal, (mean RCF_A of valid SCEs), from Mayne et al. (2025), appendix, temperature 1
 PAPER = {
     "income": {"Gemma 2 27B": "99.4 (0.141) -> 37.2 (0.022)", "Llama 3.3 70B": "100 (0.139) -> 15.5 (0.023)",
                "GPT-4.1": "99.7 (0.152) -> 48.8 (0.026)"},

@@ -1,8 +1,8 @@
 """Result objects: what a check found, per example and in aggregate.
 
 Assertions, the terminal table, the JSON/Markdown/HTML reports and baselines all read these
-objects; none of them recomputes a figure. ``to_dict`` gives the public JSON shape (contract 3 of
-DESIGN.md; the schema is shared/report-v1.schema.json): fields may be added, never renamed.
+objects; none of them recomputes a figure. ``to_dict`` gives the public JSON shape of the report (schema:
+sce_checks/data/report-v1.schema.json): fields may be added, never renamed.
 """
 
 from __future__ import annotations

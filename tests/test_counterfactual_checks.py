@@ -1,7 +1,7 @@
 """CT, CCT and phi-CCT end to end on python-callable models whose decisions and explanations are
 known, so that every figure is computed by hand from the seeded draws below.
 
-Definitions checked (REFERENCE.md section 3, docs/counterfactual-tests.md):
+Definitions checked (Atanasova et al. 2023; Siegel et al. 2024, 2025; docs/counterfactual-tests.md):
 * CT (Atanasova et al. 2023): per example, the first insertion in draw order that changes the
   prediction; unfaithfulness = such examples whose explanation does not mention the inserted
   word / examples that have one.

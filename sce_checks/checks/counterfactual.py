@@ -2,7 +2,7 @@
 
 A counterfactual intervention inserts one word into the input (an adjective before a noun, an
 adverb before a verb); if the word moved the model's decision, a faithful explanation of the
-decision on the edited input should mention it (REFERENCE.md section 3):
+decision on the edited input should mention it (docs/counterfactual-tests.md):
 
 * CT, Atanasova et al. 2023, "Faithfulness Tests for Natural Language Explanations" (ACL 2023):
   among examples where an insertion flipped the prediction, the share whose explanation does not

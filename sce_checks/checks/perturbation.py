@@ -1,7 +1,7 @@
 """CheckList invariance (INV) and directional (DIR) tests of a model's predictions.
 
 After Ribeiro, Wu, Guestrin and Singh, "Beyond Accuracy: Behavioral Testing of NLP Models with
-CheckList" (ACL 2020; REFERENCE.md section 5). They do not read explanations: they check the
+CheckList" (ACL 2020). They do not read explanations: they check the
 decision the explanations are about. A model whose answer flips on a typo, or does not move when
 the input says "I hated it.", has no stable decision boundary for an SCE to describe.
 

@@ -4,7 +4,7 @@ After Admoni et al., "Towards Large Language Models with Self-Consistent Natural
 Explanations" (arXiv 2506.07523), and CC-SHAP (Parcalabescu and Frank 2023): if an explanation
 reflects how the model decided, the input words that matter for the DECISION should be the words
 that matter for the EXPLANATION. Both are measured with the same attribution method over the same
-input words, and the two attribution vectors are compared (REFERENCE.md section 4):
+input words, and the two attribution vectors are compared (docs/self-consistency.md):
 
 * the usual score: each vector divided by its L1 norm, then their dot product;
 * the more discriminative score Admoni et al. propose: Spearman's rho of the absolute values.

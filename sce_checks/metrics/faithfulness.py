@@ -1,4 +1,4 @@
-"""Faithfulness metrics for free-text self-explanations (REFERENCE.md sections 3 and 4).
+"""Faithfulness metrics for free-text self-explanations (docs/counterfactual-tests.md, docs/self-consistency.md).
 
 * Counterfactual tests (CT, CCT, phi-CCT): insert a word into the input; did the prediction move,
   and does the explanation mention the inserted word?

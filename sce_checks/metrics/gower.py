@@ -1,6 +1,6 @@
 """Gower's distance between points of a grid task.
 
-Definition (Mayne et al., EMNLP 2025, arXiv 2509.09396, section 3; REFERENCE.md section 1):
+Definition (Mayne et al., EMNLP 2025, arXiv 2509.09396, section 3):
 per feature, ``|pos(a) - pos(b)| / span`` for integer and ordinal features (an ordinal value's
 position is its index in the feature's value list) and 0/1 (equal / different) for categorical
 ones; the distance is the UNWEIGHTED MEAN of the per-feature terms, so it lies in [0, 1].

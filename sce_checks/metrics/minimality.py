@@ -1,5 +1,5 @@
 """Minimality of self-generated counterfactuals on grids (Mayne et al., EMNLP 2025,
-arXiv 2509.09396, section 4; REFERENCE.md section 1).
+arXiv 2509.09396, section 4).
 
 For an example with original x, the model's fresh-context prediction f(x), target t (the other
 option), generated SCE x', and Gower's distance d:

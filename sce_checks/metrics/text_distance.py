@@ -1,9 +1,8 @@
 """Edit distances between an original text and its counterfactual revision.
 
-Closeness of a text SCE (Dehghanighobadi, Fischer and Zafar, EMNLP 2025, arXiv 2502.18156;
-REFERENCE.md section 2) is the character-level Levenshtein distance divided by the length of the
-longer text. We also offer the same measure over words (how many words were inserted, deleted or
-replaced, relative to the longer text's word count) and the list of word-level edits, for the
+Closeness of a text SCE (Dehghanighobadi, Fischer and Zafar, EMNLP 2025, arXiv 2502.18156) is
+the character-level Levenshtein distance divided by the length of the longer text. We also
+offer the same measure over words (how many words were inserted, deleted or replaced, relative to the longer text's word count) and the list of word-level edits, for the
 redundancy check. Both use rapidfuzz (C++; it accepts any sequences of hashables, so word lists
 need no special code).
 

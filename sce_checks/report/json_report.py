@@ -1,4 +1,4 @@
-"""The JSON report (public contract 3; schema in shared/report-v1.schema.json)."""
+"""The JSON report (schema: sce_checks/data/report-v1.schema.json; fields may be added, never renamed)."""
 
 from __future__ import annotations
 

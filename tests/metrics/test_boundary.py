@@ -1,6 +1,6 @@
 """The ring search finds exactly the paper's reference minimal counterfactual x* = argmin over
 z with f(z) != f(x) of Gower d(x, z), and ICF_A's nearest target point (Mayne et al., EMNLP 2025,
-arXiv 2509.09396, REFERENCE.md section 1), while asking the model about far fewer points than the
+arXiv 2509.09396, section 3), while asking the model about far fewer points than the
 exhaustive evaluation of the grid used in the paper."""
 
 from __future__ import annotations

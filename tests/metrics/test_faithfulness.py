@@ -1,6 +1,6 @@
 """Faithfulness metrics against hand-computed cases (arithmetic in the comments).
 
-Definitions (REFERENCE.md sections 3-4): CT, Atanasova et al. 2023 (substring mention test,
+Definitions (docs/counterfactual-tests.md, docs/self-consistency.md): CT, Atanasova et al. 2023 (substring mention test,
 unfaithfulness over flipping insertions); CCT, Siegel et al. 2024, arXiv 2404.03189 (TVD and its
 correlation with mentions); phi-CCT, Siegel et al. 2025, arXiv 2503.13445 (phi of the 2x2 table);
 self-consistency scores, Admoni et al. 2025, arXiv 2506.07523 (L1-normalised dot product and

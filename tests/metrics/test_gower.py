@@ -1,4 +1,4 @@
-"""Gower's distance as defined by Mayne et al. (EMNLP 2025, arXiv 2509.09396), REFERENCE.md
+"""Gower's distance as defined by Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 3;
 section 1: per feature |pos(a) - pos(b)| / span (ordinal position = index in the value list),
 0/1 for categorical features, unweighted mean over features."""
 

@@ -1,4 +1,4 @@
-"""Minimality figures of Mayne et al. (EMNLP 2025, arXiv 2509.09396), REFERENCE.md section 1,
+"""Minimality figures of Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 4,
 checked against values computed by hand on a drawn 5x5 grid."""
 
 from __future__ import annotations

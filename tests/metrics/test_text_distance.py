@@ -1,5 +1,5 @@
 """Normalised Levenshtein distance, the closeness measure of Dehghanighobadi, Fischer and Zafar
-(EMNLP 2025, arXiv 2502.18156; REFERENCE.md section 2): edit distance / length of the longer
+(EMNLP 2025, arXiv 2502.18156): edit distance / length of the longer
 text, here over characters or words."""
 
 from __future__ import annotations
