@@ -2,9 +2,10 @@
 
 Closeness of a text SCE (Dehghanighobadi, Fischer and Zafar, EMNLP 2025, arXiv 2502.18156) is
 the character-level Levenshtein distance divided by the length of the longer text. We also
-offer the same measure over words (how many words were inserted, deleted or replaced, relative to the longer text's word count) and the list of word-level edits, for the
-redundancy check. Both use rapidfuzz (C++; it accepts any sequences of hashables, so word lists
-need no special code).
+offer the same measure over words (how many words were inserted, deleted or replaced, relative
+to the longer text's word count) and the list of word-level edits, for the redundancy check.
+Both use rapidfuzz (C++; it accepts any sequences of hashables, so word lists need no special
+code).
 
 Word tokenisation: ``\\w+(?:'\\w+)*|[^\\w\\s]`` -- runs of letters/digits/underscore, keeping
 in-word apostrophes ("don't" is one word), and every other non-space character as its own token;
