@@ -6,6 +6,13 @@ template.
   temperature 0. At temperature > 0 it samples, seeding torch's global generator with
   ``Decoding.seed`` once per call when a seed is given: reproducible for the same batch, batch
   size, device and versions, not across them (the sampled tokens depend on the batch layout).
+  With ``Decoding.json_schema`` set, every reply is constrained to that schema by
+  grammar-constrained decoding (llguidance, imported only then; sce_checks/models/constrained.py):
+  a logits processor in the same batched ``generate`` call keeps one matcher per row and masks
+  each step's logits to the tokens the schema allows, compact JSON (no whitespace outside
+  strings); once the JSON value is complete only a stop id is allowed, so the reply is the JSON
+  text itself. Greedy and sampled decoding alike. ``stats.extra`` counts ``constrained_replies``
+  and ``constrained_unfinished`` (replies cut by ``max_new_tokens`` before the value closed).
 * ``score_options``: the log-probability of each option being the assistant's WHOLE reply, that
   is the tokens the chat template writes for an assistant turn after the generation prompt, up to
   and including the end-of-turn token (so "Yes" and "Yes, but" are told apart). The prompt is run
@@ -114,6 +121,7 @@ class HFChatModel:
         self.pad_id: int = pad if pad is not None else (tokenizer.eos_token_id or 0)
         self._stop_ids: list[int] | None = None
         self._takes_logits_to_keep: bool | None = None
+        self._constrainer: Any = None  # llguidance state, built by the first constrained request
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -267,6 +275,10 @@ class HFChatModel:
                 torch.manual_seed(decoding.seed)
         else:
             settings.update(temperature=None, top_p=None, top_k=None)
+        schema = decoding.json_schema
+        if schema is not None:
+            constrainer = self.constrainer()
+            constrainer.matcher(schema)  # compile (or find) the grammar before generating anything
         replies: list[str] = [""] * len(conversations)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         self.stats.chat_calls += 1
@@ -275,11 +287,22 @@ class HFChatModel:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             ids, mask, _ = self._left_pad([prompts[i] for i in chunk])
+            extra: dict[str, Any] = {}
+            if schema is not None:
+                from transformers import LogitsProcessorList
+
+                processor = constrainer.processor(schema, len(chunk), ids.shape[1])
+                extra["logits_processor"] = LogitsProcessorList([processor])
             try:
                 with torch.inference_mode():
-                    out = self.model.generate(input_ids=ids, attention_mask=mask, **settings)
+                    out = self.model.generate(input_ids=ids, attention_mask=mask, **settings, **extra)
             except (RuntimeError, ValueError) as exc:
                 raise BackendError(f"model {self.name!r}: generation failed ({_one_line(exc)})") from exc
+            if schema is not None:
+                complete = processor.finish([out[row, ids.shape[1] :].tolist() for row in range(len(chunk))])
+                self._count("constrained_replies", len(chunk))
+                if not all(complete):
+                    self._count("constrained_unfinished", complete.count(False))
             for row, index in enumerate(chunk):
                 new = out[row, ids.shape[1] :].tolist()
                 for cut, token in enumerate(new):
@@ -290,6 +313,14 @@ class HFChatModel:
                 replies[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
             progress.advance(len(chunk))
         return replies
+
+    def constrainer(self) -> Any:
+        """The llguidance state of this model (tokenizer wrapper, compiled grammars), built once."""
+        if self._constrainer is None:
+            from sce_checks.models.constrained import Constrainer
+
+            self._constrainer = Constrainer(self.tokenizer, self.stop_ids(), name=self.name)
+        return self._constrainer
 
     # -- scoring ---------------------------------------------------------------------------
 
