@@ -69,8 +69,9 @@ class ChoiceLM:
     Answering in a new turn it writes ``{"answer": "<its option>"}`` in 4-character tokens (log 0.9
     each; at the token where the options part, each option's token with log ``probs``), except
     where ``digress(messages)`` is true: then it writes ``The review is ...`` and offers only
-    ``{"an`` as an alternative at the first position (the answer format, not yet an option). The
-    probe question of the openai backend (colours) is answered "blue" (0.9) or "red" (0.1).
+    ``{"an`` as an alternative at the first position (the answer format, not yet an option).
+    Continuing a complete answer (``{"answer": "blue"``, the backend's probe) it closes it: ``}``.
+    The probe question (colours) is answered "blue" (0.9) or "red" (0.1).
     """
 
     ANSWER = '{"answer": "'
@@ -89,6 +90,8 @@ class ChoiceLM:
             first = {tokens_of(o)[0]: math.log(p) for o, p in probs.items()}
             rest = tokens_of(best + '"}')
             return [(rest[0], math.log(probs[best]), first)] + [(t, math.log(0.9), {}) for t in rest[1:]]
+        if prefill is not None and prefill.startswith(self.ANSWER) and prefill.endswith('"'):
+            return [("}", math.log(0.9), {" or": math.log(0.05)})]  # a complete answer: close it
         if self.digress(messages):
             text = f"The review is {best.lower()}, I think."
             return [(t, math.log(0.6) if i == 0 else math.log(0.9), {'{"an': math.log(0.3)} if i == 0 else {})

@@ -68,16 +68,18 @@ CONTINUE_FIELDS = {
     "vllm": {"continue_final_message": True, "add_generation_prompt": False},
     "sglang": {"continue_final_message": True},
 }
-# The probe: a question whose answer the prefill opens. A server that honours the prefill
-# continues inside the answer's string ("blue"...); one that opens a new turn restarts ({"...).
-PROBE_OPTIONS = ("blue", "red")
+# The probe: a question with its JSON answer prefilled up to the closing brace. A server that
+# continues the prefill gets "}" next from any model that writes JSON; one that opens a new turn
+# gets a reply that starts afresh ({"answer"..., prose), never with a closing brace. (Reading
+# whether the model continues inside the answer string would depend on the model: SmolLM2-135M
+# writes `The sky...` after `{"answer": "` even when the prefill is honoured.)
 PROBE_CONVERSATION: Conversation = [{
     "role": "user",
     "content": 'What colour is the sky on a clear day? Reply with a JSON object only, in the form '
                '{"answer": "<option>"}, where <option> is "blue" or "red".',
 }]
-PROBE_PREFILL = '{"answer": "'
-PROBE_TOKENS = 6
+PROBE_PREFILL = '{"answer": "blue"'
+PROBE_TOKENS = 2
 
 
 class _Retryable(Exception):
@@ -235,7 +237,7 @@ class OpenAIChatModel:
             if tokens is None:
                 return ScoringSupport(False, None, server)
             logprobs_seen = True
-            if _continues(tokens, PROBE_OPTIONS):
+            if _continues(tokens):
                 return ScoringSupport(True, "continue_final_message" if extra else "message", server)
         if logprobs_seen:
             return ScoringSupport(True, None, server)
@@ -431,12 +433,16 @@ def _token_logprobs(response: dict) -> list[dict] | None:
     return content if isinstance(content, list) and content else None
 
 
-def _continues(tokens: list[dict], options: Sequence[str]) -> bool:
-    """Whether a probe's generated text continues the prefill: it starts inside one of the
-    options' texts ("blue"...), not with a new reply ({"answer"..., "The sky"...)."""
-    text = "".join(str(t.get("token", "")) for t in tokens)
-    word = text.split('"', 1)[0]
-    return bool(word) and any(o.startswith(word) for o in options)
+def _continues(tokens: list[dict]) -> bool:
+    """Whether the probe's first generated position continues the prefill ``{"answer": "blue"``:
+    of the tokens offered there (the generated one and the top log-probabilities), the most
+    probable one that starts with a brace closes the object (``}``) rather than opening a new one
+    (``{``, a new turn restarting the reply)."""
+    first = tokens[0]
+    offered = [(str(first.get("token", "")), float(first.get("logprob", -math.inf)))]
+    offered += [(str(t.get("token", "")), float(t.get("logprob", -math.inf))) for t in first.get("top_logprobs", [])]
+    braces = [(lp, text.lstrip()[0]) for text, lp in offered if text.lstrip()[:1] in ("{", "}")]
+    return bool(braces) and max(braces)[1] == "}"
 
 
 def _option_scores(tokens: list[dict], options: list[str]) -> list[float]:

@@ -10,7 +10,7 @@ import pytest
 
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import Decoding, ModelOptions, load_model, supports_scoring
-from sce_checks.models.openai import PROBE_CONVERSATION, OpenAIChatModel, _option_scores, _prefill_prefix
+from sce_checks.models.openai import PROBE_CONVERSATION, OpenAIChatModel, _continues, _option_scores, _prefill_prefix
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.schemas import answer_schema, text_sce_schema
 from tests.openai_server import ChoiceLM, FakeOpenAIServer
@@ -317,3 +317,15 @@ def test_walk_reads_nothing_from_a_digression():
     spanning = shared[:2] + [{"token": '": "P', "logprob": math.log(0.7),
                               "top_logprobs": [{"token": '": "N', "logprob": math.log(0.2)}, {"token": '":', "logprob": -1.0}]}]
     assert _option_scores(spanning, REPLIES) == pytest.approx([2 * math.log(0.9) + math.log(0.7), 2 * math.log(0.9) + math.log(0.2)])
+
+
+def test_probe_reads_a_closing_brace_as_a_continued_prefill():
+    # the first generated position after {"answer": "blue" as two real servers answered it
+    # (SmolLM2-135M): llama-server continues the prefill, llama-cpp-python opens a new turn
+    def position(token, top):
+        return [{"token": token, "logprob": top[0][1], "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}]
+
+    llama_server = position("}", [("}", -0.35), (" or", -2.84), (" }", -3.28), (',"', -3.6), (" when", -3.63)])
+    llama_cpp_python = position('{"', [('{"', -0.98), ("{", -2.12), ("```", -2.38), ('"', -2.86), ("This", -3.33)])
+    assert _continues(llama_server) and not _continues(llama_cpp_python)
+    assert not _continues(position("The", [("The", -0.5), ("Blue", -1.0)]))  # prose: no brace at all
