@@ -8,10 +8,12 @@ import time
 
 import pytest
 
-from sce_checks.errors import BackendError
+from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import Decoding, ModelOptions, load_model, supports_scoring
-from sce_checks.models.openai import OpenAIChatModel
-from tests.openai_server import FakeOpenAIServer
+from sce_checks.models.openai import PROBE_CONVERSATION, OpenAIChatModel, _continues, _option_scores, _prefill_prefix
+from sce_checks.prompts.common import canonical_answer
+from sce_checks.prompts.schemas import answer_schema, text_sce_schema
+from tests.openai_server import ChoiceLM, FakeOpenAIServer
 
 
 def echo(messages, body):
@@ -121,9 +123,209 @@ def test_logprob_scoring_ranks_options():
 
 
 def test_server_without_logprobs_turns_scoring_off():
+    # the probe finds no logprobs before any scoring request: checks generate from the start
     with FakeOpenAIServer(lambda m, b: OPTIONS[0], logprobs=False) as server:
         model = fast(server)
-        assert supports_scoring(model)
+        assert not supports_scoring(model)
+        assert model.scoring_support().method == "none"
+        sent = len(server.requests)
         with pytest.raises(BackendError, match="no logprobs"):
             model.score_options([conv("q")], OPTIONS)
-        assert not supports_scoring(model)
+        assert len(server.requests) == sent  # nothing more was asked
+
+
+# -- structured elicitation ------------------------------------------------------------------------
+
+
+def test_schema_goes_out_as_response_format():
+    schema = answer_schema(["Positive", "Negative"])
+    with FakeOpenAIServer(lambda m, b: '{"answer": "Positive"}') as server:
+        model = fast(server)
+        assert model.chat([conv("a"), conv("b")], Decoding().with_schema(schema)) == ['{"answer": "Positive"}'] * 2
+        model.chat([conv("c")], Decoding())
+        bodies = [r["body"] for r in server.requests]
+        for body in bodies[:2]:
+            assert body["response_format"] == {
+                "type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True}}
+            assert json.dumps(body["response_format"]["json_schema"]["schema"]) == json.dumps(schema)  # key order too
+        assert "response_format" not in bodies[2]  # free elicitation sends none
+
+
+@pytest.mark.parametrize("status", [400, 404, 422, 501, 500, 200])
+def test_server_refusing_response_format_gives_one_line(status):
+    # 400/404/422/501 to a request with response_format, or any answer whose error names it
+    # (a 500 that would otherwise be retried, a 200 carrying an error): one line, no retry
+    with FakeOpenAIServer(echo, refuse_response_format=status) as server:
+        with pytest.raises(UserInputError) as info:
+            fast(server).chat([conv("a")], Decoding().with_schema(text_sce_schema()))
+        message = str(info.value)
+        assert "\n" not in message
+        assert message.startswith(f"{server.url} (model 'fake-model') refused response_format json_schema, "
+                                   "which --elicitation schema needs: use a server with structured outputs "
+                                   "(vLLM, llama.cpp server, SGLang, OpenAI) or --elicitation free")
+        assert len(server.requests) == 1
+        assert fast(server).chat([conv("b")], Decoding()) == ["echo: b"]  # free requests still work
+
+
+def test_a_400_without_response_format_is_not_called_a_refusal():
+    with FakeOpenAIServer(echo, flavour="openai") as server:
+        server.faults.append("401")
+        with pytest.raises(BackendError, match="HTTP 401"):
+            fast(server).chat([conv("a")], Decoding())
+
+
+# -- option scoring: prefill, walk, detection ------------------------------------------------------
+
+SENTIMENT = ["Positive", "Negative"]
+REPLIES = [canonical_answer(o) for o in SENTIMENT]
+PROBS = {"Positive": 0.7, "Negative": 0.3}
+
+
+def digresses(messages):
+    return "digress" in messages[0]["content"]
+
+
+def distribution(scores):
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    return [w / sum(weights) for w in weights]
+
+
+def probe_requests(server):
+    return [r for r in server.requests if r["body"]["messages"][: len(PROBE_CONVERSATION)] == PROBE_CONVERSATION]
+
+
+def scoring_requests(server):
+    return [r for r in server.requests if r["body"]["messages"][: len(PROBE_CONVERSATION)] != PROBE_CONVERSATION]
+
+
+def test_prefill_prefix_is_the_shared_part_cut_at_punctuation():
+    assert _prefill_prefix(REPLIES) == '{"answer": "'
+    assert _prefill_prefix([canonical_answer("Below $50,000"), canonical_answer("Above $50,000")]) == '{"answer": "'
+    assert _prefill_prefix([canonical_answer("Positive"), canonical_answer("Postal")]) == '{"answer": "'
+    assert _prefill_prefix([canonical_answer("very good"), canonical_answer("very bad")]) == '{"answer": "'
+    assert _prefill_prefix(["x.", "x.y"]) == ""
+    assert _prefill_prefix(["only one"]) == ""
+
+
+@pytest.mark.parametrize("flavour, prefill, fields", [
+    ("vllm", "continue_final_message", {"continue_final_message": True, "add_generation_prompt": False}),
+    ("sglang", "continue_final_message", {"continue_final_message": True}),
+    ("llama-server", "message", {}),
+])
+def test_prefill_servers_read_the_choice_of_a_digressing_model(flavour, prefill, fields):
+    with FakeOpenAIServer(logprobs=True, flavour=flavour, lm=ChoiceLM(PROBS, digresses)) as server:
+        model = fast(server)
+        assert supports_scoring(model)
+        support = model.scoring_support()
+        assert (support.method, support.prefill, support.fields) == ("prefill", prefill, fields)
+        rows = model.score_options([conv("a digress review"), conv("a plain review")], REPLIES)
+        for row in rows:  # the digressing conversation is read as well as the other
+            assert distribution(row) == pytest.approx([0.7, 0.3])
+            assert row == pytest.approx([math.log(0.7), math.log(0.3)])
+        for request in scoring_requests(server):
+            body = request["body"]
+            assert body["messages"][-1] == {"role": "assistant", "content": '{"answer": "'}
+            assert {k: body[k] for k in fields} == fields
+            assert not ({"continue_final_message", "add_generation_prompt"} - set(fields)) & set(body)
+            assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["max_tokens"] <= 4
+
+
+def test_server_that_opens_a_new_turn_falls_back_to_the_walk():
+    # llama-cpp-python's server: a final assistant message starts a new turn. The walk reads the
+    # format-following reply; the digressing one is undecided (-inf everywhere), not a guess
+    with FakeOpenAIServer(logprobs=True, flavour="llama-cpp-python", lm=ChoiceLM(PROBS, digresses)) as server:
+        model = fast(server)
+        assert model.scoring_support().method == "walk"
+        digressing, plain = model.score_options([conv("a digress review"), conv("a plain review")], REPLIES)
+        assert digressing == [-math.inf, -math.inf]
+        assert distribution(plain) == pytest.approx([0.7, 0.3])
+        for request in scoring_requests(server):
+            assert request["body"]["messages"][-1]["role"] == "user"  # no prefill sent
+            assert "continue_final_message" not in request["body"]
+
+
+def test_walk_on_a_prefill_server_when_asked():
+    with FakeOpenAIServer(logprobs=True, flavour="llama-server", lm=ChoiceLM(PROBS, digresses)) as server:
+        model = fast(server, option_scoring="walk")
+        assert model.scoring_support().method == "walk"
+        assert model.score_options([conv("a digress review")], REPLIES) == [[-math.inf, -math.inf]]
+
+
+def test_openai_like_server_never_gets_vllm_fields():
+    # OpenAI answers 400 to unknown body fields: detection must not send continue_final_message
+    with FakeOpenAIServer(logprobs=True, flavour="openai", lm=ChoiceLM(PROBS, digresses)) as server:
+        model = fast(server)
+        assert supports_scoring(model) and model.scoring_support().method == "walk"
+        _, plain = model.score_options([conv("a digress review"), conv("a plain review")], REPLIES)
+        assert distribution(plain) == pytest.approx([0.7, 0.3])
+        for request in server.requests:
+            assert not {"continue_final_message", "add_generation_prompt", "echo", "prompt_logprobs"} & set(request["body"])
+            assert set(request["body"]) <= {"model", "messages", "temperature", "max_tokens", "top_p", "logprobs", "top_logprobs"}
+
+
+def test_vllm_without_continue_fields_would_open_a_new_turn():
+    # the vLLM flavour does not continue a bare final assistant message: the fields are what
+    # make the prefill work there (the probe tries them first on a server that says owned_by vllm)
+    with FakeOpenAIServer(logprobs=True, flavour="vllm", lm=ChoiceLM(PROBS, digresses)) as server:
+        model = fast(server)
+        model.scoring_support()
+        (probe,) = probe_requests(server)
+        assert probe["body"]["continue_final_message"] is True and probe["body"]["add_generation_prompt"] is False
+
+
+def test_server_refusing_a_final_assistant_message_is_walked():
+    # llama-server with a thinking template answers 400 to a prefill: walk the reply instead
+    with FakeOpenAIServer(logprobs=True, flavour="llama-server", lm=ChoiceLM(PROBS), refuse_prefill=True) as server:
+        model = fast(server)
+        assert model.scoring_support().method == "walk"
+        assert distribution(model.score_options([conv("a plain review")], REPLIES)[0]) == pytest.approx([0.7, 0.3])
+
+
+def test_detection_happens_once_per_model_even_from_many_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with FakeOpenAIServer(logprobs=True, flavour="vllm", lm=ChoiceLM(PROBS, digresses)) as server:
+        model = fast(server, max_concurrency=4)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda i: model.score_options([conv(f"review {i}")], REPLIES) if i % 2 else model.can_score(), range(12)))
+        model.score_options([conv("again")], REPLIES)
+        assert len(probe_requests(server)) == 1 and server.gets == 1
+        fresh = fast(server)  # another model object probes for itself
+        fresh.can_score()
+        assert len(probe_requests(server)) == 2 and server.gets == 2
+
+
+def test_failed_probe_is_not_remembered():
+    with FakeOpenAIServer(logprobs=True, flavour="llama-server", lm=ChoiceLM(PROBS)) as server:
+        model = fast(server, max_retries=0)
+        server.faults.append("500")
+        assert model.can_score()  # the probe failed: unknown, so scoring is not ruled out
+        assert model.scoring_support().method == "prefill"  # probed again, now answered
+
+
+def test_walk_reads_nothing_from_a_digression():
+    # the greedy reply leaves the answer format before the options part: a top token that
+    # only restarts the format ('{"an') is common to every option and decides nothing
+    tokens = [{"token": "The ", "logprob": math.log(0.6),
+               "top_logprobs": [{"token": "The ", "logprob": math.log(0.6)}, {"token": '{"an', "logprob": math.log(0.3)}]}]
+    assert _option_scores(tokens, REPLIES) == [-math.inf, -math.inf]
+    # a reply cut before the options part decides nothing either (it used to be a tie)
+    shared = [{"token": t, "logprob": math.log(0.9), "top_logprobs": []} for t in ('{"an', "swer", '": "')]
+    assert _option_scores(shared, REPLIES) == [-math.inf, -math.inf]
+    # a token spanning the parting point tells the options apart
+    spanning = shared[:2] + [{"token": '": "P', "logprob": math.log(0.7),
+                              "top_logprobs": [{"token": '": "N', "logprob": math.log(0.2)}, {"token": '":', "logprob": -1.0}]}]
+    assert _option_scores(spanning, REPLIES) == pytest.approx([2 * math.log(0.9) + math.log(0.7), 2 * math.log(0.9) + math.log(0.2)])
+
+
+def test_probe_reads_a_closing_brace_as_a_continued_prefill():
+    # the first generated position after {"answer": "blue" as two real servers answered it
+    # (SmolLM2-135M): llama-server continues the prefill, llama-cpp-python opens a new turn
+    def position(token, top):
+        return [{"token": token, "logprob": top[0][1], "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}]
+
+    llama_server = position("}", [("}", -0.35), (" or", -2.84), (" }", -3.28), (',"', -3.6), (" when", -3.63)])
+    llama_cpp_python = position('{"', [('{"', -0.98), ("{", -2.12), ("```", -2.38), ('"', -2.86), ("This", -3.33)])
+    assert _continues(llama_server) and not _continues(llama_cpp_python)
+    assert not _continues(position("The", [("The", -0.5), ("Blue", -1.0)]))  # prose: no brace at all
