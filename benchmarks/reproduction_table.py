@@ -39,6 +39,10 @@ def model_side(r: dict) -> str:
     dists = [e["min_distance"] for e in r["examples"] if e.get("min_distance") is not None]
     if dists:
         parts.append(f"mean d(x, x*) {sum(dists) / len(dists):.3f} ({len(dists)}/{r['n']} have an x*)")
+    sces = Counter(json.dumps(e["counterfactual"], ensure_ascii=False) for e in r["examples"] if e.get("counterfactual") is not None)
+    if sces:
+        top, count = sces.most_common(1)[0]
+        parts.append(f"{len(sces)} distinct SCEs, the most common {count}x: {top[:80]}")
     reasons = r.get("info", {}).get("unparsed_reasons") or {}
     if reasons:
         parts.append("unparsed: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
@@ -51,17 +55,18 @@ def main(paths: list[str]) -> None:
         report = json.load(open(path))
         for r in report["results"]:
             lo, hi = r.get("validity_ci") or (None, None)
+            elicitation = r.get("info", {}).get("elicitation", "free")
             rows.append(
-                f"| {r['dataset']} | {r['variant']} | {r['n']} | {pct(r['generation_rate'])} | "
+                f"| {r['dataset']} | {r['variant']} | {elicitation} | {r['n']} | {pct(r['generation_rate'])} | "
                 f"{pct(r['validity'])} [{pct(lo)}, {pct(hi)}] | {pct(r['strict_validity'])} | "
                 f"{num(r.get('mean_rcf_a'))} | {num(r.get('mean_icf_a'))} | {pct(r.get('exact_match'))} | "
                 f"{num(r.get('mean_distance'))} | {r.get('info', {}).get('prediction_mode', '-')} |"
             )
-            sides.append(f"| {r['dataset']} | {r['variant']} | {model_side(r)} |")
-    print("| dataset | variant | n | generated % | validity % [95% CI] | strict validity % | mean RCF_A | mean ICF_A | exact match % | mean distance | prediction |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+            sides.append(f"| {r['dataset']} | {r['variant']} | {elicitation} | {model_side(r)} |")
+    print("| dataset | variant | elicitation | n | generated % | validity % [95% CI] | strict validity % | mean RCF_A | mean ICF_A | exact match % | mean distance | prediction |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print("\n| dataset | variant | the model's answers; its own nearest flip; unusable SCEs |\n|---|---|---|")
+    print("\n| dataset | variant | elicitation | the model's answers; its own nearest flip; unusable SCEs |\n|---|---|---|---|")
     print("\n".join(sides))
     print("\nPublished (Mayne et al. 2025, temperature 1; validity %, unconstrained -> minimal, mean RCF_A):\n")
     print("| dataset | model | figures |\n|---|---|---|")

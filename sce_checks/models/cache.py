@@ -287,7 +287,11 @@ class CachedModel:
         conversations, options = list(conversations), list(options)
         if self.cache is None:
             return self._send_scores(conversations, options)
-        return self._cached("score", conversations, options, lambda todo: self._send_scores(todo, options))
+        # A backend whose way of scoring changed (openai: prefill instead of the reply walk) names
+        # its version, so scores computed the old way are not reused; unversioned keys stay as they were.
+        version = getattr(self.inner, "scoring_version", None)
+        params: Any = options if version is None else {"options": options, "scoring_version": version}
+        return self._cached("score", conversations, params, lambda todo: self._send_scores(todo, options))
 
     # -- internals -------------------------------------------------------------------------------
 

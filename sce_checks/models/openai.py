@@ -156,6 +156,10 @@ class OpenAIChatModel:
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r})"
 
+    #: Bumped when option scores change meaning: the response cache keys scores by it (scores of
+    #: the reply walk before prefill detection, which could tie, are not reused).
+    scoring_version = 2
+
     def identity(self) -> dict[str, Any]:
         return {"backend": "openai", "model": self.model, "base_url": self.base_url}
 

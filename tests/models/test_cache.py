@@ -130,6 +130,24 @@ def test_scores_with_minus_infinity_round_trip(tmp_path):
     assert again == first and inner.score_batches == []
 
 
+def test_scores_are_keyed_by_the_backends_scoring_version(store):
+    """Scores computed before a backend changed how it scores are not reused; unversioned
+    backends keep the keys they always had."""
+    options = ['{"answer": "no"}', '{"answer": "yes"}']
+    CachedModel(EchoModel(), store).score_options([conv("ab")], options)  # unversioned
+    versioned = EchoModel()
+    versioned.scoring_version = 2
+    CachedModel(versioned, store).score_options([conv("ab")], options)
+    assert versioned.score_batches == [["ab"]]  # asked again
+    CachedModel(versioned, store).score_options([conv("ab")], options)
+    assert versioned.score_batches == [["ab"]]  # then cached under its version
+    plain = EchoModel()
+    CachedModel(plain, store).score_options([conv("ab")], options)
+    assert plain.score_batches == []
+    identity = {"backend": "test", "model": "echo"}
+    assert cache_key(identity, "score", conv("ab"), options) in store.get_many([cache_key(identity, "score", conv("ab"), options)])
+
+
 def test_scoring_only_when_the_inner_model_scores(store):
     assert supports_scoring(CachedModel(EchoModel(), store))
     chat_only = CachedModel(ChatOnly(), store)
