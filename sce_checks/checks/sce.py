@@ -36,6 +36,9 @@ from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.tasks.grid import GridTask, Point
 
 VARIANTS = ("unconstrained", "minimal")
+# Grid points per prediction batch the exact searches aim at: a search left with small rings
+# looks a few rings ahead (metrics/boundary.py) instead of asking the model about 1-4 points at a time.
+SEARCH_MIN_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def run_grid_sce(
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a grid task."""
     predictor = task_predictor(model, task, settings)
-    search = BoundarySearch(task, predictor.labels)
+    search = BoundarySearch(task, predictor.labels, min_batch=SEARCH_MIN_BATCH)
     points = [p for _, p in examples]
     with step(f"{task.name}: predicting {len(points)} examples", len(points)):
         preds = predictor.predict(points)

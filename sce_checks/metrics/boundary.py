@@ -10,7 +10,8 @@ fewer points (see benchmarks/bench_boundary_search.py):
 rings (consecutive sorted distances closer than `RING_TOLERANCE` share a ring, so float noise
 cannot split a ring; distinct Gower distances on a grid differ by far more). Walk the rings
 outwards; for each ring, send the points whose label is still unknown to the oracle in one
-batch, and stop at the first ring holding a point whose label satisfies ``want``. Its distance is
+batch (with those of the next rings when a ring is small, so a batch holds at least
+``min_batch`` points), and stop at the first ring holding a point whose label satisfies ``want``. Its distance is
 the minimum, and every satisfying point of that ring is returned (ties). Labels are memoised in
 the `BoundarySearch` object and shared by every origin of an audit, so later searches mostly
 walk through known labels; known labels also bound the search before it starts (no ring beyond
@@ -71,6 +72,7 @@ class _Query:
     order: np.ndarray  # candidate indices, sorted by distance
     starts: np.ndarray  # ring boundaries into `order` (len = rings + 1)
     ring: int = 0
+    upto: int = 0  # rings [ring, upto) are being evaluated (pending)
     pending: np.ndarray | None = None
     evaluated: int = 0
     cache: dict[int, bool] = field(default_factory=dict)  # label code -> want(label)
@@ -84,7 +86,7 @@ class BoundarySearch:
     when unparsable); it is called in batches, never twice for the same point. Create one per
     (model, task) and share it between all examples of an audit."""
 
-    def __init__(self, task: GridTask, oracle: Oracle) -> None:
+    def __init__(self, task: GridTask, oracle: Oracle, min_batch: int = 1) -> None:
         if task.size > MAX_GRID_POINTS:
             raise UserInputError(
                 f"grid task {task.name!r} has {task.size:,} points; the boundary search supports at "
@@ -93,6 +95,9 @@ class BoundarySearch:
             )
         self.task = task
         self.oracle = oracle
+        # Points per oracle batch a step aims at: a search with only small rings left looks a few
+        # rings ahead, so a batched backend is not called with a handful of points at a time.
+        self.min_batch = max(1, int(min_batch))
         self._codes = np.full(task.size, _UNKNOWN, dtype=np.int32)
         self._labels: list[str] = []
         self._code_of: dict[str, int] = {}
@@ -235,8 +240,9 @@ class BoundarySearch:
         active = list(qs)
         while active:
             requests = []
+            share = max(1, self.min_batch // len(active))  # the batch is shared by the active searches
             for q in active:
-                self._advance(q)
+                self._advance(q, share)
                 if q.pending is not None:
                     requests.append(q.pending)
             if requests:
@@ -244,27 +250,44 @@ class BoundarySearch:
             for q in active:
                 if q.pending is not None:
                     q.pending = None
-                    if not self._check_ring(q):
+                    while q.ring < q.upto and not self._check_ring(q):
                         q.ring += 1
             active = [q for q in active if q.result is None]
 
-    def _ring(self, q: _Query) -> np.ndarray:
-        return q.order[q.starts[q.ring]:q.starts[q.ring + 1]]
+    def _ring(self, q: _Query, ring: int | None = None) -> np.ndarray:
+        ring = q.ring if ring is None else ring
+        return q.order[q.starts[ring]:q.starts[ring + 1]]
 
-    def _advance(self, q: _Query) -> None:
-        """Walk through rings that need no oracle call; stop at a ring with unknown points
-        (set ``q.pending``) or finish the search."""
-        while q.ring < len(q.starts) - 1:
-            ring = self._ring(q)
-            unknown = ring[self._codes[ring] == _UNKNOWN]
+    def _advance(self, q: _Query, want_points: int = 1) -> None:
+        """Walk through rings that need no oracle call; at the first ring with unknown points,
+        set ``q.pending`` to them and to those of the next rings until ``want_points`` are pending
+        (never past a ring that already holds a satisfying point), or finish the search. The
+        pending rings are then checked in order: the minimum stays exact, and the look-ahead only
+        costs predictions of points a little farther out."""
+        rings = len(q.starts) - 1
+        while q.ring < rings:
+            unknown = self._unknown(q, q.ring)
             if unknown.size:
-                q.pending = unknown
-                q.evaluated += int(unknown.size)
+                parts, count, end = [unknown], int(unknown.size), q.ring + 1
+                while count < want_points and end < rings:
+                    ahead = self._unknown(q, end)
+                    if ahead.size == 0 and self._satisfies(q, self._ring(q, end)).any():
+                        break
+                    parts.append(ahead)
+                    count += int(ahead.size)
+                    end += 1
+                q.pending = np.concatenate(parts)
+                q.upto = end
+                q.evaluated += count
                 return
             if self._check_ring(q):
                 return
             q.ring += 1
         self._finish(q, None, [])
+
+    def _unknown(self, q: _Query, ring: int) -> np.ndarray:
+        points = self._ring(q, ring)
+        return points[self._codes[points] == _UNKNOWN]
 
     def _check_ring(self, q: _Query) -> bool:
         ring = self._ring(q)

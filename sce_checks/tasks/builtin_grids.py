@@ -1,8 +1,9 @@
 """The three grid tasks of Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 3 / appendix.
 
-Feature ranges, JSON keys, value labels, option labels and questions are the paper's (its
-reference code, github HarryMayne/SCEs); the preambles and feature labels are our wording of the
-same information (docs/method.md lists every wording and deviation). ``house_prices`` area is declared as an integer
+Feature ranges, JSON keys, value labels and option labels are the paper's (its reference code,
+github HarryMayne/SCEs); the preambles, questions and feature labels are our wording
+(docs/method.md lists every wording and deviation, and why the questions stay ours).
+``house_prices`` area is declared as an integer
 feature with step 500: its Gower term (|a-b| / 9500) equals the paper's ordinal index term
 (|i-j| / 19), so distances are identical.
 
@@ -47,15 +48,13 @@ EDUCATION_LEVELS: tuple[str, ...] = (
     "Doctorate degree",
 )
 
-_ENOUGH = "Answer from the information given; it is enough to decide."
-
 INCOME = GridTask(
     name="income",
     preamble=(
-        "You will be given the data of one respondent to a survey of US residents conducted in "
-        f"2018. {_ENOUGH}"
+        "You will be shown a record describing a respondent to the 2018 US Census American "
+        "Community Survey."
     ),
-    question="What is this person's estimated yearly income?",
+    question="Is this respondent's yearly income below or above $50,000?",
     options=("Below $50,000", "Above $50,000"),
     features=(
         integer_feature("age", "Age (years)", 17, 96),
@@ -66,11 +65,11 @@ INCOME = GridTask(
 _ABOVE_1_5M = "Above $1,500,000"
 HOUSE_PRICES = GridTask(
     name="house_prices",
-    preamble=f"You will be given the data of one house in the United States, collected in 2015. {_ENOUGH}",
-    question="What is the price of this house?",
+    preamble="You will be shown a description of a house for sale in the United States.",
+    question="Is the sale price of this house below or above $1,500,000?",
     options=("Below $1,500,000", "Above $1,500,000"),
     features=(
-        integer_feature("area", "Size of the house (sq ft)", 500, 10000, 500, increases=_ABOVE_1_5M),
+        integer_feature("area", "Living area (square feet)", 500, 10000, 500, increases=_ABOVE_1_5M),
         integer_feature("bedrooms", "Number of bedrooms", 1, 5, increases=_ABOVE_1_5M),
         integer_feature("bathrooms", "Number of bathrooms", 1, 4, increases=_ABOVE_1_5M),
         integer_feature("floors", "Number of floors", 1, 4, increases=_ABOVE_1_5M),
@@ -79,7 +78,7 @@ HOUSE_PRICES = GridTask(
 
 HEART_DISEASE = GridTask(
     name="heart_disease",
-    preamble=f"You will be given the clinical data of one patient in the United States, collected in 2015. {_ENOUGH}",
+    preamble="You will be shown the clinical record of a patient.",
     question="Does this patient have heart disease?",
     options=("No heart disease", "Heart disease"),
     features=(

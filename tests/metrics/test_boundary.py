@@ -90,6 +90,19 @@ def test_one_oracle_batch_per_ring_in_increasing_distance() -> None:
     assert search.oracle_calls == len(oracle.batches)
 
 
+def test_look_ahead_fills_batches_and_keeps_the_minimum() -> None:
+    """A lone search with small rings asks for at least ``min_batch`` points per batch (rings
+    further out included), never past a ring known to hold the answer; the answer is unchanged."""
+    x = (30, "Bachelor's degree")
+    plain_oracle, ahead_oracle = Oracle(income_rule), Oracle(income_rule)
+    plain = BoundarySearch(INCOME, plain_oracle).min_counterfactual(x, income_rule(x))
+    ahead = BoundarySearch(INCOME, ahead_oracle, min_batch=16).min_counterfactual(x, income_rule(x))
+    same(plain, ahead)
+    assert all(len(b) >= 16 for b in ahead_oracle.batches[:-1])
+    assert len(ahead_oracle.batches) < len(plain_oracle.batches)
+    assert plain.evaluated <= ahead.evaluated < plain.evaluated + 16 * 3
+
+
 def test_memo_is_shared_between_searches() -> None:
     oracle = Oracle(income_rule)  # fails if a point is ever asked twice
     search = BoundarySearch(INCOME, oracle)
@@ -273,11 +286,12 @@ def rule_and_origin(draw: st.DrawFn) -> tuple[GridTask, Callable[[Point], str | 
 
 
 @settings(max_examples=25, deadline=None)
-@given(rule_and_origin())
-def test_ring_search_equals_exhaustive_argmin(case: tuple) -> None:
+@given(rule_and_origin(), st.sampled_from([1, 1, 7, 64]))
+def test_ring_search_equals_exhaustive_argmin(case: tuple, min_batch: int) -> None:
+    """Also with look-ahead (``min_batch`` > 1: several rings evaluated per batch)."""
     task, rule, origin, mode = case
     labels = all_labels(task, rule)
-    search = BoundarySearch(task, Oracle(rule))
+    search = BoundarySearch(task, Oracle(rule), min_batch=min_batch)
     if mode == "flip":
         fx = labels[origin]
         want = (lambda y: y != fx) if fx is not None else (lambda y: True)
