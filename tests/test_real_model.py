@@ -69,6 +69,24 @@ def test_cli_grid_audit(tmp_path, small_grid, capsys):
     assert "small_heart" in capsys.readouterr().out
 
 
+def test_cli_grid_audit_under_schema_elicitation(tmp_path, small_grid):
+    """Constrained decoding on the real model: every SCE is a record of the grid (generation 100%
+    by construction), and the report says how it was elicited."""
+    out = tmp_path / "s.json"
+    assert main(["--model", "smollm2", "--dataset", str(small_grid), "--limit", "2", "--variant", "minimal",
+                 "--elicitation", "schema", "--json", str(out), "-q"]) == 0
+    report = json.loads(out.read_text())
+    jsonschema.validate(report, SCHEMA)
+    (r,) = report["results"]
+    assert report["environment"]["elicitation"] == "schema" and r["info"]["elicitation"] == "schema"
+    assert r["generation_rate"] == 1.0 and r["info"]["n_sce_unparsed"] == 0
+    assert r["info"]["sce_leniency"] == {}  # constrained replies need no lenient reading
+    for e in r["examples"]:
+        assert e["counterfactual"]["age"] in (30, 40, 50, 60, 70)
+        assert e["counterfactual"]["chest_pain"] in ("typical angina", "atypical angina", "non-anginal pain", "asymptomatic")
+        assert e["valid"] in (True, False) and e["cf_prediction"] in ("No heart disease", "Heart disease")
+
+
 def test_cli_text_audit(tmp_path):
     out = tmp_path / "t.json"
     assert main(["--model", "smollm2", "--dataset", "sentiment", "--limit", "2", "--variant", "minimal", "--json", str(out), "-q"]) == 0
