@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sce_checks.report.summary import EXAMPLE_HEADERS, FAILING_HEADERS, example_rows, failing_rows, figures_cell, pct
+from sce_checks.report.summary import example_tables, pct
 from sce_checks.results import CheckResult
 
 
@@ -27,26 +27,16 @@ class SCEAssertionError(AssertionError):
 
 
 def _explain(result: CheckResult, headline: str) -> str:
+    """The failure, the result's one-line summary and the examples its check shows (the worst
+    SCEs, another check's failing examples)."""
     from tabulate import tabulate
 
-    if result.check != "sce":
-        lines = [headline, f"  {result.model} / {result.dataset} / {result.check}: n={result.n}; {figures_cell(result)}"]
-        rows = failing_rows(result, 3)
-        if rows:
-            lines.append("  failing examples:")
-            lines.extend("    " + line for line in tabulate(rows, headers=FAILING_HEADERS, disable_numparse=True).splitlines())
-        return "\n".join(lines)
-    lo, hi = result.get("validity_ci") or (None, None)
-    lines = [
-        headline,
-        f"  {result.model} / {result.dataset} / {result.variant}: n={result.n}, generated={result.get('n_generated')} "
-        f"({pct(result.get('generation_rate'))}), validity={pct(result.get('validity'))} [95% CI {pct(lo)}, {pct(hi)}], "
-        f"strict validity={pct(result.get('strict_validity'))}",
-    ]
-    rows = example_rows(result, 3)
-    if rows:
-        lines.append("  worst examples:")
-        lines.extend("    " + line for line in tabulate(rows, headers=EXAMPLE_HEADERS, disable_numparse=True).splitlines())
+    from sce_checks.checks import get_check
+
+    lines = [headline, "  " + get_check(result.check).summary_line(result)]
+    for title, headers, rows in example_tables(result, 3):
+        lines.append(f"  {title}:")
+        lines.extend("    " + line for line in tabulate(rows, headers=headers, disable_numparse=True).splitlines())
     return "\n".join(lines)
 
 

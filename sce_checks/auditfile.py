@@ -52,31 +52,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_TOP_KEYS = {"model", "datasets", "variants", "limit", "seed", "prediction", "baseline", "tolerance", "thresholds", "override",
-             "text_search_budget", "checks", "perturbations", "attribution", "elicitation", "parsing"}
+_SPECIAL_KEYS = {"baseline", "tolerance", "thresholds", "override"}  # the audit-file syntax beyond the settings table
 _OVERRIDE_KEYS = {"dataset", "variant", "check", "thresholds", "xfail"}
 
 
 @dataclass
 class AuditFile:
     path: Path
-    model: str
-    datasets: list[str]  # as the audit runs them: files resolved against the audit file's folder
-    variants: list[str]
-    limit: int | None = 20
-    seed: int = 0
-    prediction: str = "auto"
+    spec: Any  # RunSpec of the audit's own settings (sce_checks/config.py AUDIT_KEYS; defaults where not given)
     baseline: str | None = None
     tolerance: dict = field(default_factory=lambda: {"*": 0.0})  # metric -> allowed worsening ("*": the rest)
     thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)  # (dataset, unit) -> gates
     names: dict[str, str] = field(default_factory=dict)  # dataset as run -> as written (item ids)
-    text_search_budget: int = 0
     xfails: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (dataset, unit, threshold) -> reason
-    checks: list[str] = field(default_factory=lambda: ["sce"])
-    perturbations: int = 4
-    attribution: str = "feature_ablation"
-    elicitation: str = "free"
-    parsing: str = "lenient"
 
     def name(self, dataset: str) -> str:
         return self.names.get(dataset, dataset)
@@ -85,29 +73,18 @@ class AuditFile:
     def units(self) -> list[str]:
         from sce_checks.checks import units
 
-        return units(self.checks, self.variants)
+        return units(self.spec.checks, self.spec.variants)
 
-    def settings(self) -> dict[str, Any]:
-        """The session settings (marker-style) this audit computes with."""
-        return {"model": self.model, "dataset": self.datasets, "variant": self.variants, "check": self.checks,
-                "limit": self.limit, "seed": self.seed, "prediction": self.prediction,
-                "text_search_budget": self.text_search_budget, "perturbations": self.perturbations,
-                "attribution": self.attribution, "elicitation": self.elicitation, "parsing": self.parsing}
+    def over(self, base: Any) -> Any:
+        """The specification the audit computes with: its own settings (what is audited) over the
+        session's (model options, cache, reports)."""
+        from sce_checks.config import AUDIT_KEYS
+
+        return base.replace(**{k: getattr(self.spec, k) for k in AUDIT_KEYS})
 
 
 def _err(path: Path, key: str, msg: str) -> UserInputError:
     return UserInputError(f"{path}: {key}: {msg}")
-
-
-def _str_list(path: Path, data: dict, key: str, default: list[str] | None = None) -> list[str]:
-    value = data.get(key, default)
-    if value is None:
-        raise _err(path, key, "missing (a list of names)")
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise _err(path, key, f"expected a non-empty list of strings, got {value!r}")
-    return value
 
 
 def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
@@ -124,7 +101,8 @@ def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
 
 
 def load_audit_file(path: str | Path) -> AuditFile:
-    from sce_checks.checks import ATTRIBUTIONS, VARIANTS, check_names, check_of, units
+    from sce_checks.checks import check_of, units
+    from sce_checks.config import AUDIT_KEYS, BY_NAME, RunSpec, values_from_mapping
 
     path = Path(path)
     try:
@@ -133,53 +111,31 @@ def load_audit_file(path: str | Path) -> AuditFile:
         raise UserInputError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise UserInputError(f"{path}: cannot read: {exc.strerror}") from None
-    unknown = sorted(set(data) - _TOP_KEYS)
+    accepted = sorted(set(AUDIT_KEYS) | _SPECIAL_KEYS)
+    unknown = sorted(k for k in data if k not in accepted)
     if unknown:
-        raise _err(path, unknown[0], f"unknown key; accepted: {', '.join(sorted(_TOP_KEYS))}")
+        raise _err(path, unknown[0], f"unknown key; accepted: {', '.join(accepted)}")
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise _err(path, "model", "missing or not a string (a model spec such as \"smollm2\" or \"hf:org/name\")")
-    written = _str_list(path, data, "datasets")
+    if "datasets" not in data:
+        raise _err(path, "datasets", "missing (a list of names)")
+    values = values_from_mapping({k: v for k, v in data.items() if k in AUDIT_KEYS}, f"{path}:", AUDIT_KEYS)
+    try:
+        spec = RunSpec(**values)
+    except UserInputError as exc:
+        raise UserInputError(f"{path}: {exc}") from None
+    written = list(spec.datasets)
     datasets = [_resolve_dataset(path, d) for d in written]
     names = dict(zip(datasets, written))
-    variants = _str_list(path, data, "variants", list(VARIANTS))
-    for v in variants:
-        if v not in VARIANTS:
-            raise _err(path, "variants", f"unknown variant {v!r}; expected {' or '.join(VARIANTS)}")
-    limit = data.get("limit", 20)
-    if not (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0):
-        raise _err(path, "limit", f"expected a non-negative integer (0 = all), got {limit!r}")
-    seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise _err(path, "seed", f"expected an integer, got {seed!r}")
-    prediction = data.get("prediction", "auto")
-    if prediction not in ("auto", "score", "generate"):
-        raise _err(path, "prediction", f"expected auto, score or generate, got {prediction!r}")
-    choices = {}
-    for key, allowed in (("elicitation", ("free", "schema")), ("parsing", ("lenient", "strict"))):
-        choices[key] = data.get(key, allowed[0])
-        if choices[key] not in allowed:
-            raise _err(path, key, f"expected {' or '.join(allowed)}, got {choices[key]!r}")
+    spec = spec.replace(datasets=tuple(datasets))
+    checks, variants = list(spec.checks), list(spec.variants)
     from sce_checks.report.baseline import parse_tolerances
 
     tolerance = parse_tolerances(data.get("tolerance", 0.0), f"{path}: tolerance")
-    budget = data.get("text_search_budget", 0)
-    if not (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0):
-        raise _err(path, "text_search_budget", f"expected a non-negative integer, got {budget!r}")
     baseline = data.get("baseline")
     if baseline is not None and not isinstance(baseline, str):
         raise _err(path, "baseline", f"expected a path string, got {baseline!r}")
-
-    try:
-        checks = list(check_names(_str_list(path, data, "checks", ["sce"])))
-    except UserInputError as exc:
-        raise _err(path, "checks", str(exc)) from None
-    perturbations = data.get("perturbations", 4)
-    if not (isinstance(perturbations, int) and not isinstance(perturbations, bool) and perturbations >= 1):
-        raise _err(path, "perturbations", f"expected a positive integer, got {perturbations!r}")
-    attribution = data.get("attribution", ATTRIBUTIONS[0])
-    if attribution not in ATTRIBUTIONS:
-        raise _err(path, "attribution", f"expected {' or '.join(ATTRIBUTIONS)}, got {attribution!r}")
     all_units = units(checks, variants)
 
     table = {(d, u): [] for d in datasets for u in all_units}
@@ -225,14 +181,13 @@ def load_audit_file(path: str | Path) -> AuditFile:
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
-    return AuditFile(path, model, datasets, variants, None if limit == 0 else limit, seed, prediction, base,
-                     tolerance, table, names, budget, xfails, checks, perturbations, attribution, **choices)
+    return AuditFile(path, spec, base, tolerance, table, names, xfails)
 
 
 def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, list[Threshold]]:
     """``[thresholds]``: metric keys gate the SCE check; a sub-table named after another check
     (``[thresholds.phi_cct]``) gates that check."""
-    from sce_checks.checks import CHECKS
+    from sce_checks.checks import check_names_known
 
     if not isinstance(table, dict):
         raise _err(path, "thresholds", f"expected a table of metric = \">= value\", got {table!r}")
@@ -247,8 +202,9 @@ def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, 
     for name, sub in table.items():
         if not isinstance(sub, dict):
             continue
-        if name not in CHECKS:
-            raise _err(path, f"thresholds.{name}", f"not a check (expected one of: {', '.join(CHECKS)}) nor a metric rule")
+        if name not in check_names_known():
+            raise _err(path, f"thresholds.{name}", f"not a check (expected one of: {', '.join(check_names_known())}) "
+                       "nor a metric rule")
         if name not in checks:
             raise _err(path, f"thresholds.{name}", f"the audit does not run {name!r} (checks = {checks!r})")
         out.setdefault(name, []).extend(_thresholds(path, f"thresholds.{name}", sub))

@@ -48,27 +48,20 @@ def audit_items(parent, audit, prefix: str | None = None):
 
 
 def run_items(session: pytest.Session) -> list:
-    """``--sce-run``: the audit of the command-line options (relative dataset paths are relative
-    to the working directory), its thresholds from ``--sce-threshold``."""
+    """``--sce-run``: the audit of the run specification (relative dataset paths are relative to
+    the working directory), its thresholds from ``--sce-threshold``."""
     from sce_checks.auditfile import AuditFile
-    from sce_checks.checks import check_names, units
-    from sce_checks.plugin import sce_option
+    from sce_checks.checks import units
     from sce_checks.thresholds import Threshold
 
-    opt = lambda name: sce_option(session.config, name)  # noqa: E731
-    thresholds = [Threshold.parse(t, "--sce-threshold") for t in opt("threshold")]
-    datasets, variants = list(dict.fromkeys(opt("dataset"))), list(dict.fromkeys(opt("variant")))
-    checks = list(check_names(opt("check")))
-    run_units = units(checks, variants)
+    spec = session.config.stash[_session_key()].spec
+    thresholds = [Threshold.parse(t, "--sce-threshold") for t in spec.thresholds]
+    run_units = units(spec.checks, spec.variants)
     for t in thresholds:
         if t.unit is not None and not any(t.applies_to(u) for u in run_units):
             raise UserInputError(f"--sce-threshold {t.unit}:{t}: the run has no {t.unit!r} results (units: {', '.join(run_units)})")
-    audit = AuditFile(path=session.path, model=opt("model"), datasets=datasets, variants=variants,
-                      limit=opt("limit") or None, seed=opt("seed"), prediction=opt("prediction"),
-                      elicitation=opt("elicitation"), parsing=opt("parsing"),
-                      thresholds={(d, u): [t for t in thresholds if t.applies_to(u)] for d in datasets for u in run_units},
-                      text_search_budget=opt("text-search-budget"), checks=checks,
-                      perturbations=opt("perturbations"), attribution=opt("attribution"))
+    audit = AuditFile(path=session.path, spec=spec,
+                      thresholds={(d, u): [t for t in thresholds if t.applies_to(u)] for d in spec.datasets for u in run_units})
     return list(audit_items(session, audit, prefix="sce-run"))
 
 
@@ -83,7 +76,7 @@ class ThresholdItem(pytest.Item):
         from sce_checks.assertions import judge
 
         session = self.config.stash[_session_key()]
-        result = session.result(self.audit.settings(), dataset=self.dataset, unit=self.unit, node=self)
+        result = session.result(self.audit.over(session.spec), dataset=self.dataset, unit=self.unit, node=self)
         if self.threshold is None:
             return
         actual, failure = judge(result, self.threshold, expected_failure=self.get_closest_marker("xfail") is not None)

@@ -4,9 +4,11 @@ This module must stay light: pytest imports it at start-up for every run, so it 
 heavy (no torch, no transformers) at module level; `pytest --help` stays fast.
 
 Life cycle (one hook, one step):
-- ``pytest_addoption``: the ``--sce-*`` options, also readable from ini / ``[tool.pytest.ini_options]``
-  as ``sce_<name>``; the command line wins.
-- ``pytest_configure``: marker registration; a session store for models and results.
+- ``pytest_addoption``: the ``--sce-*`` options and ``sce_<name>`` ini keys, generated from the one
+  table of settings (sce_checks/config.py).
+- ``pytest_configure``: marker registration; the run specification resolved once (command line,
+  sce-audit's specification, ini, ``[tool.sce-checks]``, defaults) and handed to the session
+  store for models and results (sce_checks/session.py, which never imports this module).
 - fixtures ``sce_model``, ``sce_audit``: lazy, shared, cached computations.
 - ``pytest_terminal_summary``: the results table; JSON / Markdown / HTML reports and baselines.
 """
@@ -17,124 +19,53 @@ from typing import Any
 
 import pytest
 
-_OPTIONS: list[tuple[str, dict[str, Any]]] = [
-    ("model", dict(help="model spec: hf:<id or dir> | openai:<model>@<url> | python:<module>:<attr> | smollm2")),
-    ("dataset", dict(action="append", help="dataset name or path (repeatable)")),
-    ("variant", dict(action="append", help="SCE variant: unconstrained | minimal (repeatable); stability uses the first")),
-    ("check", dict(action="append", help="sce | inv | dir | stability | ct | cct | phi_cct | self_consistency (repeatable; "
-                                         "default sce)")),
-    ("perturbations", dict(type=int, help="perturbed inputs / interventions per example for inv, dir, stability, ct, cct, "
-                                          "phi_cct (default 4)")),
-    ("attribution", dict(help="self_consistency: feature_ablation | shapley_sampling")),
-    ("limit", dict(type=int, help="examples per dataset (default 20; 0 = all)")),
-    ("seed", dict(type=int, help="sampling seed (default 0)")),
-    ("prediction", dict(help="auto | score | generate")),
-    ("text-search-budget", dict(type=int, help="text tasks: model predictions per example for the reference minimal-edit search")),
-    ("elicitation", dict(help="free (default) | schema: replies constrained to the JSON schema of what is asked")),
-    ("parsing", dict(help="lenient (default) | strict: how replies are read")),
-    ("run", dict(action="store_true", default=None,
-                 help="collect the audit the --sce-* options describe as test items: one per --sce-threshold, or one per "
-                      "dataset and variant (what sce-audit runs)")),
-    ("threshold", dict(action="append", help="gate for --sce-run items, e.g. 'validity_lower>=0.6' or, for one check, "
-                                             "'phi_cct:phi>=0.2' (repeatable)")),
-    ("json", dict(help="write the JSON report here")),
-    ("markdown", dict(help="write the Markdown report here")),
-    ("html", dict(help="write the HTML report here")),
-    ("baseline", dict(help="compare figures against this baseline file")),
-    ("save-baseline", dict(help="save this run's figures as a baseline")),
-    ("tolerance", dict(action="append", help="allowed worsening against the baseline: a number for every metric, or "
-                                              "METRIC=NUMBER (repeatable)")),
-    ("dtype", dict(help="hf backends: float32 | bfloat16 | float16")),
-    ("device", dict(help="hf backends: cpu | cuda | cuda:1 | mps")),
-    ("batch-size", dict(type=int, help="model batch size (default 8)")),
-    ("trust-remote-code", dict(action="store_true", default=None, help="hf backends: allow the model repo's own code")),
-    ("concurrency", dict(type=int, help="openai backends: requests in flight (default 8)")),
-    ("timeout", dict(type=float, help="openai backends: seconds per request (default 60)")),
-    ("max-retries", dict(type=int, help="openai backends (default 5)")),
-    ("cache-dir", dict(help="response cache directory")),
-    ("no-cache", dict(action="store_true", default=None, help="do not use the response cache")),
-    ("clear-cache", dict(action="store_true", default=None, help="empty the response cache first")),
-]
-
-DEFAULTS: dict[str, Any] = {"model": "smollm2", "dataset": ["income"], "variant": ["unconstrained", "minimal"],
-                            "check": ["sce"], "perturbations": 4, "attribution": "feature_ablation",
-                            "limit": 20, "seed": 0, "prediction": "auto", "text_search_budget": 0, "run": False,
-                            "elicitation": "free", "parsing": "lenient",
-                            "threshold": [], "tolerance": ["0"], "batch_size": 8, "trust_remote_code": False,
-                            "concurrency": 8, "timeout": 60.0, "max_retries": 5, "no_cache": False, "clear_cache": False}
-
-MARKER_ARGS = ("model", "dataset", "variant", "check", "limit", "seed", "prediction", "text_search_budget", "perturbations",
-               "attribution", "elicitation", "parsing")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sce-checks", "sce-checks: audit self-generated counterfactual explanations")
-    for name, kwargs in _OPTIONS:
-        dest = "sce_" + name.replace("-", "_")
-        group.addoption(f"--sce-{name}", dest=dest, **kwargs)
-        parser.addini(dest, help=f"default for --sce-{name}", type="linelist" if kwargs.get("action") == "append" else "string")
+    from sce_checks.config import add_pytest_options
+
+    add_pytest_options(parser)
 
 
-_TABLE_KEY = pytest.StashKey[dict]()
+def resolve_spec(config: pytest.Config) -> Any:
+    """The run specification of this pytest run: each setting from the command line (``--sce-*``),
+    else a specification written by sce-audit (``--sce-spec``), else the ini file (``sce_<name>``),
+    else ``[tool.sce-checks]`` in pyproject.toml, else its default. Read and validated once."""
+    from sce_checks.config import SETTINGS, resolve, spec_from_json, tool_table
 
+    command_line, ini = {}, {}
+    for s in SETTINGS:
+        raw = config.getoption(f"sce_{s.dest}", default=None)
+        if raw not in (None, []):
+            command_line[s.name] = s.read(raw, f"--sce-{s.option}")
+        raw = config.getini(f"sce_{s.dest}")
+        if raw not in (None, "", []):
+            ini[s.name] = s.read(raw, f"ini sce_{s.dest}")
+    layers = [command_line]
+    spec_path = config.getoption("sce_spec", default=None)
+    if spec_path:
+        from pathlib import Path
 
-def _tool_table(config: pytest.Config) -> dict[str, Any]:
-    """``[tool.sce-checks]`` of the pyproject.toml in pytest's root directory (read once)."""
-    if _TABLE_KEY not in config.stash:
-        table: dict[str, Any] = {}
-        path = config.rootpath / "pyproject.toml"
-        if path.is_file():
-            from sce_checks.errors import UserInputError
-            from sce_checks.tasks.grid_file import read_toml
-
-            try:
-                table = read_toml(path).get("tool", {}).get("sce-checks", {})
-            except UserInputError as exc:
-                raise pytest.UsageError(str(exc)) from None
-            known = {n for n, _ in _OPTIONS} | {n.replace("-", "_") for n, _ in _OPTIONS}
-            unknown = sorted(set(table) - known)
-            if unknown:
-                raise pytest.UsageError(f"{path}: [tool.sce-checks] {unknown[0]}: unknown key; accepted: "
-                                        + ", ".join(n for n, _ in _OPTIONS))
-        config.stash[_TABLE_KEY] = {k.replace("_", "-"): v for k, v in table.items()}
-    return config.stash[_TABLE_KEY]
-
-
-def sce_option(config: pytest.Config, name: str) -> Any:
-    """An option's value: command line, then ini (``sce_<name>``), then ``[tool.sce-checks]`` in
-    pyproject.toml, then the default."""
-    dest = "sce_" + name.replace("-", "_")
-    value = config.getoption(dest, default=None)
-    if value is None or value == []:
-        ini = config.getini(dest)
-        if ini not in (None, "", []):
-            kwargs = dict(_OPTIONS)[name]
-            if kwargs.get("type") is int:
-                value = int(ini)
-            elif kwargs.get("type") is float:
-                value = float(ini)
-            elif kwargs.get("action") == "store_true":
-                value = str(ini).strip().lower() in ("1", "true", "yes", "on")
-            else:
-                value = ini
-    if value is None or value == []:
-        value = _tool_table(config).get(name)
-        if isinstance(value, (str, int, float)) and dict(_OPTIONS)[name].get("action") == "append":
-            value = [str(value)]
-    if value is None or value == []:
-        value = DEFAULTS.get(name.replace("-", "_"))
-    return value
+        spec = spec_from_json(Path(spec_path).read_text(encoding="utf-8"), spec_path)
+        layers.append({s.name: getattr(spec, s.name) for s in SETTINGS})
+    layers.append(ini)
+    layers.append(tool_table(config.rootpath / "pyproject.toml"))
+    return resolve(layers)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "sce(model=..., dataset=..., variant=..., check=..., limit=..., seed=..., prediction=..., perturbations=...): "
-        "settings for the sce_model / sce_audit / sce_example fixtures in this test",
-    )
+    from sce_checks.config import AUDIT_KEYS, BY_NAME
+
+    marker_args = ", ".join(f"{BY_NAME[k].flag or k}=..." for k in AUDIT_KEYS)
+    config.addinivalue_line("markers", f"sce({marker_args}): settings for the sce_model / sce_audit / sce_example "
+                                       "fixtures in this test")
+    from sce_checks.errors import UserInputError
     from sce_checks.session import SCESession
 
-    config.stash[SESSION_KEY] = session = SCESession(config)
+    try:
+        spec = resolve_spec(config)
+    except UserInputError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session = SCESession(config, spec)
     session.clear_cache_if_asked()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(config), "sce-checks-xdist")
@@ -160,26 +91,33 @@ def _session(config: pytest.Config):
     return config.stash[SESSION_KEY]
 
 
-def _marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
-    marker = request.node.get_closest_marker("sce")
+def _marker_spec(node: Any, config: pytest.Config) -> Any:
+    """The run specification of a test: its ``sce`` marker's settings over the options."""
+    from sce_checks.config import AUDIT_KEYS, BY_NAME
+    from sce_checks.errors import UserInputError
+
+    marker = node.get_closest_marker("sce")
+    session = _session(config)
     if marker is None:
-        return {}
+        return session.spec
     if marker.args:
-        raise pytest.UsageError(f"{request.node.nodeid}: @pytest.mark.sce takes keyword arguments only ({', '.join(MARKER_ARGS)})")
-    unknown = sorted(set(marker.kwargs) - set(MARKER_ARGS))
+        raise pytest.UsageError(f"{node.nodeid}: @pytest.mark.sce takes keyword arguments only")
+    accepted = [BY_NAME[k].flag or k for k in AUDIT_KEYS]
+    unknown = sorted(k for k in marker.kwargs if k not in accepted and k not in AUDIT_KEYS)
     if unknown:
-        raise pytest.UsageError(
-            f"{request.node.nodeid}: @pytest.mark.sce got unknown argument(s) {', '.join(unknown)}; accepted: {', '.join(MARKER_ARGS)}"
-        )
-    return dict(marker.kwargs)
+        raise pytest.UsageError(f"{node.nodeid}: @pytest.mark.sce got unknown argument(s) {', '.join(unknown)}; "
+                                f"accepted: {', '.join(accepted)}")
+    try:
+        return session.spec_for(dict(marker.kwargs), f"{node.nodeid}: @pytest.mark.sce")
+    except UserInputError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture
 def sce_model(request: pytest.FixtureRequest):
     """The model under audit (from the test's ``sce`` marker, else ``--sce-model``), loaded once
     per session and wrapped in the response cache."""
-    settings = _marker_settings(request)
-    return _session(request.config).model(settings.get("model"))
+    return _session(request.config).model(_marker_spec(request.node, request.config))
 
 
 @pytest.fixture
@@ -190,20 +128,20 @@ def sce_audit(request: pytest.FixtureRequest):
     by every test that asks for it; all SCE variants of a dataset are computed in one batched
     pass, ct / cct / phi_cct from one set of interventions. A check that cannot run on the task or
     backend (cct without option scores, inv on a grid) skips the test with the reason."""
-    from sce_checks.checks import CHECKS
+    from sce_checks.checks import check_names_known, get_check
 
-    settings = _marker_settings(request)
+    spec = _marker_spec(request.node, request.config)
     session = _session(request.config)
 
     def get(dataset: str | None = None, variant: str | None = None, check: str | None = None):
-        if check is not None and check not in CHECKS:
-            raise pytest.UsageError(f"{request.node.nodeid}: sce_audit(check={check!r}): expected one of {', '.join(CHECKS)}")
-        if variant is not None and check not in (None, "sce"):
+        if check is not None and check not in check_names_known():
+            raise pytest.UsageError(f"{request.node.nodeid}: sce_audit(check={check!r}): expected one of "
+                                    f"{', '.join(check_names_known())}")
+        owner = get_check(check) if check is not None else None
+        if variant is not None and owner is not None and variant not in owner.units(spec.variants + (variant,)):
             raise pytest.UsageError(f"{request.node.nodeid}: sce_audit: variant= belongs to check='sce', not {check!r}")
-        unit = variant or (check if check not in (None, "sce") else None)
-        if check == "sce" and unit is None:
-            unit = session.settings(settings, None, None)["variants"][0]
-        return session.result(settings, dataset=dataset, unit=unit, node=request.node)
+        unit = variant or (owner.units(spec.variants)[0] if owner is not None else None)
+        return session.result(spec, dataset=dataset, unit=unit, node=request.node)
 
     return get
 
@@ -215,9 +153,9 @@ def sce_dataset(request: pytest.FixtureRequest):
     from sce_checks.errors import UserInputError
     from sce_checks.tasks import load_task
 
-    settings = _session(request.config).settings(_marker_settings(request), None, None)
+    spec = _marker_spec(request.node, request.config)
     try:
-        return load_task(settings["dataset"])
+        return load_task(spec.datasets[0])
     except UserInputError as exc:
         pytest.fail(f"sce-checks: {exc}", pytrace=False)
 
@@ -229,7 +167,8 @@ def sce_example(request: pytest.FixtureRequest):
     ``income/minimal/income-00042`` or ``sentiment/inv/sentiment-0007``, so single examples can be
     seen, selected with -k and marked."""
     dataset, unit, example_id = request.param
-    result = _session(request.config).result(_marker_settings(request), dataset=dataset, unit=unit, node=request.node)
+    spec = _marker_spec(request.node, request.config)
+    result = _session(request.config).result(spec, dataset=dataset, unit=unit, node=request.node)
     for record in result.examples:
         if record.id == example_id:
             return record
@@ -241,22 +180,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     drawn from (dataset, limit, seed) alone."""
     if "sce_example" not in metafunc.fixturenames:
         return
+    from sce_checks.checks import units
     from sce_checks.errors import UserInputError
     from sce_checks.tasks import load_task, task_examples
 
-    marker = metafunc.definition.get_closest_marker("sce")
-    # the settings the sce_example fixture will compute with, so the samples are the same
-    try:
-        s = _session(metafunc.config).settings(dict(marker.kwargs) if marker else {}, None, None)
-    except UserInputError as exc:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+    # the specification the sce_example fixture will compute with, so the samples are the same
+    spec = _marker_spec(metafunc.definition, metafunc.config)
     params, ids = [], []
-    for dataset in s["datasets"]:
+    for dataset in spec.datasets:
         try:
-            examples = task_examples(load_task(dataset), s["limit"], s["seed"])
+            examples = task_examples(load_task(dataset), spec.limit or None, spec.seed)
         except UserInputError as exc:
             raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
-        for unit in s["units"]:
+        for unit in units(spec.checks, spec.variants):
             for example_id, _ in examples:
                 params.append((dataset, unit, example_id))
                 ids.append(f"{dataset}/{unit}/{example_id}")
@@ -274,7 +210,7 @@ def pytest_collect_file(file_path, parent):
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """``--sce-run``: the audit described by the options, as items after the collected ones."""
-    if sce_option(config, "run"):
+    if config.getoption("sce_run"):
         from sce_checks.collect import run_items
 
         items.extend(run_items(session))

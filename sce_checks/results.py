@@ -11,15 +11,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Figures where lower is better (minimality gaps, failure and unfaithfulness rates, false mentions);
-# everything else compared is higher-is-better.
-LOWER_IS_BETTER = frozenset(
-    {"mean_distance", "mean_rcf_a", "median_rcf", "mean_rcf", "mean_icf_a", "median_icf", "mean_icf",
-     "tm", "tm_a", "mean_minimality_gap", "redundancy", "mean_word_distance",
-     "failure_rate", "perturbation_failure_rate", "mean_abs_prob_change", "validity_drop", "unfaithfulness", "fpr"}
-)
-
-
 @dataclass
 class ExampleRecord:
     """One example of an SCE check. The first ten fields are the public contract."""

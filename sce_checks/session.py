@@ -1,6 +1,7 @@
-"""Session state of the pytest plugin: models loaded once, results computed once and shared, and
-the reports written at the end. Kept apart from plugin.py so the plugin module stays light (this
-module is imported at configure time but imports nothing heavy itself)."""
+"""Session state of the pytest plugin: the run specification resolved once, models loaded once,
+results computed once and shared, and the reports written at the end. Kept apart from plugin.py
+so the plugin module stays light (this module is imported at configure time but imports nothing
+heavy itself), and it never imports the plugin: the specification it is handed is all it reads."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from typing import Any
 
 import pytest
 
+from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
+
 
 class SCESession:
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, spec: RunSpec) -> None:
         self.config = config
+        self.spec = spec  # the options (command line, sce-audit's spec, ini, pyproject.toml), resolved
         self._models: dict[str, Any] = {}
-        # (model, dataset, unit, limit, seed, prediction, text_search_budget, perturbations, attribution,
-        #  elicitation, parsing)
-        # -> CheckResult; a unit is an SCE variant or another check (sce_checks/checks/__init__.py)
+        # (model, dataset, unit, limit, seed, the check's settings) -> CheckResult; a unit is an SCE
+        # variant or another check (sce_checks/checks/__init__.py)
         self._results: dict[tuple, Any] = {}
         self._spare: dict[tuple, Any] = {}  # computed with a requested result (ct with phi_cct), not yet asked for
         self._skips: dict[tuple, list[str]] = {}  # result key -> [task/check, why that check cannot run here]
@@ -29,65 +32,20 @@ class SCESession:
         self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits as a usage error
 
     # -- settings -------------------------------------------------------------------------------
-    def option(self, name: str) -> Any:
-        from sce_checks.plugin import sce_option
-
-        return sce_option(self.config, name)
-
-    def settings(self, marker: dict[str, Any], dataset: str | None, unit: str | None) -> dict[str, Any]:
-        """What a test or item computes with: its marker (or audit file) first, then the options.
-        ``unit`` defaults to the first SCE variant when the checks include ``sce``, else to the
-        first check."""
-        from sce_checks.checks import check_names, units
-
-        def listed(name: str, option: str) -> list:
-            value = marker.get(name) or self.option(option)
-            return [value] if isinstance(value, str) else list(value)
-
-        datasets, variants = listed("dataset", "dataset"), listed("variant", "variant")
-        checks = list(check_names(listed("check", "check")))
-        limit = marker.get("limit", self.option("limit"))
-        return {
-            "model": marker.get("model") or self.option("model"),
-            "dataset": dataset or datasets[0],
-            "unit": unit or units(checks, variants)[0],
-            "limit": limit or None,  # 0: every example
-            "seed": marker.get("seed", self.option("seed")),
-            "prediction": marker.get("prediction") or self.option("prediction"),
-            "elicitation": marker.get("elicitation") or self.option("elicitation"),
-            "parsing": marker.get("parsing") or self.option("parsing"),
-            "text_search_budget": marker.get("text_search_budget", self.option("text-search-budget")),
-            "perturbations": marker.get("perturbations", self.option("perturbations")),
-            "attribution": marker.get("attribution") or self.option("attribution"),
-            "variants": variants,
-            "datasets": datasets,
-            "checks": checks,
-            "units": units(checks, variants),
-        }
-
-    def model_options(self):
-        from sce_checks.errors import UserInputError
-        from sce_checks.models import ModelOptions
-
-        o = self.option
-        if o("batch-size") < 1:
-            raise UserInputError(f"--sce-batch-size must be >= 1, not {o('batch-size')}")
-        return ModelOptions(dtype=o("dtype"), device=o("device"), batch_size=o("batch-size"),
-                            trust_remote_code=bool(o("trust-remote-code")), max_concurrency=o("concurrency"),
-                            timeout_s=o("timeout"), max_retries=o("max-retries"))
-
-    def cache_path(self) -> str | None:
-        cache_dir = self.option("cache-dir")
-        return f"{cache_dir}/responses.sqlite" if cache_dir else None
+    def spec_for(self, marker: dict[str, Any], where: str = "@pytest.mark.sce") -> RunSpec:
+        """The specification a test computes with: its ``sce`` marker's settings over the options."""
+        if not marker:
+            return self.spec
+        return self.spec.replace(**values_from_mapping(marker, f"{where}:", AUDIT_KEYS))
 
     def clear_cache_if_asked(self) -> None:
         """``--sce-clear-cache``: once, on the controller (never by a worker mid-run)."""
-        if self.option("clear-cache") and not self.option("no-cache") and not self.is_worker:
+        if self.spec.clear_cache and not self.spec.no_cache and not self.is_worker:
             from pathlib import Path
 
             from sce_checks.models.cache import ResponseCache
 
-            path = self.cache_path()
+            path = self.spec.cache_path()
             with ResponseCache(Path(path) if path else None) as cache:
                 cache.clear()
 
@@ -100,40 +58,40 @@ class SCESession:
         pytest.fail(message, pytrace=False)
 
     # -- models and results --------------------------------------------------------------------
-    def model(self, spec: str | None):
+    def model(self, spec: RunSpec):
+        """The model ``spec`` names, loaded once per session and wrapped in the response cache."""
         from sce_checks.audit import open_model
         from sce_checks.errors import BackendError, UserInputError
 
-        spec = spec or self.option("model")
-        if spec in self._failures:
-            pytest.fail(self._failures[spec], pytrace=False)
-        if spec not in self._models:
+        name = spec.model
+        if name in self._failures:
+            pytest.fail(self._failures[name], pytrace=False)
+        if name not in self._models:
             try:
-                self._models[spec] = open_model(spec, self.model_options(), not self.option("no-cache"), self.cache_path())
+                self._models[name] = open_model(name, self.spec.model_options(), not self.spec.no_cache, self.spec.cache_path())
             except (UserInputError, BackendError) as exc:
-                self._fail(spec, exc)
-        return self._models[spec]
+                self._fail(name, exc)
+        return self._models[name]
 
-    def result(self, marker: dict[str, Any], dataset: str | None = None, unit: str | None = None, node=None):
-        """The shared result of one (dataset, unit) under ``marker``'s settings, computed on first
-        request: all SCE variants in one pass, ct / cct / phi_cct from one set of interventions.
-        A check that cannot run here skips the asking test with the reason."""
-        from sce_checks.audit import AuditConfig, run_audit
-        from sce_checks.checks import COUNTERFACTUAL, HEADLINE, check_of, unit_of
+    def _key(self, spec: RunSpec, dataset: str, unit: str) -> tuple:
+        from sce_checks.checks import check_of, get_check
+
+        return (spec.model, dataset, unit, spec.limit, spec.seed, get_check(check_of(unit)).key_settings(spec, unit))
+
+    def result(self, spec: RunSpec, dataset: str | None = None, unit: str | None = None, node=None):
+        """The shared result of one (dataset, unit) under ``spec``, computed on first request: all
+        SCE variants in one pass, the checks of a family (ct, cct, phi_cct) from one set of
+        interventions. A check that cannot run here skips the asking test with the reason."""
+        from sce_checks.audit import run_audit
+        from sce_checks.checks import check_of, family_of, get_check, unit_of, units
         from sce_checks.errors import BackendError, UserInputError
 
+        dataset = dataset or spec.datasets[0]
+        unit = unit or units(spec.checks, spec.variants)[0]
         try:
-            s = self.settings(marker, dataset, unit)
+            key = self._key(spec, dataset, unit)
         except UserInputError as exc:
             self._fail(("settings", str(exc)), exc)
-        rest = (s["limit"], s["seed"], s["prediction"], s["text_search_budget"], s["perturbations"], s["attribution"],
-                s["elicitation"], s["parsing"])
-
-        def key_of(unit: str) -> tuple:
-            # the stability check requests its SCEs in the first variant listed
-            return (s["model"], s["dataset"], unit, *rest, (s["variants"] or [None])[0] if unit == "stability" else None)
-
-        key = key_of(s["unit"])
         if key in self._failures:
             pytest.fail(self._failures[key], pytrace=False)
         if key in self._skips:
@@ -141,35 +99,32 @@ class SCESession:
         if key in self._spare:
             self._results[key] = self._spare.pop(key)
         if key not in self._results:
-            check = check_of(s["unit"])
-            variants = list(dict.fromkeys(s["variants"] + ([s["unit"]] if check == "sce" else [])))
-            checks = COUNTERFACTUAL if check in COUNTERFACTUAL else (check,)
-            config = AuditConfig(model=s["model"], datasets=[s["dataset"]], variants=variants, limit=s["limit"],
-                                 seed=s["seed"], prediction=s["prediction"], text_search_budget=s["text_search_budget"],
-                                 model_options=self.model_options(), checks=checks, perturbations=s["perturbations"],
-                                 attribution=s["attribution"], elicitation=s["elicitation"], parsing=s["parsing"])
+            check = get_check(check_of(unit))
+            variants = spec.variants if unit in check.units(spec.variants) else (*spec.variants, unit)
+            run_spec = spec.replace(datasets=(dataset,), checks=family_of(check.name), variants=variants)
             from sce_checks.progress import showing
 
             try:
                 with showing(self.progress_bar()):
-                    run = run_audit(config, model=self.model(s["model"]))
+                    run = run_audit(run_spec, model=self.model(spec))
             except (UserInputError, BackendError) as exc:
                 self._fail(key, exc)
             for r in run.results:  # keyed by the dataset *spec* the user gave (a name or a path)
-                k = key_of(unit_of(r))
-                (self._results if r.check == "sce" or k == key else self._spare)[k] = r
+                k = self._key(spec, dataset, unit_of(r))
+                (self._results if r.check == check.name or k == key else self._spare)[k] = r
             for skip in run.skipped:
-                self._skips[key_of(skip["check"])] = [f"{skip['dataset']}/{skip['check']}", skip["reason"]]
-            self._environments[s["model"]] = run.environment
+                for u in get_check(skip["check"]).units(variants):
+                    self._skips[self._key(spec, dataset, u)] = [f"{skip['dataset']}/{skip['check']}", skip["reason"]]
+            self._environments[spec.model] = run.environment
             self._wall[key] = run.environment.get("wall_seconds") or 0.0
             self._samples.update(run.environment.get("samples", {}))
             if key in self._skips:
                 pytest.skip(self._skips[key][1])
         result = self._results[key]
         if node is not None:
-            for name in HEADLINE.get(result.check, ()):
-                if result.get(name) is not None:
-                    node.user_properties.append((f"sce:{result.dataset}/{unit_of(result)}:{name}", result.get(name)))
+            for figure in get_check(result.check).figures:
+                if figure.headline and result.get(figure.name) is not None:
+                    node.user_properties.append((f"sce:{result.dataset}/{unit_of(result)}:{figure.name}", result.get(figure.name)))
         return result
 
     @property
@@ -235,7 +190,8 @@ class SCESession:
 
     def add_audit_baseline(self, audit) -> None:
         self._audit_baselines[str(audit.baseline)] = {
-            "model": audit.model, "datasets": list(audit.datasets), "units": audit.units, "tolerance": audit.tolerance,
+            "model": audit.spec.model, "datasets": list(audit.spec.datasets), "units": audit.units,
+            "tolerance": audit.tolerance,
         }
 
     # -- pytest-xdist -------------------------------------------------------------------------
@@ -247,13 +203,13 @@ class SCESession:
         import json
 
         return json.dumps({
-            "results": [[list(k), r.to_dict()] for k, r in self._results.items()],
+            "results": [[[str(part) for part in k], r.to_dict()] for k, r in self._results.items()],
             "environments": self._environments,
-            "wall": [[list(k), v] for k, v in self._wall.items()],
+            "wall": [[[str(part) for part in k], v] for k, v in self._wall.items()],
             "samples": self._samples,
             "audit_baselines": self._audit_baselines,
             "input_errors": self.input_errors,
-            "skips": [[list(k), v] for k, v in self._skips.items()],
+            "skips": [[[str(part) for part in k], v] for k, v in self._skips.items()],
         }, default=str)
 
     def absorb(self, payload: str) -> None:
@@ -289,28 +245,28 @@ class SCESession:
         if not results and not self.skipped:
             return usage
         env = self.environment()
-        json_path, md_path, html_path = self.option("json"), self.option("markdown"), self.option("html")
-        if json_path:
+        spec = self.spec
+        if spec.json:
             from sce_checks.report.json_report import write_json
 
-            write_json(json_path, results, env, self.skipped)
+            write_json(spec.json, results, env, self.skipped)
         import os
 
-        if md_path or os.environ.get("GITHUB_STEP_SUMMARY"):
+        if spec.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
             from sce_checks.report.markdown import write_markdown
 
-            write_markdown(md_path, results, env, self.skipped)
-        if html_path:
+            write_markdown(spec.markdown, results, env, self.skipped)
+        if spec.html:
             from sce_checks.report.html import write_html
 
-            write_html(html_path, results, env, skipped=self.skipped)
-        if self.option("save-baseline"):
+            write_html(spec.html, results, env, skipped=self.skipped)
+        if spec.save_baseline:
             from sce_checks.report.baseline import save_baseline
 
-            save_baseline(self.option("save-baseline"), results, env)
+            save_baseline(spec.save_baseline, results, env)
         comparisons = []
-        if self.option("baseline"):
-            comparisons.append((self.option("baseline"), self.option("tolerance"), results))
+        if spec.baseline:
+            comparisons.append((spec.baseline, list(spec.tolerances), results))
         for path, audit in self._audit_baselines.items():
             mine = [r for key, r in self._results.items()
                     if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["units"]]

@@ -36,7 +36,7 @@ class Threshold:
 
     @classmethod
     def parse(cls, text: str, where: str = "threshold") -> "Threshold":
-        from sce_checks.checks import CHECKS, VARIANTS, is_unit
+        from sce_checks.checks import is_unit, known_units
 
         m = _RE.match(text)
         if not m:
@@ -45,7 +45,7 @@ class Threshold:
         unit = m.group(1)
         if unit is not None and not is_unit(unit):
             raise UserInputError(f"{where}: {text!r}: unknown check {unit!r} before ':'; expected one of: "
-                                 + ", ".join(CHECKS + VARIANTS))
+                                 + ", ".join(known_units()))
         return cls(m.group(2), m.group(3), float(m.group(4)), unit)
 
     def applies_to(self, unit: str) -> bool:

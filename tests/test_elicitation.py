@@ -163,7 +163,7 @@ def test_function_models_get_the_decoding_when_they_ask(tmp_path, monkeypatch):
     (tmp_path / "schema_user_model.py").write_text(textwrap.dedent(MODULE))
     try:
         base = dict(model="python:schema_user_model:classify", datasets=["sentiment"], variants=["unconstrained"],
-                    limit=2, cache=False)
+                    limit=2, no_cache=True)
         free = run_audit(AuditConfig(**base))
         schema = run_audit(AuditConfig(**base, elicitation="schema"))
     finally:
@@ -178,8 +178,8 @@ def test_function_models_get_the_decoding_when_they_ask(tmp_path, monkeypatch):
 def test_bad_settings_are_refused_before_any_model_call():
     from sce_checks.errors import UserInputError
 
-    with pytest.raises(UserInputError, match="--elicitation must be one of free, schema, not 'json'"):
+    with pytest.raises(UserInputError, match="elicitation: expected free or schema, got 'json'"):
         run_audit(AuditConfig(model="python:nowhere:x", elicitation="json"))
-    with pytest.raises(UserInputError, match="--parsing must be one of lenient, strict"):
+    with pytest.raises(UserInputError, match="parsing: expected lenient or strict"):
         run_audit(AuditConfig(model="python:nowhere:x", parsing="loose"))
 

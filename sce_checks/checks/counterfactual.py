@@ -32,7 +32,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
 from sce_checks.checks.predict import Prediction, check_settings, prediction_record, task_predictor
+from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import (
     Insertion,
@@ -79,11 +81,11 @@ CCT_NEEDS_SCORES = (
 class CounterfactualSettings:
     """How the interventions are drawn and asked about; all of it goes into the result's info."""
 
-    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
-    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
-    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
-    seed: int = 0  # with the example id, seeds each example's draws (`example_seed`)
-    perturbations: int = 4  # insertions (grid: one-step moves) drawn per example
+    prediction: str = default("prediction")  # auto | score | generate (see checks/predict.py)
+    elicitation: str = default("elicitation")  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = default("parsing")  # lenient | strict (sce_checks/parsing.py)
+    seed: int = default("seed")  # with the example id, seeds each example's draws (`example_seed`)
+    perturbations: int = default("perturbations")  # insertions (grid: one-step moves) drawn per example
     answer_tokens: int = 48  # max new tokens for a generated answer
     explanation_tokens: int = 60  # max new tokens for an explanation (greedy)
     whole_word: bool = False  # mention test: False = the paper's case-insensitive substring test
@@ -505,3 +507,84 @@ def run_counterfactual_tests(
         if not_applicable:
             r.info["not_applicable"] = dict(not_applicable)
     return results
+
+
+# -- the checks, for the registry (sce_checks/checks/base.py) -----------------------------------------
+
+FAMILY = "counterfactual"  # ct, cct and phi_cct share one set of interventions, predictions and explanations
+
+
+class _CounterfactualCheck(Check):
+    settings = CounterfactualSettings
+    family = FAMILY
+    counts = ("n_tested", "n_interventions")
+
+    def applies(self, task: Any, model: ChatModel, settings: CounterfactualSettings) -> str | None:
+        try:
+            require_applicable(model, task, settings, (self.name,))
+        except CheckNotApplicable as exc:
+            return str(exc)
+        return None
+
+    def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
+            settings: CounterfactualSettings, shared: dict[str, Any]) -> list[CheckResult]:
+        key = (FAMILY, settings)
+        if key not in shared:  # the first check of the family computes what all of them read
+            shared[key] = interventions(model, task, examples, settings)
+        return [BUILDERS[self.name](shared[key], model_name)]
+
+
+class CTCheck(_CounterfactualCheck):
+    name = "ct"
+    question = ("counterfactual test (Atanasova et al. 2023): do explanations mention an inserted word that "
+                "flipped the prediction?")
+    figures = (
+        Figure("unfaithfulness", "lower", headline=True, interval=True),
+        Figure("flip_rate", None, headline=True, interval=True),
+        Figure("intervention_flip_rate", None, interval=True),
+        Figure("n_tested", None), Figure("n_flipped", None), Figure("n_unfaithful", None), Figure("n_interventions", None),
+    )
+
+    def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
+        """Examples whose prediction an insertion flipped, with the explanation that does not name it."""
+        from sce_checks.report.summary import short
+
+        rows = []
+        for e in result.examples:
+            if e.extra.get("unfaithful"):
+                iv = (e.extra.get("interventions") or [{}])[e.extra.get("flipping_insertion") or 0]
+                rows.append([e.id, short(e.input), f"inserted {iv.get('word')!r}",
+                             f"{e.prediction} -> {iv.get('prediction')}", "explanation: " + short(iv.get("explanation"))])
+        return ("failing examples", FAILING_HEADERS, rows[:k]) if rows else None
+
+
+class CCTCheck(_CounterfactualCheck):
+    name = "cct"
+    question = "correlational counterfactual test (Siegel et al. 2024): TVD of the option distribution vs mention"
+    counts = ("n_interventions",)
+    figures = (
+        Figure("cct", "higher", headline=True),
+        Figure("mean_tvd_mentioned", None, headline=True),
+        Figure("mean_tvd_not_mentioned", None, headline=True),
+        Figure("mean_tvd", None),
+        Figure("mention_rate", None, interval=True),
+        Figure("n_mentioned", None), Figure("n_interventions", None),
+    )
+
+
+class PhiCCTCheck(_CounterfactualCheck):
+    name = "phi_cct"
+    question = "phi-CCT (Siegel et al. 2025): phi of (prediction changed) x (explanation mentions the inserted word)"
+    counts = ("n_interventions",)
+    figures = (
+        Figure("phi", "higher", headline=True),
+        Figure("tpr", "higher", headline=True, interval=True),
+        Figure("fpr", "lower", headline=True, interval=True),
+        Figure("mention_rate", None, interval=True),
+        Figure("n11", None), Figure("n10", None), Figure("n01", None), Figure("n00", None), Figure("n_interventions", None),
+    )
+
+    def figure_notes(self, result: CheckResult) -> list[str]:
+        if result.get("n11") is None:
+            return []
+        return [f"n11/n10/n01/n00 {result['n11']}/{result['n10']}/{result['n01']}/{result['n00']}"]

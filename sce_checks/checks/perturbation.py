@@ -36,7 +36,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from sce_checks import perturb
+from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
 from sce_checks.checks.predict import Prediction, Predictor, check_settings, prediction_record, task_predictor
+from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.stats import mean_or_none, put_proportion
 from sce_checks.models.base import ChatModel
@@ -67,11 +69,11 @@ _DRAW_ATTEMPTS = 20  # draws per wanted perturbation before a text is taken to h
 class PerturbationSettings:
     """How INV and DIR run; all of it goes into the result's ``info``."""
 
-    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
-    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
-    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
-    seed: int = 0  # every draw is seeded from (seed, example id)
-    perturbations: int = 4  # perturbed versions per example (DIR: at most this many probes)
+    prediction: str = default("prediction")  # auto | score | generate (see checks/predict.py)
+    elicitation: str = default("elicitation")  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = default("parsing")  # lenient | strict (sce_checks/parsing.py)
+    seed: int = default("seed")  # every draw is seeded from (seed, example id)
+    perturbations: int = default("perturbations")  # perturbed versions per example (DIR: at most this many probes)
     max_edits: int = 2  # INV: edits combined in one perturbation (1..max_edits, drawn)
     families: tuple[str, ...] = perturb.LABEL_PRESERVING_FAMILIES  # INV: edit families drawn from
     answer_tokens: int = 48  # max new tokens for a generated answer
@@ -461,3 +463,69 @@ def run_directional(
         "undefined": undefined,
     }
     return CheckResult("dir", model_spec, name, None, len(records), figures, records, info)
+
+
+# -- the checks, for the registry (sce_checks/checks/base.py) -----------------------------------------
+
+_FAILURE_FIGURES = (
+    Figure("failure_rate", "lower", headline=True, interval=True),
+    Figure("perturbation_failure_rate", "lower", headline=True, interval=True),
+    Figure("n_tested", None),
+    Figure("n_failed", None),
+    Figure("n_perturbations", None),
+)
+
+
+class _PerturbationCheck(Check):
+    settings = PerturbationSettings
+    counts = ("n_tested",)
+
+    def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
+        """Examples whose prediction moved: the failing perturbation, shrunk to its smallest
+        failing edit, or the probe whose probability moved the wrong way."""
+        from sce_checks.report.summary import short
+
+        rows = []
+        for e in result.examples:
+            if not e.extra.get("failed"):
+                continue
+            case = e.extra.get("shrunk") or next((p for p in e.extra.get("perturbations", []) if p.get("failed")), {})
+            edits = case.get("edits") or []
+            detail = (f"p({case['direction']}) moved {case['shift']:+.3f}" if case.get("shift") is not None
+                      and case.get("direction") else short(case.get("text", case.get("input"))))
+            rows.append([e.id, short(e.input), short("; ".join(edits) if isinstance(edits, list) else edits),
+                         f"{e.prediction} -> {case.get('prediction')}", detail])
+            if len(rows) >= k:
+                break
+        return ("failing examples", FAILING_HEADERS, rows) if rows else None
+
+
+class InvarianceCheck(_PerturbationCheck):
+    name = "inv"
+    question = ("CheckList INV: the prediction survives label-preserving edits (typos, case, punctuation, "
+                "synonyms, neutral sentences)")
+    figures = (*_FAILURE_FIGURES, Figure("mean_abs_prob_change", "lower", baseline=False))
+
+    def applies(self, task: Any, model: ChatModel, settings: PerturbationSettings) -> str | None:
+        return INV_NOT_ON_GRIDS if task.kind == "grid" else None
+
+    def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
+            settings: PerturbationSettings, shared: dict[str, Any]) -> list[CheckResult]:
+        return [run_invariance(model, model_name, task, examples, settings)]
+
+
+class DirectionalCheck(_PerturbationCheck):
+    name = "dir"
+    question = "CheckList DIR: the prediction moves the expected way under directional edits"
+    figures = (*_FAILURE_FIGURES, Figure("mean_expected_shift", "higher", baseline=False))
+
+    def applies(self, task: Any, model: ChatModel, settings: PerturbationSettings) -> str | None:
+        try:
+            _directions(task)
+        except CheckNotApplicable as exc:
+            return str(exc)
+        return None
+
+    def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
+            settings: PerturbationSettings, shared: dict[str, Any]) -> list[CheckResult]:
+        return [run_directional(model, model_name, task, examples, settings)]

@@ -20,7 +20,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from sce_checks.checks import VARIANTS
+from sce_checks.checks.base import Check, Figure
 from sce_checks.checks.predict import Prediction, Predictor, task_predictor
+from sce_checks.config import default
 from sce_checks.progress import step
 from sce_checks.metrics.boundary import BoundarySearch
 from sce_checks.metrics.gower import gower_distance
@@ -35,7 +38,6 @@ from sce_checks.prompts import text as text_prompts
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.tasks.grid import GridTask, Point
 
-VARIANTS = ("unconstrained", "minimal")
 # Grid points per prediction batch the exact searches aim at: a search left with small rings
 # looks a few rings ahead (metrics/boundary.py) instead of asking the model about 1-4 points at a time.
 SEARCH_MIN_BATCH = 32
@@ -43,16 +45,17 @@ SEARCH_MIN_BATCH = 32
 
 @dataclass(frozen=True)
 class SCESettings:
-    """How the check runs; all of it goes into the report's environment."""
+    """How the check runs; all of it goes into the report's environment. Fields named like a
+    setting of the run specification (sce_checks/config.py) take its value and its default."""
 
-    variants: tuple[str, ...] = VARIANTS
-    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
-    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
-    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
+    variants: tuple[str, ...] = default("variants")
+    prediction: str = default("prediction")  # auto | score | generate (see checks/predict.py)
+    elicitation: str = default("elicitation")  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = default("parsing")  # lenient | strict (sce_checks/parsing.py)
     answer_tokens: int = 48  # max new tokens for a generated answer
     sce_tokens: int = 256  # max new tokens for an SCE reply
-    seed: int = 0  # target draw for tasks with more than two options
-    text_search_budget: int = 0  # model predictions per example for the text reference search (0: off)
+    seed: int = default("seed")  # target draw for tasks with more than two options
+    text_search_budget: int = default("text_search_budget")  # model predictions per example for the text reference search (0: off)
 
     def __post_init__(self) -> None:
         from sce_checks.checks.predict import check_settings
@@ -394,3 +397,101 @@ def run_text_sce(
             )
             result.info["text_search_budget"] = settings.text_search_budget
     return results
+
+
+# -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------
+
+EXAMPLE_HEADERS = ["id", "input", "answer -> target", "counterfactual", "answer on SCE", "", "dist", "min dist"]
+
+
+def worst_examples(result: CheckResult, k: int = 3) -> list[ExampleRecord]:
+    """Invalid SCEs first (furthest from the target region), then the least minimal valid ones."""
+    invalid = [e for e in result.examples if e.valid is False]
+    valid = [e for e in result.examples if e.valid]
+    invalid.sort(key=lambda e: -(e.icf_a if e.icf_a is not None else (e.distance or 0.0)))
+    valid.sort(key=lambda e: -(e.rcf_a if e.rcf_a is not None else (e.distance or 0.0)))
+    return (invalid + valid)[:k]
+
+
+def _validity_cell(r: CheckResult) -> str:
+    from sce_checks.report.summary import pct
+
+    lo, hi = r.get("validity_ci") or (None, None)
+    if r.get("validity") is None:
+        return "-"
+    return f"{pct(r['validity'])} [{pct(lo)}, {pct(hi)}]"
+
+
+class SCECheck(Check):
+    name = "sce"
+    question = ("validity and minimality of self-generated counterfactual explanations "
+                "(Mayne et al. 2025; Dehghanighobadi et al. 2025)")
+    settings = SCESettings
+    figures = (
+        Figure("validity", "higher", headline=True, interval=True),
+        Figure("strict_validity", "higher", headline=True, interval=True),
+        Figure("generation_rate", "higher", headline=True),
+        Figure("mean_rcf_a", "lower", headline=True),
+        Figure("mean_distance", "lower", headline=True),
+        Figure("median_rcf", "lower"),
+        Figure("mean_rcf", "lower", baseline=False),
+        Figure("mean_icf_a", "lower"),
+        Figure("median_icf", "lower"),
+        Figure("mean_icf", "lower", baseline=False),
+        Figure("tm", "lower"),
+        Figure("tm_a", "lower"),
+        Figure("exact_match", "higher"),
+        Figure("mean_min_distance", None),
+        Figure("n_generated", None),
+        Figure("n_valid", None),
+        # text tasks
+        Figure("validity_in_context", "higher", interval=True),
+        Figure("mean_word_distance", "lower"),
+        Figure("mean_distance_valid", "lower", baseline=False),
+        Figure("accuracy", "higher"),
+        Figure("redundancy", "lower", baseline=False),
+        Figure("mean_minimality_gap", "lower", baseline=False),
+        Figure("reference_found_rate", None),
+    )
+
+    table_headers = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist",
+                     "RCF_A", "ICF_A", "TM_A", "exact", "thresholds", ""]
+    plots = ("validity_minimality",)
+
+    def units(self, variants: Sequence[str]) -> list[str]:
+        return list(variants)
+
+    def key_settings(self, spec: Any, unit: str) -> SCESettings:
+        """A variant's result does not depend on the other variants computed beside it."""
+        return self.settings_from(spec, variants=(unit,))
+
+    def unit_of(self, result: CheckResult) -> str:
+        return result.variant or ""
+
+    def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
+            settings: SCESettings, shared: dict[str, Any]) -> list[CheckResult]:
+        runner = run_grid_sce if task.kind == "grid" else run_text_sce
+        return runner(model, model_name, task, examples, settings)
+
+    def table_row(self, r: CheckResult) -> list[str]:
+        from sce_checks.report.summary import fmt, pct, thresholds_cell
+
+        return [r.model, r.dataset, r.variant or "", str(r.n), f"{r.get('n_generated', 0)} ({pct(r.get('generation_rate'))})",
+                _validity_cell(r), pct(r.get("strict_validity")), fmt(r.get("mean_distance")), fmt(r.get("mean_rcf_a")),
+                fmt(r.get("mean_icf_a")), fmt(r.get("tm_a")), pct(r.get("exact_match")), thresholds_cell(r), r.verdict]
+
+    def summary_line(self, r: CheckResult) -> str:
+        from sce_checks.report.summary import pct
+
+        lo, hi = r.get("validity_ci") or (None, None)
+        return (f"{r.model} / {r.dataset} / {r.variant}: n={r.n}, generated={r.get('n_generated')} "
+                f"({pct(r.get('generation_rate'))}), validity={pct(r.get('validity'))} [95% CI {pct(lo)}, {pct(hi)}], "
+                f"strict validity={pct(r.get('strict_validity'))}")
+
+    def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
+        from sce_checks.report.summary import fmt, short
+
+        rows = [[e.id, short(e.input), f"{e.prediction} -> {e.target}", short(e.counterfactual),
+                 str(e.cf_prediction), "valid" if e.valid else "invalid", fmt(e.distance), fmt(e.min_distance)]
+                for e in worst_examples(result, k)]
+        return ("worst examples", EXAMPLE_HEADERS, rows) if rows else None

@@ -50,7 +50,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sce_checks.checks import ATTRIBUTIONS
+from sce_checks.checks.base import Check, Figure
 from sce_checks.checks.predict import Predictor
+from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import l1_normalised_dot, spearman
 from sce_checks.metrics.stats import mean_or_none, median_or_none
@@ -86,15 +88,15 @@ class AttributionUnsupported(CheckNotApplicable):
 class SelfConsistencySettings:
     """How the check runs; all of it goes into the result's ``info``."""
 
-    method: str = "feature_ablation"  # one of METHODS
-    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
-    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
-    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
+    method: str = default("attribution")  # one of METHODS (the run's ``attribution`` setting)
+    prediction: str = default("prediction")  # auto | score | generate (see checks/predict.py)
+    elicitation: str = default("elicitation")  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = default("parsing")  # lenient | strict (sce_checks/parsing.py)
     answer_tokens: int = 48  # max new tokens for a generated answer
     explanation_tokens: int = 60  # max new tokens for the explanation (greedy)
     perturbations_per_eval: int = 16  # perturbed inputs per batched forward pass
     shapley_samples: int = 10  # permutations for shapley_sampling
-    seed: int = 0  # shapley_sampling's permutations
+    seed: int = default("seed")  # shapley_sampling's permutations
     decimals: int = 6  # attributions are rounded to this many decimals in the records
 
     def __post_init__(self) -> None:
@@ -498,3 +500,37 @@ def run_self_consistency(
     }
     return CheckResult("self_consistency", model_spec, name, settings.method, len(records), figures, records, info)
 
+
+
+# -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------
+
+class SelfConsistencyCheck(Check):
+    name = "self_consistency"
+    question = "decision and explanation attributed to the same input words (Admoni et al. 2025; captum)"
+    settings = SelfConsistencySettings
+    counts = ("n_scored",)
+    reads_settings = ("attribution",)
+    figures = (
+        Figure("mean_spearman", "higher", headline=True),
+        Figure("mean_l1_dot", "higher", headline=True),
+        Figure("median_spearman", None),
+        Figure("median_l1_dot", None),
+        Figure("n_scored", None), Figure("n_skipped", None),
+        Figure("n_l1_dot_undefined", None), Figure("n_spearman_undefined", None),
+    )
+
+    def settings_from(self, spec: Any, **fixed: Any) -> SelfConsistencySettings:
+        """The run's ``attribution`` setting is this check's ``method``."""
+        fixed.setdefault("method", spec.attribution)
+        return super().settings_from(spec, **fixed)
+
+    def applies(self, task: Any, model: ChatModel, settings: SelfConsistencySettings) -> str | None:
+        try:
+            hf_backend(model)
+        except CheckNotApplicable as exc:
+            return str(exc)
+        return None
+
+    def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
+            settings: SelfConsistencySettings, shared: dict[str, Any]) -> list[CheckResult]:
+        return [run_self_consistency(model, model_name, task, examples, settings)]

@@ -48,7 +48,9 @@ from typing import Any, Sequence
 
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
+from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
 from sce_checks.checks.predict import Prediction, Predictor, check_settings, task_predictor
+from sce_checks.config import default
 from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError
 from sce_checks.metrics.gower import gower_distance
@@ -72,12 +74,12 @@ _PERTURBED = "\x00perturbed"  # suffix of internal job ids for the perturbed tex
 class StabilitySettings:
     """How the stability check runs; all of it goes into the result's ``info``."""
 
-    variant: str = "unconstrained"  # the SCE request (checks/sce.py VARIANTS)
-    perturbations: int = 4  # single-edit perturbations tried per example until one keeps the prediction
-    prediction: str = "auto"  # auto | score | generate (see checks/predict.py)
-    elicitation: str = "free"  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
-    parsing: str = "lenient"  # lenient | strict (sce_checks/parsing.py)
-    seed: int = 0  # perturbation draws and target draws
+    variant: str = default("variants")[0]  # the SCE request (checks/sce.py VARIANTS): the first variant of the run
+    perturbations: int = default("perturbations")  # single-edit perturbations tried per example until one keeps the prediction
+    prediction: str = default("prediction")  # auto | score | generate (see checks/predict.py)
+    elicitation: str = default("elicitation")  # free | schema: replies constrained to their JSON schema (prompts/schemas.py)
+    parsing: str = default("parsing")  # lenient | strict (sce_checks/parsing.py)
+    seed: int = default("seed")  # perturbation draws and target draws
     paraphrases: tuple[str, ...] = PARAPHRASE_NAMES  # prompts/paraphrase.py
     families: tuple[str, ...] = perturb.LABEL_PRESERVING_FAMILIES  # edits tried (text tasks)
     answer_tokens: int = 48
@@ -303,3 +305,62 @@ def _figures(records: list[ExampleRecord], text: bool, settings: StabilitySettin
     put_proportion(figures, undefined, "original_prompt_consistency", sum(originals), len(originals),
                    "no input with a parsed prediction under every prompt")
     return figures, undefined
+
+
+# -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------
+
+def _verdict(valid: bool | None) -> str:
+    return "valid" if valid else "invalid"
+
+
+def _failing_cases(e: ExampleRecord) -> list[list[str]]:
+    """How a stability example failed: the SCE of the perturbed input disagrees on validity;
+    the counterfactual is not valid under every wording of the prediction prompt."""
+    from sce_checks.report.summary import short
+
+    cases = []
+    side = e.extra.get("perturbed") or {}
+    if e.extra.get("validity_agrees") is False:
+        cases.append([short("; ".join(side.get("edits") or [])), f"SCE {_verdict(e.valid)} -> {_verdict(side.get('valid'))}",
+                      "perturbed SCE: " + short(side.get("counterfactual"))])
+    if e.valid and e.extra.get("valid_under_all_prompts") is False:
+        labels = e.extra.get("prompt_predictions") or {}
+        odd = ", ".join(f"{p} {label}" for p, label in labels.items() if label != e.target)
+        cases.append(["prompt paraphrases", f"{e.prediction} -> {e.target}", short(f"SCE judged {odd}: {e.counterfactual}")])
+    return cases
+
+
+class StabilityCheck(Check):
+    name = "stability"
+    question = ("SCE stability: SCEs of perturbed inputs, and predictions on counterfactuals under "
+                "paraphrased prompts")
+    settings = StabilitySettings
+    counts = ("n_pairs", "n_counterfactuals")
+    reads_settings = ("variants",)  # its SCEs are requested in the first variant
+    figures = (
+        Figure("validity_agreement", "higher", headline=True, interval=True),
+        Figure("perturbed_validity", "higher", headline=True, interval=True),
+        Figure("prompt_consistency", "higher", headline=True, interval=True),
+        Figure("robust_validity", "higher", headline=True, interval=True),
+        Figure("pair_validity", "higher", interval=True, baseline=False),
+        Figure("validity_drop", "lower", baseline=False),
+        Figure("validity", "higher", interval=True),
+        Figure("original_prompt_consistency", "higher", interval=True, baseline=False),
+        Figure("n_pairs", None),
+        Figure("n_counterfactuals", None),
+    )
+
+    def settings_from(self, spec: Any, **fixed: Any) -> StabilitySettings:
+        """The SCEs are requested in the first variant the run lists."""
+        fixed.setdefault("variant", spec.variants[0])
+        return super().settings_from(spec, **fixed)
+
+    def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
+            settings: StabilitySettings, shared: dict[str, Any]) -> list[CheckResult]:
+        return [run_stability(model, model_name, task, examples, settings)]
+
+    def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
+        from sce_checks.report.summary import short
+
+        rows = [[e.id, short(e.input), *case] for e in result.examples for case in _failing_cases(e)][:k]
+        return ("failing examples", FAILING_HEADERS, rows) if rows else None

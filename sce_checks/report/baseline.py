@@ -14,22 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from sce_checks.checks.base import lower_is_better
 from sce_checks.errors import UserInputError
 from sce_checks.report.json_report import write_atomic
-from sce_checks.results import LOWER_IS_BETTER, CheckResult
+from sce_checks.results import CheckResult
 
 BASELINE_SCHEMA = "sce-checks/baseline/v1"
 METRICS_VERSION = 1  # bump when a figure's definition changes
-COMPARED = ("generation_rate", "validity", "strict_validity", "mean_distance", "mean_rcf_a", "median_rcf",
-            "mean_icf_a", "median_icf", "tm", "tm_a", "exact_match", "validity_in_context", "mean_word_distance", "accuracy",
-            # inv / dir
-            "failure_rate", "perturbation_failure_rate",
-            # stability
-            "perturbed_validity", "validity_agreement", "prompt_consistency", "robust_validity",
-            # ct / cct / phi_cct
-            "unfaithfulness", "cct", "phi", "tpr", "fpr",
-            # self_consistency
-            "mean_l1_dot", "mean_spearman")
+
+
+def compared(check: str) -> tuple[str, ...]:
+    """The figures of ``check`` a baseline stores and compares: those its declaration gives a
+    direction (sce_checks/checks/base.py, `Figure`)."""
+    from sce_checks.checks.base import compared_figures
+
+    return compared_figures(check)
+
+
+def all_compared() -> tuple[str, ...]:
+    from sce_checks.checks import all_checks
+
+    return tuple(dict.fromkeys(name for c in all_checks() for name in compared(c.name)))
 
 
 def _key(r: CheckResult) -> str:
@@ -42,7 +47,7 @@ def _digest(value: Any) -> str:
 
 def baseline_entry(r: CheckResult, sample_ids: Sequence[str], task_fp: Any) -> dict[str, Any]:
     return {
-        "figures": {k: r.figures.get(k) for k in COMPARED if k in r.figures},
+        "figures": {k: r.figures.get(k) for k in compared(r.check) if k in r.figures},
         "n": r.n,
         "sample": _digest(list(sample_ids)),
         "task": _digest(task_fp),
@@ -96,8 +101,8 @@ def parse_tolerances(value: Any, where: str = "tolerance") -> Tolerances:
             number = -1.0
         if isinstance(tol, bool) or not number >= 0:
             raise UserInputError(f"{where}: {metric if metric != '*' else 'tolerance'} must be a non-negative number, got {tol!r}")
-        if metric != "*" and metric not in COMPARED:
-            raise UserInputError(f"{where}: {metric!r} is not a compared metric; compared: {', '.join(COMPARED)}")
+        if metric != "*" and metric not in all_compared():
+            raise UserInputError(f"{where}: {metric!r} is not a compared metric; compared: {', '.join(all_compared())}")
         out[metric] = number
     out.setdefault("*", 0.0)
     return out
@@ -149,7 +154,7 @@ def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environmen
                 out.append(Comparison(key, metric, before, after, None, False))
                 continue
             delta = after - before
-            worse = delta if metric in LOWER_IS_BETTER else -delta
+            worse = delta if lower_is_better(r.check, metric) else -delta
             allowed = tolerances.get(metric, tolerances["*"])
             out.append(Comparison(key, metric, before, after, delta, worse > allowed + 1e-12))
     return out

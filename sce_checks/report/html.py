@@ -9,7 +9,7 @@ import html
 import io
 from typing import Any, Sequence
 
-from sce_checks.report.summary import HEADERS, example_tables, notes, result_tables, sce_results
+from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.results import CheckResult
 
 _CSS = """
@@ -45,45 +45,15 @@ def _svg(fig) -> str:
 
 
 def _plots(results: Sequence[CheckResult]) -> str:
-    import matplotlib
+    """The plots each result's check asks for (`Check.plots`), drawn over that check's results."""
+    from sce_checks.checks import get_check
+    from sce_checks.report.plots import PLOTS
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    out = []
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.add_subplot()
+    by_check: dict[str, list[CheckResult]] = {}
     for r in results:
-        x = r.get("mean_rcf_a") if r.get("mean_rcf_a") is not None else r.get("mean_distance")
-        y = r.get("validity")
-        if x is None or y is None:
-            continue
-        marker = "o" if r.variant == "unconstrained" else "s"
-        ax.scatter([x], [100 * y], marker=marker, s=50)
-        ax.annotate(f"{r.dataset}/{r.variant}", (x, 100 * y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("mean RCF_A (grid) / mean edit distance (text) - lower is more minimal")
-    ax.set_ylabel("validity (%)")
-    ax.set_ylim(-5, 105)
-    ax.set_title("Validity vs minimality")
-    ax.grid(alpha=0.3)
-    out.append(_svg(fig))
-
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.add_subplot()
-    labels = [f"{r.dataset}\n{r.variant}" for r in results]
-    vals = [100 * (r.get("validity") or 0.0) for r in results]
-    gen = [100 * (r.get("generation_rate") or 0.0) for r in results]
-    xs = range(len(results))
-    ax.bar([x - 0.2 for x in xs], gen, width=0.4, label="generation rate")
-    ax.bar([x + 0.2 for x in xs], vals, width=0.4, label="validity")
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("%")
-    ax.legend(fontsize=7)
-    ax.set_title("Per dataset and variant")
-    out.append(_svg(fig))
-    return '<div class="plots">' + "".join(out) + "</div>"
+        by_check.setdefault(r.check, []).append(r)
+    out = [_svg(fig) for check, rs in by_check.items() for name in get_check(check).plots for fig in PLOTS[name](rs)]
+    return '<div class="plots">' + "".join(out) + "</div>" if out else ""
 
 
 def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
@@ -105,15 +75,18 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
         f"<p class='env'>{env}</p>",
         "<h2>Summary</h2>",
     ]
-    for headers, rows in result_tables(results) or [(HEADERS, [])]:  # an empty SCE table when there is nothing
+    for headers, rows in result_tables(results):
         parts.append(_table(headers, rows, cls_col=len(headers) - 1))
+    if not results:
+        parts.append("<p>No results.</p>")
     lines = notes(results, skipped)
     if lines:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in lines) + "</ul>")
     parts.extend(extra_sections)
-    if sce_results(results):
+    plots = _plots(results)
+    if plots:
         parts.append("<h2>Figures</h2>")
-        parts.append(_plots(sce_results(results)))
+        parts.append(plots)
     parts.append("<h2>Worst examples</h2>")
     for r in results:
         for _, headers, rows in example_tables(r, 5):

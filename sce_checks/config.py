@@ -1,0 +1,394 @@
+"""The run specification: every setting of an audit, declared once.
+
+`SETTINGS` is the one table (name, type, default, help, validation). From it come:
+
+* the ``sce-audit`` flags (`add_cli_arguments`: ``--limit``, ``--dataset`` repeatable, ...);
+* the pytest options and ini keys (`add_pytest_options`: ``--sce-limit``, ini ``sce_limit``);
+* the ``[tool.sce-checks]`` table of pyproject.toml and the keys of audit files (`AUDIT_KEYS`),
+  read with `values_from_mapping`;
+* the `RunSpec` dataclass itself, whose fields are the table's names (``RunSpec(limit=50)``;
+  `sce_checks.audit.AuditConfig` is the same class, for the Python API).
+
+Values from every source are converted and validated by the same code (`Setting.read`), so a
+flag, an ini line, a TOML value and a keyword argument are held to one rule, and an error names
+where the value came from (``--limit``, ``audit.sce.toml: limit``, ``[tool.sce-checks] limit``).
+`resolve` merges sources in precedence order (command line, then ini, then pyproject.toml, then
+the defaults) into one validated `RunSpec`. Adding a setting is one row here (and, if a check
+reads it, a field of that check's settings with ``default("name")``).
+
+This module imports nothing heavy: the pytest plugin reads it at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from sce_checks.errors import UserInputError
+
+# Settings are shown in these groups (argparse groups, pytest --help, docs).
+GROUPS = {
+    "audit": "what is audited",
+    "report": "reports, gates and baselines",
+    "model": "model options",
+    "cache": "response cache",
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``name`` is the `RunSpec` field and audit-file key; ``flag`` the command-line
+    name (``--<flag>``, ``--sce-<flag>``) and ini / ``[tool.sce-checks]`` key when it differs
+    (``datasets`` -> ``dataset``, repeatable)."""
+
+    name: str
+    kind: str  # "str" | "int" | "float" | "bool" | "list" | "path"
+    default: Any
+    help: str
+    group: str = "audit"
+    flag: str | None = None
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
+    minimum: float | None = None
+    metavar: str | None = None
+    audit_file: bool = True  # a key of *.sce.toml files and of @pytest.mark.sce
+    nonzero: bool = False  # float settings: must be > minimum
+    none: Any = None  # what None stands for, where it is accepted (limit=None: every example, as 0)
+
+    @property
+    def option(self) -> str:
+        return (self.flag or self.name).replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return self.option.replace("-", "_")
+
+    def allowed(self) -> Sequence[str] | None:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def read(self, raw: Any, where: str) -> Any:
+        """``raw`` (a string from a flag or ini line, or a TOML / Python value) as this setting's
+        type, validated; `UserInputError` naming ``where`` otherwise."""
+        def bad(why: str) -> UserInputError:
+            return UserInputError(f"{where}: {why}")
+
+        if raw is None:
+            return None
+        kind = self.kind
+        if kind == "list":
+            items = [raw] if isinstance(raw, str) else raw
+            if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+                raise bad(f"expected a list of strings, got {raw!r}")
+            items = [v.strip() for v in items]
+            if any(not v for v in items):
+                raise bad(f"empty name in {list(raw) if not isinstance(raw, str) else raw!r}")
+            allowed = self.allowed()
+            for v in items:
+                if allowed is not None and v not in allowed:
+                    raise bad(f"unknown {self.flag or self.name} {v!r}; expected one of: {', '.join(allowed)}")
+            return tuple(dict.fromkeys(items))
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            raise bad(f"expected true or false, got {raw!r}")
+        if kind in ("int", "float"):
+            value = _number(raw, kind)
+            wanted = {"int": {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"},
+                      "float": {None: "a number", 0: "a positive number" if self.nonzero else "a non-negative number"}}
+            what = wanted[kind].get(self.minimum) or f"a number >= {self.minimum:g}"
+            if value is None or (self.minimum is not None and (value < self.minimum or (self.nonzero and value == self.minimum))):
+                raise bad(f"expected {what}, got {raw!r}")
+            return value
+        allowed = self.allowed()
+        value = raw.strip() if isinstance(raw, str) else raw
+        if allowed is not None and value not in allowed:
+            raise bad(f"expected {_either(allowed)}, got {raw!r}")
+        if not isinstance(value, str):
+            raise bad(f"expected a string, got {raw!r}")
+        if not value:
+            raise bad("empty value")
+        return value
+
+
+def _either(allowed: Sequence[str]) -> str:
+    """``a or b``, ``a, b or c``."""
+    items = list(allowed)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _number(raw: Any, kind: str) -> int | float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            raw = int(text) if kind == "int" else float(text)
+        except ValueError:
+            return None
+    if kind == "int":
+        return raw if isinstance(raw, int) else None
+    if isinstance(raw, (int, float)) and math.isfinite(raw):
+        return float(raw)
+    return None
+
+
+def _variants() -> Sequence[str]:
+    from sce_checks.checks import VARIANTS
+
+    return VARIANTS
+
+
+def _checks() -> Sequence[str]:
+    from sce_checks.checks import check_names_known
+
+    return check_names_known()
+
+
+def _attributions() -> Sequence[str]:
+    from sce_checks.checks import ATTRIBUTIONS
+
+    return ATTRIBUTIONS
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # -- what is audited: also audit-file keys and @pytest.mark.sce arguments ---------------------
+    Setting("model", "str", "smollm2", "hf:<hub id or dir> | openai:<model>@<base url> | python:<module>:<attr> | "
+            "smollm2 (the embedded default)", metavar="SPEC"),
+    Setting("datasets", "list", ("income",), "income | house_prices | heart_disease | sentiment | a grid .toml | "
+            "a text .csv/.jsonl/.toml (repeatable)", flag="dataset", metavar="NAME_OR_PATH"),
+    Setting("checks", "list", ("sce",), "what to audit (repeatable): sce, inv, dir, stability, ct, cct, phi_cct, "
+            "self_consistency, or a check a plugin registers", flag="check", choices=_checks, metavar="CHECK"),
+    Setting("variants", "list", ("unconstrained", "minimal"), "SCE variant, unconstrained | minimal (repeatable; both "
+            "by default); the stability check uses the first listed", flag="variant", choices=_variants, metavar="VARIANT"),
+    Setting("limit", "int", 20, "examples per dataset, sampled with the seed (0 = all)", minimum=0, metavar="N", none=0),
+    Setting("seed", "int", 0, "sampling seed (examples, perturbations, targets)", metavar="N"),
+    Setting("prediction", "str", "auto", "how answers are read: option log-probabilities when the backend has them "
+            "(auto; undecided ones generated), score, or generated JSON (generate)", choices=("auto", "score", "generate")),
+    Setting("elicitation", "str", "free", "free: the papers' protocol, replies read as given; schema: every reply "
+            "constrained to the JSON schema of what is asked (grammar-constrained decoding on hf models, "
+            "response_format on servers), so the model chooses the content but cannot fail on format",
+            choices=("free", "schema")),
+    Setting("parsing", "str", "lenient", "lenient: read replies as the paper's code does where unambiguous (numeric "
+            "strings, label case and punctuation, the first of several JSON objects), counted in the report; "
+            "strict: none of that", choices=("lenient", "strict")),
+    Setting("text_search_budget", "int", 0, "text tasks: model predictions per example for the reference "
+            "minimal-edit search (0 = off)", minimum=0, metavar="N"),
+    Setting("perturbations", "int", 4, "perturbed inputs / interventions per example for inv, dir, stability, ct, "
+            "cct, phi_cct", minimum=1, metavar="N"),
+    Setting("attribution", "str", "feature_ablation", "self_consistency's attribution method", choices=_attributions),
+    # -- reports, gates and baselines ---------------------------------------------------------------
+    Setting("thresholds", "list", (), "gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5'; with "
+            "several checks, prefix the check: 'inv:failure_rate<=0.1' (repeatable)", group="report",
+            flag="threshold", metavar="[CHECK:]METRIC>=X", audit_file=False),
+    Setting("json", "path", None, "write the JSON report here", group="report", metavar="PATH", audit_file=False),
+    Setting("markdown", "path", None, "write the Markdown report here", group="report", metavar="PATH", audit_file=False),
+    Setting("html", "path", None, "write the HTML report here", group="report", metavar="PATH", audit_file=False),
+    Setting("baseline", "path", None, "compare against this saved baseline; fail on regressions", group="report",
+            metavar="PATH", audit_file=False),
+    Setting("save_baseline", "path", None, "save this run's figures as a baseline", group="report", metavar="PATH",
+            audit_file=False),
+    Setting("tolerances", "list", ("0",), "allowed worsening against the baseline: X for every metric, METRIC=X for "
+            "one (repeatable)", group="report", flag="tolerance", metavar="X|METRIC=X", audit_file=False),
+    # -- model options ----------------------------------------------------------------------------
+    Setting("dtype", "str", None, "hf backends: float32 | bfloat16 | float16 (default float32 on CPU, bfloat16 on "
+            "CUDA)", group="model", choices=("float32", "bfloat16", "float16"), audit_file=False),
+    Setting("device", "str", None, "hf backends: cpu, cuda, cuda:1, mps (default: cuda when available)", group="model",
+            audit_file=False),
+    Setting("batch_size", "int", 8, "model batch size", group="model", minimum=1, metavar="N", audit_file=False),
+    Setting("trust_remote_code", "bool", False, "hf backends: allow the model repository's own code", group="model",
+            audit_file=False),
+    Setting("concurrency", "int", 8, "openai backends: requests in flight", group="model", minimum=1, metavar="N",
+            audit_file=False),
+    Setting("timeout", "float", 60.0, "openai backends: seconds per request", group="model", minimum=0, nonzero=True,
+            metavar="SECONDS", audit_file=False),
+    Setting("max_retries", "int", 5, "openai backends: retries of a failed request", group="model", minimum=0,
+            metavar="N", audit_file=False),
+    # -- response cache -------------------------------------------------------------------------------
+    Setting("cache_dir", "path", None, "response cache directory (default: $SCE_CHECKS_CACHE_DIR or the user cache "
+            "directory)", group="cache", metavar="DIR", audit_file=False),
+    Setting("no_cache", "bool", False, "do not read or write the response cache", group="cache", audit_file=False),
+    Setting("clear_cache", "bool", False, "empty the response cache first", group="cache", audit_file=False),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}
+# Keys of audit files and arguments of @pytest.mark.sce: what is audited (the marker and the
+# [tool.sce-checks] table also accept the flag spelling: dataset, variant, check).
+AUDIT_KEYS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.audit_file)
+
+
+def default(name: str) -> Any:
+    """The default of setting ``name``: what a check's settings field uses, so no default is
+    written twice."""
+    return BY_NAME[name].default
+
+
+def _validate(spec: Any) -> None:
+    """Every field read (converted and checked) once, whatever made the spec."""
+    for s in SETTINGS:
+        value = getattr(spec, s.name)
+        if value is None and s.none is not None:
+            value = s.none
+        if value is None and s.default is None:
+            continue
+        if value is None:
+            raise UserInputError(f"{s.name}: missing")
+        checked = s.read(value, s.name)
+        object.__setattr__(spec, s.name, checked)
+    if not spec.datasets:
+        raise UserInputError("datasets: no dataset given")
+    if not spec.checks:
+        raise UserInputError("checks: no check given")
+    if not spec.variants:
+        raise UserInputError("variants: no variant given")
+
+
+def _model_options(self: Any) -> Any:
+    """The backend settings as `sce_checks.models.ModelOptions`."""
+    from sce_checks.models import ModelOptions
+
+    return ModelOptions(dtype=self.dtype, device=self.device, batch_size=self.batch_size,
+                        trust_remote_code=self.trust_remote_code, max_concurrency=self.concurrency,
+                        timeout_s=self.timeout, max_retries=self.max_retries)
+
+
+def _cache_path(self: Any) -> str | None:
+    return f"{self.cache_dir}/responses.sqlite" if self.cache_dir else None
+
+
+def _replace(self: Any, **changes: Any) -> Any:
+    return dataclasses.replace(self, **changes)
+
+
+def _audit_values(self: Any) -> tuple:
+    """The settings a result depends on, as a hashable tuple (the session's result key)."""
+    return tuple((name, getattr(self, name)) for name in AUDIT_KEYS if name not in ("datasets",))
+
+
+_ANNOTATIONS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "list": "tuple[str, ...]", "path": "str | None"}
+
+RunSpec = dataclasses.make_dataclass(
+    "RunSpec",
+    [(s.name, _ANNOTATIONS[s.kind] if s.default is not None or s.kind == "path" else f"{_ANNOTATIONS[s.kind]} | None",
+      dataclasses.field(default=s.default)) for s in SETTINGS],
+    frozen=True,
+    namespace={
+        "__doc__": "Every setting of an audit, validated (see the module docstring; fields: `SETTINGS`).",
+        "__post_init__": _validate,
+        "model_options": _model_options,
+        "cache_path": _cache_path,
+        "replace": _replace,
+        "audit_values": _audit_values,
+    },
+)
+RunSpec.__module__ = __name__
+
+
+def values_from_mapping(data: Mapping[str, Any], where: str, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Settings from a TOML table or a marker's keywords: names (``datasets``) or flag spellings
+    (``dataset``, with dashes or underscores), each read as its setting's type. ``keys`` limits
+    what is accepted (audit files: `AUDIT_KEYS`); anything else is refused with the list."""
+    allowed = {BY_NAME[k] for k in (keys if keys is not None else BY_NAME)}
+    lookup: dict[str, Setting] = {}
+    for s in allowed:
+        for spelling in (s.name, s.option, s.dest):
+            lookup[spelling] = s
+    out: dict[str, Any] = {}
+    for key, raw in data.items():
+        s = lookup.get(str(key))
+        if s is None:
+            accepted = ", ".join(sorted(s.name for s in allowed))
+            raise UserInputError(f"{where} {key}: unknown key; accepted: {accepted}")
+        if s.name in out:
+            raise UserInputError(f"{where} {key}: given twice (as {s.name} and {s.option})")
+        out[s.name] = s.read(raw, f"{where} {key}".strip())
+    return out
+
+
+def tool_table(path: Any) -> dict[str, Any]:
+    """``[tool.sce-checks]`` of a pyproject.toml, read as settings (nothing when there is none)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    from sce_checks.tasks.grid_file import read_toml
+
+    table = read_toml(path).get("tool", {}).get("sce-checks", {})
+    return values_from_mapping(table, f"{path}: [tool.sce-checks]")
+
+
+def resolve(layers: Sequence[Mapping[str, Any]], **fixed: Any) -> Any:
+    """One `RunSpec` from layers of already-read values, the first layer winning (command line,
+    ini, pyproject.toml, ...); ``fixed`` values win over all of them."""
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers):
+        merged.update({k: v for k, v in layer.items() if v is not None and v != ()})
+    merged.update(fixed)
+    return RunSpec(**merged)
+
+
+# -- generated interfaces -----------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser: Any) -> None:
+    """The ``sce-audit`` flags, one per setting, in their groups. Defaults are left to `resolve`
+    (argparse records None), so ``[tool.sce-checks]`` can fill what the command line does not give."""
+    groups = {g: (parser if g == "audit" else parser.add_argument_group(title)) for g, title in GROUPS.items()}
+    for s in SETTINGS:
+        kwargs: dict[str, Any] = {"dest": s.name, "default": None, "help": _help(s)}
+        if s.kind == "bool":
+            kwargs["action"] = "store_true"
+        else:
+            if s.kind == "list":
+                kwargs["action"] = "append"
+            static = s.choices if isinstance(s.choices, (tuple, list)) else None
+            kwargs["metavar"] = s.metavar or ("{" + ",".join(static) + "}" if static else s.option.upper().replace("-", "_"))
+        groups[s.group].add_argument(f"--{s.option}", **kwargs)
+
+
+def add_pytest_options(parser: Any) -> None:
+    """``--sce-<flag>`` options and ``sce_<flag>`` ini keys, one per setting, plus the two that
+    only pytest has: ``--sce-run`` (collect the audit the options describe as items) and
+    ``--sce-spec`` (a resolved specification written by ``sce-audit``)."""
+    group = parser.getgroup("sce-checks", "sce-checks: audit self-generated counterfactual explanations")
+    for s in SETTINGS:
+        kwargs: dict[str, Any] = {"dest": f"sce_{s.dest}", "help": _help(s)}
+        if s.kind == "bool":
+            kwargs.update(action="store_true", default=None)
+        elif s.kind == "list":
+            kwargs["action"] = "append"
+        group.addoption(f"--sce-{s.option}", **kwargs)
+        parser.addini(f"sce_{s.dest}", help=f"default for --sce-{s.option}", type="linelist" if s.kind == "list" else "string")
+    group.addoption("--sce-run", dest="sce_run", action="store_true", default=False,
+                    help="collect the audit the --sce-* options describe as test items: one per --sce-threshold, or one "
+                         "per dataset and variant (what sce-audit runs)")
+    group.addoption("--sce-spec", dest="sce_spec", default=None, help="a run specification (JSON) written by sce-audit")
+
+
+def _help(s: Setting) -> str:
+    shown = s.default
+    if s.kind == "list":
+        shown = ", ".join(s.default) if s.default else None
+    return s.help + (f" (default: {shown})" if shown not in (None, False, "") else "")
+
+
+def spec_to_json(spec: Any) -> str:
+    import json
+
+    return json.dumps({s.name: (list(v) if isinstance(v := getattr(spec, s.name), tuple) else v) for s in SETTINGS})
+
+
+def spec_from_json(text: str, where: str) -> Any:
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UserInputError(f"{where}: not a run specification ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{where}: not a run specification")
+    return RunSpec(**values_from_mapping(data, where))
