@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from sce_checks.metrics.boundary import BoundarySearch  # noqa: E402
 from sce_checks.metrics.gower import distances_from  # noqa: E402
+from sce_checks.search.grid import BoundarySearch  # noqa: E402
 from sce_checks.tasks.builtin_grids import EDUCATION_LEVELS, HEART_DISEASE, HOUSE_PRICES, INCOME  # noqa: E402
 from sce_checks.tasks.grid import GridTask, Point  # noqa: E402
 

@@ -44,15 +44,6 @@ def test_minimal_swap_is_valid_with_exact_distances():
     assert r["redundancy"] == 0.0
 
 
-def test_redundant_change_is_found():
-    r = run("swap_plus")
-    # "a good film indeed": reverting "good" gives "a bad film indeed" (negative: needed);
-    # reverting " indeed" gives "a good film" (still positive: not needed) -> 1 of 2 redundant.
-    a = r.examples[0]
-    assert a.valid and a.extra["n_changes"] == 2 and a.extra["n_redundant_changes"] == 1
-    assert r["redundancy"] == pytest.approx(0.5)
-
-
 def test_accuracy_counts_labelled_examples_only():
     task = TextTask(name="t", question="q", preamble="p", options=("negative", "positive"), source="test",
                     examples=(TextExample("a", "a good film", "negative"),  # the rule says positive: wrong
@@ -69,12 +60,3 @@ def test_noop_and_empty_sces():
     r = run("empty")
     assert r["n_generated"] == 0 and r["generation_rate"] == 0.0 and r["validity"] is None
     assert r.info["unparsed_reasons"] == {"sce: too short": 2}
-
-
-def test_reference_search_finds_the_antonym_swap():
-    r = run("swap_plus", text_search_budget=50)
-    a = r.examples[0]
-    assert a.reference == "a good film" and a.min_distance == pytest.approx(3 / 11)
-    # the SCE "a good film indeed" is 10 edits from "a bad film" over 18 chars
-    assert a.extra["minimality_gap"] == pytest.approx(10 / 18 - 3 / 11)
-    assert r["reference_found_rate"] == 1.0

@@ -39,7 +39,7 @@ from sce_checks.strategies import (
     synonym_swaps,
     typos,
 )
-from tests.test_perturb import REVIEW, grid_task
+from tests.perturb.inputs import REVIEW, grid_task
 
 FIND = settings(database=None, max_examples=300, derandomize=True)
 GIVEN = settings(database=None, max_examples=40, deadline=None, derandomize=True)

@@ -25,7 +25,6 @@ from sce_checks.checks.base import Check, Figure
 from sce_checks.checks.predict import Prediction, Predictor, task_predictor
 from sce_checks.config import default
 from sce_checks.progress import step
-from sce_checks.metrics.boundary import BoundarySearch
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
 from sce_checks.metrics.stats import mean_or_none, wilson_interval
@@ -36,10 +35,11 @@ from sce_checks.prompts import grid as grid_prompts
 from sce_checks.prompts.schemas import grid_sce_schema, text_sce_schema
 from sce_checks.prompts import text as text_prompts
 from sce_checks.results import CheckResult, ExampleRecord
+from sce_checks.search.grid import BoundarySearch
 from sce_checks.tasks.grid import GridTask, Point
 
 # Grid points per prediction batch the exact searches aim at: a search left with small rings
-# looks a few rings ahead (metrics/boundary.py) instead of asking the model about 1-4 points at a time.
+# looks a few rings ahead (search/grid.py) instead of asking the model about 1-4 points at a time.
 SEARCH_MIN_BATCH = 32
 
 
@@ -268,7 +268,7 @@ def run_text_sce(
     settings: SCESettings = SCESettings(),
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025)."""
-    from sce_checks.checks.text_search import redundancy, search_minimal_edit
+    from sce_checks.search.text import redundancy, search_minimal_edit
 
     predictor = task_predictor(model, task, settings)
     in_context = Predictor.from_settings(model, task.options, json.loads, settings)
@@ -367,7 +367,7 @@ def run_text_sce(
         valid = [r for r in result.examples if r.valid]
         with step(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs (predictions)",
                   None if valid else 0):
-            red = [redundancy(predictor, r.input, r.counterfactual, r.target) for r in valid]
+            red = [redundancy(predictor.labels, r.input, r.counterfactual, r.target) for r in valid]
         for rec, (n_changes, n_redundant) in zip(valid, red):
             rec.extra["n_changes"] = n_changes
             rec.extra["n_redundant_changes"] = n_redundant
@@ -376,10 +376,14 @@ def run_text_sce(
         result.info["redundancy_over"] = len(shares)
     if settings.text_search_budget > 0:
         found = {}
+
+        def labels_and_probs(texts):
+            return [(p.label, p.probs) for p in predictor.predict(texts)]
+
         with step(f"{task.name}: searching minimal edits, budget {settings.text_search_budget} per example (predictions)"):
             for (ex_id, text), pred in zip(examples, preds):
                 if pred.label is not None:
-                    found[ex_id] = search_minimal_edit(predictor, text, targets[ex_id], settings.text_search_budget)
+                    found[ex_id] = search_minimal_edit(labels_and_probs, text, targets[ex_id], settings.text_search_budget)
         for result in results:
             gaps = []
             for rec in result.examples:

@@ -5,7 +5,7 @@ For an example with original x, the model's fresh-context prediction f(x), targe
 option), generated SCE x', and Gower's distance d:
 
 - d_min = d(x, x*), x* = argmin over grid points z with f(z) != f(x) of d(x, z)
-  (`sce_checks.metrics.boundary` finds it without predicting the whole grid);
+  (`sce_checks.search.grid` finds it without predicting the whole grid);
 - valid SCE (f(x') = t):   RCF_A = d(x, x') - d_min,   RCF = d(x, x') / d_min - 1;
 - invalid SCE:             ICF_A = min over z with f(z) = t of d(x', z),   ICF = ICF_A / d_min;
 - over the GENERATED SCEs (the paper drops unparsed ones), validity v = n_valid / n_generated:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from sce_checks.metrics.boundary import BoundarySearch
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
+from sce_checks.search.grid import BoundarySearch
 from sce_checks.tasks.grid import GridTask, integer_feature
 
 # A 5x5 grid, features x and y, integers 0..4 (span 4), so Gower's distance is

@@ -11,6 +11,13 @@ reference. This is an upper bound on the true minimal edit, reported as such.
 
 *Redundancy* (after CARLA's redundancy metric): revert each changed span of a valid SCE, one at a
 time; if the model still gives the target label, that change was not needed.
+
+*Prediction callables.* Both ask the model through a batched callable, not a model or a
+`Predictor` (see sce_checks/search/__init__.py): `redundancy` needs only labels (`Labels`:
+``labels(texts) -> [label | None, ...]``, e.g. `Predictor.labels`); `search_minimal_edit` also
+orders its beam by the target option's probability when the backend scores options, so it takes
+`LabelsAndProbs`: ``predict(texts) -> [(label | None, probs | None), ...]`` (``probs``: option ->
+probability, None when the backend does not score).
 """
 
 from __future__ import annotations
@@ -19,16 +26,22 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Callable, Mapping, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
-from sce_checks.checks.predict import Predictor
+from sce_checks.errors import BackendError
 from sce_checks.metrics.text_distance import normalized_levenshtein
-from sce_checks.perturb import match_case
+from sce_checks.perturb.edits import match_case
 
 _TOKEN = re.compile(r"\s+|\w+(?:'\w+)?|[^\w\s]")
 MAX_DEPTH = 3
 BEAM = 4
+
+# labels(texts) -> one label per text, in order (None: the reply named no option); batched.
+Labels = Callable[[Sequence[str]], Sequence["str | None"]]
+# predict(texts) -> one (label, option probabilities or None) pair per text, in order; batched.
+LabelsAndProbs = Callable[[Sequence[str]], Sequence[tuple["str | None", "Mapping[str, float] | None"]]]
 
 
 def tokens(text: str) -> list[str]:
@@ -81,7 +94,16 @@ class SearchHit:
     evaluated: int  # model predictions spent
 
 
-def search_minimal_edit(predictor: Predictor, text: str, target: str, budget: int) -> SearchHit:
+def _answers(got: Sequence, asked: int) -> list:
+    got = list(got)
+    if len(got) != asked:
+        raise BackendError(f"the prediction callable returned {len(got)} answers for {asked} texts")
+    return got
+
+
+def search_minimal_edit(predict: LabelsAndProbs, text: str, target: str, budget: int) -> SearchHit:
+    """The reference search of the module docstring: at most ``budget`` texts sent to ``predict``
+    (a `LabelsAndProbs`); the hit's text is None when no edit within the budget gets ``target``."""
     frontier = [text]
     seen = {text}
     evaluated = 0
@@ -96,17 +118,17 @@ def search_minimal_edit(predictor: Predictor, text: str, target: str, budget: in
         candidates = candidates[: max(0, budget - evaluated)]
         if not candidates:
             break
-        preds = predictor.predict(candidates)
+        preds = _answers(predict(candidates), len(candidates))
         evaluated += len(candidates)
-        hits = [c for c, p in zip(candidates, preds) if p.label == target]
+        hits = [c for c, (label, _) in zip(candidates, preds) if label == target]
         if hits:
             best = min(hits, key=lambda c: normalized_levenshtein(text, c, "char"))
             return SearchHit(best, normalized_levenshtein(text, best, "char"), evaluated)
 
         def closeness(pair):
-            cand, pred = pair
-            if pred.probs is not None:
-                return -pred.probs.get(target, 0.0)
+            cand, (_, probs) = pair
+            if probs is not None:
+                return -probs.get(target, 0.0)
             return normalized_levenshtein(text, cand, "char")
 
         frontier = [c for c, _ in sorted(zip(candidates, preds), key=closeness)[:BEAM]]
@@ -126,7 +148,7 @@ def change_blocks(original: str, revised: str) -> tuple[list[str], list[str], li
     return a, b, blocks
 
 
-def redundancy(predictor: Predictor, original: str, revised: str, target: str) -> tuple[int, int]:
+def redundancy(labels: Labels, original: str, revised: str, target: str) -> tuple[int, int]:
     """(number of changed spans, number of them whose reversal keeps the target label)."""
     a, b, blocks = change_blocks(original, revised)
     if len(blocks) < 2:
@@ -135,5 +157,5 @@ def redundancy(predictor: Predictor, original: str, revised: str, target: str) -
     reverted = []
     for s0, s1, d0, d1 in blocks:
         reverted.append("".join(b[:d0] + a[s0:s1] + b[d1:]))
-    labels = predictor.labels(reverted)
-    return len(blocks), sum(1 for lab in labels if lab == target)
+    got = _answers(labels(reverted), len(reverted))
+    return len(blocks), sum(1 for lab in got if lab == target)

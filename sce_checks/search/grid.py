@@ -17,6 +17,11 @@ the `BoundarySearch` object and shared by every origin of an audit, so later sea
 walk through known labels; known labels also bound the search before it starts (no ring beyond
 the nearest already-known satisfying point needs evaluating).
 
+*A search, not a metric.* It asks the model, through ``oracle``: a batched prediction callable
+``labels(points) -> [label | None, ...]`` (one label per point, in order; e.g. `Predictor.labels`),
+and raises `BackendError` when the answers are malformed; the metrics (sce_checks/metrics/) are
+pure functions of values already known, Gower's distance among them.
+
 *Unparsable predictions.* A point whose label is None (the model's reply named no option) never
 satisfies ``want``: it is excluded from the candidate set, like the paper drops unparsed
 predictions. Nothing is guessed; `NearestResult.unparsed_within` counts such points at least as

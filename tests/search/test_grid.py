@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.metrics.boundary import BoundarySearch, NearestResult, exhaustive_nearest
 from sce_checks.metrics.gower import distances_from, gower_distance
+from sce_checks.search.grid import BoundarySearch, NearestResult, exhaustive_nearest
 from sce_checks.tasks.builtin_grids import EDUCATION_LEVELS, HEART_DISEASE, HOUSE_PRICES, INCOME
 from sce_checks.tasks.grid import Feature, GridTask, Point, integer_feature
 
