@@ -100,7 +100,7 @@ class _Outcome:
         self.input_errors: list[str] = []
 
     def pytest_unconfigure(self, config) -> None:
-        from sce_checks.plugin import SESSION_KEY
+        from sce_checks.session import SESSION_KEY
 
         session = config.stash.get(SESSION_KEY, None)
         if session is not None:

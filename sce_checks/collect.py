@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from sce_checks.errors import UserInputError
+from sce_checks.session import session_of
 
 
 class AuditFileCollector(pytest.File):
@@ -18,7 +19,7 @@ class AuditFileCollector(pytest.File):
         from sce_checks.auditfile import load_audit_file
 
         audit = load_audit_file(self.path)
-        session = self.config.stash[_session_key()]
+        session = session_of(self.config)
         if audit.baseline:
             session.add_audit_baseline(audit)
         yield from audit_items(self, audit)
@@ -54,7 +55,7 @@ def run_items(session: pytest.Session) -> list:
     from sce_checks.checks import units
     from sce_checks.thresholds import Threshold
 
-    spec = session.config.stash[_session_key()].spec
+    spec = session_of(session.config).spec
     thresholds = [Threshold.parse(t, "--sce-threshold") for t in spec.thresholds]
     run_units = units(spec.checks, spec.variants)
     for t in thresholds:
@@ -75,7 +76,7 @@ class ThresholdItem(pytest.Item):
     def runtest(self) -> None:
         from sce_checks.assertions import judge
 
-        session = self.config.stash[_session_key()]
+        session = session_of(self.config)
         result = session.result(self.audit.over(session.spec), dataset=self.dataset, unit=self.unit, node=self)
         if self.threshold is None:
             return
@@ -93,9 +94,3 @@ class ThresholdItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, ""
-
-
-def _session_key():
-    from sce_checks.plugin import SESSION_KEY
-
-    return SESSION_KEY

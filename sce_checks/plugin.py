@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"sce({marker_args}): settings for the sce_model / sce_audit / sce_example "
                                        "fixtures in this test")
     from sce_checks.errors import UserInputError
-    from sce_checks.session import SCESession
+    from sce_checks.session import SESSION_KEY, SCESession
 
     try:
         spec = resolve_spec(config)
@@ -84,11 +84,10 @@ class _XdistHooks:
             _session(self.config).absorb(payload)
 
 
-SESSION_KEY = pytest.StashKey["Any"]()
-
-
 def _session(config: pytest.Config):
-    return config.stash[SESSION_KEY]
+    from sce_checks.session import session_of
+
+    return session_of(config)
 
 
 def _marker_spec(node: Any, config: pytest.Config) -> Any:
@@ -217,12 +216,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    from sce_checks.session import SESSION_KEY
+
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.terminal_summary(terminalreporter)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from sce_checks.session import SESSION_KEY
+
     store = session.config.stash.get(SESSION_KEY, None)
     if store is not None:
         new_status = store.finish(exitstatus)

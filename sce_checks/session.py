@@ -11,6 +11,13 @@ import pytest
 
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
 
+SESSION_KEY = pytest.StashKey["SCESession"]()
+
+
+def session_of(config: pytest.Config) -> "SCESession":
+    """The session of a pytest run (set up by the plugin's ``pytest_configure``)."""
+    return config.stash[SESSION_KEY]
+
 
 class SCESession:
     def __init__(self, config: pytest.Config, spec: RunSpec) -> None:

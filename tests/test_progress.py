@@ -42,9 +42,10 @@ def test_terminal_mode_redraws_one_line_and_unknown_totals_count_up():
     assert lines == [""]  # the finished line is kept, the next output starts below it
 
 
-def test_nothing_is_shown_without_a_bar():
+def test_nothing_is_shown_without_a_bar(capsys):
     with step("quiet", 3):
-        progress.advance(3)  # no error, no output
+        progress.advance(3)
+    assert capsys.readouterr() == ("", "")  # nothing written to stdout or stderr
 
 
 def test_progress_lines_show_through_pytest_capture(pytester, monkeypatch, tmp_path):
