@@ -7,6 +7,8 @@
 
 import os
 
+pytest_plugins = ["pytester"]  # the plugin's own tests run pytest in a temporary folder
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

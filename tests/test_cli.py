@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from importlib import resources
 from pathlib import Path
 
@@ -14,48 +13,8 @@ import pytest
 
 from sce_checks.cli import main
 
-TOY_TOML = textwrap.dedent(
-    """
-    name = "toy"
-    question = "Is this record a yes?"
-    preamble = "A toy record."
-    options = ["No", "Yes"]
-    [[features]]
-    name = "x"
-    label = "X value"
-    type = "integer"
-    min = 0
-    max = 10
-    [[features]]
-    name = "level"
-    label = "Level"
-    type = "ordinal"
-    values = ["a", "b", "c", "d", "e"]
-    """
-)
-
-MODELS = textwrap.dedent(
-    """
-    from tests.helpers.rule_models import TOY, RuleModel, toy_rule
-
-    boundary = RuleModel(TOY, toy_rule, "boundary")
-    far = RuleModel(TOY, toy_rule, "far")
-    short = RuleModel(TOY, toy_rule, "short")
-    """
-)
-
-
 def schema():
     return json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    (tmp_path / "toy.toml").write_text(TOY_TOML)
-    (tmp_path / "toy_models.py").write_text(MODELS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
 
 
 def audit(*args):

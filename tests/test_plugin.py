@@ -12,23 +12,7 @@ import jsonschema
 import numpy  # noqa: F401  in-process pytester runs restore sys.modules after each run, and numpy
 import pytest  # refuses a second import in one process: import it here, outside those runs
 
-from tests.test_cli import MODELS, TOY_TOML
-
-pytest_plugins = ["pytester"]
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def project(pytester, monkeypatch, tmp_path):
-    pytester.makefile(".toml", toy=TOY_TOML)
-    pytester.makepyfile(toy_models=MODELS)
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    return pytester
-
-
-def common(*args):
-    return ["-p", "no:cacheprovider", "--sce-dataset", "toy.toml", "--sce-limit", "10", "--sce-prediction", "generate", *args]
+from tests.helpers.projects import common
 
 
 def test_options_in_help(pytester):

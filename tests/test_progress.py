@@ -49,7 +49,7 @@ def test_nothing_is_shown_without_a_bar(capsys):
 
 
 def test_progress_lines_show_through_pytest_capture(pytester, monkeypatch, tmp_path):
-    from tests.test_cli import MODELS, TOY_TOML
+    from tests.helpers.projects import MODELS, TOY_TOML
 
     pytester.makefile(".toml", toy=TOY_TOML)
     pytester.makepyfile(toy_models=MODELS, test_x="""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+from sce_checks.checks.sce import SCESettings, run_text_sce
+from sce_checks.tasks.text import TextExample, TextTask
+
 POSITIVE_WORDS = {"good", "great", "fun"}
 # The JSON-quoted text of the canonical prompt and its paraphrases ("Text: ", "Text to label: ",
 # "Input: "; prompts/paraphrase.py) and of the in-context Val_c question ("consider this text: ").
@@ -47,3 +50,23 @@ class TextRuleModel:
                 original = json.loads(QUOTED.findall(conv[0]["content"])[-1])
                 out.append(json.dumps({"revised_text": POLICIES[self.policy](original)}))
         return out
+
+
+# The two-text task of tests/checks/test_sce_text.py and tests/search/test_text.py, and the SCE
+# check run on it by a rule model with a given policy.
+MINI_TASK = TextTask(
+    name="mini-sentiment",
+    question="What is the sentiment of this text?",
+    preamble="You will read a short text.",
+    options=("negative", "positive"),
+    examples=(TextExample("t1", "a bad film", "negative"), TextExample("t2", "a good film", "positive")),
+    source="test",
+)
+MINI_EXAMPLES = [(e.id, e.text) for e in MINI_TASK.examples]
+
+
+def run_mini(policy, **settings):
+    settings.setdefault("prediction", "generate")
+    model = TextRuleModel(policy)
+    (r,) = run_text_sce(model, f"text/{policy}", MINI_TASK, MINI_EXAMPLES, SCESettings(variants=("minimal",), **settings))
+    return r

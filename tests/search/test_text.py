@@ -16,7 +16,7 @@ import pytest
 from sce_checks.errors import BackendError
 from sce_checks.search.text import redundancy, search_minimal_edit, single_edits
 from tests.helpers.text_models import sentiment_rule
-from tests.test_sce_text import run
+from tests.helpers.text_models import run_mini as run
 
 
 def test_redundant_change_is_found():

@@ -11,23 +11,9 @@ import pytest
 
 from sce_checks.checks.sce import SCESettings, run_text_sce
 from sce_checks.tasks.text import TextExample, TextTask
-from tests.helpers.text_models import TextRuleModel
+from tests.helpers.text_models import MINI_EXAMPLES, MINI_TASK, TextRuleModel, run_mini
 
-TASK = TextTask(
-    name="mini-sentiment",
-    question="What is the sentiment of this text?",
-    preamble="You will read a short text.",
-    options=("negative", "positive"),
-    examples=(TextExample("t1", "a bad film", "negative"), TextExample("t2", "a good film", "positive")),
-    source="test",
-)
-EXAMPLES = [(e.id, e.text) for e in TASK.examples]
-
-
-def run(policy, **settings):
-    settings.setdefault("prediction", "generate")
-    (r,) = run_text_sce(TextRuleModel(policy), f"text/{policy}", TASK, EXAMPLES, SCESettings(variants=("minimal",), **settings))
-    return r
+TASK, EXAMPLES, run = MINI_TASK, MINI_EXAMPLES, run_mini  # the shared two-text task (tests/helpers/text_models.py)
 
 
 def test_minimal_swap_is_valid_with_exact_distances():

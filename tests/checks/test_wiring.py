@@ -12,8 +12,7 @@ from sce_checks.checks import CHECKS, check_names, check_of, units
 from sce_checks.cli import main
 from sce_checks.errors import UserInputError
 from sce_checks.thresholds import Threshold
-from tests.test_cli import workdir  # noqa: F401  (fixture)
-from tests.test_plugin import common, project  # noqa: F401  (fixture)
+from tests.helpers.projects import common
 
 pytest_plugins = ["pytester"]
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from sce_checks.cli import main
-from tests.test_cli import MODELS, TOY_TOML
+from tests.helpers.projects import MODELS, TOY_TOML
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,27 @@
+"""Fixtures shared by the test modules: the toy project (tests/helpers/projects.py) laid out in a
+working directory for the CLI (`workdir`) or in a pytester folder for the plugin (`project`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.projects import MODELS, REPO, TOY_TOML
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "toy.toml").write_text(TOY_TOML)
+    (tmp_path / "toy_models.py").write_text(MODELS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def project(pytester, monkeypatch, tmp_path):
+    pytester.makefile(".toml", toy=TOY_TOML)
+    pytester.makepyfile(toy_models=MODELS)
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    return pytester
+

@@ -1,0 +1,45 @@
+"""The toy project of the CLI and plugin tests: a 2-D grid task file and a module of rule models
+(tests/helpers/rule_models.py) that a run reaches through ``python:toy_models:<policy>``, and the
+fixtures that lay them out (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+TOY_TOML = textwrap.dedent(
+    """
+    name = "toy"
+    question = "Is this record a yes?"
+    preamble = "A toy record."
+    options = ["No", "Yes"]
+    [[features]]
+    name = "x"
+    label = "X value"
+    type = "integer"
+    min = 0
+    max = 10
+    [[features]]
+    name = "level"
+    label = "Level"
+    type = "ordinal"
+    values = ["a", "b", "c", "d", "e"]
+    """
+)
+
+MODELS = textwrap.dedent(
+    """
+    from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+
+    boundary = RuleModel(TOY, toy_rule, "boundary")
+    far = RuleModel(TOY, toy_rule, "far")
+    short = RuleModel(TOY, toy_rule, "short")
+    """
+)
+
+
+def common(*args: str) -> list[str]:
+    """pytest arguments for a run of the toy project: generated predictions, 10 examples."""
+    return ["-p", "no:cacheprovider", "--sce-dataset", "toy.toml", "--sce-limit", "10", "--sce-prediction", "generate", *args]
