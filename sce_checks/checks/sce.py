@@ -18,22 +18,22 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sce_checks.checks import VARIANTS
 from sce_checks.checks.base import Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, task_predictor
+from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor
 from sce_checks.config import default
-from sce_checks.progress import step
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
-from sce_checks.metrics.stats import mean_or_none, wilson_interval
+from sce_checks.metrics.stats import mean_or_none, put_proportion, wilson_interval
 from sce_checks.metrics.text_distance import normalized_levenshtein
 from sce_checks.models.base import ChatModel, Decoding
 from sce_checks.parsing import Parsed, parse_grid_sce, parse_text_sce, reason_summary
+from sce_checks.progress import step
 from sce_checks.prompts import grid as grid_prompts
-from sce_checks.prompts.schemas import grid_sce_schema, text_sce_schema
 from sce_checks.prompts import text as text_prompts
+from sce_checks.prompts.schemas import grid_sce_schema, text_sce_schema
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.search.grid import BoundarySearch
 from sce_checks.tasks.grid import GridTask, Point
@@ -146,6 +146,75 @@ def reply_info(settings: Any, predictor: Predictor, parsed: dict) -> dict[str, A
     }
 
 
+@dataclass
+class Elicited:
+    """What the first two stages hand the others: the predictions on the examples, the target of
+    each example with a prediction, and every SCE reply with its reading, by (variant, example id)."""
+
+    preds: list[Prediction]
+    targets: dict[str, str]
+    replies: dict[tuple[str, str], str]
+    parsed: dict[tuple[str, str], Parsed]
+
+
+def elicit(model: ChatModel, task: Any, examples: Sequence[tuple[str, Any]], settings: SCESettings,
+           predictor: Predictor, target_of: Callable[[str, str], str], conversation: Callable) -> Elicited:
+    """Stages 1 and 2: fresh-context predictions on the examples (one batch), then the SCE
+    requests in those conversations (one batch, every variant), read as the settings say."""
+    inputs = [x for _, x in examples]
+    with step(f"{task.name}: predicting {len(inputs)} examples", len(inputs)):
+        preds = predictor.predict(inputs)
+    targets = {ex_id: target_of(ex_id, p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
+    replies = request_sces(model, settings, examples, preds, targets, conversation, task.name, task)
+    return Elicited(preds, targets, replies, {k: parse_sce(task, r, settings) for k, r in replies.items()})
+
+
+def predict_counterfactuals(task: Any, predictor: Predictor, el: Elicited) -> list[Any]:
+    """Stage 3: fresh-context predictions on every distinct parsed SCE (one batch)."""
+    counterfactuals = list(dict.fromkeys(p.value for p in el.parsed.values() if p.ok))
+    with step(f"{task.name}: predicting {len(counterfactuals)} counterfactuals", len(counterfactuals)):
+        predictor.predict(counterfactuals)
+    return counterfactuals
+
+
+def sce_record(ex_id: str, shown: Any, pred: Prediction, variant: str, el: Elicited,
+               reasons: Counter[str]) -> tuple[ExampleRecord, Parsed | None]:
+    """An example's record up to its SCE: the prediction, the target and the raw SCE reply, and
+    the SCE's reading when there is one (None when the prediction or the SCE went unparsed: the
+    reason is in the record and counted in ``reasons``)."""
+    rec = prediction_record(ex_id, shown, pred)
+    if pred.label is None:
+        reasons["prediction unparsed"] += 1
+        return rec, None
+    rec.target = el.targets[ex_id]
+    rec.sce_reply = el.replies[(variant, ex_id)]
+    sce = el.parsed[(variant, ex_id)]
+    if not sce.ok:
+        rec.unparsed = f"sce: {sce.reason}"
+        rec.extra["unparsed_code"] = sce.code
+        reasons[f"sce: {reason_summary(sce.code)}"] += 1
+        return rec, None
+    if sce.lenient:
+        rec.extra["sce_leniency"] = list(sce.lenient)
+    return rec, sce
+
+
+def common_info(settings: SCESettings, predictor: Predictor, el: Elicited, variant: str,
+                records: list[ExampleRecord], reasons: Counter[str]) -> dict[str, Any]:
+    """The info both task kinds report: how predictions were made, what went unparsed, how
+    replies were elicited and read."""
+    return {
+        "prediction_mode": predictor.mode,
+        "n_prediction_unparsed": sum(1 for p in el.preds if p.label is None),
+        "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
+        "unparsed_reasons": dict(reasons),
+        **reply_info(settings, predictor, {k: v for k, v in el.parsed.items() if k[0] == variant}),
+    }
+
+
+# -- grid tasks ------------------------------------------------------------------------------------
+
+
 def run_grid_sce(
     model: ChatModel,
     model_name: str,
@@ -153,254 +222,218 @@ def run_grid_sce(
     examples: Sequence[tuple[str, Point]],
     settings: SCESettings = SCESettings(),
 ) -> list[CheckResult]:
-    """One `CheckResult` per variant for a grid task."""
+    """One `CheckResult` per variant for a grid task: predictions, SCEs, predictions on the SCEs,
+    the exact reference searches, then each variant's records and figures."""
     predictor = task_predictor(model, task, settings)
     search = BoundarySearch(task, predictor.labels, min_batch=SEARCH_MIN_BATCH)
-    points = [p for _, p in examples]
-    with step(f"{task.name}: predicting {len(points)} examples", len(points)):
-        preds = predictor.predict(points)
-    search.remember(points, [p.label for p in preds])
+    el = elicit(model, task, examples, settings, predictor, lambda ex_id, label: task.other_option(label),
+                lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v))
+    search.remember([x for _, x in examples], [p.label for p in el.preds])
+    counterfactuals = predict_counterfactuals(task, predictor, el)
+    search.remember(counterfactuals, predictor.labels(counterfactuals))
+    nearest_flip, icf = grid_references(task, search, predictor, examples, el)
+    return [grid_result(variant, model_name, task, examples, settings, predictor, search, el, nearest_flip, icf)
+            for variant in settings.variants]
 
-    targets = {ex_id: task.other_option(p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
-    sce_reply = request_sces(model, settings, examples, preds, targets,
-                              lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v), task.name, task)
-    parsed = {k: parse_sce(task, r, settings) for k, r in sce_reply.items()}
 
-    cf_points = [p.value for p in parsed.values() if p.ok]
-    with step(f"{task.name}: predicting {len(set(cf_points))} counterfactuals", len(set(cf_points))):
-        search.remember(cf_points, predictor.labels(cf_points))
-
-    # All searches advance in lockstep: one model batch per ring step, not per ring per example.
-    flip_ids = [(ex_id, point, pred.label) for (ex_id, point), pred in zip(examples, preds) if pred.label is not None]
+def grid_references(task: GridTask, search: BoundarySearch, predictor: Predictor,
+                    examples: Sequence[tuple[str, Point]], el: Elicited) -> tuple[dict[str, Any], dict[tuple, float | None]]:
+    """Stage 4: each example's exact nearest flip x* (RCF), and for every invalid SCE the
+    distance to the nearest point that does get the target (ICF_A). All searches of a stage
+    advance in lockstep: one model batch per ring step, not one per ring per example."""
+    flips = [(ex_id, point, pred.label) for (ex_id, point), pred in zip(examples, el.preds) if pred.label is not None]
     with step(f"{task.name}: searching reference minimal counterfactuals (grid points predicted)"):
-        found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flip_ids])
-    nearest_flip = {ex_id: res for (ex_id, _, _), res in zip(flip_ids, found)}
-    # ICF_A needs, for every invalid SCE, the nearest point that does get the target.
-    icf_queries: dict[tuple, float | None] = {}
-    label_of = {ex_id: pred.label for (ex_id, _), pred in zip(examples, preds)}
-    for (variant, ex_id), sce in parsed.items():
-        if sce.ok and label_of[ex_id] is not None:
-            target = task.other_option(label_of[ex_id])
-            if predictor.known(sce.value).label != target:
-                icf_queries[(sce.value, target)] = None
-    keys = list(icf_queries)
+        found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flips])
+    nearest_flip = {ex_id: res for (ex_id, _, _), res in zip(flips, found)}
+    queries = list(dict.fromkeys(
+        (sce.value, el.targets[ex_id]) for (_, ex_id), sce in el.parsed.items()
+        if sce.ok and predictor.known(sce.value).label != el.targets[ex_id]
+    ))
     with step(f"{task.name}: searching the nearest target points of invalid SCEs (grid points predicted)"):
-        nearest = search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in keys])
-    for key, res in zip(keys, nearest):
-        icf_queries[key] = res.distance
+        nearest = search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in queries])
+    return nearest_flip, {key: res.distance for key, res in zip(queries, nearest)}
 
-    results = []
-    for variant in settings.variants:
-        records: list[ExampleRecord] = []
-        rows: list[MinimalityRow] = []
-        reasons: Counter[str] = Counter()
-        cf_unparsed = 0
-        for (ex_id, point), pred in zip(examples, preds):
-            rec = ExampleRecord(
-                id=ex_id, input=task.as_dict(point), prediction=pred.label, target=None,
-                counterfactual=None, cf_prediction=None, valid=None, distance=None,
-                min_distance=None, prediction_reply=pred.reply,
-            )
-            if pred.probs is not None:
-                rec.extra["prediction_probs"] = pred.probs
-            records.append(rec)
-            if pred.label is None:
-                rec.unparsed = f"prediction: {pred.reason}"
-                reasons["prediction unparsed"] += 1
-                continue
-            rec.target = task.other_option(pred.label)
+
+def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequence[tuple[str, Point]],
+                settings: SCESettings, predictor: Predictor, search: BoundarySearch, el: Elicited,
+                nearest_flip: dict[str, Any], icf: dict[tuple, float | None]) -> CheckResult:
+    """Stage 5: one variant's records (validity, Gower distances, RCF/ICF) and figures."""
+    records: list[ExampleRecord] = []
+    rows: list[MinimalityRow] = []
+    reasons: Counter[str] = Counter()
+    cf_unparsed = 0
+    for (ex_id, point), pred in zip(examples, el.preds):
+        rec, sce = sce_record(ex_id, task.as_dict(point), pred, variant, el, reasons)
+        records.append(rec)
+        if rec.target is not None:
             near = nearest_flip[ex_id]
             rec.min_distance = near.distance
             rec.reference = [task.as_dict(p) for p in near.points[:5]]
-            rec.sce_reply = sce_reply[(variant, ex_id)]
-            sce = parsed[(variant, ex_id)]
-            if not sce.ok:
-                rec.unparsed = f"sce: {sce.reason}"
-                rec.extra["unparsed_code"] = sce.code
-                reasons[f"sce: {reason_summary(sce.code)}"] += 1
-                continue
-            cf = sce.value
-            if sce.lenient:
-                rec.extra["sce_leniency"] = list(sce.lenient)
-            cf_pred = predictor.known(cf)
-            rec.counterfactual = task.as_dict(cf)
-            rec.cf_prediction = cf_pred.label
-            if cf_pred.label is None:
-                cf_unparsed += 1
-                rec.extra["cf_prediction_unparsed"] = cf_pred.reason
-            rec.valid = cf_pred.label == rec.target
-            rec.distance = gower_distance(task, point, cf)
-            icf_a = None if rec.valid else icf_queries[(cf, rec.target)]
-            row = MinimalityRow(rec.valid, rec.distance, rec.min_distance, icf_a)
-            rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
-            rows.append(row)
-        n_generated = sum(1 for r in records if r.counterfactual is not None)
-        n_valid = sum(1 for r in records if r.valid)
-        figures = validity_figures(len(records), n_generated, n_valid)
-        mini = aggregate_minimality(rows)
-        figures.update({k: v for k, v in mini.items() if k != "n_scored"})
-        figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
-        info = {
-            "task_kind": "grid",
-            "distance": "gower",
-            "prediction_mode": predictor.mode,
-            "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
-            "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
-            "n_cf_prediction_unparsed": cf_unparsed,
-            "unparsed_reasons": dict(reasons),
-            "grid_size": task.size,
-            "grid_points_predicted": len(predictor),
-            "grid_fraction_predicted": len(predictor) / task.size,
-            "boundary_search_points": search.evaluated,
-            "boundary_search_batches": search.oracle_calls,
-            "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None),
-            **reply_info(settings, predictor, {k: v for k, v in parsed.items() if k[0] == variant}),
-        }
-        results.append(CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info))
-    return results
+        if sce is None:
+            continue
+        cf, cf_pred = sce.value, predictor.known(sce.value)
+        rec.counterfactual = task.as_dict(cf)
+        rec.cf_prediction = cf_pred.label
+        if cf_pred.label is None:
+            cf_unparsed += 1
+            rec.extra["cf_prediction_unparsed"] = cf_pred.reason
+        rec.valid = cf_pred.label == rec.target
+        rec.distance = gower_distance(task, point, cf)
+        row = MinimalityRow(rec.valid, rec.distance, rec.min_distance, None if rec.valid else icf[(cf, rec.target)])
+        rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
+        rows.append(row)
+    n_generated = sum(1 for r in records if r.counterfactual is not None)
+    figures = validity_figures(len(records), n_generated, sum(1 for r in records if r.valid))
+    figures.update({k: v for k, v in aggregate_minimality(rows).items() if k != "n_scored"})
+    figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
+    info = {
+        "task_kind": "grid",
+        "distance": "gower",
+        **common_info(settings, predictor, el, variant, records, reasons),
+        "n_cf_prediction_unparsed": cf_unparsed,
+        "grid_size": task.size,
+        "grid_points_predicted": len(predictor),
+        "grid_fraction_predicted": len(predictor) / task.size,
+        "boundary_search_points": search.evaluated,
+        "boundary_search_batches": search.oracle_calls,
+        "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None),
+    }
+    return CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
+
+
+# -- text tasks ------------------------------------------------------------------------------------
 
 
 def run_text_sce(
     model: ChatModel,
     model_name: str,
-    task,
+    task: Any,
     examples: Sequence[tuple[str, str]],
     settings: SCESettings = SCESettings(),
 ) -> list[CheckResult]:
-    """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025)."""
-    from sce_checks.search.text import redundancy, search_minimal_edit
-
+    """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025):
+    predictions, SCEs, predictions on the SCEs fresh and in context (Val, Val_c), each variant's
+    records and figures, then the model-in-the-loop searches (redundancy, reference edits)."""
     predictor = task_predictor(model, task, settings)
+    el = elicit(model, task, examples, settings, predictor,
+                lambda ex_id, label: pick_target(task.options, label, ex_id, settings.seed),
+                lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v))
+    predict_counterfactuals(task, predictor, el)
+    in_context = predict_in_context(task, examples, settings, el, model)
+    results = [text_result(variant, model_name, task, examples, settings, predictor, el, in_context)
+               for variant in settings.variants]
+    add_redundancy(task, predictor, results)
+    if settings.text_search_budget > 0:
+        add_reference_edits(task, predictor, examples, el, settings.text_search_budget, results)
+    return results
+
+
+def predict_in_context(task: Any, examples: Sequence[tuple[str, str]], settings: SCESettings, el: Elicited,
+                       model: ChatModel) -> dict[tuple[str, str], Prediction]:
+    """Stage 3b (Val_c): each revised text classified inside the conversation that produced it."""
     in_context = Predictor.from_settings(model, task.options, json.loads, settings)
-    texts = [t for _, t in examples]
-    with step(f"{task.name}: predicting {len(texts)} examples", len(texts)):
-        preds = predictor.predict(texts)
-    targets = {
-        ex_id: pick_target(task.options, pred.label, ex_id, settings.seed)
-        for (ex_id, _), pred in zip(examples, preds) if pred.label is not None
-    }
-
-    sce_reply = request_sces(model, settings, examples, preds, targets,
-                              lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v), task.name, task)
-    parsed = {k: parse_sce(task, r, settings) for k, r in sce_reply.items()}
-    revised = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
-    with step(f"{task.name}: predicting {len(revised)} counterfactuals", len(revised)):
-        predictor.predict(revised)
-
-    # Val_c: the revised text classified inside the conversation that produced it.
-    text_of = dict(examples)
-    pred_of = {ex_id: p for (ex_id, _), p in zip(examples, preds)}
-    ctx_keys = {}
-    for (variant, ex_id), sce in parsed.items():
+    text_of, pred_of = dict(examples), {ex_id: p for (ex_id, _), p in zip(examples, el.preds)}
+    keys = {}
+    for (variant, ex_id), sce in el.parsed.items():
         if sce.ok:
-            conv = text_prompts.in_context_conversation(
-                task, text_of[ex_id], _first_reply(pred_of[ex_id]), targets[ex_id], variant,
-                sce_reply[(variant, ex_id)], sce.value,
+            conversation = text_prompts.in_context_conversation(
+                task, text_of[ex_id], _first_reply(pred_of[ex_id]), el.targets[ex_id], variant,
+                el.replies[(variant, ex_id)], sce.value,
             )
-            ctx_keys[(variant, ex_id)] = json.dumps(conv, ensure_ascii=False)
-    with step(f"{task.name}: predicting {len(ctx_keys)} counterfactuals in context", len(ctx_keys)):
-        in_context.predict(list(ctx_keys.values()))
+            keys[(variant, ex_id)] = json.dumps(conversation, ensure_ascii=False)
+    with step(f"{task.name}: predicting {len(keys)} counterfactuals in context", len(keys)):
+        predictions = in_context.predict(list(keys.values()))
+    return dict(zip(keys, predictions))
 
+
+def text_result(variant: str, model_name: str, task: Any, examples: Sequence[tuple[str, str]], settings: SCESettings,
+                predictor: Predictor, el: Elicited, in_context: dict[tuple[str, str], Prediction]) -> CheckResult:
+    """Stage 4: one variant's records (validity fresh and in context, edit distances) and figures."""
     gold_of = {e.id: e.gold for e in getattr(task, "examples", ())}
-    results = []
-    for variant in settings.variants:
-        records: list[ExampleRecord] = []
-        reasons: Counter[str] = Counter()
-        for (ex_id, text), pred in zip(examples, preds):
-            rec = ExampleRecord(
-                id=ex_id, input=text, prediction=pred.label, target=targets.get(ex_id),
-                counterfactual=None, cf_prediction=None, valid=None, distance=None,
-                min_distance=None, prediction_reply=pred.reply,
-            )
-            if gold_of.get(ex_id) is not None:
-                rec.extra["gold"] = gold_of[ex_id]
-            records.append(rec)
-            if pred.label is None:
-                rec.unparsed = f"prediction: {pred.reason}"
-                reasons["prediction unparsed"] += 1
-                continue
-            rec.sce_reply = sce_reply[(variant, ex_id)]
-            sce = parsed[(variant, ex_id)]
-            if not sce.ok:
-                rec.unparsed = f"sce: {sce.reason}"
-                rec.extra["unparsed_code"] = sce.code
-                reasons[f"sce: {reason_summary(sce.code)}"] += 1
-                continue
-            revised = sce.value
-            if sce.lenient:
-                rec.extra["sce_leniency"] = list(sce.lenient)
-            rec.counterfactual = revised
-            rec.cf_prediction = predictor.known(revised).label
-            rec.valid = rec.cf_prediction == rec.target
-            ctx = in_context.known(ctx_keys[(variant, ex_id)])
-            rec.extra["cf_prediction_in_context"] = ctx.label
-            rec.extra["valid_in_context"] = ctx.label == rec.target
-            rec.distance = normalized_levenshtein(text, revised, "char")
-            rec.extra["word_distance"] = normalized_levenshtein(text, revised, "word")
-        generated = [r for r in records if r.counterfactual is not None]
-        valid = [r for r in generated if r.valid]
-        figures = validity_figures(len(records), len(generated), len(valid))
-        n_ctx_valid = sum(1 for r in generated if r.extra.get("valid_in_context"))
-        labelled = [r for r in records if "gold" in r.extra]
-        # how well the model does the task itself: a model that cannot tell the classes apart
-        # has no decision boundary worth explaining (reported beside the SCE figures)
-        figures["accuracy"] = (sum(1 for r in labelled if r.prediction == r.extra["gold"]) / len(labelled)
-                               if labelled else None)
-        figures["validity_in_context"] = n_ctx_valid / len(generated) if generated else None
-        figures["validity_in_context_ci"] = list(wilson_interval(n_ctx_valid, len(generated)))
-        figures["mean_distance"] = mean_or_none([r.distance for r in generated])
-        figures["mean_word_distance"] = mean_or_none([r.extra["word_distance"] for r in generated])
-        figures["mean_distance_valid"] = mean_or_none([r.distance for r in valid])
-        results.append(CheckResult("sce", model_name, task.name, variant, len(records), figures, records, {
-            "task_kind": "text",
-            "distance": "levenshtein",
-            "distance_unit": "char",
-            "prediction_mode": predictor.mode,
-            "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
-            "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
-            "unparsed_reasons": dict(reasons),
-            **reply_info(settings, predictor, {k: v for k, v in parsed.items() if k[0] == variant}),
-        }))
+    records: list[ExampleRecord] = []
+    reasons: Counter[str] = Counter()
+    for (ex_id, text), pred in zip(examples, el.preds):
+        rec, sce = sce_record(ex_id, text, pred, variant, el, reasons)
+        if gold_of.get(ex_id) is not None:
+            rec.extra["gold"] = gold_of[ex_id]
+        records.append(rec)
+        if sce is None:
+            continue
+        rec.counterfactual = sce.value
+        rec.cf_prediction = predictor.known(sce.value).label
+        rec.valid = rec.cf_prediction == rec.target
+        ctx = in_context[(variant, ex_id)]
+        rec.extra["cf_prediction_in_context"] = ctx.label
+        rec.extra["valid_in_context"] = ctx.label == rec.target
+        rec.distance = normalized_levenshtein(text, sce.value, "char")
+        rec.extra["word_distance"] = normalized_levenshtein(text, sce.value, "word")
+    generated = [r for r in records if r.counterfactual is not None]
+    valid = [r for r in generated if r.valid]
+    figures = validity_figures(len(records), len(generated), len(valid))
+    labelled = [r for r in records if "gold" in r.extra]
+    # how well the model does the task itself: a model that cannot tell the classes apart has no
+    # decision boundary worth explaining (reported beside the SCE figures)
+    figures["accuracy"] = (sum(1 for r in labelled if r.prediction == r.extra["gold"]) / len(labelled)
+                           if labelled else None)
+    undefined: dict[str, str] = {}
+    put_proportion(figures, undefined, "validity_in_context", sum(1 for r in generated if r.extra["valid_in_context"]),
+                   len(generated), "no SCE generated")
+    figures["mean_distance"] = mean_or_none([r.distance for r in generated])
+    figures["mean_word_distance"] = mean_or_none([r.extra["word_distance"] for r in generated])
+    figures["mean_distance_valid"] = mean_or_none([r.distance for r in valid])
+    info = {"task_kind": "text", "distance": "levenshtein", "distance_unit": "char",
+            **common_info(settings, predictor, el, variant, records, reasons)}
+    return CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
 
-    # Minimality references and redundancy: model-in-the-loop searches over valid SCEs only.
+
+def add_redundancy(task: Any, predictor: Predictor, results: list[CheckResult]) -> None:
+    """Stage 5a: the share of each valid SCE's changes the model did not need (CARLA's
+    redundancy): every change reverted alone, predicted again."""
+    from sce_checks.search.text import redundancy
+
     for result in results:
         valid = [r for r in result.examples if r.valid]
         with step(f"{task.name}/{result.variant}: redundancy of {len(valid)} valid SCEs (predictions)",
                   None if valid else 0):
-            red = [redundancy(predictor.labels, r.input, r.counterfactual, r.target) for r in valid]
-        for rec, (n_changes, n_redundant) in zip(valid, red):
+            counts = [redundancy(predictor.labels, r.input, r.counterfactual, r.target) for r in valid]
+        for rec, (n_changes, n_redundant) in zip(valid, counts):
             rec.extra["n_changes"] = n_changes
             rec.extra["n_redundant_changes"] = n_redundant
-        shares = [nr / nc for nc, nr in red if nc]
+        shares = [nr / nc for nc, nr in counts if nc]
         result.figures["redundancy"] = mean_or_none(shares)
         result.info["redundancy_over"] = len(shares)
-    if settings.text_search_budget > 0:
-        found = {}
 
-        def labels_and_probs(texts):
-            return [(p.label, p.probs) for p in predictor.predict(texts)]
 
-        with step(f"{task.name}: searching minimal edits, budget {settings.text_search_budget} per example (predictions)"):
-            for (ex_id, text), pred in zip(examples, preds):
-                if pred.label is not None:
-                    found[ex_id] = search_minimal_edit(labels_and_probs, text, targets[ex_id], settings.text_search_budget)
-        for result in results:
-            gaps = []
-            for rec in result.examples:
-                hit = found.get(rec.id)
-                if hit is None or hit.text is None:
-                    continue
-                rec.min_distance = hit.distance
-                rec.reference = hit.text
-                if rec.valid and rec.distance is not None:
-                    rec.extra["minimality_gap"] = rec.distance - hit.distance
-                    gaps.append(rec.distance - hit.distance)
-            result.figures["mean_minimality_gap"] = mean_or_none(gaps)
-            result.figures["reference_found_rate"] = (
-                sum(1 for h in found.values() if h.text is not None) / len(found) if found else None
-            )
-            result.info["text_search_budget"] = settings.text_search_budget
-    return results
+def add_reference_edits(task: Any, predictor: Predictor, examples: Sequence[tuple[str, str]], el: Elicited,
+                        budget: int, results: list[CheckResult]) -> None:
+    """Stage 5b: a bounded model-in-the-loop search for a minimal flipping edit of each example
+    (an upper bound on the minimal edit), and each valid SCE's gap to it."""
+    from sce_checks.search.text import search_minimal_edit
+
+    def labels_and_probs(texts):
+        return [(p.label, p.probs) for p in predictor.predict(texts)]
+
+    found = {}
+    with step(f"{task.name}: searching minimal edits, budget {budget} per example (predictions)"):
+        for (ex_id, text), pred in zip(examples, el.preds):
+            if pred.label is not None:
+                found[ex_id] = search_minimal_edit(labels_and_probs, text, el.targets[ex_id], budget)
+    for result in results:
+        gaps = []
+        for rec in result.examples:
+            hit = found.get(rec.id)
+            if hit is None or hit.text is None:
+                continue
+            rec.min_distance = hit.distance
+            rec.reference = hit.text
+            if rec.valid and rec.distance is not None:
+                rec.extra["minimality_gap"] = rec.distance - hit.distance
+                gaps.append(rec.distance - hit.distance)
+        result.figures["mean_minimality_gap"] = mean_or_none(gaps)
+        result.figures["reference_found_rate"] = (
+            sum(1 for h in found.values() if h.text is not None) / len(found) if found else None
+        )
+        result.info["text_search_budget"] = budget
 
 
 # -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------
