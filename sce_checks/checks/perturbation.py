@@ -161,77 +161,19 @@ def run_invariance(
     settings: PerturbationSettings = PerturbationSettings(),
 ) -> CheckResult:
     """CheckList INV on a text task: does the predicted label survive label-preserving edits?
-    Raises `CheckNotApplicable` on grid tasks, before any model call."""
+    Stages: draw perturbations, predict originals and perturbed texts, judge each perturbation,
+    shrink failing multi-edit perturbations to a single failing edit, figures. Raises
+    `CheckNotApplicable` on grid tasks, before any model call."""
     if task.kind != "text":
         raise CheckNotApplicable(INV_NOT_ON_GRIDS)
     predictor = task_predictor(model, task, settings)
     drawn = {ex_id: draw_perturbations(text, ex_id, settings) for ex_id, text in examples}
-    name = task.name
-
-    preds = _predict(predictor, name, examples, {ex_id: [p.text for p in ps] for ex_id, ps in drawn.items()},
+    preds = _predict(predictor, task.name, examples, {ex_id: [p.text for p in ps] for ex_id, ps in drawn.items()},
                      "perturbed texts")
-
-    records: list[ExampleRecord] = []
     reasons: Counter[str] = Counter()
-    n_perturbed_unparsed = 0
-    to_shrink: dict[str, list[int]] = {}  # example id -> indices of failing multi-edit perturbations
-    for (ex_id, text), pred in zip(examples, preds):
-        rec = prediction_record(ex_id, text, pred)
-        records.append(rec)
-        rows = [_perturbation_row(p) for p in drawn[ex_id]]
-        rec.extra["perturbations"] = rows
-        rec.extra["failed"] = None
-        if pred.label is None:
-            reasons[f"prediction: {reason_summary(pred.code)}"] += 1
-            continue
-        for row in rows:
-            q = predictor.known(row["text"])
-            row["prediction"] = q.label
-            if q.label is None:
-                row["unparsed"] = q.reason
-                reasons[f"perturbed: {reason_summary(q.code)}"] += 1
-                n_perturbed_unparsed += 1
-                continue
-            row["failed"] = q.label != pred.label
-            if pred.probs is not None and q.probs is not None:
-                row["prob_change"] = q.probs[pred.label] - pred.probs[pred.label]
-        _note_unparsed(rec, rows)
-        scored = [r for r in rows if r["failed"] is not None]
-        if scored:
-            rec.extra["failed"] = any(r["failed"] for r in scored)
-        failing = sorted((i for i, r in enumerate(rows) if r["failed"]), key=lambda i: (len(drawn[ex_id][i].edits), i))
-        if failing and len(drawn[ex_id][failing[0]].edits) > 1:  # no single-edit failure drawn: shrink
-            to_shrink[ex_id] = [i for i in failing if len(drawn[ex_id][i].edits) > 1]
-
-    # Shrinking: every single edit of every failing combination, in one batch.
-    singles = {(ex_id, i): [perturb.perturb(drawn[ex_id][i].original, [e]) for e in drawn[ex_id][i].edits]
-               for ex_id, idx in to_shrink.items() for i in idx}
-    single_texts = list(dict.fromkeys(s.text for group in singles.values() for s in group))
-    with step(f"{name}: shrinking {len(singles)} failing perturbations ({len(single_texts)} single edits)",
-              len(single_texts)):
-        predictor.predict(single_texts)
-    n_shrink_unparsed = 0
-    for rec in records:
-        if not rec.extra["failed"]:
-            continue
-        ps = drawn[rec.id]
-        failing = sorted((i for i, r in enumerate(rec.extra["perturbations"]) if r["failed"]),
-                         key=lambda i: (len(ps[i].edits), i))
-        shrunk = None
-        for i in to_shrink.get(rec.id, []):
-            for single in singles[(rec.id, i)]:
-                q = predictor.known(single.text)
-                if q.label is None:
-                    n_shrink_unparsed += 1
-                    reasons[f"shrinking: {reason_summary(q.code)}"] += 1
-                elif shrunk is None and q.label != rec.prediction:
-                    shrunk = (single, q.label, i)
-        if shrunk is None:  # a single-edit failure was drawn, or the edits only fail together
-            first = failing[0]
-            shrunk = (ps[first], rec.extra["perturbations"][first]["prediction"], first)
-        p, label, i = shrunk
-        rec.extra["shrunk"] = {"original": p.original, "text": p.text, "edits": [e.describe() for e in p.edits],
-                               "prediction": label, "single_edit": len(p.edits) == 1, "from_perturbation": i}
+    records = [_invariance_record(ex_id, text, pred, drawn[ex_id], predictor, reasons)
+               for (ex_id, text), pred in zip(examples, preds)]
+    n_shrink_unparsed = _shrink(task.name, records, drawn, predictor, reasons)
 
     figures, undefined, rows = _failure_figures(records, "")
     changes = [abs(row["prob_change"]) for row in rows if row["prob_change"] is not None]
@@ -247,15 +189,88 @@ def run_invariance(
         "n_perturbations_drawn": sum(len(ps) for ps in drawn.values()),
         "n_examples_without_candidates": sum(1 for ps in drawn.values() if not ps),
         "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
-        "n_perturbed_unparsed": n_perturbed_unparsed,
+        "n_perturbed_unparsed": sum(1 for r in records for row in r.extra["perturbations"] if row.get("unparsed")),
         "n_shrink_unparsed": n_shrink_unparsed,
         "unparsed_reasons": dict(reasons),
         "n_shrunk_to_single_edit": sum(1 for r in records if r.extra.get("shrunk", {}).get("single_edit")),
         "predictions_requested": predictor.requested,
         "undefined": undefined,
     }
-    return CheckResult("inv", model_spec, name, None, len(records), figures, records, info)
+    return CheckResult("inv", model_spec, task.name, None, len(records), figures, records, info)
 
+
+def _invariance_record(ex_id: str, text: str, pred: Prediction, drawn: list[perturb.Perturbed], predictor: Predictor,
+                       reasons: Counter[str]) -> ExampleRecord:
+    """An example's record: each perturbation judged (failed: the label moved), the example
+    failed when any scored perturbation did."""
+    rec = prediction_record(ex_id, text, pred)
+    rows = [_perturbation_row(p) for p in drawn]
+    rec.extra["perturbations"] = rows
+    rec.extra["failed"] = None
+    if pred.label is None:
+        reasons[f"prediction: {reason_summary(pred.code)}"] += 1
+        return rec
+    for row in rows:
+        q = predictor.known(row["text"])
+        row["prediction"] = q.label
+        if q.label is None:
+            row["unparsed"] = q.reason
+            reasons[f"perturbed: {reason_summary(q.code)}"] += 1
+            continue
+        row["failed"] = q.label != pred.label
+        if pred.probs is not None and q.probs is not None:
+            row["prob_change"] = q.probs[pred.label] - pred.probs[pred.label]
+    _note_unparsed(rec, rows)
+    scored = [r for r in rows if r["failed"] is not None]
+    if scored:
+        rec.extra["failed"] = any(r["failed"] for r in scored)
+    return rec
+
+
+def _failing(rec: ExampleRecord, drawn: list[perturb.Perturbed]) -> list[int]:
+    """Indices of an example's failing perturbations, fewest edits first."""
+    return sorted((i for i, r in enumerate(rec.extra["perturbations"]) if r["failed"]),
+                  key=lambda i: (len(drawn[i].edits), i))
+
+
+def _shrink(name: str, records: list[ExampleRecord], drawn: dict[str, list[perturb.Perturbed]], predictor: Predictor,
+            reasons: Counter[str]) -> int:
+    """Shrink each failing example to its smallest failing edit: when no single-edit failure was
+    drawn, every single edit of every failing combination is predicted (one batch) and the first
+    that fails alone is kept; otherwise the first failing perturbation with the fewest edits.
+    Returns how many single-edit predictions went unparsed."""
+    to_shrink = {}
+    for rec in records:
+        failing = _failing(rec, drawn[rec.id]) if rec.extra["failed"] else []
+        if failing and len(drawn[rec.id][failing[0]].edits) > 1:  # no single-edit failure drawn: shrink
+            to_shrink[rec.id] = [i for i in failing if len(drawn[rec.id][i].edits) > 1]
+    singles = {(ex_id, i): [perturb.perturb(drawn[ex_id][i].original, [e]) for e in drawn[ex_id][i].edits]
+               for ex_id, idx in to_shrink.items() for i in idx}
+    single_texts = list(dict.fromkeys(s.text for group in singles.values() for s in group))
+    with step(f"{name}: shrinking {len(singles)} failing perturbations ({len(single_texts)} single edits)",
+              len(single_texts)):
+        predictor.predict(single_texts)
+    unparsed = 0
+    for rec in records:
+        if not rec.extra["failed"]:
+            continue
+        ps = drawn[rec.id]
+        shrunk = None
+        for i in to_shrink.get(rec.id, []):
+            for single in singles[(rec.id, i)]:
+                q = predictor.known(single.text)
+                if q.label is None:
+                    unparsed += 1
+                    reasons[f"shrinking: {reason_summary(q.code)}"] += 1
+                elif shrunk is None and q.label != rec.prediction:
+                    shrunk = (single, q.label, i)
+        if shrunk is None:  # a single-edit failure was drawn, or the edits only fail together
+            first = _failing(rec, ps)[0]
+            shrunk = (ps[first], rec.extra["perturbations"][first]["prediction"], first)
+        p, label, i = shrunk
+        rec.extra["shrunk"] = {"original": p.original, "text": p.text, "edits": [e.describe() for e in p.edits],
+                               "prediction": label, "single_edit": len(p.edits) == 1, "from_perturbation": i}
+    return unparsed
 
 
 def _failure_figures(records: list[ExampleRecord], qualifier: str) -> tuple[dict[str, Any], dict[str, str], list[dict]]:
@@ -338,6 +353,45 @@ def directional_probes(task: Any, example_id: str, x: Any, settings: Perturbatio
     return _text_probes(task, x, example_id, settings)
 
 
+def _directional_record(task: Any, ex_id: str, x: Any, pred: Prediction, probes: list[Probe], predictor: Predictor,
+                        settings: PerturbationSettings, reasons: Counter[str]) -> ExampleRecord:
+    """An example's record: each probe judged against its expected direction (by the option
+    probability with a tolerance when scored, by the label otherwise); a probe that cannot fail
+    (the prediction is already the direction's option) is marked and not counted."""
+    grid = task.kind == "grid"
+    probability = predictor.mode == "score"
+    rec = prediction_record(ex_id, task.as_dict(x) if grid else x, pred)
+    rows = []
+    for probe in probes:
+        row = {"point" if grid else "text": task.as_dict(probe.input) if grid else probe.input, "edits": [probe.edit],
+               "direction": probe.direction, "prediction": None, "failed": None, "shift": None}
+        if probe.move is not None:
+            row["move"] = probe.move
+        rows.append(row)
+    rec.extra["perturbations"] = rows
+    rec.extra["failed"] = None
+    if pred.label is None:
+        reasons[f"prediction: {reason_summary(pred.code)}"] += 1
+        return rec
+    for probe, row in zip(probes, rows):
+        q = predictor.known(probe.input)
+        row["prediction"] = q.label
+        if q.label is None:
+            row["unparsed"] = q.reason
+            reasons[f"perturbed: {reason_summary(q.code)}"] += 1
+            continue
+        failed, row["shift"] = _dir_outcome(pred, q, probe, settings.dir_tolerance, probability)
+        if _can_fail(pred, probe, settings.dir_tolerance, probability):
+            row["failed"] = failed
+        else:
+            row["cannot_fail"] = True
+    _note_unparsed(rec, rows)
+    scored = [r for r in rows if r["failed"] is not None]
+    if scored:
+        rec.extra["failed"] = any(r["failed"] for r in scored)
+    return rec
+
+
 def _directions(task: Any) -> dict[str, Any]:
     """What the task declares, for ``info``; CheckNotApplicable when nothing is declared."""
     if task.kind == "grid":
@@ -390,7 +444,9 @@ def run_directional(
     settings: PerturbationSettings = PerturbationSettings(),
 ) -> CheckResult:
     """CheckList DIR: does the prediction move the declared way (or at least not the other way)?
-    Raises `CheckNotApplicable` when the task declares no direction, before any model call."""
+    Stages: probes from the task's declared directions, predictions on originals and probes, each
+    probe judged, figures. Raises `CheckNotApplicable` when the task declares no direction, before
+    any model call."""
     directions = _directions(task)
     predictor = task_predictor(model, task, settings)
     probability = predictor.mode == "score"
@@ -400,44 +456,10 @@ def run_directional(
     preds = _predict(predictor, name, examples, {ex_id: [p.input for p in ps] for ex_id, ps in probes.items()},
                      "directional perturbations")
 
-    key = "point" if task.kind == "grid" else "text"
-    records: list[ExampleRecord] = []
     reasons: Counter[str] = Counter()
-    n_perturbed_unparsed = 0
-    cannot_fail = 0
-    for (ex_id, x), pred in zip(examples, preds):
-        rec = prediction_record(ex_id, task.as_dict(x) if task.kind == "grid" else x, pred)
-        records.append(rec)
-        rows = []
-        for probe in probes[ex_id]:
-            row = {key: task.as_dict(probe.input) if task.kind == "grid" else probe.input, "edits": [probe.edit],
-                   "direction": probe.direction, "prediction": None, "failed": None, "shift": None}
-            if probe.move is not None:
-                row["move"] = probe.move
-            rows.append(row)
-        rec.extra["perturbations"] = rows
-        rec.extra["failed"] = None
-        if pred.label is None:
-            reasons[f"prediction: {reason_summary(pred.code)}"] += 1
-            continue
-        for probe, row in zip(probes[ex_id], rows):
-            q = predictor.known(probe.input)
-            row["prediction"] = q.label
-            if q.label is None:
-                row["unparsed"] = q.reason
-                reasons[f"perturbed: {reason_summary(q.code)}"] += 1
-                n_perturbed_unparsed += 1
-                continue
-            failed, row["shift"] = _dir_outcome(pred, q, probe, settings.dir_tolerance, probability)
-            if _can_fail(pred, probe, settings.dir_tolerance, probability):
-                row["failed"] = failed
-            else:
-                row["cannot_fail"] = True
-                cannot_fail += 1
-        _note_unparsed(rec, rows)
-        scored = [r for r in rows if r["failed"] is not None]
-        if scored:
-            rec.extra["failed"] = any(r["failed"] for r in scored)
+    records = [_directional_record(task, ex_id, x, pred, probes[ex_id], predictor, settings, reasons)
+               for (ex_id, x), pred in zip(examples, preds)]
+    rows_of = [row for r in records for row in r.extra["perturbations"]]
 
     figures, undefined, _ = _failure_figures(records, " that could fail")
     # the shift describes every scored perturbation, those that could not fail included
@@ -456,8 +478,8 @@ def run_directional(
         "n_perturbations_drawn": sum(len(ps) for ps in probes.values()),
         "n_examples_without_probes": sum(1 for ps in probes.values() if not ps),
         "n_prediction_unparsed": sum(1 for p in preds if p.label is None),
-        "n_perturbed_unparsed": n_perturbed_unparsed,
-        "n_perturbations_cannot_fail": cannot_fail,
+        "n_perturbed_unparsed": sum(1 for row in rows_of if row.get("unparsed")),
+        "n_perturbations_cannot_fail": sum(1 for row in rows_of if row.get("cannot_fail")),
         "unparsed_reasons": dict(reasons),
         "predictions_requested": predictor.requested,
         "undefined": undefined,

@@ -49,7 +49,7 @@ from typing import Any, Sequence
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, check_settings, task_predictor
+from sce_checks.checks.predict import Prediction, Predictor, check_settings, prediction_record, task_predictor
 from sce_checks.config import default
 from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError
@@ -134,114 +134,29 @@ def run_stability(
     examples: Sequence[tuple[str, Any]],
     settings: StabilitySettings = StabilitySettings(),
 ) -> CheckResult:
-    """Both halves of the stability check on one task (the perturbation half on text tasks only)."""
+    """Both halves of the stability check on one task (the perturbation half on text tasks only).
+    Stages: predictions; (text) a perturbation that keeps each prediction; SCEs of originals and
+    perturbed partners in one batch; predictions on the SCEs; originals and SCEs under every
+    paraphrase; records; figures."""
     text = task.kind == "text"
-    prompts = text_prompts if text else grid_prompts
-    name = task.name
     predictor = task_predictor(model, task, settings)
     inputs = [x for _, x in examples]
-    with step(f"{name}: predicting {len(set(inputs))} examples", len(set(inputs))):
+    with step(f"{task.name}: predicting {len(set(inputs))} examples", len(set(inputs))):
         preds = predictor.predict(inputs)
-    pred_of = {ex_id: p for (ex_id, _), p in zip(examples, preds)}
+    kept, tried = _keeping_perturbations(predictor, examples, preds, settings, task.name) if text else ({}, {})
+    targets, replies, parsed = _request_pair_sces(model, task, examples, preds, kept, settings)
+    counterfactuals = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
+    with step(f"{task.name}: predicting {len(counterfactuals)} counterfactuals", len(counterfactuals)):
+        predictor.predict(counterfactuals)
+    under_prompts, para = _paraphrase_predictions(model, task, examples, targets, parsed, predictor, settings)
 
-    kept, tried = _keeping_perturbations(predictor, examples, preds, settings, name) if text else ({}, {})
-
-    # SCE requests: each original with a parsed prediction, and its perturbed partner, one batch.
-    targets: dict[str, str] = {}
-    jobs: list[tuple[str, Any]] = []
-    job_preds: list[Prediction] = []
-    for ex_id, x in examples:
-        pred = pred_of[ex_id]
-        if pred.label is None:
-            continue
-        targets[ex_id] = pick_target(task.options, pred.label, ex_id, settings.seed) if text else task.other_option(pred.label)
-        jobs.append((ex_id, x))
-        job_preds.append(pred)
-        if ex_id in kept:
-            p, q = kept[ex_id]
-            targets[ex_id + _PERTURBED] = targets[ex_id]
-            jobs.append((ex_id + _PERTURBED, p.text))
-            job_preds.append(q)
-    sce_settings = SCESettings(variants=(settings.variant,), sce_tokens=settings.sce_tokens,
-                               elicitation=settings.elicitation, parsing=settings.parsing)
-    replies = request_sces(model, sce_settings, jobs, job_preds, targets,
-                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v), name, task)
-    replies = {job_id: r for (_, job_id), r in replies.items()}
-    parsed = {job_id: parse_sce(task, r, settings) for job_id, r in replies.items()}
-    cfs = list(dict.fromkeys(p.value for p in parsed.values() if p.ok))
-    with step(f"{name}: predicting {len(cfs)} counterfactuals", len(cfs)):
-        predictor.predict(cfs)
-
-    # Originals and their counterfactuals under every paraphrase, one batch.
-    templates = paraphrases(task)
-    para = Predictor.from_settings(model, task.options, lambda key: templates[key[0]](task, key[1]), settings)
-    subjects = list(dict.fromkeys(
-        [x for (ex_id, x) in examples if ex_id in targets] + [parsed[ex_id].value for ex_id, _ in examples
-                                                              if ex_id in parsed and parsed[ex_id].ok]))
-    keys = [(n, x) for n in settings.paraphrases for x in subjects]
-    with step(f"{name}: predicting {len(subjects)} inputs and counterfactuals under {len(settings.paraphrases)} paraphrases",
-              len(keys)):
-        para.predict(keys)
-
-    def under_prompts(x: Any) -> dict[str, str | None]:
-        out = {CANONICAL: predictor.known(x).label}
-        out.update({n: para.known((n, x)).label for n in settings.paraphrases})
-        return out
-
-    distance = (lambda a, b: normalized_levenshtein(a, b, "char")) if text else (lambda a, b: gower_distance(task, a, b))
-    shown = (lambda x: x) if text else task.as_dict
-    records: list[ExampleRecord] = []
     reasons: Counter[str] = Counter()
-    for ex_id, x in examples:
-        pred = pred_of[ex_id]
-        rec = ExampleRecord(id=ex_id, input=shown(x), prediction=pred.label, target=targets.get(ex_id),
-                            counterfactual=None, cf_prediction=None, valid=None, distance=None, min_distance=None,
-                            prediction_reply=pred.reply)
+    records = []
+    for (ex_id, x), pred in zip(examples, preds):
+        rec = _stability_record(task, ex_id, x, pred, targets, replies, parsed, predictor, under_prompts, reasons)
         records.append(rec)
-        if pred.label is None:
-            rec.unparsed = f"prediction: {pred.reason}"
-            reasons["prediction unparsed"] += 1
-            continue
-        rec.extra["original_prompt_predictions"] = under_prompts(x)
-        rec.sce_reply = replies[ex_id]
-        sce = parsed[ex_id]
-        if sce.ok:
-            rec.counterfactual = shown(sce.value)
-            rec.cf_prediction = predictor.known(sce.value).label
-            rec.valid = rec.cf_prediction == rec.target
-            rec.distance = distance(x, sce.value)
-            labels = under_prompts(sce.value)
-            rec.extra["prompt_predictions"] = labels
-            rec.extra["valid_under_all_prompts"] = all(v == rec.target for v in labels.values())
-            if None in labels.values():
-                reasons["counterfactual prediction unparsed (some prompt)"] += 1
-        else:
-            rec.unparsed = f"sce: {sce.reason}"
-            reasons["sce unparsed"] += 1
-        if not text:
-            continue
-        n_drawn, rows = tried.get(ex_id, (0, []))
-        rec.extra["perturbations_tried"] = rows
-        if ex_id not in kept:
-            rec.extra["perturbed"] = None
-            reasons["no candidate edit" if not n_drawn else "no drawn edit kept the prediction"] += 1
-            continue
-        p, q = kept[ex_id]
-        job = ex_id + _PERTURBED
-        psce = parsed[job]
-        side: dict[str, Any] = {"text": p.text, "edits": [e.describe() for e in p.edits], "prediction": q.label,
-                                "sce_reply": replies[job], "counterfactual": None, "cf_prediction": None, "valid": None}
-        if psce.ok:
-            side["counterfactual"] = psce.value
-            side["cf_prediction"] = predictor.known(psce.value).label
-            side["valid"] = side["cf_prediction"] == rec.target
-            side["distance"] = distance(p.text, psce.value)
-        else:
-            side["unparsed"] = f"sce: {psce.reason}"
-            reasons["perturbed sce unparsed"] += 1
-        rec.extra["perturbed"] = side
-        if rec.valid is not None and side["valid"] is not None:
-            rec.extra["validity_agrees"] = rec.valid == side["valid"]
+        if text and pred.label is not None:
+            _perturbed_side(rec, kept.get(ex_id), tried.get(ex_id, (0, [])), replies, parsed, predictor, reasons)
 
     figures, undefined = _figures(records, text, settings)
     info = {
@@ -258,7 +173,117 @@ def run_stability(
         "predictions_requested": predictor.requested + para.requested,
         "undefined": undefined,
     }
-    return CheckResult("stability", model_spec, name, None, len(records), figures, records, info)
+    return CheckResult("stability", model_spec, task.name, None, len(records), figures, records, info)
+
+
+def _distance(task: Any, a: Any, b: Any) -> float:
+    return normalized_levenshtein(a, b, "char") if task.kind == "text" else gower_distance(task, a, b)
+
+
+def _request_pair_sces(model: ChatModel, task: Any, examples: Sequence[tuple[str, Any]], preds: list[Prediction],
+                       kept: dict[str, Any], settings: StabilitySettings) -> tuple[dict[str, str], dict, dict]:
+    """The SCE requests, one batch: each original with a parsed prediction, and its perturbed
+    partner (job id ``<id>\\x00perturbed``), both asked for the original's target.
+    Returns (targets, replies, readings) by job id."""
+    prompts = text_prompts if task.kind == "text" else grid_prompts
+    targets: dict[str, str] = {}
+    jobs: list[tuple[str, Any]] = []
+    job_preds: list[Prediction] = []
+    for (ex_id, x), pred in zip(examples, preds):
+        if pred.label is None:
+            continue
+        targets[ex_id] = (pick_target(task.options, pred.label, ex_id, settings.seed) if task.kind == "text"
+                          else task.other_option(pred.label))
+        jobs.append((ex_id, x))
+        job_preds.append(pred)
+        if ex_id in kept:
+            p, q = kept[ex_id]
+            targets[ex_id + _PERTURBED] = targets[ex_id]
+            jobs.append((ex_id + _PERTURBED, p.text))
+            job_preds.append(q)
+    sce_settings = SCESettings(variants=(settings.variant,), sce_tokens=settings.sce_tokens,
+                               elicitation=settings.elicitation, parsing=settings.parsing)
+    replies = request_sces(model, sce_settings, jobs, job_preds, targets,
+                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v), task.name, task)
+    replies = {job_id: r for (_, job_id), r in replies.items()}
+    return targets, replies, {job_id: parse_sce(task, r, settings) for job_id, r in replies.items()}
+
+
+def _paraphrase_predictions(model: ChatModel, task: Any, examples: Sequence[tuple[str, Any]], targets: dict[str, str],
+                            parsed: dict, predictor: Predictor, settings: StabilitySettings) -> tuple[Any, Predictor]:
+    """Originals and their counterfactuals predicted under every paraphrase, one batch; returns
+    ``under_prompts(x) -> {prompt: label}`` (the canonical prompt first) and the paraphrase predictor."""
+    templates = paraphrases(task)
+    para = Predictor.from_settings(model, task.options, lambda key: templates[key[0]](task, key[1]), settings)
+    subjects = list(dict.fromkeys(
+        [x for (ex_id, x) in examples if ex_id in targets] + [parsed[ex_id].value for ex_id, _ in examples
+                                                              if ex_id in parsed and parsed[ex_id].ok]))
+    keys = [(n, x) for n in settings.paraphrases for x in subjects]
+    with step(f"{task.name}: predicting {len(subjects)} inputs and counterfactuals under {len(settings.paraphrases)} "
+              "paraphrases", len(keys)):
+        para.predict(keys)
+
+    def under_prompts(x: Any) -> dict[str, str | None]:
+        out = {CANONICAL: predictor.known(x).label}
+        out.update({n: para.known((n, x)).label for n in settings.paraphrases})
+        return out
+
+    return under_prompts, para
+
+
+def _stability_record(task: Any, ex_id: str, x: Any, pred: Prediction, targets: dict[str, str], replies: dict,
+                      parsed: dict, predictor: Predictor, under_prompts: Any, reasons: Counter[str]) -> ExampleRecord:
+    """An example's record: its SCE, valid or not, and judged under every prompt."""
+    rec = prediction_record(ex_id, task.as_dict(x) if task.kind == "grid" else x, pred)
+    rec.target = targets.get(ex_id)
+    if pred.label is None:
+        reasons["prediction unparsed"] += 1
+        return rec
+    rec.extra["original_prompt_predictions"] = under_prompts(x)
+    rec.sce_reply = replies[ex_id]
+    sce = parsed[ex_id]
+    if not sce.ok:
+        rec.unparsed = f"sce: {sce.reason}"
+        reasons["sce unparsed"] += 1
+        return rec
+    rec.counterfactual = task.as_dict(sce.value) if task.kind == "grid" else sce.value
+    rec.cf_prediction = predictor.known(sce.value).label
+    rec.valid = rec.cf_prediction == rec.target
+    rec.distance = _distance(task, x, sce.value)
+    labels = under_prompts(sce.value)
+    rec.extra["prompt_predictions"] = labels
+    rec.extra["valid_under_all_prompts"] = all(v == rec.target for v in labels.values())
+    if None in labels.values():
+        reasons["counterfactual prediction unparsed (some prompt)"] += 1
+    return rec
+
+
+def _perturbed_side(rec: ExampleRecord, kept: Any, tried: tuple[int, list], replies: dict, parsed: dict,
+                    predictor: Predictor, reasons: Counter[str]) -> None:
+    """A text example's perturbed partner: the edit that kept the prediction, its SCE, and whether
+    that SCE's validity agrees with the original's."""
+    n_drawn, rows = tried
+    rec.extra["perturbations_tried"] = rows
+    if kept is None:
+        rec.extra["perturbed"] = None
+        reasons["no candidate edit" if not n_drawn else "no drawn edit kept the prediction"] += 1
+        return
+    p, q = kept
+    job = rec.id + _PERTURBED
+    psce = parsed[job]
+    side: dict[str, Any] = {"text": p.text, "edits": [e.describe() for e in p.edits], "prediction": q.label,
+                            "sce_reply": replies[job], "counterfactual": None, "cf_prediction": None, "valid": None}
+    if psce.ok:
+        side["counterfactual"] = psce.value
+        side["cf_prediction"] = predictor.known(psce.value).label
+        side["valid"] = side["cf_prediction"] == rec.target
+        side["distance"] = normalized_levenshtein(p.text, psce.value, "char")
+    else:
+        side["unparsed"] = f"sce: {psce.reason}"
+        reasons["perturbed sce unparsed"] += 1
+    rec.extra["perturbed"] = side
+    if rec.valid is not None and side["valid"] is not None:
+        rec.extra["validity_agrees"] = rec.valid == side["valid"]
 
 
 def _validity_by_prompt(records: list[ExampleRecord], prompts: list[str]) -> dict[str, float | None]:
