@@ -139,15 +139,27 @@ def load_audit_file(path: str | Path) -> AuditFile:
     all_units = units(checks, variants)
 
     table = {(d, u): [] for d in datasets for u in all_units}
-    xfails: dict[tuple[str, str, str], str] = {}
     for unit, gates in _threshold_sections(path, data.get("thresholds", {}), checks).items():
         for d in datasets:
             for u in all_units:
                 if check_of(u) == unit:
                     table[(d, u)].extend(gates)
-    overrides = data.get("override", [])
+    xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants)
+    base = None
+    if baseline:
+        base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
+    return AuditFile(path, spec, base, tolerance, table, names, xfails)
+
+
+def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], list[Threshold]], written: list[str],
+                     checks: list[str], variants: list[str]) -> dict[tuple[str, str, str], str]:
+    """``[[override]]`` tables: more thresholds for some datasets, variants or checks, added to
+    ``table``; returns the known failures they declare (``xfail``), by (dataset, unit, threshold)."""
+    from sce_checks.checks import check_of
+
     if not isinstance(overrides, list):
         raise _err(path, "override", "expected [[override]] tables")
+    xfails: dict[tuple[str, str, str], str] = {}
     for i, ov in enumerate(overrides):
         key = f"override[{i}]"
         if not isinstance(ov, dict):
@@ -178,10 +190,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
                 lst.extend(extra)
                 if reason:
                     xfails.update({(d, u, str(t)): reason for t in extra})
-    base = None
-    if baseline:
-        base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
-    return AuditFile(path, spec, base, tolerance, table, names, xfails)
+    return xfails
 
 
 def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, list[Threshold]]:

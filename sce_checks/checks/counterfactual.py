@@ -269,31 +269,8 @@ def interventions(
     explanation_of = {(ex_id, i): reply for (ex_id, i, _), reply in zip(asks, replies)}
 
     reasons: Counter[str] = Counter()
-    out: list[ExampleInterventions] = []
-    for (ex_id, x), pred in zip(examples, preds):
-        shown = task.as_dict(x) if kind == "grid" else x
-        if pred.label is None:
-            reasons[f"prediction: {reason_summary(pred.code)}"] += 1
-            out.append(ExampleInterventions(ex_id, shown, pred, (), "prediction unparsed"))
-            continue
-        items = []
-        for i, d in enumerate(draws[ex_id]):
-            p = predictor.known(d.key)
-            if p.label is None:
-                reasons[f"edited prediction: {reason_summary(p.code)}"] += 1
-                items.append(Intervention(i, d.edit, d.word, d.shown, None, p.reason, p.probs,
-                                          None, None, None, None, None))
-                continue
-            explanation = explanation_of[(ex_id, i)]
-            found = next((a for a in d.aliases if mentions(explanation, a, whole_word=settings.whole_word)), None)
-            tvd = total_variation(pred.probs, p.probs) if pred.probs is not None and p.probs is not None else None
-            items.append(Intervention(i, d.edit, d.word, d.shown, p.label, None, p.probs, p.label != pred.label,
-                                      explanation, found is not None, found, tvd))
-        skipped = None
-        if not items:
-            skipped = ("no insertion slot (no noun or verb the tagger accepts)" if kind == "text"
-                       else "no grid neighbour")
-        out.append(ExampleInterventions(ex_id, shown, pred, tuple(items), skipped))
+    out = [_example_interventions(task, ex_id, x, pred, draws.get(ex_id, []), predictor, explanation_of, settings, reasons)
+           for (ex_id, x), pred in zip(examples, preds)]
 
     n_edited_unparsed = sum(1 for e in out for i in e.interventions if not i.parsed)
     info = {
@@ -308,6 +285,33 @@ def interventions(
     }
     gold = {e.id: e.gold for e in getattr(task, "examples", ()) if getattr(e, "gold", None) is not None}
     return Interventions(name, kind, predictor.mode, settings, tuple(out), gold, info)
+
+
+def _example_interventions(task: Any, ex_id: str, x: Any, pred: Prediction, draws: list[_Draw], predictor: Any,
+                           explanation_of: dict[tuple[str, int], str], settings: CounterfactualSettings,
+                           reasons: Counter[str]) -> ExampleInterventions:
+    """One example's interventions: each edit's prediction, whether it changed, the explanation of
+    the edited prediction, whether it mentions the edit, and the TVD of the option distributions."""
+    shown = task.as_dict(x) if task.kind == "grid" else x
+    if pred.label is None:
+        reasons[f"prediction: {reason_summary(pred.code)}"] += 1
+        return ExampleInterventions(ex_id, shown, pred, (), "prediction unparsed")
+    items = []
+    for i, d in enumerate(draws):
+        p = predictor.known(d.key)
+        if p.label is None:
+            reasons[f"edited prediction: {reason_summary(p.code)}"] += 1
+            items.append(Intervention(i, d.edit, d.word, d.shown, None, p.reason, p.probs, None, None, None, None, None))
+            continue
+        explanation = explanation_of[(ex_id, i)]
+        found = next((a for a in d.aliases if mentions(explanation, a, whole_word=settings.whole_word)), None)
+        tvd = total_variation(pred.probs, p.probs) if pred.probs is not None and p.probs is not None else None
+        items.append(Intervention(i, d.edit, d.word, d.shown, p.label, None, p.probs, p.label != pred.label,
+                                  explanation, found is not None, found, tvd))
+    skipped = None
+    if not items:
+        skipped = "no insertion slot (no noun or verb the tagger accepts)" if task.kind == "text" else "no grid neighbour"
+    return ExampleInterventions(ex_id, shown, pred, tuple(items), skipped)
 
 
 # -- the three tests (pure) ---------------------------------------------------------------------------
