@@ -22,21 +22,28 @@ Choices (docs/self-consistency.md gives the reasons and the deviations from the 
   tasks, and the record's feature lines for grid tasks. Only they are perturbed; the prompt
   template, the instructions, the model's answer and the explanation request stay intact.
 * Baseline: a word is REMOVED (the text re-joined without it), and the perturbed prompt is built
-  and tokenised from scratch, so the model sees a well-formed text, never a pad or unknown token
-  it was not trained to read. Captum sees a 0/1 presence vector per word (baseline 0).
+  as a conversation from the kept words and templated and tokenised from scratch, so the model
+  sees a well-formed text, never a pad or unknown token it was not trained to read. Captum sees a
+  0/1 presence vector per word (baseline 0).
 * The decision's score: log p(the predicted option's canonical reply ``{"answer": ...}`` as the
   whole assistant reply, end-of-turn included), the quantity score-mode prediction arg-maxes.
   The explanation's score: log p(the explanation's tokens), teacher-forced after the unchanged
   first answer and request; its end-of-turn token is left out because a truncated explanation
   (``explanation_tokens``) never produced one.
+* Both are asked of the model the check is handed (normally the `CachedModel`, so a rerun is
+  answered from the response cache) through the scoring primitive ``score_replies``
+  (sce_checks/models/base.py): ``complete=True`` for the decision, ``complete=False`` for the
+  explanation. The check never reaches behind the model for a backend, weights or a tokenizer.
 * Methods: ``feature_ablation`` (captum FeatureAblation: f(x) - f(x without word i)) and
   ``shapley_sampling`` (captum ShapleyValueSampling, ``shapley_samples`` permutations, seeded; the
-  decision and the explanation are attributed with the same permutations). Perturbed inputs run
-  ``perturbations_per_eval`` at a time in ONE batched forward pass (left-padded; the template
-  prefix every row shares runs once), and repeated coalitions are scored once.
+  decision and the explanation are attributed with the same permutations). Perturbed inputs go
+  ``perturbations_per_eval`` at a time to ONE ``score_replies`` call (the hf backend batches it,
+  ``batch_size`` rows per forward pass, the template prefix every row shares run once), and
+  repeated coalitions are scored once.
 
-Only backends with weights can be attributed: ``hf:`` and ``smollm2`` (unwrapped from the
-response cache). Others raise `AttributionUnsupported`.
+Only backends that score replies can be attributed: ``hf:`` and ``smollm2`` (also behind the
+response cache), or a python object with ``score_replies``. Others raise
+`AttributionUnsupported`, before any model call.
 """
 
 from __future__ import annotations
@@ -53,11 +60,11 @@ from sce_checks.checks import ATTRIBUTIONS
 from sce_checks.checks.base import Check, Figure
 from sce_checks.checks.predict import Predictor
 from sce_checks.config import default
-from sce_checks.errors import CheckNotApplicable, UserInputError
+from sce_checks.errors import BackendError, CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import l1_normalised_dot, spearman
 from sce_checks.metrics.stats import mean_or_none, median_or_none
-from sce_checks.models.base import ChatModel, Conversation, Decoding
-from sce_checks.progress import advance, step
+from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_reply_scoring
+from sce_checks.progress import advance, showing, step
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.explanation import EXPLANATION_REQUEST, explanation_conversation
 from sce_checks.results import CheckResult, ExampleRecord
@@ -70,18 +77,16 @@ __all__ = [
     "SelfConsistencySettings",
     "attribute",
     "grid_features",
-    "hf_backend",
+    "require_reply_scoring",
     "run_self_consistency",
-    "sequence_logprobs",
     "text_features",
 ]
 
 METHODS = ATTRIBUTIONS
-_MIN_SHARED_PREFIX = 8  # tokens; below this, running the prefix once is not worth a second pass
 
 
 class AttributionUnsupported(CheckNotApplicable):
-    """The backend gives no access to the model's weights, so nothing can be attributed."""
+    """The backend cannot score replies (no log-probabilities), so nothing can be attributed."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class SelfConsistencySettings:
     parsing: str = default("parsing")  # lenient | strict (sce_checks/parsing.py)
     answer_tokens: int = 48  # max new tokens for a generated answer
     explanation_tokens: int = 60  # max new tokens for the explanation (greedy)
-    perturbations_per_eval: int = 16  # perturbed inputs per batched forward pass
+    perturbations_per_eval: int = 16  # perturbed inputs per score_replies call (one captum batch)
     shapley_samples: int = 10  # permutations for shapley_sampling
     seed: int = default("seed")  # shapley_sampling's permutations
     decimals: int = 6  # attributions are rounded to this many decimals in the records
@@ -107,27 +112,19 @@ class SelfConsistencySettings:
                 raise UserInputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def hf_backend(model: Any) -> Any:
-    """The `HFChatModel` behind ``model`` (unwrapping `CachedModel` and similar wrappers that keep
-    their backend in ``.inner``); `AttributionUnsupported` when there is none."""
-    from sce_checks.models.hf import HFChatModel
-
-    seen = model
-    for _ in range(8):  # wrappers nest a level or two; a cycle must not loop forever
-        if isinstance(seen, HFChatModel):
-            return seen
-        inner = getattr(seen, "inner", None)
-        if inner is None:
-            break
-        seen = inner
-    backend = type(seen).__name__
+def require_reply_scoring(model: Any) -> None:
+    """`AttributionUnsupported` unless ``model`` offers the scoring primitive ``score_replies``
+    (asked of the model itself: wrappers such as `CachedModel` answer for their inner model)."""
+    if supports_reply_scoring(model):
+        return
+    backend = type(model).__name__
     probe = getattr(model, "identity", None)
     if callable(probe):
         backend = str(probe().get("backend", backend))
     raise AttributionUnsupported(
-        f"the self-consistency check needs the hf backend (or smollm2); this backend ({backend}) has no "
-        "gradients/attributions: it gives no access to the model's weights, so the decision and the "
-        "explanation cannot be attributed to the input words"
+        f"the self-consistency check needs the hf backend (or smollm2), or a backend that scores replies "
+        f"(score_replies); this backend ({backend}) has no gradients/attributions: it gives no "
+        "log-probabilities of a reply, so the decision and the explanation cannot be attributed to the input words"
     )
 
 
@@ -175,95 +172,22 @@ def grid_features(task: Any, point: Any) -> Features:
     return Features(lines, tuple("" if i == 0 else "\n" for i in range(len(lines))))
 
 
-# -- teacher-forced scoring ------------------------------------------------------------------------
-
-
-def _left_pad(rows: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _common_prefix(rows: list[list[int]]) -> int:
-    first, n = rows[0], min(len(r) for r in rows)
-    for i in range(n):
-        if any(r[i] != first[i] for r in rows):
-            return i
-    return n
-
-
-def _forward(model: Any, keep: int, **inputs: Any) -> Any:
-    """``model(**inputs)``, computing only the last ``keep`` columns' logits where the model
-    supports ``logits_to_keep`` (transformers' causal LMs do; the full vocabulary for every
-    prompt column would cost more than the rest of the pass)."""
-    import inspect
-
-    if "logits_to_keep" in inspect.signature(model.forward).parameters:
-        inputs["logits_to_keep"] = keep
-    return model(**inputs)
-
-
-def sequence_logprobs(hf: Any, rows: Sequence[tuple[list[int], list[int]]]) -> list[float]:
-    """log p(target | prompt), summed over the target tokens (natural log, fp32 log-softmax,
-    float64 sums), for every ``(prompt ids, target ids)`` row, in ONE batched forward pass of
-    ``hf.model``: rows are left-padded so their targets end in the same column, only the logits
-    of the last columns are computed, and the token prefix all rows share (the chat template,
-    instructions, the text's opening words) runs once, its key/value cache copied to every row."""
-    import torch
-
-    if not rows:
-        return []
-    if any(not target for _, target in rows) or any(not prompt for prompt, _ in rows):
-        raise ValueError("every row needs a non-empty prompt and a non-empty target")
-    fed = [list(prompt) + list(target[:-1]) for prompt, target in rows]  # the last token is only predicted
-    keep = max(len(target) for _, target in rows)
-    # the shared prefix must leave every row's predicting positions (its last len(target)) to
-    # the second pass
-    shared = min(_common_prefix(fed), min(len(f) - len(t) for f, (_, t) in zip(fed, rows)))
-    model, device = hf.model, hf.device
-    with torch.inference_mode():
-        if len(rows) > 1 and shared >= _MIN_SHARED_PREFIX:
-            head = torch.tensor([fed[0][:shared]], device=device)
-            cache = _forward(model, 1, input_ids=head, use_cache=True).past_key_values
-            cache.batch_repeat_interleave(len(rows))
-            ids, rest_mask = _left_pad([f[shared:] for f in fed], hf.pad_id, device)
-            ones = torch.ones((len(rows), shared), dtype=rest_mask.dtype, device=device)
-            mask = torch.cat([ones, rest_mask], dim=1)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-            out = _forward(model, keep, input_ids=ids, attention_mask=mask, position_ids=positions,
-                           past_key_values=cache, use_cache=True)
-        else:
-            ids, mask = _left_pad(fed, hf.pad_id, device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = _forward(model, keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
-        logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
-        totals = []
-        for b, (_, target) in enumerate(rows):
-            columns = torch.arange(keep - len(target), keep, device=logp.device)
-            tokens = torch.tensor(target, device=logp.device)
-            totals.append(float(logp[b, columns, tokens].double().sum()))
-    return totals
-
-
 # -- attribution -----------------------------------------------------------------------------------
 
 
 class Scorer:
-    """f(presence vector) = log p(target | prompt built from the kept words), the function
-    captum perturbs. Coalitions already scored are answered from memory (Shapley sampling revisits
-    the empty and the full input in every permutation)."""
+    """f(presence vector) = log p(``reply`` | the conversation built from the kept words), the
+    function captum perturbs: each batch captum hands over becomes ONE ``model.score_replies``
+    call (``complete`` as given). Coalitions already scored are answered from memory (Shapley
+    sampling revisits the empty and the full input in every permutation)."""
 
-    def __init__(self, hf: Any, features: Features, prompt_for: Callable[[str], list[int]], target: list[int]) -> None:
-        self.hf, self.features, self.prompt_for, self.target = hf, features, prompt_for, list(target)
+    def __init__(self, model: Any, features: Features, conversation_for: Callable[[str], Conversation],
+                 reply: str, complete: bool = True) -> None:
+        self.model, self.features, self.conversation_for = model, features, conversation_for
+        self.reply, self.complete = reply, bool(complete)
         self.memo: dict[tuple[bool, ...], float] = {}
         self.rows_scored = 0
-        self.forward_passes = 0
+        self.forward_passes = 0  # score_replies calls (the backend may split one into several passes)
 
     def __call__(self, presence: Any) -> Any:
         import torch
@@ -271,25 +195,32 @@ class Scorer:
         keeps = [tuple(bool(v > 0.5) for v in row) for row in presence.detach().cpu().tolist()]
         todo = list(dict.fromkeys(k for k in keeps if k not in self.memo))
         if todo:
-            rows = [(self.prompt_for(self.features.compose(k)), self.target) for k in todo]
-            self.memo.update(zip(todo, sequence_logprobs(self.hf, rows)))
+            conversations = [self.conversation_for(self.features.compose(k)) for k in todo]
+            with showing(None):  # the check's own step counts examples, not the rows scored
+                rows = self.model.score_replies(conversations, [[self.reply]] * len(todo), complete=self.complete)
+            rows = list(rows)
+            if len(rows) != len(todo) or any(len(row) != 1 for row in rows):
+                raise BackendError(f"score_replies returned {rows!r} for {len(todo)} conversations of one reply each")
+            self.memo.update(zip(todo, (float(row[0]) for row in rows)))
             self.rows_scored += len(todo)
             self.forward_passes += 1
         return torch.tensor([self.memo[k] for k in keeps], dtype=torch.float64, device=presence.device)
 
 
 def attribute(
-    hf: Any,
+    model: Any,
     features: Features,
-    prompt_for: Callable[[str], list[int]],
-    target: list[int],
+    conversation_for: Callable[[str], Conversation],
+    reply: str,
     method: str = "feature_ablation",
     *,
+    complete: bool = True,
     perturbations_per_eval: int = 16,
     shapley_samples: int = 10,
     seed: int = 0,
 ) -> tuple[np.ndarray, Scorer]:
-    """Attribution of log p(``target`` | ``prompt_for(text)``) to each word of ``features``
+    """Attribution of log p(``reply`` | ``conversation_for(text)``) (``model.score_replies``,
+    the whole reply when ``complete``, else its beginning) to each word of ``features``
     (baseline: the word removed), with captum. Returns one value per word and the scorer (its
     memo holds every log-probability computed; ``memo[(True,) * n]`` is the unperturbed one)."""
     import torch
@@ -298,7 +229,7 @@ def attribute(
     if method not in METHODS:
         raise UserInputError(f"unknown attribution method {method!r}; accepted: {', '.join(METHODS)}")
     n = len(features.words)
-    scorer = Scorer(hf, features, prompt_for, target)
+    scorer = Scorer(model, features, conversation_for, reply, complete)
     if n == 0:
         return np.zeros(0), scorer
     presence = torch.ones((1, n), dtype=torch.float32)
@@ -352,17 +283,6 @@ def _subjects(task: Any, examples: Sequence[tuple[str, Any]]) -> list[_Subject]:
     return out
 
 
-def _explanation_target(hf: Any, conversation: Conversation, explanation: str) -> list[int]:
-    """The explanation's tokens as the template writes them for that assistant reply, without
-    the end-of-turn token."""
-    prompt = hf.prompt_ids(conversation)
-    tokens = list(hf.continuation_ids(conversation, explanation, prompt))
-    stops = set(hf.stop_ids())
-    while tokens and tokens[-1] in stops:
-        tokens.pop()
-    return tokens
-
-
 def _require_captum() -> None:
     try:
         import captum.attr  # noqa: F401
@@ -387,8 +307,9 @@ def run_self_consistency(
     """The self-consistency check on ``examples`` (``(id, text)`` for text tasks, ``(id, point)``
     for grid tasks, as `task_examples` gives them). Stages and attributed examples show on the
     installed progress bar (`sce_checks.progress`). Raises `AttributionUnsupported` for backends
-    without weights, before any model call."""
-    hf = hf_backend(model)
+    that do not score replies (``score_replies``), before any model call; everything is asked of
+    ``model`` itself (pass the `CachedModel` and a rerun makes no model calls)."""
+    require_reply_scoring(model)
     _require_captum()
     subjects = _subjects(task, examples)
     name = task.name
@@ -421,12 +342,11 @@ def run_self_consistency(
                 rec.unparsed = f"prediction: {pred.reason}"
                 skipped["prediction unparsed"] += 1
                 continue
-            conversation, explanation = explanation_of[subject.id]
+            _, explanation = explanation_of[subject.id]
             rec.extra["explanation"] = explanation
             words = subject.features.words
             rec.extra["words"] = list(words)
-            target_e = _explanation_target(hf, conversation, explanation) if explanation.strip() else []
-            if not target_e:
+            if not explanation.strip():
                 rec.unparsed = "explanation: empty reply"
                 skipped["no explanation generated"] += 1
                 advance(1)
@@ -437,17 +357,17 @@ def run_self_consistency(
                 advance(1)
                 continue
             started = time.perf_counter()
-            decision_prompt = subject.prediction_conversation
-            target_d = hf.continuation_ids(decision_prompt, canonical_answer(pred.label), hf.prompt_ids(decision_prompt))
             common = dict(perturbations_per_eval=settings.perturbations_per_eval,
                           shapley_samples=settings.shapley_samples, seed=settings.seed)
+            # decision: the canonical reply as the WHOLE reply; explanation: its tokens after the
+            # unchanged answer and request, no end-of-turn (a truncated one never produced it)
             attr_d, scorer_d = attribute(
-                hf, subject.features, lambda s: hf.prompt_ids(subject.conversation_for(s)), target_d,
-                settings.method, **common)
+                model, subject.features, subject.conversation_for, canonical_answer(pred.label),
+                settings.method, complete=True, **common)
             attr_e, scorer_e = attribute(
-                hf, subject.features,
-                lambda s: hf.prompt_ids(explanation_conversation(subject.conversation_for(s), pred.reply)),
-                target_e, settings.method, **common)
+                model, subject.features,
+                lambda s: explanation_conversation(subject.conversation_for(s), pred.reply),
+                explanation, settings.method, complete=False, **common)
             seconds += time.perf_counter() - started
             rows_scored += scorer_d.rows_scored + scorer_e.rows_scored
             forward_passes += scorer_d.forward_passes + scorer_e.forward_passes
@@ -461,7 +381,6 @@ def run_self_consistency(
                 "spearman": rho.value,
                 "decision_logprob": scorer_d.memo[full],
                 "explanation_logprob": scorer_e.memo[full],
-                "explanation_n_tokens": len(target_e),
             })
             for label, score in (("l1_dot", dot), ("spearman", rho)):
                 if score.degenerate:
@@ -526,7 +445,7 @@ class SelfConsistencyCheck(Check):
 
     def applies(self, task: Any, model: ChatModel, settings: SelfConsistencySettings) -> str | None:
         try:
-            hf_backend(model)
+            require_reply_scoring(model)
         except CheckNotApplicable as exc:
             return str(exc)
         return None

@@ -4,6 +4,23 @@ Checks hand *batches* of conversations to a model and get a list of replies back
 out, as lm-evaluation-harness does), so backends can batch, parallelise and cache freely.
 A conversation is a list of OpenAI-style messages: ``{"role": "system"|"user"|"assistant",
 "content": str}``.
+
+Besides ``chat`` a backend may offer two scoring methods (probe them with `supports_scoring` and
+`supports_reply_scoring`, which wrappers such as `CachedModel` answer for their inner model):
+
+* ``score_replies(conversations, replies, complete=True) -> list[list[float]]``, THE scoring
+  primitive: ``replies[i]`` is a list of candidate assistant replies to ``conversations[i]``
+  (rows may differ in length, e.g. one explanation per example); the result holds, per row and
+  in order, the natural-log probability of each reply, summed over its tokens. With
+  ``complete=True`` a reply is scored as the assistant's WHOLE reply: the tokens the chat
+  template writes for that assistant turn, end-of-turn token included, so "Yes" and "Yes, but"
+  are told apart. With ``complete=False`` it is scored as the reply's beginning: its tokens
+  teacher-forced, no end-of-turn (a reply cut by its token budget never produced one; an empty
+  reply scores 0). The hf backend implements it (sce_checks/models/hf.py); the
+  self-consistency check needs it.
+* ``score_options(conversations, options) -> list[list[float]]``: the same options for every
+  conversation, each as the whole reply (``score_replies(conversations, [options] * n)``);
+  prediction by option scoring uses it.
 """
 
 from __future__ import annotations
@@ -61,9 +78,10 @@ class Decoding:
 class ChatModel(Protocol):
     """What every backend offers.
 
-    ``chat`` is required. ``score_options`` is optional: a backend that can compute the
-    log-probability of each option *as the assistant's whole reply* defines it, and checks use
-    it for exact, fast label prediction; checks must also work with ``chat`` alone.
+    ``chat`` is required. ``score_options`` and ``score_replies`` (module docstring) are
+    optional: a backend that can compute the log-probability of a reply defines them; checks use
+    ``score_options`` for exact, fast label prediction and must also work with ``chat`` alone;
+    the self-consistency check needs ``score_replies`` and is not applicable without it.
     """
 
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
@@ -84,9 +102,19 @@ def supports_scoring(model: Any) -> bool:
     return callable(getattr(model, "score_options", None))
 
 
+def supports_reply_scoring(model: Any) -> bool:
+    """True when ``model`` offers ``score_replies`` (and, for wrappers, its inner model does):
+    a ``can_score_replies`` probe answers where the model has one."""
+    probe = getattr(model, "can_score_replies", None)
+    if probe is not None:
+        return bool(probe() if callable(probe) else probe)
+    return callable(getattr(model, "score_replies", None))
+
+
 @dataclass
 class CallStats:
-    """Counts of work actually sent to a backend (cache hits excluded). Reports show them."""
+    """Counts of work actually sent to a backend (cache hits excluded). Reports show them.
+    ``score_*`` count ``score_options`` and ``score_replies`` calls alike."""
 
     chat_calls: int = 0
     chat_conversations: int = 0

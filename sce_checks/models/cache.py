@@ -1,9 +1,20 @@
 """On-disk response cache, so that rerunning an unchanged audit makes no model calls.
 
-Only deterministic requests are cached (greedy chat, option scoring). Entries are keyed by the
-sha256 of a canonical JSON document holding everything the answer depends on: the backend's
-identity (model name, weights fingerprint or URL, ...), the request kind, the full conversation
-and the decoding parameters (or the scored options). The store is one SQLite file in WAL mode,
+Only deterministic requests are cached (greedy chat, option scoring, reply scoring). Entries are
+keyed by the sha256 of a canonical JSON document holding everything the answer depends on: the
+backend's identity (model name, weights fingerprint or URL, ...), the request kind, the full
+conversation and the request's parameters, one entry per conversation:
+
+==================  ============================================================================
+kind                params
+==================  ============================================================================
+``chat``            ``Decoding.as_dict()``
+``score``           the list of options (``score_options``); ``{"options": [...],
+                    "scoring_version": v}`` for a backend that names its ``scoring_version``
+``score_replies``   ``{"replies": [...this conversation's replies], "complete": bool}``, plus
+                    ``"scoring_version"`` when the backend names one
+==================  ============================================================================
+ The store is one SQLite file in WAL mode,
 written in one ``BEGIN IMMEDIATE`` transaction per batch, so several pytest-xdist workers (or
 several audits) can share it. A file that is not a database any more is moved aside with one
 warning and a fresh cache starts: a broken cache costs model calls, never an audit.
@@ -24,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sce_checks import progress
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.models.base import CallStats, Conversation, Decoding, supports_scoring
+from sce_checks.models.base import CallStats, Conversation, Decoding, supports_reply_scoring, supports_scoring
 
 __all__ = ["CacheCorruptionWarning", "CachedModel", "ResponseCache", "cache_key"]
 
@@ -41,7 +52,8 @@ class CacheCorruptionWarning(UserWarning):
 def cache_key(identity: Mapping[str, Any], kind: str, conversation: Conversation, params: Any) -> str:
     """sha256 of the canonical JSON of everything a deterministic answer depends on.
 
-    ``params`` is ``Decoding.as_dict()`` for chat and the list of options for scoring.
+    ``params`` is ``Decoding.as_dict()`` for chat, the list of options for option scoring and
+    the row's replies with ``complete`` for reply scoring (module docstring).
     """
     document = {"identity": identity, "kind": kind, "conversation": conversation, "params": params}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -249,8 +261,8 @@ class ResponseCache:
 class CachedModel:
     """Puts a `ResponseCache` in front of any backend.
 
-    Deterministic chat requests and all option scoring are answered from the cache where
-    possible; only the misses go to the inner model, in one batched call, and their replies are
+    Deterministic chat requests and all option and reply scoring are answered from the cache
+    where possible; only the misses go to the inner model, in one batched call, and their replies are
     stored at once (an interrupted audit resumes where it stopped). Identical conversations in
     one batch are sent once. Sampling requests bypass the cache. ``cache=None`` passes
     everything through (still counting calls in ``stats``).
@@ -271,12 +283,16 @@ class CachedModel:
     def can_score(self) -> bool:
         return supports_scoring(self.inner)
 
+    def can_score_replies(self) -> bool:
+        return supports_reply_scoring(self.inner)
+
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
         conversations = list(conversations)
         if self.cache is None or not decoding.deterministic:
             return self._send_chat(conversations, decoding)
-        params = decoding.as_dict()
-        return self._cached("chat", conversations, params, lambda todo: self._send_chat(todo, decoding))
+        params = [decoding.as_dict()] * len(conversations)
+        return self._cached("chat", conversations, params,
+                            lambda todo: self._send_chat([conversations[i] for i in todo], decoding))
 
     def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
         if not self.can_score():
@@ -291,21 +307,57 @@ class CachedModel:
         # its version, so scores computed the old way are not reused; unversioned keys stay as they were.
         version = getattr(self.inner, "scoring_version", None)
         params: Any = options if version is None else {"options": options, "scoring_version": version}
-        return self._cached("score", conversations, params, lambda todo: self._send_scores(todo, options))
+        return self._cached("score", conversations, [params] * len(conversations),
+                            lambda todo: self._send_scores([conversations[i] for i in todo], options))
+
+    def score_replies(
+        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
+    ) -> list[list[float]]:
+        """The scoring primitive (sce_checks/models/base.py), one cache entry per conversation
+        and its row of replies."""
+        if not self.can_score_replies():
+            raise UserInputError(
+                f"backend {self.identity().get('backend', type(self.inner).__name__)!r} offers no reply "
+                "scoring (score_replies)"
+            )
+        replies = list(replies)
+        if any(isinstance(row, str) for row in replies):
+            raise UserInputError("score_replies takes one LIST of replies per conversation, not a string")
+        conversations, rows = list(conversations), [list(row) for row in replies]
+        if not all(isinstance(r, str) for row in rows for r in row):
+            raise UserInputError("score_replies: every reply must be a string")
+        if len(rows) != len(conversations):
+            raise UserInputError(f"score_replies got {len(rows)} rows of replies for {len(conversations)} conversations")
+        complete = bool(complete)
+        if self.cache is None:
+            return self._send_reply_scores(conversations, rows, complete)
+        version = getattr(self.inner, "scoring_version", None)
+        params = []
+        for row in rows:
+            entry: dict[str, Any] = {"replies": row, "complete": complete}
+            if version is not None:
+                entry["scoring_version"] = version
+            params.append(entry)
+        return self._cached(
+            "score_replies", conversations, params,
+            lambda todo: self._send_reply_scores([conversations[i] for i in todo], [rows[i] for i in todo], complete),
+        )
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _cached(self, kind: str, conversations: list[Conversation], params: Any, send) -> list:
+    def _cached(self, kind: str, conversations: list[Conversation], params: list[Any], send) -> list:
+        """Answers for ``conversations`` (``params[i]`` goes with ``conversations[i]``) from the
+        cache; ``send(indices)`` computes the misses, each distinct key once."""
         assert self.cache is not None
         identity = self.identity()
-        keys = [cache_key(identity, kind, conv, params) for conv in conversations]
+        keys = [cache_key(identity, kind, conv, p) for conv, p in zip(conversations, params)]
         found = self.cache.get_many(keys)
-        todo: dict[str, Conversation] = {}
-        for key, conv in zip(keys, conversations):
+        todo: dict[str, int] = {}
+        for index, key in enumerate(keys):
             if key in found:
                 self.stats.cache_hits += 1
             elif key not in todo:
-                todo[key] = conv
+                todo[key] = index
         progress.advance(len(keys) - len(todo))  # answered from the cache (or a duplicate)
         if todo:
             fresh = dict(zip(todo, send(list(todo.values()))))
@@ -343,6 +395,26 @@ class CachedModel:
                 raise BackendError(
                     f"backend returned malformed option scores for conversation {index}: expected "
                     f"{len(options)} numbers, got {row!r}"
+                )
+            out.append([float(s) for s in row])
+        return out
+
+    def _send_reply_scores(self, conversations: list[Conversation], rows: list[list[str]],
+                           complete: bool) -> list[list[float]]:
+        if not conversations:
+            return []
+        scores = list(self.inner.score_replies(conversations, rows, complete))
+        self.stats.score_calls += 1
+        self.stats.score_conversations += len(conversations)
+        if len(scores) != len(conversations):
+            raise BackendError(f"backend returned {len(scores)} score rows for {len(conversations)} conversations")
+        out: list[list[float]] = []
+        for index, (row, replies) in enumerate(zip(scores, rows)):
+            row = list(row)
+            if len(row) != len(replies) or not all(isinstance(s, numbers.Real) for s in row):
+                raise BackendError(
+                    f"backend returned malformed reply scores for conversation {index}: expected "
+                    f"{len(replies)} numbers, got {row!r}"
                 )
             out.append([float(s) for s in row])
         return out

@@ -13,12 +13,21 @@ template.
   strings); once the JSON value is complete only a stop id is allowed, so the reply is the JSON
   text itself. Greedy and sampled decoding alike. ``stats.extra`` counts ``constrained_replies``
   and ``constrained_unfinished`` (replies cut by ``max_new_tokens`` before the value closed).
-* ``score_options``: the log-probability of each option being the assistant's WHOLE reply, that
-  is the tokens the chat template writes for an assistant turn after the generation prompt, up to
-  and including the end-of-turn token (so "Yes" and "Yes, but" are told apart). The prompt is run
-  ONCE per conversation: a batch of left-padded prompts (extended by the options' common token
-  prefix) fills the KV cache, the cache is repeated once per option, and the options' remaining
-  tokens run right-padded in one batched forward. Log-probabilities are taken in fp32.
+* ``score_replies`` (the scoring primitive of `sce_checks.models.base`): the log-probability
+  of given assistant replies to each conversation, each row its own list of replies. A reply is
+  scored as the tokens the chat template writes for an assistant turn after the generation
+  prompt: with ``complete=True`` up to and including the end-of-turn token, so "Yes" and
+  "Yes, but" are told apart (the reply is the WHOLE reply); with ``complete=False`` without it
+  (the reply's beginning, e.g. an explanation cut by its token budget; an empty reply then
+  scores 0). ``score_options`` is ``score_replies`` with the same options on every row and
+  ``complete=True``. One batched implementation (``_score_tokens``, also reachable on token ids
+  as `HFChatModel.score_token_continuations`): ``batch_size`` prompts per chunk, sorted by
+  length; the token prefix all prompts of a chunk share (system prompt, instructions, the start
+  of the text; at least ``MIN_SHARED_PREFIX`` tokens) runs ONCE and its KV cache is copied to
+  every row; each prompt, extended by its replies' common token prefix, then runs once,
+  left-padded; its cache is copied once per reply and the replies' remaining tokens run
+  right-padded in one batched forward. Logits are kept only for the scored columns
+  (``logits_to_keep``), log-softmax in fp32, sums in float64.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
 from sce_checks.models.fingerprint import folder_fingerprint, parameters_fingerprint
 
-__all__ = ["HFChatModel", "quiet_progress", "resolve_device", "resolve_dtype"]
+__all__ = ["MIN_SHARED_PREFIX", "HFChatModel", "quiet_progress", "resolve_device", "resolve_dtype"]
 
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -80,9 +89,25 @@ def _one_line(text: object, limit: int = 240) -> str:
 
 @dataclass
 class _ScoreItem:
-    prompt: list[int]  # prompt tokens, extended by the options' common prefix
+    prompt: list[int]  # prompt tokens, extended by the continuations' common prefix
     prefix: list[int]  # that common prefix (scored from the prompt pass)
-    rests: list[list[int]]  # per option, the tokens after the prefix (each non-empty)
+    rests: list[list[int]]  # per scored continuation, the tokens after the prefix (each non-empty)
+    columns: list[int]  # the row's column each rest is scored into (empty continuations score 0)
+    width: int  # the number of continuations of the row
+
+
+def _score_item(prompt: list[int], continuations: list[list[int]]) -> _ScoreItem:
+    columns = [j for j, c in enumerate(continuations) if c]
+    scored = [continuations[j] for j in columns]
+    # Share the common token prefix, but leave every continuation at least one token of its own,
+    # scored from the logits the prefix pass leaves (also when two continuations are identical).
+    shared = 0
+    if scored:
+        limit = min(len(c) for c in scored) - 1
+        while shared < limit and all(c[shared] == scored[0][shared] for c in scored):
+            shared += 1
+    prefix = scored[0][:shared] if scored else []
+    return _ScoreItem(list(prompt) + prefix, prefix, [c[shared:] for c in scored], columns, len(continuations))
 
 
 class HFChatModel:
@@ -225,11 +250,13 @@ class HFChatModel:
             return None
         return full[len(prompt) :]
 
-    def continuation_ids(self, conversation: Conversation, option: str, prompt: list[int]) -> list[int]:
-        """The tokens scored for ``option`` as the whole assistant reply: the template's assistant
-        turn after the generation prompt, cut after its first stop token (generation would stop
+    def continuation_ids(self, conversation: Conversation, option: str, prompt: list[int],
+                         complete: bool = True) -> list[int]:
+        """The tokens scored for ``option`` as the assistant reply: the template's assistant turn
+        after the generation prompt, cut after its first stop token (generation would stop
         there). Fallback when the template does not extend the prompt: the option's own tokens
-        followed by EOS."""
+        followed by EOS. ``complete=False``: the reply's beginning, without that stop token (a
+        reply cut by its token budget never produced one)."""
         stops = set(self.stop_ids())
         tokens = self._template_continuation(conversation, option, prompt)
         if tokens is None:
@@ -237,7 +264,11 @@ class HFChatModel:
             tokens = self._encode(option) + ([eos] if eos is not None else [])
         for index, token in enumerate(tokens):
             if token in stops:
-                return tokens[: index + 1]
+                tokens = tokens[: index + 1]
+                break
+        if not complete:
+            while tokens and tokens[-1] in stops:
+                tokens = tokens[:-1]
         return tokens
 
     # -- generation ------------------------------------------------------------------------
@@ -324,48 +355,85 @@ class HFChatModel:
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def _score_item(self, conversation: Conversation, options: Sequence[str]) -> _ScoreItem:
-        prompt = self.prompt_ids(conversation)
-        conts = [self.continuation_ids(conversation, o, prompt) for o in options]
-        # Share the common token prefix, but leave every option at least one token of its own,
-        # scored from the logits the prefix pass leaves (also when two options are identical).
-        shared = 0
-        limit = min(len(c) for c in conts) - 1
-        while shared < limit and all(c[shared] == conts[0][shared] for c in conts):
-            shared += 1
-        prefix = conts[0][:shared]
-        return _ScoreItem(prompt + prefix, prefix, [c[shared:] for c in conts])
+    def score_replies(
+        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
+    ) -> list[list[float]]:
+        """Log-probability (natural log, summed over tokens) of each of ``replies[i]`` as the
+        assistant's reply to ``conversations[i]``: the whole reply (end-of-turn included) when
+        ``complete``, else its beginning (no end-of-turn). One row per conversation, one value
+        per reply of that row (rows may differ in length)."""
+        replies = list(replies)
+        if any(isinstance(row, str) for row in replies):
+            raise UserInputError("score_replies takes one LIST of replies per conversation, not a string")
+        conversations, rows = list(conversations), [list(row) for row in replies]
+        if len(rows) != len(conversations):
+            raise UserInputError(f"score_replies got {len(rows)} rows of replies for {len(conversations)} conversations")
+        if not conversations:
+            return []
+        prompts = [self.prompt_ids(c) for c in conversations]
+        continuations = [
+            [self.continuation_ids(c, reply, prompt, complete) for reply in row]
+            for c, row, prompt in zip(conversations, rows, prompts)
+        ]
+        return self._score_tokens(prompts, continuations)
 
     def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
         """Log-probability (natural log, summed over tokens) of each option being the whole
-        assistant reply to each conversation; one row per conversation, one column per option."""
+        assistant reply to each conversation; one row per conversation, one column per option:
+        `score_replies` with the same options on every row."""
         options = list(options)
         if not conversations:
             return []
         if not options:
             raise UserInputError("score_options needs at least one option")
-        items = [self._score_item(c, options) for c in conversations]
-        order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
+        return self.score_replies(conversations, [options] * len(conversations), complete=True)
+
+    def score_token_continuations(
+        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]]
+    ) -> list[list[float]]:
+        """log p(continuation | prompt), summed over the continuation's tokens, for token ids:
+        ``continuations[i]`` are scored after ``prompts[i]`` (the engine of `score_replies`,
+        without the chat template). An empty continuation scores 0."""
+        prompts = [list(p) for p in prompts]
+        continuations = [[list(c) for c in row] for row in continuations]
+        if len(prompts) != len(continuations):
+            raise UserInputError(f"{len(continuations)} rows of continuations for {len(prompts)} prompts")
+        if any(not p for p in prompts):
+            raise UserInputError("every prompt needs at least one token")
+        return self._score_tokens(prompts, continuations)
+
+    def _score_tokens(self, prompts: list[list[int]], continuations: list[list[list[int]]]) -> list[list[float]]:
+        """The one scoring implementation: chunks of ``batch_size`` prompts (sorted by length),
+        each chunk scored by `_score_chunk`."""
+        if not prompts:
+            return []
+        items = [_score_item(p, c) for p, c in zip(prompts, continuations)]
+        scores: list[list[float]] = [[0.0] * item.width for item in items]
+        order = sorted((i for i, item in enumerate(items) if item.rests), key=lambda i: len(items[i].prompt))
         self.stats.score_calls += 1
-        self.stats.score_conversations += len(conversations)
-        scores: list[list[float]] = [[] for _ in items]
-        # batch_size prompts per pass; the option pass then has batch_size x len(options) rows,
-        # but only the options' few tokens each
+        self.stats.score_conversations += len(items)
+        progress.advance(len(items) - len(order))  # nothing to run for them
+        # batch_size prompts per pass; the continuations' pass then has one row per continuation,
+        # but only the continuations' tokens after their common prefix
         per_chunk = self.batch_size
         started = time.perf_counter()
         for start in range(0, len(order), per_chunk):
             chunk = order[start : start + per_chunk]
             try:
-                rows = self._score_chunk([items[i] for i in chunk], len(options))
+                rows = self._score_chunk([items[i] for i in chunk])
             except RuntimeError as exc:
-                raise BackendError(f"model {self.name!r}: option scoring failed ({_one_line(exc)})") from exc
+                raise BackendError(f"model {self.name!r}: scoring failed ({_one_line(exc)})") from exc
             for index, row in zip(chunk, rows):
-                scores[index] = row
+                for column, value in zip(items[index].columns, row):
+                    scores[index][column] = value
             progress.advance(len(chunk))
         self._count("score_ms", int((time.perf_counter() - started) * 1000))
         return scores
 
     def _forward(self, keep: int | None = None, **inputs: Any) -> Any:
+        """``model(**inputs)``, computing only the last ``keep`` columns' logits where the model
+        supports ``logits_to_keep`` (transformers' causal LMs do; the full vocabulary for every
+        prompt column would cost more than the rest of the pass)."""
         if keep is not None:
             if self._takes_logits_to_keep is None:
                 import inspect
@@ -375,7 +443,9 @@ class HFChatModel:
                 inputs["logits_to_keep"] = keep
         return self.model(**inputs)
 
-    def _score_chunk(self, items: list[_ScoreItem], n_options: int) -> list[list[float]]:
+    def _score_chunk(self, items: list[_ScoreItem]) -> list[list[float]]:
+        """Per item, the log-probability of each of its rests (in ``item.rests`` order) after its
+        prompt; every item has at least one rest."""
         import torch
 
         with torch.inference_mode():
@@ -384,6 +454,7 @@ class HFChatModel:
             #    instructions): that prefix runs once, its cache is copied to every row, and only
             #    the remainders run per prompt.
             keep = max(len(item.prefix) for item in items) + 1
+            width = max(len(rest) for item in items for rest in item.rests) - 1  # second pass
             prompts = [item.prompt for item in items]
             shared = _common_prefix_len(prompts)
             shared = min(shared, min(len(p) for p in prompts) - keep)
@@ -400,41 +471,44 @@ class HFChatModel:
                 self._count("prompt_tokens", int(rest_mask.sum()) + shared)
             else:
                 ids, mask, positions = self._left_pad(prompts)
-                out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+                out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    use_cache=width > 0)
                 self._count("prompt_tokens", int(mask.sum()))
             logits = out.logits[:, -keep:, :].float()
             prompt_logp = torch.log_softmax(logits, dim=-1)  # column keep-1 predicts the first rest token
 
-            totals = torch.zeros((len(items), n_options), dtype=torch.float64)
+            totals = [torch.zeros(len(item.rests), dtype=torch.float64) for item in items]
             for b, item in enumerate(items):
                 c = len(item.prefix)
                 if c:
                     cols = torch.arange(keep - 1 - c, keep - 1)
                     prefix_lp = prompt_logp[b, cols, torch.tensor(item.prefix)].double().sum()
-                    totals[b, :] += prefix_lp.cpu()
+                    totals[b][:] += prefix_lp.cpu()
                 firsts = torch.tensor([rest[0] for rest in item.rests])
-                totals[b, :] += prompt_logp[b, keep - 1, firsts].double().cpu()
+                totals[b][:] += prompt_logp[b, keep - 1, firsts].double().cpu()
 
-            # 2. The options' remaining tokens, right-padded, on a copy of the cache per option.
-            width = max(len(rest) for item in items for rest in item.rests) - 1
+            # 2. The continuations' remaining tokens, right-padded, on a copy of its prompt's cache
+            #    per continuation.
             if width == 0:
-                return totals.tolist()
+                return [t.tolist() for t in totals]
+            row_of = [b for b, item in enumerate(items) for _ in item.rests]
             cache = out.past_key_values
-            cache.batch_repeat_interleave(n_options)
-            rows = len(items) * n_options
+            cache.batch_select_indices(torch.tensor(row_of, dtype=torch.long, device=self.device))
+            rows = len(row_of)
             rest_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
             rest_mask = torch.zeros((rows, width), dtype=torch.long)
             rest_pos = torch.zeros((rows, width), dtype=torch.long)
             lengths = mask.sum(-1).tolist()
+            r = 0
             for b, item in enumerate(items):
-                for j, rest in enumerate(item.rests):
-                    r = b * n_options + j
+                for rest in item.rests:
                     fed = rest[:-1]  # the last token is predicted, never fed
                     if fed:
                         rest_ids[r, : len(fed)] = torch.tensor(fed)
                         rest_mask[r, : len(fed)] = 1
                     rest_pos[r] = lengths[b] + torch.arange(width)
-            full_mask = torch.cat([mask.repeat_interleave(n_options, dim=0), rest_mask.to(self.device)], dim=1)
+                    r += 1
+            full_mask = torch.cat([mask[torch.tensor(row_of, device=mask.device)], rest_mask.to(self.device)], dim=1)
             out2 = self._forward(
                 None,
                 input_ids=rest_ids.to(self.device),
@@ -445,20 +519,22 @@ class HFChatModel:
             )
             rest_logp = torch.log_softmax(out2.logits.float(), dim=-1)
             self._count("option_tokens", int(rest_mask.sum()))
+            r = 0
             for b, item in enumerate(items):
                 for j, rest in enumerate(item.rests):
                     if len(rest) > 1:
-                        r = b * n_options + j
                         targets = torch.tensor(rest[1:], device=rest_logp.device)
                         cols = torch.arange(len(rest) - 1, device=rest_logp.device)
-                        totals[b, j] += rest_logp[r, cols, targets].double().sum().cpu()
-        return totals.tolist()
+                        totals[b][j] += rest_logp[r, cols, targets].double().sum().cpu()
+                    r += 1
+        return [t.tolist() for t in totals]
 
     def _count(self, key: str, value: int) -> None:
         self.stats.extra[key] = self.stats.extra.get(key, 0) + value
 
 
-MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves
+MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves (the one
+# threshold of every scoring path: score_options, score_replies, score_token_continuations)
 
 
 def _common_prefix_len(rows: list[list[int]]) -> int:

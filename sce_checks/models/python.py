@@ -7,8 +7,9 @@
   ``decoding`` parameter (or ``**kwargs``) also gets the `Decoding`: under structured
   elicitation ``decoding.schema`` is the JSON Schema its reply should satisfy; or
 * an object with a batched ``chat(conversations, decoding) -> list[str]`` and optionally
-  ``score_options(conversations, options)`` and ``identity()``; or a class with such methods,
-  instantiated with no arguments.
+  ``score_options(conversations, options)``, ``score_replies(conversations, replies, complete)``
+  (the scoring primitive, sce_checks/models/base.py; the self-consistency check needs it) and
+  ``identity()``; or a class with such methods, instantiated with no arguments.
 
 The module is imported with the current working directory first on ``sys.path``, then the
 entries of ``PYTHONPATH`` (so ``python:my_models:f`` finds ``./my_models.py`` as a user would
@@ -228,6 +229,9 @@ class PythonObjectModel:
     def can_score(self) -> bool:
         return callable(getattr(self.obj, "score_options", None))
 
+    def can_score_replies(self) -> bool:
+        return callable(getattr(self.obj, "score_replies", None))
+
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
         conversations = list(conversations)
         replies = list(self._call("chat", self.obj.chat, conversations, decoding))
@@ -252,6 +256,26 @@ class PythonObjectModel:
                 f"model {self.spec!r}: score_options returned {len(rows)} rows for {len(conversations)} conversations"
             )
         return [list(row) for row in rows]
+
+    def score_replies(
+        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
+    ) -> list[list[float]]:
+        if not self.can_score_replies():
+            raise UserInputError(f"model {self.spec!r} has no score_replies method")
+        conversations, replies = list(conversations), [list(row) for row in replies]
+        rows = list(self._call("score_replies", self.obj.score_replies, conversations, replies, bool(complete)))
+        if len(rows) != len(conversations):
+            raise BackendError(
+                f"model {self.spec!r}: score_replies returned {len(rows)} rows for {len(conversations)} conversations"
+            )
+        out = [list(row) for row in rows]
+        for index, (row, asked) in enumerate(zip(out, replies)):
+            if len(row) != len(asked):
+                raise BackendError(
+                    f"model {self.spec!r}: score_replies returned {len(row)} scores for the {len(asked)} "
+                    f"replies of conversation {index}"
+                )
+        return out
 
     def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
         try:

@@ -18,13 +18,12 @@ from sce_checks.checks.self_consistency import (  # noqa: E402
     SelfConsistencySettings,
     attribute,
     grid_features,
-    hf_backend,
     run_self_consistency,
-    sequence_logprobs,
     text_features,
 )
 from sce_checks.errors import UserInputError  # noqa: E402
-from sce_checks.models.cache import CachedModel  # noqa: E402
+from sce_checks.models.base import supports_reply_scoring  # noqa: E402
+from sce_checks.models.cache import CachedModel, ResponseCache  # noqa: E402
 from sce_checks.prompts import text as text_prompts  # noqa: E402
 from sce_checks.prompts.common import canonical_answer  # noqa: E402
 from sce_checks.prompts.explanation import EXPLANATION_REQUEST, explanation_conversation  # noqa: E402
@@ -46,16 +45,24 @@ def sentiment():
     return load_task("sentiment")
 
 
+# Each setup returns what `attribute` is asked (the conversation built from the kept words, the
+# reply, whole or not) and, for the hand-rolled expectations, the same quantity in token ids.
+
+
 def _decision_setup(hf, task, text=TEXT):
-    conv = text_prompts.prediction_conversation(task, text)
+    conversation_for = lambda s: text_prompts.prediction_conversation(task, s)  # noqa: E731
+    conv = conversation_for(text)
     target = hf.continuation_ids(conv, canonical_answer("negative"), hf.prompt_ids(conv))
-    return (lambda s: hf.prompt_ids(text_prompts.prediction_conversation(task, s))), target
+    ask = dict(conversation_for=conversation_for, reply=canonical_answer("negative"), complete=True)
+    return ask, (lambda s: hf.prompt_ids(text_prompts.prediction_conversation(task, s))), target
 
 
 def _explanation_setup(hf, task):
     first = canonical_answer("negative")
     target = list(hf.tokenizer(EXPLANATION, add_special_tokens=False)["input_ids"])
-    return (lambda s: hf.prompt_ids(explanation_conversation(text_prompts.prediction_conversation(task, s), first))), target
+    conversation_for = lambda s: explanation_conversation(text_prompts.prediction_conversation(task, s), first)  # noqa: E731
+    ask = dict(conversation_for=conversation_for, reply=EXPLANATION, complete=False)
+    return ask, (lambda s: hf.prompt_ids(explanation_conversation(text_prompts.prediction_conversation(task, s), first))), target
 
 
 def _plain_logprob(hf, prompt, target):
@@ -93,9 +100,10 @@ def test_grid_features_are_the_record_lines() -> None:
 # -- backends ------------------------------------------------------------------------------------
 
 
-def test_hf_backend_unwraps_the_cache(hf) -> None:
-    assert hf_backend(hf) is hf
-    assert hf_backend(CachedModel(hf, None)) is hf
+def test_reply_scoring_is_seen_through_the_cache(hf) -> None:
+    assert supports_reply_scoring(hf)
+    assert supports_reply_scoring(CachedModel(hf, None))
+    assert not supports_reply_scoring(CachedModel(TextRuleModel(), None))
 
 
 class _NoCalls:
@@ -127,10 +135,14 @@ def test_settings_are_validated() -> None:
 
 
 def test_batched_logprobs_equal_plain_forward_passes(hf, sentiment) -> None:
-    prompt_for, target_d = _decision_setup(hf, sentiment)
+    _, prompt_for, target_d = _decision_setup(hf, sentiment)
     texts = [TEXT, "A film.", "dull, plodding", "A dull, plodding film. Really."]
     rows = [(prompt_for(t), target_d) for t in texts]  # shared template prefix: one prefix pass
     rows.append(([hf.pad_id + 7, 42, 43], [44, 45]))  # nothing shared with the others: plain left padding
+
+    def sequence_logprobs(hf, rows):  # the token-level engine behind score_replies
+        return [row[0] for row in hf.score_token_continuations([p for p, _ in rows], [[t] for _, t in rows])]
+
     batched = sequence_logprobs(hf, rows)
     for (prompt, target), value in zip(rows, batched):
         assert value == pytest.approx(_plain_logprob(hf, prompt, target), abs=1e-4)
@@ -139,9 +151,9 @@ def test_batched_logprobs_equal_plain_forward_passes(hf, sentiment) -> None:
 
 @pytest.mark.parametrize("which", ["decision", "explanation"])
 def test_feature_ablation_equals_a_hand_rolled_loop(hf, sentiment, which) -> None:
-    prompt_for, target = (_decision_setup if which == "decision" else _explanation_setup)(hf, sentiment)
+    ask, prompt_for, target = (_decision_setup if which == "decision" else _explanation_setup)(hf, sentiment)
     words = TEXT.split(" ")
-    attributions, scorer = attribute(hf, text_features(TEXT), prompt_for, target, "feature_ablation")
+    attributions, scorer = attribute(hf, text_features(TEXT), method="feature_ablation", **ask)
     assert attributions.shape == (len(words),)  # one attribution per word
     # by hand: remove word i, rebuild the prompt, one plain forward pass; a_i = f(x) - f(x without i)
     full = _plain_logprob(hf, prompt_for(TEXT), target)
@@ -155,10 +167,10 @@ def test_feature_ablation_equals_a_hand_rolled_loop(hf, sentiment, which) -> Non
 
 @pytest.mark.parametrize("method", ["feature_ablation", "shapley_sampling"])
 def test_batching_gives_the_same_numbers(hf, sentiment, method) -> None:
-    prompt_for, target = _decision_setup(hf, sentiment)
+    ask, _, _ = _decision_setup(hf, sentiment)
     features = text_features(TEXT)
-    one, scorer1 = attribute(hf, features, prompt_for, target, method, perturbations_per_eval=1, shapley_samples=3)
-    many, scorer16 = attribute(hf, features, prompt_for, target, method, perturbations_per_eval=16, shapley_samples=3)
+    one, scorer1 = attribute(hf, features, method=method, perturbations_per_eval=1, shapley_samples=3, **ask)
+    many, scorer16 = attribute(hf, features, method=method, perturbations_per_eval=16, shapley_samples=3, **ask)
     np.testing.assert_allclose(many, one, atol=1e-4)
     assert scorer16.rows_scored == scorer1.rows_scored  # the same coalitions, each scored once
     assert scorer16.forward_passes < scorer1.forward_passes
@@ -168,10 +180,10 @@ def test_batching_gives_the_same_numbers(hf, sentiment, method) -> None:
 
 
 def test_shapley_sampling_is_seeded_and_efficient(hf, sentiment) -> None:
-    prompt_for, target = _decision_setup(hf, sentiment)
+    ask, _, _ = _decision_setup(hf, sentiment)
     features = text_features(TEXT)
-    a, scorer = attribute(hf, features, prompt_for, target, "shapley_sampling", shapley_samples=4, seed=3)
-    b, _ = attribute(hf, features, prompt_for, target, "shapley_sampling", shapley_samples=4, seed=3)
+    a, scorer = attribute(hf, features, method="shapley_sampling", shapley_samples=4, seed=3, **ask)
+    b, _ = attribute(hf, features, method="shapley_sampling", shapley_samples=4, seed=3, **ask)
     np.testing.assert_array_equal(a, b)
     # efficiency: along every permutation the marginal contributions telescope to f(all) - f(none)
     assert a.sum() == pytest.approx(scorer.memo[(True,) * 4] - scorer.memo[(False,) * 4], abs=1e-4)
@@ -230,6 +242,9 @@ class _SilentExplainer:
     def score_options(self, conversations, options):
         return self.inner.score_options(conversations, options)
 
+    def score_replies(self, conversations, replies, complete=True):
+        return self.inner.score_replies(conversations, replies, complete)
+
     def chat(self, conversations, decoding):
         replies = self.inner.chat(conversations, decoding)
         return ["" if c[-1]["content"] == EXPLANATION_REQUEST else r for c, r in zip(conversations, replies)]
@@ -246,6 +261,126 @@ def test_skipped_examples_are_counted_with_their_reason(hf, sentiment) -> None:
                                   SelfConsistencySettings(prediction="generate", answer_tokens=3))
     assert result.info["skipped_reasons"] == {"prediction unparsed": 1}
     assert result.examples[0].unparsed.startswith("prediction:")
+
+
+class _InterfaceOnly:
+    """Offers the model interface (chat, score_options, score_replies, identity) and nothing else:
+    no ``.inner``, no weights, no tokenizer. Every attribute asked of it is recorded."""
+
+    def __init__(self, model):
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "asked", [])
+        object.__setattr__(self, "calls", {"chat": 0, "score_options": 0, "score_replies": 0})
+
+    def __getattribute__(self, name):
+        if not name.startswith("_") and name not in ("asked", "calls"):
+            object.__getattribute__(self, "asked").append(name)
+        return object.__getattribute__(self, name)
+
+    def identity(self):
+        return {"backend": "interface-only", "model": "tiny"}
+
+    def chat(self, conversations, decoding):
+        self.calls["chat"] += 1
+        return self._model.chat(conversations, decoding)
+
+    def score_options(self, conversations, options):
+        self.calls["score_options"] += 1
+        return self._model.score_options(conversations, options)
+
+    def score_replies(self, conversations, replies, complete=True):
+        self.calls["score_replies"] += 1
+        return self._model.score_replies(conversations, replies, complete)
+
+
+def test_the_check_uses_only_the_model_interface(hf, sentiment) -> None:
+    """A model without ``.inner`` (nor weights, nor a tokenizer) that scores replies is enough,
+    and the check gets the same figures as from the hf backend itself."""
+    wrapper = _InterfaceOnly(hf)
+    settings = SelfConsistencySettings(explanation_tokens=8)
+    result = run_self_consistency(wrapper, "tiny", sentiment, [("a", TEXT)], settings)
+    direct = run_self_consistency(hf, "tiny", sentiment, [("a", TEXT)], settings)
+    assert result["n_scored"] == 1 and result.figures == direct.figures
+    assert result.examples[0].extra == direct.examples[0].extra
+    assert "inner" not in wrapper.asked and not {"model", "tokenizer", "prompt_ids", "continuation_ids"} & set(wrapper.asked)
+    # feature ablation over 4 words, decision and explanation: one call each for the full input
+    # and one for the 4 removals (perturbations_per_eval 16)
+    assert wrapper.calls["score_replies"] == 4
+
+
+class _CountingScorer:
+    """The hf backend, counting the scoring calls that reach it."""
+
+    def __init__(self, inner):
+        self._inner, self.calls = inner, []
+
+    def identity(self):
+        return self._inner.identity()
+
+    def chat(self, conversations, decoding):
+        self.calls.append("chat")
+        return self._inner.chat(conversations, decoding)
+
+    def score_options(self, conversations, options):
+        self.calls.append("score_options")
+        return self._inner.score_options(conversations, options)
+
+    def score_replies(self, conversations, replies, complete=True):
+        self.calls.append("score_replies")
+        return self._inner.score_replies(conversations, replies, complete)
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "shapley_sampling"])
+def test_a_rerun_is_answered_from_the_response_cache(hf, sentiment, tmp_path, method) -> None:
+    examples = [("a", TEXT), ("b", "The worst film of the year.")]
+    settings = SelfConsistencySettings(method=method, explanation_tokens=8, shapley_samples=2)
+    first_inner = _CountingScorer(hf)
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        first = run_self_consistency(CachedModel(first_inner, cache), "tiny", sentiment, examples, settings)
+    assert first["n_scored"] == 2 and first_inner.calls.count("score_replies") >= 4
+    again_inner = _CountingScorer(hf)
+    with ResponseCache(tmp_path / "r.sqlite") as cache:
+        model = CachedModel(again_inner, cache)
+        again = run_self_consistency(model, "tiny", sentiment, examples, settings)
+    assert again_inner.calls == []  # no scoring, no chat: everything from the cache
+    assert model.stats.score_calls == 0 and model.stats.cache_hits > 0
+    assert again.figures == first.figures
+    assert [r.extra for r in again.examples] == [r.extra for r in first.examples]
+
+
+class _WordWeights:
+    """A python object model that scores replies by the words its conversation contains: the
+    decision (a whole reply) by DECISION, the explanation (a reply's beginning) by EXPLANATION."""
+
+    DECISION = {"dull,": 2.0, "plodding": 1.0}
+    EXPLANATION = {"dull,": 1.0, "plodding": 3.0}
+
+    def __init__(self):
+        self.flags = set()
+
+    def chat(self, conversations, decoding):
+        return [EXPLANATION if c[-1]["content"] == EXPLANATION_REQUEST else '{"answer": "negative"}' for c in conversations]
+
+    def score_replies(self, conversations, replies, complete):
+        self.flags.add(complete)
+        weights = self.DECISION if complete else self.EXPLANATION
+        texts = [" ".join(m["content"] for m in c) for c in conversations]
+        return [[-10.0 + sum(w for word, w in weights.items() if word in text) for _ in row] for text, row in zip(texts, replies)]
+
+
+def test_a_python_object_model_that_scores_replies_is_attributed(sentiment) -> None:
+    from sce_checks.models.python import PythonObjectModel
+
+    obj = _WordWeights()
+    model = CachedModel(PythonObjectModel(obj, "python:x:WordWeights", {"backend": "python", "target": "x:WordWeights"}), None)
+    assert supports_reply_scoring(model)
+    result = run_self_consistency(model, "python:x:WordWeights", sentiment, [("a", TEXT)])
+    (rec,) = result.examples
+    assert result.info["prediction_mode"] == "generate" and obj.flags == {True, False}
+    assert rec.extra["decision_attribution"] == [0.0, 2.0, 1.0, 0.0]
+    assert rec.extra["explanation_attribution"] == [0.0, 1.0, 3.0, 0.0]
+    assert rec.extra["l1_dot"] == pytest.approx(2 / 3 * 1 / 4 + 1 / 3 * 3 / 4)
+    assert rec.extra["decision_logprob"] == -7.0 and rec.extra["explanation_logprob"] == -6.0
 
 
 # -- the real model -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.models.base import Decoding, supports_scoring
+from sce_checks.models.base import Decoding, supports_reply_scoring, supports_scoring
 from sce_checks.models.cache import CacheCorruptionWarning, CachedModel, ResponseCache, cache_key
 from sce_checks.paths import cache_root
 
@@ -155,6 +155,90 @@ def test_scoring_only_when_the_inner_model_scores(store):
     with pytest.raises(UserInputError, match="score_options"):
         chat_only.score_options([conv("a")], ["x", "y"])
     assert chat_only.identity() == {"backend": "ChatOnly"}
+
+
+def test_score_options_keys_are_unchanged(store):
+    """Option scores keep the keys users' caches hold: kind "score", params = the options list."""
+    options = ['{"answer": "no"}', '{"answer": "yes"}']
+    CachedModel(EchoModel(), store).score_options([conv("ab"), conv("cde")], options)
+    identity = {"backend": "test", "model": "echo"}
+    keys = [cache_key(identity, "score", conv(t), options) for t in ("ab", "cde")]
+    assert store.get_many(keys) == {keys[0]: [-math.inf, -3.0], keys[1]: [-math.inf, -4.0]}
+    assert len(store) == 2
+
+
+class ReplyScorer(EchoModel):
+    """Scores reply r of a conversation c as -(len(c) + len(r)), minus 0.5 for a whole reply."""
+
+    def __init__(self, name: str = "echo") -> None:
+        super().__init__(name)
+        self.reply_batches: list[tuple[list[str], list[list[str]], bool]] = []
+
+    def score_replies(self, conversations, replies, complete=True):
+        texts = [c[-1]["content"] for c in conversations]
+        self.reply_batches.append((texts, [list(r) for r in replies], complete))
+        return [[-float(len(t) + len(r)) - (0.5 if complete else 0.0) for r in row] for t, row in zip(texts, replies)]
+
+
+def test_reply_scores_are_cached_per_conversation_and_row(tmp_path):
+    path = tmp_path / "r.sqlite"
+    batch = [conv("a"), conv("bb"), conv("a")]
+    rows = [["x", "yy"], ["because"], ["x", "yy"]]  # rows differ; the third repeats the first
+    first_inner = ReplyScorer()
+    with ResponseCache(path) as cache:
+        first = CachedModel(first_inner, cache).score_replies(batch, rows, complete=False)
+    assert first == [[-2.0, -3.0], [-9.0], [-2.0, -3.0]]
+    assert first_inner.reply_batches == [(["a", "bb"], [["x", "yy"], ["because"]], False)]  # duplicate sent once
+    again_inner = ReplyScorer()
+    with ResponseCache(path) as cache:
+        model = CachedModel(again_inner, cache)
+        assert model.score_replies(batch, rows, complete=False) == first
+        assert again_inner.reply_batches == [] and model.stats.score_calls == 0 and model.stats.cache_hits == 3
+        # complete is part of the key, and so is the row of replies
+        assert model.score_replies([conv("a")], [["x", "yy"]], complete=True) == [[-2.5, -3.5]]
+        assert model.score_replies([conv("a")], [["x"]], complete=False) == [[-2.0]]
+        assert [b[2] for b in again_inner.reply_batches] == [True, False]
+        identity = {"backend": "test", "model": "echo"}
+        key = cache_key(identity, "score_replies", conv("bb"), {"replies": ["because"], "complete": False})
+        assert cache.get_many([key]) == {key: [-9.0]}
+        # option scores and reply scores never share entries
+        assert cache.get_many([cache_key(identity, "score", conv("a"), ["x", "yy"])]) == {}
+
+
+def test_reply_scores_are_keyed_by_the_backends_scoring_version(store):
+    plain, versioned = ReplyScorer(), ReplyScorer()
+    versioned.scoring_version = 3
+    CachedModel(plain, store).score_replies([conv("a")], [["x"]])
+    CachedModel(versioned, store).score_replies([conv("a")], [["x"]])
+    assert len(versioned.reply_batches) == 1
+    identity = {"backend": "test", "model": "echo"}
+    key = cache_key(identity, "score_replies", conv("a"), {"replies": ["x"], "complete": True, "scoring_version": 3})
+    assert key in store.get_many([key])
+
+
+def test_reply_scoring_only_when_the_inner_model_scores_replies(store):
+    assert supports_reply_scoring(CachedModel(ReplyScorer(), store))
+    assert supports_reply_scoring(CachedModel(CachedModel(ReplyScorer(), None), store))  # nested wrappers
+    for inner in (EchoModel(), ChatOnly()):
+        model = CachedModel(inner, store)
+        assert model.can_score_replies() is False and not supports_reply_scoring(model)
+        with pytest.raises(UserInputError, match="score_replies"):
+            model.score_replies([conv("a")], [["x"]])
+    assert supports_scoring(CachedModel(EchoModel(), store))  # option scoring is probed on its own
+
+
+def test_malformed_reply_scores_are_an_error_not_cached(store):
+    class Short(ReplyScorer):
+        def score_replies(self, conversations, replies, complete=True):
+            return [[-1.0] for _ in conversations]
+
+    with pytest.raises(BackendError, match="expected 2 numbers"):
+        CachedModel(Short(), store).score_replies([conv("a")], [["x", "y"]])
+    assert len(store) == 0
+    with pytest.raises(UserInputError, match="LIST of replies"):
+        CachedModel(ReplyScorer(), store).score_replies([conv("a")], ["x"])
+    with pytest.raises(UserInputError, match="1 rows of replies for 2 conversations"):
+        CachedModel(ReplyScorer(), store).score_replies([conv("a"), conv("b")], [["x"]])
 
 
 def test_no_cache_passes_through(tmp_path):

@@ -226,3 +226,118 @@ def test_folder_transformers_cannot_read_is_a_user_error(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "no_such_architecture"}')
     with pytest.raises(UserInputError, match="could not be loaded"):
         load_model(f"hf:{tmp_path}")
+
+
+# -- the scoring primitive: score_replies -----------------------------------------------------------
+
+
+def naive_reply_logprob(model: HFChatModel, conversation, reply: str, complete: bool) -> float:
+    """log p(reply) from one full, unpadded forward: the template's assistant turn after the
+    generation prompt, up to and including <|im_end|> (complete) or without it (incomplete)."""
+    tok = model.tokenizer
+    prompt = tok(tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True),
+                 add_special_tokens=False)["input_ids"]
+    full = tok(tok.apply_chat_template(conversation + [{"role": "assistant", "content": reply}], tokenize=False),
+               add_special_tokens=False)["input_ids"]
+    assert full[: len(prompt)] == prompt
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    cont = full[len(prompt) :]
+    cont = cont[: cont.index(end) + (1 if complete else 0)]
+    if not cont:
+        return 0.0
+    with torch.no_grad():
+        logits = model.model(torch.tensor([prompt + cont])).logits[0].double()
+    logp = torch.log_softmax(logits, dim=-1)
+    return sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(cont))
+
+
+# rows of different lengths and contents: one explanation, several candidates sharing a prefix,
+# identical replies, a one-token reply, an empty one
+REPLIES = [
+    ["Because the review calls the film dull and plodding."],
+    ['{"answer": "Below $50,000"}', '{"answer": "Above $50,000"}', '{"answer": "Below"}'],
+    ["Yes", "Yes", "Yes, but only on Sundays."],
+    ["A"],
+    ["", "The record shows a doctorate."],
+]
+
+
+def _close(got, expected) -> bool:
+    flat_got = torch.tensor([v for row in got for v in row], dtype=torch.float64)
+    flat_expected = torch.tensor([v for row in expected for v in row], dtype=torch.float64)
+    return [len(r) for r in got] == [len(r) for r in expected] and torch.allclose(flat_got, flat_expected, atol=1e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("complete", [True, False])
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_reply_scores_equal_a_naive_full_forward(tiny_model_dir, batch_size, complete):
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=batch_size))
+    scores = model.score_replies(CONVERSATIONS, REPLIES, complete=complete)
+    expected = [[naive_reply_logprob(model, c, r, complete) for r in row] for c, row in zip(CONVERSATIONS, REPLIES)]
+    assert _close(scores, expected)
+    assert scores[2][0] == pytest.approx(scores[2][1], abs=1e-6)  # identical replies
+    if not complete:
+        assert scores[4][0] == 0.0  # the beginning of an empty reply: no tokens, log 1
+    assert all(s < 0 for row in scores for s in row if s != 0.0)
+    assert model.stats.score_calls == 1 and model.stats.score_conversations == len(CONVERSATIONS)
+
+
+def test_incomplete_reply_leaves_out_only_the_end_of_turn(tiny_model):
+    prompt = tiny_model.prompt_ids(SHORT)
+    whole = tiny_model.continuation_ids(SHORT, "Because it is dull.", prompt)
+    beginning = tiny_model.continuation_ids(SHORT, "Because it is dull.", prompt, complete=False)
+    assert whole == beginning + [tiny_model.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    assert tiny_model.tokenizer.decode(beginning) == "Because it is dull."
+    # the whole reply is its beginning, then the end-of-turn token after it
+    (row,) = tiny_model.score_replies([SHORT], [["Because it is dull."]], complete=True)
+    (start,) = tiny_model.score_replies([SHORT], [["Because it is dull."]], complete=False)
+    assert row[0] < start[0] < 0
+
+
+def test_reply_scores_batched_equal_one_by_one(tiny_model):
+    for complete in (True, False):
+        batched = tiny_model.score_replies(CONVERSATIONS, REPLIES, complete)
+        singles = [tiny_model.score_replies([c], [row], complete)[0] for c, row in zip(CONVERSATIONS, REPLIES)]
+        assert _close(batched, singles)
+        one_each = [[tiny_model.score_replies([c], [[r]], complete)[0][0] for r in row] for c, row in zip(CONVERSATIONS, REPLIES)]
+        assert _close(batched, one_each)
+
+
+def test_score_options_is_the_primitive_with_the_same_options_on_every_row(tiny_model):
+    assert tiny_model.score_options(CONVERSATIONS, OPTIONS) == tiny_model.score_replies(CONVERSATIONS, [OPTIONS] * len(CONVERSATIONS))
+
+
+def test_shared_prefix_and_plain_paths_give_the_same_numbers(tiny_model_dir, monkeypatch):
+    """Perturbed prompts of one task (the self-consistency case: many prompts, one reply each)
+    and option rows: with the common prefix run once, and with every prompt run whole."""
+    import sce_checks.models.hf as hf_module
+    from sce_checks.prompts import text as text_prompts
+    from sce_checks.prompts.explanation import explanation_conversation
+    from sce_checks.tasks import load_task
+
+    task = load_task("sentiment")
+    texts = ["A dull, plodding film.", "A film.", "dull, plodding", "A dull, plodding film. Really.", ""]
+    convs = [explanation_conversation(text_prompts.prediction_conversation(task, t), '{"answer": "negative"}') for t in texts]
+    replies = [["Because it is dull."]] * len(convs)
+    results = {}
+    for path, threshold in (("shared", hf_module.MIN_SHARED_PREFIX), ("plain", 10**9)):
+        monkeypatch.setattr(hf_module, "MIN_SHARED_PREFIX", threshold)
+        model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=8))
+        results[path] = (model.score_replies(convs, replies, complete=False),
+                         model.score_options(convs, OPTIONS), model.stats.extra.get("shared_prefix_tokens", 0))
+    assert results["shared"][2] >= 16 and results["plain"][2] == 0  # both paths did run
+    assert _close(results["shared"][0], results["plain"][0]) and _close(results["shared"][1], results["plain"][1])
+    expected = [[naive_reply_logprob(load_model(f"hf:{tiny_model_dir}"), c, "Because it is dull.", False)] for c in convs]
+    assert _close(results["shared"][0], expected)
+
+
+def test_reply_scoring_is_offered_and_checks_its_input(tiny_model):
+    from sce_checks.models.base import supports_reply_scoring
+
+    assert supports_reply_scoring(tiny_model)
+    assert tiny_model.score_replies([], []) == []
+    assert tiny_model.score_replies([SHORT, LONG], [[], ["A"]])[0] == []  # a row without replies
+    with pytest.raises(UserInputError, match="LIST of replies"):
+        tiny_model.score_replies([SHORT], ["Yes"])
+    with pytest.raises(UserInputError, match="2 rows of replies for 1 conversations"):
+        tiny_model.score_replies([SHORT], [["a"], ["b"]])
