@@ -51,14 +51,14 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from sce_checks.checks import ATTRIBUTIONS
 from sce_checks.checks.base import Check, Figure
-from sce_checks.checks.predict import Predictor
+from sce_checks.checks.predict import Predictor, prediction_record
 from sce_checks.config import default
 from sce_checks.errors import BackendError, CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import l1_normalised_dot, spearman
@@ -305,89 +305,30 @@ def run_self_consistency(
     settings: SelfConsistencySettings = SelfConsistencySettings(),
 ) -> CheckResult:
     """The self-consistency check on ``examples`` (``(id, text)`` for text tasks, ``(id, point)``
-    for grid tasks, as `task_examples` gives them). Stages and attributed examples show on the
-    installed progress bar (`sce_checks.progress`). Raises `AttributionUnsupported` for backends
-    that do not score replies (``score_replies``), before any model call; everything is asked of
-    ``model`` itself (pass the `CachedModel` and a rerun makes no model calls)."""
+    for grid tasks, as `task_examples` gives them). Stages: predictions; explanations (same
+    conversation); per example, the decision and the explanation attributed to the input's words
+    and the two compared; figures. Stages and attributed examples show on the installed progress
+    bar (`sce_checks.progress`). Raises `AttributionUnsupported` for backends that do not score
+    replies (``score_replies``), before any model call; everything is asked of ``model`` itself
+    (pass the `CachedModel` and a rerun makes no model calls)."""
     require_reply_scoring(model)
     _require_captum()
     subjects = _subjects(task, examples)
-    name = task.name
-
     inputs = [x for _, x in examples]
     conversation_of = {x: s.prediction_conversation for x, s in zip(inputs, subjects)}
     predictor = Predictor.from_settings(model, task.options, conversation_of.__getitem__, settings)
-    with step(f"{name}: predicting {len(subjects)} examples", len(subjects)):
+    with step(f"{task.name}: predicting {len(subjects)} examples", len(subjects)):
         preds = predictor.predict(inputs)
-
     asks = [(s, explanation_conversation(s.prediction_conversation, p.reply))
             for s, p in zip(subjects, preds) if p.label is not None]
-    with step(f"{name}: requesting {len(asks)} explanations", len(asks)):
+    with step(f"{task.name}: requesting {len(asks)} explanations", len(asks)):
         replies = model.chat([c for _, c in asks], Decoding(max_new_tokens=settings.explanation_tokens)) if asks else []
-    explanation_of = {s.id: (conv, reply) for (s, conv), reply in zip(asks, replies)}
+    explanation_of = {s.id: reply for (s, _), reply in zip(asks, replies)}
 
-    records: list[ExampleRecord] = []
-    skipped: Counter[str] = Counter()
-    undefined: Counter[str] = Counter()
-    rows_scored = forward_passes = 0
-    seconds = 0.0
-    todo = [s for s in subjects if s.id in explanation_of]
-    with step(f"{name}: attributing {len(todo)} examples ({settings.method})", len(todo)):
-        for subject, pred in zip(subjects, preds):
-            rec = ExampleRecord(id=subject.id, input=subject.input, prediction=pred.label, target=None,
-                                counterfactual=None, cf_prediction=None, valid=None, distance=None,
-                                min_distance=None, prediction_reply=pred.reply)
-            records.append(rec)
-            if pred.label is None:
-                rec.unparsed = f"prediction: {pred.reason}"
-                skipped["prediction unparsed"] += 1
-                continue
-            _, explanation = explanation_of[subject.id]
-            rec.extra["explanation"] = explanation
-            words = subject.features.words
-            rec.extra["words"] = list(words)
-            if not explanation.strip():
-                rec.unparsed = "explanation: empty reply"
-                skipped["no explanation generated"] += 1
-                advance(1)
-                continue
-            if not words:
-                rec.unparsed = "input: no words to attribute"
-                skipped["no words to attribute"] += 1
-                advance(1)
-                continue
-            started = time.perf_counter()
-            common = dict(perturbations_per_eval=settings.perturbations_per_eval,
-                          shapley_samples=settings.shapley_samples, seed=settings.seed)
-            # decision: the canonical reply as the WHOLE reply; explanation: its tokens after the
-            # unchanged answer and request, no end-of-turn (a truncated one never produced it)
-            attr_d, scorer_d = attribute(
-                model, subject.features, subject.conversation_for, canonical_answer(pred.label),
-                settings.method, complete=True, **common)
-            attr_e, scorer_e = attribute(
-                model, subject.features,
-                lambda s: explanation_conversation(subject.conversation_for(s), pred.reply),
-                explanation, settings.method, complete=False, **common)
-            seconds += time.perf_counter() - started
-            rows_scored += scorer_d.rows_scored + scorer_e.rows_scored
-            forward_passes += scorer_d.forward_passes + scorer_e.forward_passes
-            dot = l1_normalised_dot(attr_d, attr_e)
-            rho = spearman(np.abs(attr_d), np.abs(attr_e))
-            full = (True,) * len(words)
-            rec.extra.update({
-                "decision_attribution": _rounded(attr_d, settings.decimals),
-                "explanation_attribution": _rounded(attr_e, settings.decimals),
-                "l1_dot": dot.value,
-                "spearman": rho.value,
-                "decision_logprob": scorer_d.memo[full],
-                "explanation_logprob": scorer_e.memo[full],
-            })
-            for label, score in (("l1_dot", dot), ("spearman", rho)):
-                if score.degenerate:
-                    rec.extra[f"{label}_undefined"] = score.reason
-                    undefined[label] += 1
-            advance(1)
-
+    tally = _Tally()
+    with step(f"{task.name}: attributing {len(asks)} examples ({settings.method})", len(asks)):
+        records = [_attributed_record(model, subject, pred, explanation_of.get(subject.id), settings, tally)
+                   for subject, pred in zip(subjects, preds)]
     scored = [r for r in records if "l1_dot" in r.extra]
     l1 = [r.extra["l1_dot"] for r in scored]
     rhos = [r.extra["spearman"] for r in scored]
@@ -397,9 +338,9 @@ def run_self_consistency(
         "mean_spearman": mean_or_none(rhos),
         "median_spearman": median_or_none(rhos),
         "n_scored": len(scored),
-        "n_skipped": sum(skipped.values()),
-        "n_l1_dot_undefined": undefined["l1_dot"],
-        "n_spearman_undefined": undefined["spearman"],
+        "n_skipped": sum(tally.skipped.values()),
+        "n_l1_dot_undefined": tally.undefined["l1_dot"],
+        "n_spearman_undefined": tally.undefined["spearman"],
     }
     info = {
         "task_kind": task.kind,
@@ -412,13 +353,73 @@ def run_self_consistency(
         "perturbations_per_eval": settings.perturbations_per_eval,
         "shapley_samples": settings.shapley_samples if settings.method == "shapley_sampling" else None,
         "seed": settings.seed,
-        "skipped_reasons": dict(skipped),
-        "sequences_scored": rows_scored,
-        "forward_passes": forward_passes,
-        "attribution_seconds": round(seconds, 3),
+        "skipped_reasons": dict(tally.skipped),
+        "sequences_scored": tally.rows_scored,
+        "forward_passes": tally.forward_passes,
+        "attribution_seconds": round(tally.seconds, 3),
     }
-    return CheckResult("self_consistency", model_spec, name, settings.method, len(records), figures, records, info)
+    return CheckResult("self_consistency", model_spec, task.name, settings.method, len(records), figures, records, info)
 
+
+@dataclass
+class _Tally:
+    """What the attribution of one audit counts: skipped examples by reason, undefined scores by
+    score, and the model work done."""
+
+    skipped: Counter = field(default_factory=Counter)
+    undefined: Counter = field(default_factory=Counter)
+    rows_scored: int = 0
+    forward_passes: int = 0
+    seconds: float = 0.0
+
+
+def _attributed_record(model: ChatModel, subject: _Subject, pred: Any, explanation: str | None,
+                       settings: SelfConsistencySettings, tally: _Tally) -> ExampleRecord:
+    """One example: its decision and its explanation attributed to the same input words, and the
+    two attribution vectors compared (L1-normalised dot product, Spearman of absolute values)."""
+    rec = prediction_record(subject.id, subject.input, pred)
+    if pred.label is None:
+        tally.skipped["prediction unparsed"] += 1
+        return rec
+    rec.extra["explanation"] = explanation
+    words = subject.features.words
+    rec.extra["words"] = list(words)
+    why = "explanation: empty reply" if not explanation.strip() else ("input: no words to attribute" if not words else None)
+    if why is not None:
+        rec.unparsed = why
+        tally.skipped["no explanation generated" if why.startswith("explanation") else "no words to attribute"] += 1
+        advance(1)
+        return rec
+    started = time.perf_counter()
+    common = dict(perturbations_per_eval=settings.perturbations_per_eval, shapley_samples=settings.shapley_samples,
+                  seed=settings.seed)
+    # decision: the canonical reply as the WHOLE reply; explanation: its tokens after the
+    # unchanged answer and request, no end-of-turn (a truncated one never produced it)
+    attr_d, scorer_d = attribute(model, subject.features, subject.conversation_for, canonical_answer(pred.label),
+                                 settings.method, complete=True, **common)
+    attr_e, scorer_e = attribute(model, subject.features,
+                                 lambda s: explanation_conversation(subject.conversation_for(s), pred.reply),
+                                 explanation, settings.method, complete=False, **common)
+    tally.seconds += time.perf_counter() - started
+    tally.rows_scored += scorer_d.rows_scored + scorer_e.rows_scored
+    tally.forward_passes += scorer_d.forward_passes + scorer_e.forward_passes
+    dot = l1_normalised_dot(attr_d, attr_e)
+    rho = spearman(np.abs(attr_d), np.abs(attr_e))
+    full = (True,) * len(words)
+    rec.extra.update({
+        "decision_attribution": _rounded(attr_d, settings.decimals),
+        "explanation_attribution": _rounded(attr_e, settings.decimals),
+        "l1_dot": dot.value,
+        "spearman": rho.value,
+        "decision_logprob": scorer_d.memo[full],
+        "explanation_logprob": scorer_e.memo[full],
+    })
+    for label, score in (("l1_dot", dot), ("spearman", rho)):
+        if score.degenerate:
+            rec.extra[f"{label}_undefined"] = score.reason
+            tally.undefined[label] += 1
+    advance(1)
+    return rec
 
 
 # -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------

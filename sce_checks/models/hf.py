@@ -445,89 +445,87 @@ class HFChatModel:
 
     def _score_chunk(self, items: list[_ScoreItem]) -> list[list[float]]:
         """Per item, the log-probability of each of its rests (in ``item.rests`` order) after its
-        prompt; every item has at least one rest."""
+        prompt; every item has at least one rest. Two passes: the prompts (which also score each
+        rest's first token), then the rests' remaining tokens on copies of the prompts' cache."""
         import torch
 
         with torch.inference_mode():
-            # 1. The (extended) prompts, once each, left-padded so they all end at the last column.
-            #    Prompts of one task share a long token prefix (system prompt, preamble, question,
-            #    instructions): that prefix runs once, its cache is copied to every row, and only
-            #    the remainders run per prompt.
             keep = max(len(item.prefix) for item in items) + 1
-            width = max(len(rest) for item in items for rest in item.rests) - 1  # second pass
-            prompts = [item.prompt for item in items]
-            shared = _common_prefix_len(prompts)
-            shared = min(shared, min(len(p) for p in prompts) - keep)
-            if len(items) > 1 and shared >= MIN_SHARED_PREFIX:
-                head = torch.tensor([prompts[0][:shared]], device=self.device)
-                cache = self._forward(1, input_ids=head, use_cache=True).past_key_values
-                cache.batch_repeat_interleave(len(items))
-                ids, rest_mask, _ = self._left_pad([p[shared:] for p in prompts])
-                mask = torch.cat([torch.ones((len(items), shared), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-                out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    past_key_values=cache, use_cache=True)
-                self._count("shared_prefix_tokens", shared)
-                self._count("prompt_tokens", int(rest_mask.sum()) + shared)
-            else:
-                ids, mask, positions = self._left_pad(prompts)
-                out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    use_cache=width > 0)
-                self._count("prompt_tokens", int(mask.sum()))
-            logits = out.logits[:, -keep:, :].float()
-            prompt_logp = torch.log_softmax(logits, dim=-1)  # column keep-1 predicts the first rest token
-
+            width = max(len(rest) for item in items for rest in item.rests) - 1  # of the second pass
+            out, mask = self._prompt_pass(items, keep, width)
+            prompt_logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)  # column keep-1 predicts the first rest token
             totals = [torch.zeros(len(item.rests), dtype=torch.float64) for item in items]
             for b, item in enumerate(items):
                 c = len(item.prefix)
                 if c:
                     cols = torch.arange(keep - 1 - c, keep - 1)
-                    prefix_lp = prompt_logp[b, cols, torch.tensor(item.prefix)].double().sum()
-                    totals[b][:] += prefix_lp.cpu()
+                    totals[b][:] += prompt_logp[b, cols, torch.tensor(item.prefix)].double().sum().cpu()
                 firsts = torch.tensor([rest[0] for rest in item.rests])
                 totals[b][:] += prompt_logp[b, keep - 1, firsts].double().cpu()
-
-            # 2. The continuations' remaining tokens, right-padded, on a copy of its prompt's cache
-            #    per continuation.
-            if width == 0:
-                return [t.tolist() for t in totals]
-            row_of = [b for b, item in enumerate(items) for _ in item.rests]
-            cache = out.past_key_values
-            cache.batch_select_indices(torch.tensor(row_of, dtype=torch.long, device=self.device))
-            rows = len(row_of)
-            rest_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
-            rest_mask = torch.zeros((rows, width), dtype=torch.long)
-            rest_pos = torch.zeros((rows, width), dtype=torch.long)
-            lengths = mask.sum(-1).tolist()
-            r = 0
-            for b, item in enumerate(items):
-                for rest in item.rests:
-                    fed = rest[:-1]  # the last token is predicted, never fed
-                    if fed:
-                        rest_ids[r, : len(fed)] = torch.tensor(fed)
-                        rest_mask[r, : len(fed)] = 1
-                    rest_pos[r] = lengths[b] + torch.arange(width)
-                    r += 1
-            full_mask = torch.cat([mask[torch.tensor(row_of, device=mask.device)], rest_mask.to(self.device)], dim=1)
-            out2 = self._forward(
-                None,
-                input_ids=rest_ids.to(self.device),
-                attention_mask=full_mask,
-                position_ids=rest_pos.to(self.device),
-                past_key_values=cache,
-                use_cache=True,
-            )
-            rest_logp = torch.log_softmax(out2.logits.float(), dim=-1)
-            self._count("option_tokens", int(rest_mask.sum()))
-            r = 0
-            for b, item in enumerate(items):
-                for j, rest in enumerate(item.rests):
-                    if len(rest) > 1:
-                        targets = torch.tensor(rest[1:], device=rest_logp.device)
-                        cols = torch.arange(len(rest) - 1, device=rest_logp.device)
-                        totals[b][j] += rest_logp[r, cols, targets].double().sum().cpu()
-                    r += 1
+            if width > 0:
+                self._rest_pass(items, out.past_key_values, mask, width, totals)
         return [t.tolist() for t in totals]
+
+    def _prompt_pass(self, items: list[_ScoreItem], keep: int, width: int) -> tuple[Any, Any]:
+        """The (extended) prompts, once each, left-padded so they all end at the last column; the
+        logits of the last ``keep`` columns. Prompts of one task share a long token prefix (system
+        prompt, preamble, question, instructions): that prefix runs once, its cache is copied to
+        every row, and only the remainders run per prompt. Returns the output and the mask."""
+        import torch
+
+        prompts = [item.prompt for item in items]
+        shared = min(_common_prefix_len(prompts), min(len(p) for p in prompts) - keep)
+        if len(items) > 1 and shared >= MIN_SHARED_PREFIX:
+            head = torch.tensor([prompts[0][:shared]], device=self.device)
+            cache = self._forward(1, input_ids=head, use_cache=True).past_key_values
+            cache.batch_repeat_interleave(len(items))
+            ids, rest_mask, _ = self._left_pad([p[shared:] for p in prompts])
+            mask = torch.cat([torch.ones((len(items), shared), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+            out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True)
+            self._count("shared_prefix_tokens", shared)
+            self._count("prompt_tokens", int(rest_mask.sum()) + shared)
+        else:
+            ids, mask, positions = self._left_pad(prompts)
+            out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=width > 0)
+            self._count("prompt_tokens", int(mask.sum()))
+        return out, mask
+
+    def _rest_pass(self, items: list[_ScoreItem], cache: Any, mask: Any, width: int, totals: list[Any]) -> None:
+        """The rests' remaining tokens, right-padded, each on a copy of its prompt's cache; their
+        log-probabilities are added to ``totals``."""
+        import torch
+
+        row_of = [b for b, item in enumerate(items) for _ in item.rests]
+        cache.batch_select_indices(torch.tensor(row_of, dtype=torch.long, device=self.device))
+        rows = len(row_of)
+        rest_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        rest_mask = torch.zeros((rows, width), dtype=torch.long)
+        rest_pos = torch.zeros((rows, width), dtype=torch.long)
+        lengths = mask.sum(-1).tolist()
+        r = 0
+        for b, item in enumerate(items):
+            for rest in item.rests:
+                fed = rest[:-1]  # the last token is predicted, never fed
+                if fed:
+                    rest_ids[r, : len(fed)] = torch.tensor(fed)
+                    rest_mask[r, : len(fed)] = 1
+                rest_pos[r] = lengths[b] + torch.arange(width)
+                r += 1
+        full_mask = torch.cat([mask[torch.tensor(row_of, device=mask.device)], rest_mask.to(self.device)], dim=1)
+        out = self._forward(None, input_ids=rest_ids.to(self.device), attention_mask=full_mask,
+                            position_ids=rest_pos.to(self.device), past_key_values=cache, use_cache=True)
+        rest_logp = torch.log_softmax(out.logits.float(), dim=-1)
+        self._count("option_tokens", int(rest_mask.sum()))
+        r = 0
+        for b, item in enumerate(items):
+            for j, rest in enumerate(item.rests):
+                if len(rest) > 1:
+                    targets = torch.tensor(rest[1:], device=rest_logp.device)
+                    cols = torch.arange(len(rest) - 1, device=rest_logp.device)
+                    totals[b][j] += rest_logp[r, cols, targets].double().sum().cpu()
+                r += 1
 
     def _count(self, key: str, value: int) -> None:
         self.stats.extra[key] = self.stats.extra.get(key, 0) + value
