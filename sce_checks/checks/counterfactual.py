@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, check_settings, prediction_record, task_predictor
+from sce_checks.checks.predict import Prediction, validate_settings, prediction_record, task_predictor
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import (
@@ -93,7 +93,7 @@ class CounterfactualSettings:
     adverbs: tuple[str, ...] | None = None  # None: the bundled list (perturb.adverb_list)
 
     def __post_init__(self) -> None:
-        check_settings(self, ("perturbations", "answer_tokens", "explanation_tokens"))
+        validate_settings(self, ("perturbations", "answer_tokens", "explanation_tokens"))
         if not isinstance(self.whole_word, bool):
             raise UserInputError(f"whole_word must be True or False, got {self.whole_word!r}")
         for name in ("adjectives", "adverbs"):

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 from sce_checks import perturb
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, check_settings, prediction_record, task_predictor
+from sce_checks.checks.predict import Prediction, Predictor, validate_settings, prediction_record, task_predictor
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.stats import mean_or_none, put_proportion
@@ -80,7 +80,7 @@ class PerturbationSettings:
     dir_tolerance: float = 0.1  # DIR: largest allowed drop of p(direction option), probabilities only
 
     def __post_init__(self) -> None:
-        check_settings(self, ("perturbations", "max_edits", "answer_tokens"))
+        validate_settings(self, ("perturbations", "max_edits", "answer_tokens"))
         if isinstance(self.families, str):
             raise UserInputError(f"families must be a sequence of family names, not the string {self.families!r}")
         families = tuple(dict.fromkeys(self.families))

@@ -150,7 +150,7 @@ def prediction_record(example_id: str, shown: Any, pred: Prediction) -> ExampleR
     return rec
 
 
-def check_settings(settings: Any, positive: Sequence[str]) -> None:
+def validate_settings(settings: Any, positive: Sequence[str]) -> None:
     """The validation every check's settings share: a known prediction mode, an integer seed
     (where the settings have one) and positive integers for the fields named in ``positive``."""
     from sce_checks.errors import UserInputError

@@ -58,9 +58,9 @@ class SCESettings:
     text_search_budget: int = default("text_search_budget")  # model predictions per example for the text reference search (0: off)
 
     def __post_init__(self) -> None:
-        from sce_checks.checks.predict import check_settings
+        from sce_checks.checks.predict import validate_settings
 
-        check_settings(self, ("answer_tokens", "sce_tokens"))
+        validate_settings(self, ("answer_tokens", "sce_tokens"))
 
 
 def validity_figures(n: int, n_generated: int, n_valid: int) -> dict[str, Any]:

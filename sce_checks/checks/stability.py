@@ -49,7 +49,7 @@ from typing import Any, Sequence
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, check_settings, prediction_record, task_predictor
+from sce_checks.checks.predict import Prediction, Predictor, validate_settings, prediction_record, task_predictor
 from sce_checks.config import default
 from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError
@@ -88,7 +88,7 @@ class StabilitySettings:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise UserInputError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
-        check_settings(self, ("perturbations", "answer_tokens", "sce_tokens"))
+        validate_settings(self, ("perturbations", "answer_tokens", "sce_tokens"))
         if isinstance(self.paraphrases, str):
             raise UserInputError(f"paraphrases must be a sequence of names, not the string {self.paraphrases!r}")
         names = tuple(dict.fromkeys(self.paraphrases))

@@ -25,12 +25,13 @@ The three paraphrases have the same names for both kinds of task:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sce_checks.models.base import Conversation
 from sce_checks.prompts.common import answer_instruction, options_line
 
-__all__ = ["GRID_PARAPHRASES", "PARAPHRASE_NAMES", "TEXT_PARAPHRASES", "paraphrases"]
+__all__ = ["PARAPHRASES", "PARAPHRASE_NAMES", "paraphrases"]
 
 Paraphrase = Callable[[Any, Any], Conversation]
 
@@ -44,72 +45,66 @@ def _choice(task: Any) -> str:
     return f"{'Two' if n == 2 else n} labels are possible: {options_line(task.options)}."
 
 
-# -- grid tasks: (GridTask, point) -> Conversation ------------------------------------------------
+# -- how each task kind names and shows its input ----------------------------------------------------
 
 
-def grid_input_first(task: Any, point: Any) -> Conversation:
+@dataclass(frozen=True)
+class _Input:
+    """The pieces of wording that differ between task kinds: what the input is called, and how it
+    is shown first, to be labelled, and labelled plainly."""
+
+    noun: str  # "record" / "text"
+    above: str  # after the input shown first
+    first: Callable[[Any, Any], str]
+    to_label: Callable[[Any, Any], str]
+    labelled: Callable[[Any, Any], str]
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+_INPUTS = {
+    "grid": _Input("record", "The lines above describe one record.", lambda t, x: t.render(x),
+                   lambda t, x: f"Record to label:\n{t.render(x)}", lambda t, x: f"Record:\n{t.render(x)}"),
+    "text": _Input("text", "The line above is the text to consider.", lambda t, x: f"Text: {_quoted(x)}",
+                   lambda t, x: f"Text to label: {_quoted(x)}", lambda t, x: f"Input: {_quoted(x)}"),
+}
+
+
+# -- the paraphrases: (task, input) -> Conversation ------------------------------------------------
+
+
+def input_first(task: Any, x: Any) -> Conversation:
+    i = _INPUTS[task.kind]
     return _user(
-        f"{task.render(point)}\n\nThe lines above describe one record. {task.preamble}\n"
-        f"Based on that record: {task.question}\n{answer_instruction(task.options)}"
+        f"{i.first(task, x)}\n\n{i.above} {task.preamble}\n"
+        f"Based on that {i.noun}: {task.question}\n{answer_instruction(task.options)}"
     )
 
 
-def grid_annotator(task: Any, point: Any) -> Conversation:
+def annotator(task: Any, x: Any) -> Conversation:
+    i = _INPUTS[task.kind]
     return _user(
-        f"You are helping to label records. {task.preamble}\n\nRecord to label:\n{task.render(point)}\n\n"
+        f"You are helping to label {i.noun}s. {task.preamble}\n\n{i.to_label(task, x)}\n\n"
         f"Question: {task.question}\n{answer_instruction(task.options)}"
     )
 
 
-def grid_options_first(task: Any, point: Any) -> Conversation:
+def options_first(task: Any, x: Any) -> Conversation:
+    i = _INPUTS[task.kind]
     return _user(
-        f"{_choice(task)} Pick the one that fits the record below.\n{task.preamble} {task.question}\n\n"
-        f"Record:\n{task.render(point)}\n\n{answer_instruction(task.options)}"
-    )
-
-
-# -- text tasks: (TextTask, text) -> Conversation -------------------------------------------------
-
-
-def text_input_first(task: Any, text: str) -> Conversation:
-    return _user(
-        f"Text: {json.dumps(text, ensure_ascii=False)}\n\nThe line above is the text to consider. "
-        f"{task.preamble}\nBased on that text: {task.question}\n{answer_instruction(task.options)}"
-    )
-
-
-def text_annotator(task: Any, text: str) -> Conversation:
-    return _user(
-        f"You are helping to label texts. {task.preamble}\n\n"
-        f"Text to label: {json.dumps(text, ensure_ascii=False)}\n\n"
-        f"Question: {task.question}\n{answer_instruction(task.options)}"
-    )
-
-
-def text_options_first(task: Any, text: str) -> Conversation:
-    return _user(
-        f"{_choice(task)} Pick the one that fits the text below.\n{task.preamble} {task.question}\n\n"
-        f"Input: {json.dumps(text, ensure_ascii=False)}\n\n{answer_instruction(task.options)}"
+        f"{_choice(task)} Pick the one that fits the {i.noun} below.\n{task.preamble} {task.question}\n\n"
+        f"{i.labelled(task, x)}\n\n{answer_instruction(task.options)}"
     )
 
 
 PARAPHRASE_NAMES: tuple[str, ...] = ("input_first", "annotator", "options_first")
-GRID_PARAPHRASES: dict[str, Paraphrase] = {
-    "input_first": grid_input_first,
-    "annotator": grid_annotator,
-    "options_first": grid_options_first,
-}
-TEXT_PARAPHRASES: dict[str, Paraphrase] = {
-    "input_first": text_input_first,
-    "annotator": text_annotator,
-    "options_first": text_options_first,
-}
+PARAPHRASES: dict[str, Paraphrase] = {"input_first": input_first, "annotator": annotator, "options_first": options_first}
 
 
 def paraphrases(task: Any) -> dict[str, Paraphrase]:
     """The paraphrases for ``task``'s kind (``"grid"`` or ``"text"``), by name, in a fixed order."""
-    if task.kind == "grid":
-        return dict(GRID_PARAPHRASES)
-    if task.kind == "text":
-        return dict(TEXT_PARAPHRASES)
-    raise ValueError(f"no paraphrases for task kind {task.kind!r}; expected 'grid' or 'text'")
+    if task.kind not in _INPUTS:
+        raise ValueError(f"no paraphrases for task kind {task.kind!r}; expected 'grid' or 'text'")
+    return dict(PARAPHRASES)
