@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sce_checks.report.summary import example_tables, pct
+from sce_checks.report.summary import example_tables, pct, summary_line
 from sce_checks.results import CheckResult
 
 
@@ -33,7 +33,7 @@ def _explain(result: CheckResult, headline: str) -> str:
 
     from sce_checks.checks import get_check
 
-    lines = [headline, "  " + get_check(result.check).summary_line(result)]
+    lines = [headline, "  " + (get_check(result.check).summary_line(result) or summary_line(result))]
     for title, headers, rows in example_tables(result, 3):
         lines.append(f"  {title}:")
         lines.extend("    " + line for line in tabulate(rows, headers=headers, disable_numparse=True).splitlines())

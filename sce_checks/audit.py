@@ -103,13 +103,21 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
     return AuditRun(results, env, skipped)
 
 
+def reads(check: Any) -> set[str]:
+    """The run settings a check reads: its settings fields named like one, and the settings it
+    declares it reads under another name (``reads_settings``)."""
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(check.settings) if f.name in BY_NAME} | set(check.reads_settings)
+
+
 def recorded_settings(config: RunSpec, checks: list[Any]) -> dict[str, Any]:
     """The audit settings a report records: always the model, checks, limit and seed; every
     other one with its value when a check of the run reads it, else None (so a report of an SCE
     audit does not suggest that ``perturbations`` mattered)."""
     read = set(_ALWAYS_RECORDED)
     for check in checks:
-        read |= check.reads()
+        read |= reads(check)
     out: dict[str, Any] = {}
     for s in BY_NAME.values():
         if s.group != "audit" or s.name == "datasets":

@@ -101,8 +101,8 @@ def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
 
 
 def load_audit_file(path: str | Path) -> AuditFile:
-    from sce_checks.checks import check_of, units
-    from sce_checks.config import AUDIT_KEYS, BY_NAME, RunSpec, values_from_mapping
+    from sce_checks.checks import check_names, check_of, units
+    from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
 
     path = Path(path)
     try:
@@ -123,8 +123,10 @@ def load_audit_file(path: str | Path) -> AuditFile:
     values = values_from_mapping({k: v for k, v in data.items() if k in AUDIT_KEYS}, f"{path}:", AUDIT_KEYS)
     try:
         spec = RunSpec(**values)
+        check_names(spec.checks)
     except UserInputError as exc:
-        raise UserInputError(f"{path}: {exc}") from None
+        where = "checks: " if "unknown check" in str(exc) else ""
+        raise UserInputError(f"{path}: {where}{exc}") from None
     written = list(spec.datasets)
     datasets = [_resolve_dataset(path, d) for d in written]
     names = dict(zip(datasets, written))

@@ -135,22 +135,10 @@ def _number(raw: Any, kind: str) -> int | float | None:
     return None
 
 
-def _variants() -> Sequence[str]:
-    from sce_checks.checks import VARIANTS
-
-    return VARIANTS
-
-
-def _checks() -> Sequence[str]:
-    from sce_checks.checks import check_names_known
-
-    return check_names_known()
-
-
-def _attributions() -> Sequence[str]:
-    from sce_checks.checks import ATTRIBUTIONS
-
-    return ATTRIBUTIONS
+# The allowed values of two settings, here because the table is where settings are declared:
+# the SCE check's variants (checks/sce.py) and self_consistency's attribution methods.
+VARIANTS: tuple[str, ...] = ("unconstrained", "minimal")
+ATTRIBUTIONS: tuple[str, ...] = ("feature_ablation", "shapley_sampling")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -160,9 +148,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("datasets", "list", ("income",), "income | house_prices | heart_disease | sentiment | a grid .toml | "
             "a text .csv/.jsonl/.toml (repeatable)", flag="dataset", metavar="NAME_OR_PATH"),
     Setting("checks", "list", ("sce",), "what to audit (repeatable): sce, inv, dir, stability, ct, cct, phi_cct, "
-            "self_consistency, or a check a plugin registers", flag="check", choices=_checks, metavar="CHECK"),
+            "self_consistency, or a check a plugin registers (names are checked by the registry, "
+            "sce_checks/checks/base.py)", flag="check", metavar="CHECK"),
     Setting("variants", "list", ("unconstrained", "minimal"), "SCE variant, unconstrained | minimal (repeatable; both "
-            "by default); the stability check uses the first listed", flag="variant", choices=_variants, metavar="VARIANT"),
+            "by default); the stability check uses the first listed", flag="variant", choices=VARIANTS, metavar="VARIANT"),
     Setting("limit", "int", 20, "examples per dataset, sampled with the seed (0 = all)", minimum=0, metavar="N", none=0),
     Setting("seed", "int", 0, "sampling seed (examples, perturbations, targets)", metavar="N"),
     Setting("prediction", "str", "auto", "how answers are read: option log-probabilities when the backend has them "
@@ -178,7 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
             "minimal-edit search (0 = off)", minimum=0, metavar="N"),
     Setting("perturbations", "int", 4, "perturbed inputs / interventions per example for inv, dir, stability, ct, "
             "cct, phi_cct", minimum=1, metavar="N"),
-    Setting("attribution", "str", "feature_ablation", "self_consistency's attribution method", choices=_attributions),
+    Setting("attribution", "str", "feature_ablation", "self_consistency's attribution method", choices=ATTRIBUTIONS),
     # -- reports, gates and baselines ---------------------------------------------------------------
     Setting("thresholds", "list", (), "gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5'; with "
             "several checks, prefix the check: 'inv:failure_rate<=0.1' (repeatable)", group="report",

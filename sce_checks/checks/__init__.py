@@ -32,8 +32,8 @@ from sce_checks.checks.base import (
     units,
 )
 
-VARIANTS = ("unconstrained", "minimal")  # the SCE check's variants (checks/sce.py)
-ATTRIBUTIONS = ("feature_ablation", "shapley_sampling")  # self_consistency's methods (checks/self_consistency.py)
+from sce_checks.config import ATTRIBUTIONS, VARIANTS  # noqa: E402  (the SCE variants; self_consistency's methods)
+
 CHECKS = tuple(BUILTIN)  # the built-in checks; `check_names_known()` adds those other packages register
 
 __all__ = [

@@ -108,13 +108,6 @@ class Check:
         settings of the check. Two requests with equal keys share one computation."""
         return self.settings_from(spec)
 
-    def reads(self) -> set[str]:
-        """The run settings this check reads: its settings fields named like one, and
-        ``reads_settings``. Reports record these (sce_checks/audit.py)."""
-        from sce_checks.config import BY_NAME
-
-        return {f.name for f in dataclasses.fields(self.settings) if f.name in BY_NAME} | set(self.reads_settings)
-
     def applies(self, task: Any, model: Any, settings: Any) -> str | None:
         """Why this check cannot run on ``task`` with ``model`` (one line), or None. Asked before
         any model call; a check that cannot run is listed as not applicable in every report."""
@@ -136,11 +129,10 @@ class Check:
         """The result's row in the check's own table (`table_headers`)."""
         raise NotImplementedError
 
-    def summary_line(self, result: Any) -> str:
-        """One line for assertion messages: the result's unit, sample size and headline figures."""
-        from sce_checks.report.summary import figures_cell
-
-        return f"{result.model} / {result.dataset} / {self.unit_of(result)}: n={result.n}; {figures_cell(result)}"
+    def summary_line(self, result: Any) -> str | None:
+        """One line for assertion messages, or None for the usual one (unit, sample size and
+        headline figures: sce_checks/report/summary.py)."""
+        return None
 
     def example_table(self, result: Any, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         """(title, headers, rows) of up to ``k`` examples worth showing (failures first), or None;
@@ -279,7 +271,7 @@ def known_units() -> tuple[str, ...]:
 
 
 def _all_variants() -> Sequence[str]:
-    from sce_checks.checks import VARIANTS
+    from sce_checks.config import VARIANTS
 
     return VARIANTS
 

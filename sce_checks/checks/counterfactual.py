@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, validate_settings, prediction_record, task_predictor
+from sce_checks.checks.predict import Prediction, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.faithfulness import (

@@ -49,7 +49,7 @@ from typing import Any, Sequence
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, validate_settings, prediction_record, task_predictor
+from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
 from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError

@@ -68,6 +68,13 @@ def figures_cell(r: CheckResult) -> str:
     return "; ".join(parts) or "-"
 
 
+def summary_line(r: CheckResult) -> str:
+    """The usual one-line summary of a result: unit, sample size and headline figures."""
+    from sce_checks.checks import unit_of
+
+    return f"{r.model} / {r.dataset} / {unit_of(r)}: n={r.n}; {figures_cell(r)}"
+
+
 def check_row(r: CheckResult) -> list[str]:
     """The generic row of a result: model, dataset, check, n, figures, gates, verdict."""
     return [r.model, r.dataset, r.check, str(r.n), figures_cell(r), thresholds_cell(r), r.verdict]
