@@ -69,7 +69,7 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
     checks = [get_check(name) for name in config.checks]
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
     if model is None:
-        model = open_model(config.model, config.model_options(), not config.no_cache, config.cache_path())
+        model = open_model(config.model, ModelOptions.from_spec(config), not config.no_cache, config.cache_path())
     results: list[CheckResult] = []
     skipped: list[dict[str, str]] = []
     started = time.perf_counter()

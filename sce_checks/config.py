@@ -235,15 +235,6 @@ def _validate(spec: Any) -> None:
         raise UserInputError("variants: no variant given")
 
 
-def _model_options(self: Any) -> Any:
-    """The backend settings as `sce_checks.models.ModelOptions`."""
-    from sce_checks.models import ModelOptions
-
-    return ModelOptions(dtype=self.dtype, device=self.device, batch_size=self.batch_size,
-                        trust_remote_code=self.trust_remote_code, max_concurrency=self.concurrency,
-                        timeout_s=self.timeout, max_retries=self.max_retries)
-
-
 def _cache_path(self: Any) -> str | None:
     return f"{self.cache_dir}/responses.sqlite" if self.cache_dir else None
 
@@ -267,7 +258,6 @@ RunSpec = dataclasses.make_dataclass(
     namespace={
         "__doc__": "Every setting of an audit, validated (see the module docstring; fields: `SETTINGS`).",
         "__post_init__": _validate,
-        "model_options": _model_options,
         "cache_path": _cache_path,
         "replace": _replace,
         "audit_values": _audit_values,

@@ -69,13 +69,14 @@ class SCESession:
         """The model ``spec`` names, loaded once per session and wrapped in the response cache."""
         from sce_checks.audit import open_model
         from sce_checks.errors import BackendError, UserInputError
+        from sce_checks.models import ModelOptions
 
         name = spec.model
         if name in self._failures:
             pytest.fail(self._failures[name], pytrace=False)
         if name not in self._models:
             try:
-                self._models[name] = open_model(name, self.spec.model_options(), not self.spec.no_cache, self.spec.cache_path())
+                self._models[name] = open_model(name, ModelOptions.from_spec(self.spec), not self.spec.no_cache, self.spec.cache_path())
             except (UserInputError, BackendError) as exc:
                 self._fail(name, exc)
         return self._models[name]

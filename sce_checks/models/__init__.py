@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sce_checks.config import default
 from sce_checks.errors import UserInputError
 from sce_checks.models.base import CallStats, ChatModel, Conversation, Decoding, Message, supports_scoring
 
@@ -46,12 +47,19 @@ class ModelOptions:
 
     dtype: str | None = None  # "float32" | "bfloat16" | "float16" | None (backend default)
     device: str | None = None  # "cpu" | "cuda" | "cuda:1" | "mps" | None (auto)
-    batch_size: int = 8
-    trust_remote_code: bool = False
-    max_concurrency: int = 8  # openai backend: parallel requests in flight
-    timeout_s: float = 60.0  # openai backend: per request
-    max_retries: int = 5  # openai backend
+    batch_size: int = default("batch_size")
+    trust_remote_code: bool = default("trust_remote_code")
+    max_concurrency: int = default("concurrency")  # openai backend: parallel requests in flight
+    timeout_s: float = default("timeout")  # openai backend: per request
+    max_retries: int = default("max_retries")  # openai backend
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> "ModelOptions":
+        """The backend settings of a run specification (sce_checks/config.py)."""
+        return cls(dtype=spec.dtype, device=spec.device, batch_size=spec.batch_size,
+                   trust_remote_code=spec.trust_remote_code, max_concurrency=spec.concurrency,
+                   timeout_s=spec.timeout, max_retries=spec.max_retries)
 
 
 @dataclass(frozen=True)

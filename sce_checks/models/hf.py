@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from sce_checks import progress
+from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
 from sce_checks.models.fingerprint import folder_fingerprint, parameters_fingerprint
@@ -120,7 +121,7 @@ class HFChatModel:
         *,
         name: str,
         path: str | None = None,
-        batch_size: int = 8,
+        batch_size: int = default("batch_size"),
         fingerprint: str | None = None,
     ) -> None:
         """Wrap an already-loaded ``model`` (on its device, in its dtype) and ``tokenizer``.

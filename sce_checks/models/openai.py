@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sce_checks import progress
+from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
 
@@ -129,9 +130,9 @@ class OpenAIChatModel:
         model: str,
         base_url: str,
         *,
-        max_concurrency: int = 8,
-        timeout_s: float = 60.0,
-        max_retries: int = 5,
+        max_concurrency: int = default("concurrency"),
+        timeout_s: float = default("timeout"),
+        max_retries: int = default("max_retries"),
         api_key_env: str | None = None,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
