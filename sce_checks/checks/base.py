@@ -110,8 +110,18 @@ class Check:
 
     def applies(self, task: Any, model: Any, settings: Any) -> str | None:
         """Why this check cannot run on ``task`` with ``model`` (one line), or None. Asked before
-        any model call; a check that cannot run is listed as not applicable in every report."""
+        any model call; a check that cannot run is listed as not applicable in every report.
+        Override this, or `require` where the check already raises `CheckNotApplicable`."""
+        from sce_checks.errors import CheckNotApplicable
+
+        try:
+            self.require(task, model, settings)
+        except CheckNotApplicable as exc:
+            return str(exc)
         return None
+
+    def require(self, task: Any, model: Any, settings: Any) -> None:
+        """Raise `CheckNotApplicable` when the check cannot run here (see `applies`)."""
 
     # -- the work -----------------------------------------------------------------------------------
     def run(self, model: Any, model_name: str, task: Any, examples: Sequence[tuple[str, Any]], settings: Any,

@@ -523,12 +523,8 @@ class _CounterfactualCheck(Check):
     family = FAMILY
     counts = ("n_tested", "n_interventions")
 
-    def applies(self, task: Any, model: ChatModel, settings: CounterfactualSettings) -> str | None:
-        try:
-            require_applicable(model, task, settings, (self.name,))
-        except CheckNotApplicable as exc:
-            return str(exc)
-        return None
+    def require(self, task: Any, model: ChatModel, settings: CounterfactualSettings) -> None:
+        require_applicable(model, task, settings, (self.name,))
 
     def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
             settings: CounterfactualSettings, shared: dict[str, Any]) -> list[CheckResult]:

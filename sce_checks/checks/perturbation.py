@@ -541,12 +541,8 @@ class DirectionalCheck(_PerturbationCheck):
     question = "CheckList DIR: the prediction moves the expected way under directional edits"
     figures = (*_FAILURE_FIGURES, Figure("mean_expected_shift", "higher", baseline=False))
 
-    def applies(self, task: Any, model: ChatModel, settings: PerturbationSettings) -> str | None:
-        try:
-            _directions(task)
-        except CheckNotApplicable as exc:
-            return str(exc)
-        return None
+    def require(self, task: Any, model: ChatModel, settings: PerturbationSettings) -> None:
+        _directions(task)
 
     def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
             settings: PerturbationSettings, shared: dict[str, Any]) -> list[CheckResult]:

@@ -444,12 +444,8 @@ class SelfConsistencyCheck(Check):
         fixed.setdefault("method", spec.attribution)
         return super().settings_from(spec, **fixed)
 
-    def applies(self, task: Any, model: ChatModel, settings: SelfConsistencySettings) -> str | None:
-        try:
-            require_reply_scoring(model)
-        except CheckNotApplicable as exc:
-            return str(exc)
-        return None
+    def require(self, task: Any, model: ChatModel, settings: SelfConsistencySettings) -> None:
+        require_reply_scoring(model)
 
     def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
             settings: SelfConsistencySettings, shared: dict[str, Any]) -> list[CheckResult]:
