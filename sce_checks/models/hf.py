@@ -146,7 +146,7 @@ class HFChatModel:
         pad = tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else (tokenizer.eos_token_id or 0)
         self._stop_ids: list[int] | None = None
-        self._takes_logits_to_keep: bool | None = None
+        self._forward_params: frozenset[str] | None = None
         self._constrainer: Any = None  # llguidance state, built by the first constrained request
 
     # -- loading ---------------------------------------------------------------------------
@@ -431,18 +431,24 @@ class HFChatModel:
         self._count("score_ms", int((time.perf_counter() - started) * 1000))
         return scores
 
-    def _forward(self, keep: int | None = None, **inputs: Any) -> Any:
+    def _forward(self, keep: int | None = None, cache: Any = None, **inputs: Any) -> tuple[Any, Any]:
         """``model(**inputs)``, computing only the last ``keep`` columns' logits where the model
         supports ``logits_to_keep`` (transformers' causal LMs do; the full vocabulary for every
-        prompt column would cost more than the rest of the pass)."""
-        if keep is not None:
-            if self._takes_logits_to_keep is None:
-                import inspect
+        prompt column would cost more than the rest of the pass). Returns the output and its KV
+        cache. transformers renamed ``past_key_values`` to ``cache`` (5.x, the old name goes in
+        5.40): the model's own signature says which name it speaks, so neither deprecated name
+        nor its warning is used where the new one exists."""
+        if self._forward_params is None:
+            import inspect
 
-                self._takes_logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-            if self._takes_logits_to_keep:
-                inputs["logits_to_keep"] = keep
-        return self.model(**inputs)
+            self._forward_params = frozenset(inspect.signature(self.model.forward).parameters)
+        if keep is not None and "logits_to_keep" in self._forward_params:
+            inputs["logits_to_keep"] = keep
+        new_name = "cache" in self._forward_params
+        if cache is not None:
+            inputs["cache" if new_name else "past_key_values"] = cache
+        out = self.model(**inputs)
+        return out, (getattr(out, "cache", None) if new_name else getattr(out, "past_key_values", None))
 
     def _score_chunk(self, items: list[_ScoreItem]) -> list[list[float]]:
         """Per item, the log-probability of each of its rests (in ``item.rests`` order) after its
@@ -453,7 +459,7 @@ class HFChatModel:
         with torch.inference_mode():
             keep = max(len(item.prefix) for item in items) + 1
             width = max(len(rest) for item in items for rest in item.rests) - 1  # of the second pass
-            out, mask = self._prompt_pass(items, keep, width)
+            out, cache, mask = self._prompt_pass(items, keep, width)
             prompt_logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)  # column keep-1 predicts the first rest token
             totals = [torch.zeros(len(item.rests), dtype=torch.float64) for item in items]
             for b, item in enumerate(items):
@@ -464,34 +470,36 @@ class HFChatModel:
                 firsts = torch.tensor([rest[0] for rest in item.rests])
                 totals[b][:] += prompt_logp[b, keep - 1, firsts].double().cpu()
             if width > 0:
-                self._rest_pass(items, out.past_key_values, mask, width, totals)
+                self._rest_pass(items, cache, mask, width, totals)
         return [t.tolist() for t in totals]
 
-    def _prompt_pass(self, items: list[_ScoreItem], keep: int, width: int) -> tuple[Any, Any]:
+    def _prompt_pass(self, items: list[_ScoreItem], keep: int, width: int) -> tuple[Any, Any, Any]:
         """The (extended) prompts, once each, left-padded so they all end at the last column; the
         logits of the last ``keep`` columns. Prompts of one task share a long token prefix (system
         prompt, preamble, question, instructions): that prefix runs once, its cache is copied to
-        every row, and only the remainders run per prompt. Returns the output and the mask."""
+        every row, and only the remainders run per prompt. Returns the output, its KV cache and
+        the mask."""
         import torch
 
         prompts = [item.prompt for item in items]
         shared = min(_common_prefix_len(prompts), min(len(p) for p in prompts) - keep)
         if len(items) > 1 and shared >= MIN_SHARED_PREFIX:
             head = torch.tensor([prompts[0][:shared]], device=self.device)
-            cache = self._forward(1, input_ids=head, use_cache=True).past_key_values
+            _, cache = self._forward(1, input_ids=head, use_cache=True)
             cache.batch_repeat_interleave(len(items))
             ids, rest_mask, _ = self._left_pad([p[shared:] for p in prompts])
             mask = torch.cat([torch.ones((len(items), shared), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-            out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True)
+            out, cache = self._forward(keep, cache, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                       use_cache=True)
             self._count("shared_prefix_tokens", shared)
             self._count("prompt_tokens", int(rest_mask.sum()) + shared)
         else:
             ids, mask, positions = self._left_pad(prompts)
-            out = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=width > 0)
+            out, cache = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                       use_cache=width > 0)
             self._count("prompt_tokens", int(mask.sum()))
-        return out, mask
+        return out, cache, mask
 
     def _rest_pass(self, items: list[_ScoreItem], cache: Any, mask: Any, width: int, totals: list[Any]) -> None:
         """The rests' remaining tokens, right-padded, each on a copy of its prompt's cache; their
@@ -515,8 +523,8 @@ class HFChatModel:
                 rest_pos[r] = lengths[b] + torch.arange(width)
                 r += 1
         full_mask = torch.cat([mask[torch.tensor(row_of, device=mask.device)], rest_mask.to(self.device)], dim=1)
-        out = self._forward(None, input_ids=rest_ids.to(self.device), attention_mask=full_mask,
-                            position_ids=rest_pos.to(self.device), past_key_values=cache, use_cache=True)
+        out, _ = self._forward(None, cache, input_ids=rest_ids.to(self.device), attention_mask=full_mask,
+                               position_ids=rest_pos.to(self.device), use_cache=True)
         rest_logp = torch.log_softmax(out.logits.float(), dim=-1)
         self._count("option_tokens", int(rest_mask.sum()))
         r = 0

@@ -341,3 +341,24 @@ def test_reply_scoring_is_offered_and_checks_its_input(tiny_model):
         tiny_model.score_replies([SHORT], ["Yes"])
     with pytest.raises(UserInputError, match="2 rows of replies for 1 conversations"):
         tiny_model.score_replies([SHORT], [["a"], ["b"]])
+
+
+def test_scoring_and_generation_use_no_deprecated_transformers_api(tiny_model_dir, capfd):
+    """transformers 5 renamed the KV cache argument and output (``past_key_values`` -> ``cache``,
+    the old name removed in 5.40): our calls must not use the old name, which warns on every run.
+    The prompts share a long prefix so the shared-prefix cache path runs too, and its scores must
+    still equal a naive full forward."""
+    import warnings
+
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=8))
+    preamble = {"role": "system", "content": "You are a careful assistant that answers in JSON. " * 8}
+    conversations = [[preamble, {"role": "user", "content": f"Record {i}: age {20 + i}. Income?"}] for i in range(3)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = model.score_options(conversations, OPTIONS)
+        model.chat(conversations[:2], Decoding(max_new_tokens=4))
+    said = [str(w.message) for w in caught] + [capfd.readouterr().err]
+    assert not [s for s in said if "past_key_values" in s or "cache_params" in s], said
+    assert model.stats.extra.get("shared_prefix_tokens", 0) > 0
+    expected = [[naive_option_logprob(model, c, o) for o in OPTIONS] for c in conversations]
+    assert torch.allclose(torch.tensor(scores, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=1e-4)
