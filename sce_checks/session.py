@@ -5,11 +5,12 @@ heavy itself), and it never imports the plugin: the specification it is handed i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
+from sce_checks.errors import EXIT_BAD_INPUT
 
 SESSION_KEY = pytest.StashKey["SCESession"]()
 
@@ -56,7 +57,12 @@ class SCESession:
             with ResponseCache(Path(path) if path else None) as cache:
                 cache.clear()
 
-    def _fail(self, key: Any, exc: Exception) -> None:
+    def fail_input(self, exc: Exception) -> NoReturn:
+        """Bad input met while a test runs (a fixture's arguments): the test fails with one line
+        and the run exits 2."""
+        self._fail(("input", str(exc)), exc)
+
+    def _fail(self, key: Any, exc: Exception) -> NoReturn:
         """A bad model spec, dataset or server: the item fails with one line (no traceback), later
         items asking for the same thing fail at once, and the run ends as a usage error."""
         message = f"sce-checks: {exc}"
@@ -248,7 +254,8 @@ class SCESession:
             if self._results or self.input_errors:
                 self.config.workeroutput["sce_checks"] = self.export()
             return None
-        usage = pytest.ExitCode.USAGE_ERROR if self.input_errors and exitstatus == pytest.ExitCode.TESTS_FAILED else None
+        # bad input or an unusable backend failed the items that met it: exit 2, not 1 (sce_checks/errors.py)
+        usage = EXIT_BAD_INPUT if self.input_errors and exitstatus == pytest.ExitCode.TESTS_FAILED else None
         results = self.results
         if not results and not self.skipped:
             return usage
@@ -289,7 +296,7 @@ class SCESession:
             except UserInputError as exc:
                 self.errors.append(str(exc))
                 self.input_errors.append(str(exc))
-                return exitstatus or pytest.ExitCode.USAGE_ERROR
+                return EXIT_BAD_INPUT
             regressed = [c for c in rows if c.regressed]
             regressed_any |= bool(regressed)
             texts.append(f"baseline {path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
