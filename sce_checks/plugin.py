@@ -9,7 +9,13 @@ Life cycle (one hook, one step):
 - ``pytest_configure``: marker registration; the run specification resolved once (command line,
   sce-audit's specification, ini, ``[tool.sce-checks]``, defaults) and handed to the session
   store for models and results (sce_checks/session.py, which never imports this module).
+- ``pytest_collection_modifyitems``: ``--sce-run`` items; then, when any item uses sce-checks,
+  every input checked before the first model call (sce_checks/preflight.py).
 - fixtures ``sce_model``, ``sce_audit``: lazy, shared, cached computations.
+
+Exit status (sce_checks/errors.py): 0 every gate holds, 1 a gate failed, 2 bad input (settings,
+files, markers, audit files: one line naming the file and the key or line, before any model
+call) or an unusable backend.
 - ``pytest_terminal_summary``: the results table; JSON / Markdown / HTML reports and baselines.
 """
 
@@ -43,9 +49,9 @@ def resolve_spec(config: pytest.Config) -> Any:
     layers = [command_line]
     spec_path = config.getoption("sce_spec", default=None)
     if spec_path:
-        from pathlib import Path
+        from sce_checks.tasks.grid_file import read_user_text
 
-        spec = spec_from_json(Path(spec_path).read_text(encoding="utf-8"), spec_path)
+        spec = spec_from_json(read_user_text(spec_path), spec_path)
         layers.append({s.name: getattr(spec, s.name) for s in SETTINGS})
     layers.append(ini)
     layers.append(tool_table(config.rootpath / "pyproject.toml"))
@@ -227,7 +233,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                     params.append((dataset, unit, example_id))
                     ids.append(f"{dataset}/{unit}/{example_id}")
     except UserInputError as exc:  # a collection error of one line: the run exits 2 (interrupted)
-        raise pytest.Collector.CollectError(f"sce-checks: {exc}") from None
+        raise pytest.Collector.CollectError(f"sce-checks: {metafunc.definition.nodeid}: {exc}") from None
     metafunc.parametrize("sce_example", params, ids=ids, indirect=True)
 
 

@@ -26,7 +26,7 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     prefixes the option names in messages (``--`` for sce-audit, ``--sce-`` for pytest).
     ``same_sample``: also refuse a baseline whose entries were measured on another sample of
     this spec's datasets (the results compared with it are this spec's)."""
-    from sce_checks.checks import units
+    from sce_checks.checks import check_names, units
     from sce_checks.config import BY_NAME
     from sce_checks.models import parse_spec
     from sce_checks.report.baseline import check_comparable, load_baseline, parse_tolerances
@@ -37,6 +37,10 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         return f"{flag}{BY_NAME[name].option}"
 
     parse_spec(spec.model)
+    try:
+        check_names(spec.checks)  # the registry knows the names (a plugin's checks too)
+    except UserInputError as exc:
+        raise UserInputError(f"{option('checks')}: {exc}") from None
     run_units = units(spec.checks, spec.variants)
     for text in spec.thresholds:
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}")
@@ -64,6 +68,9 @@ def check_outputs(spec: Any, option: Any) -> None:
         if key in seen:
             raise UserInputError(f"{where}: the same file as {seen[key]}; give each report its own file")
         seen[key] = option(name)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")  # the Markdown report is appended to it
+    if summary:
+        check_writable(summary, f"$GITHUB_STEP_SUMMARY {summary}")
     if spec.baseline and spec.save_baseline and os.path.abspath(spec.baseline) == os.path.abspath(spec.save_baseline):
         raise UserInputError(f"{option('save_baseline')} {spec.save_baseline}: the same file as {option('baseline')}; "
                              "the run is saved before it is compared, so it would be compared with itself "
