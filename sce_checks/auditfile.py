@@ -81,8 +81,9 @@ def _err(path: Path, key: str, msg: str) -> UserInputError:
     return UserInputError(f"{path}: {key}: {msg}")
 
 
-def _thresholds(path: Path, key: str, table: Any, check: str) -> list[Threshold]:
-    """Gates on ``check``'s figures; a metric it does not report is refused here, naming the key."""
+def _thresholds(path: Path, key: str, table: Any, check: str, tasks: list[Any]) -> list[Threshold]:
+    """Gates on ``check``'s figures over ``tasks``; a metric it does not report there is refused
+    here, naming the key."""
     if not isinstance(table, dict):
         raise _err(path, key, f"expected a table of metric = \">= value\", got {table!r}")
     out = []
@@ -92,7 +93,7 @@ def _thresholds(path: Path, key: str, table: Any, check: str) -> list[Threshold]
         if not isinstance(rule, str):
             raise _err(path, f"{key}.{metric}", f"expected a string like \">= 0.8\", got {rule!r}")
         threshold = Threshold.parse(f"{metric}{rule}", f"{path}: {key}.{metric}")
-        threshold.check_run([check], f"{path}: {key}.{metric}")
+        threshold.check_run([check], f"{path}: {key}.{metric}", tasks)
         out.append(threshold)
     return out
 
@@ -128,7 +129,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
         raise _err(path, "model", str(exc)) from None
     written = list(spec.datasets)
     datasets = [_resolve_dataset(path, d) for d in written]
-    _check_datasets(path, datasets)
+    tasks = _load_datasets(path, datasets)
     names = dict(zip(datasets, written))
     spec = spec.replace(datasets=tuple(datasets))
     checks, variants = list(spec.checks), list(spec.variants)
@@ -141,12 +142,12 @@ def load_audit_file(path: str | Path) -> AuditFile:
     all_units = units(checks, variants)
 
     table = {(d, u): [] for d in datasets for u in all_units}
-    for unit, gates in _threshold_sections(path, data.get("thresholds", {}), checks).items():
+    for unit, gates in _threshold_sections(path, data.get("thresholds", {}), checks, list(tasks.values())).items():
         for d in datasets:
             for u in all_units:
                 if check_of(u) == unit:
                     table[(d, u)].extend(gates)
-    xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants)
+    xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants, tasks)
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
@@ -154,15 +155,18 @@ def load_audit_file(path: str | Path) -> AuditFile:
     return AuditFile(path, spec, base, tolerance, table, names, xfails)
 
 
-def _check_datasets(path: Path, datasets: list[str]) -> None:
-    """Every dataset loaded at collection, so a bad one stops the run before any model call."""
+def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
+    """Every dataset loaded at collection, so a bad one stops the run before any model call
+    (and gates are checked against the figures their tasks report): dataset -> task."""
     from sce_checks.tasks import load_task
 
+    out = {}
     for i, dataset in enumerate(datasets):
         try:
-            load_task(dataset)
+            out[dataset] = load_task(dataset)
         except UserInputError as exc:
             raise _err(path, f"datasets[{i}]", str(exc)) from None
+    return out
 
 
 def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
@@ -177,7 +181,7 @@ def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
 
 
 def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], list[Threshold]], written: list[str],
-                     checks: list[str], variants: list[str]) -> dict[tuple[str, str, str], str]:
+                     checks: list[str], variants: list[str], tasks: dict[str, Any]) -> dict[tuple[str, str, str], str]:
     """``[[override]]`` tables: more thresholds for some datasets, variants or checks, added to
     ``table``; returns the known failures they declare (``xfail``), by (dataset, unit, threshold)."""
     from sce_checks.checks import check_of
@@ -206,7 +210,8 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
         unit = vs or cs or "sce"
         if unit == "sce" and "sce" not in checks:
             raise _err(path, key, f"name the check these thresholds are for (check = \"...\"; the audit runs {', '.join(checks)})")
-        extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}), check_of(unit))
+        gated = [tasks[ds]] if ds is not None else list(tasks.values())
+        extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}), check_of(unit), gated)
         reason = ov.get("xfail")
         if reason is not None and not (isinstance(reason, str) and reason.strip()):
             raise _err(path, f"{key}.xfail", "expected the reason, a non-empty string, why these thresholds are known to fail")
@@ -218,7 +223,7 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
     return xfails
 
 
-def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, list[Threshold]]:
+def _threshold_sections(path: Path, table: Any, checks: list[str], tasks: list[Any]) -> dict[str, list[Threshold]]:
     """``[thresholds]``: metric keys gate the SCE check; a sub-table named after another check
     (``[thresholds.phi_cct]``) gates that check."""
     from sce_checks.checks import check_names_known
@@ -232,7 +237,7 @@ def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, 
             first = next(iter(flat))
             raise _err(path, f"thresholds.{first}", "top-level thresholds gate the sce check, which this audit does not run; "
                        f"put them under [thresholds.<check>] for one of: {', '.join(checks)}")
-        out["sce"] = _thresholds(path, "thresholds", flat, "sce")
+        out["sce"] = _thresholds(path, "thresholds", flat, "sce", tasks)
     for name, sub in table.items():
         if not isinstance(sub, dict):
             continue
@@ -241,7 +246,7 @@ def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, 
                        "nor a metric rule")
         if name not in checks:
             raise _err(path, f"thresholds.{name}", f"the audit does not run {name!r} (checks = {checks!r})")
-        out.setdefault(name, []).extend(_thresholds(path, f"thresholds.{name}", sub, name))
+        out.setdefault(name, []).extend(_thresholds(path, f"thresholds.{name}", sub, name, tasks))
     return out
 
 

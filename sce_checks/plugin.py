@@ -255,6 +255,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     Then, before any item runs, every input the sce items will use is checked (`_check_inputs`):
     bad input ends the run with exit status 2 before the first model call."""
     from sce_checks.errors import UserInputError
+    from sce_checks.session import SESSION_KEY
 
     try:
         if config.getoption("sce_run"):
@@ -263,20 +264,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             items.extend(run_items(session))
         _check_inputs(config, items)
     except UserInputError as exc:
-        bad_input(exc)
+        store = config.stash.get(SESSION_KEY, None)
+        if store is None or not store.is_worker:
+            bad_input(exc)
+        store.refuse_on_worker(exc)
+        items[:] = []  # nothing runs; the controller reports the error and exits 2
 
 
 def _check_inputs(config: pytest.Config, items: list) -> None:
     """Run the preflight (sce_checks/preflight.py) when an item uses sce-checks: the options'
     specification (its baseline's samples too under ``--sce-run``, whose results are that
-    specification's) and the datasets of every ``@pytest.mark.sce``. Once, on the controller."""
+    specification's) and the datasets of every ``@pytest.mark.sce``. Under pytest-xdist the
+    workers collect, so each checks (the controller collects nothing)."""
     from sce_checks.collect import ThresholdItem
     from sce_checks.preflight import preflight
     from sce_checks.tasks import load_task
 
     store = _session(config)
     users = [item for item in items if set(getattr(item, "fixturenames", ())) & set(FIXTURES)]
-    if store.is_worker or not (users or any(isinstance(item, ThresholdItem) for item in items)):
+    if not (users or any(isinstance(item, ThresholdItem) for item in items)):
         return
     preflight(store.spec, "--sce-", same_sample=bool(config.getoption("sce_run")))
     datasets = {d: None for item in users for d in _marker_spec(item, config).datasets}

@@ -42,11 +42,10 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     except UserInputError as exc:
         raise UserInputError(f"{option('checks')}: {exc}") from None
     run_units = units(spec.checks, spec.variants)
-    for text in spec.thresholds:
-        Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}")
+    tasks = [load_task(dataset) for dataset in spec.datasets]
+    for text in spec.thresholds:  # a gate applies to every dataset of the run
+        Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
     parse_tolerances(list(spec.tolerances), option("tolerances"))
-    for dataset in spec.datasets:
-        load_task(dataset)
     check_outputs(spec, option)
     if spec.baseline:
         baseline = load_baseline(spec.baseline)

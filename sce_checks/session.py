@@ -37,7 +37,8 @@ class SCESession:
         self.comparison_text: str | None = None
         self._audit_baselines: dict[str, Any] = {}  # baseline path -> AuditFile
         self.errors: list[str] = []
-        self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits as a usage error
+        self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits 2
+        self.preflight_errors: list[str] = []  # bad input an xdist worker found before any item ran
 
     # -- settings -------------------------------------------------------------------------------
     def spec_for(self, marker: dict[str, Any], where: str = "@pytest.mark.sce") -> RunSpec:
@@ -61,6 +62,12 @@ class SCESession:
         """Bad input met while a test runs (a fixture's arguments): the test fails with one line
         and the run exits 2."""
         self._fail(("input", str(exc)), exc)
+
+    def refuse_on_worker(self, exc: Exception) -> None:
+        """Bad input found at collection on an xdist worker, which cannot end the run itself (an
+        exit there reads as a crash and is retried): the controller reports it and exits 2."""
+        self.preflight_errors.append(str(exc))
+        self.input_errors.append(str(exc))
 
     def _fail(self, key: Any, exc: Exception) -> NoReturn:
         """A bad model spec, dataset or server: the item fails with one line (no traceback), later
@@ -223,6 +230,7 @@ class SCESession:
             "samples": self._samples,
             "audit_baselines": self._audit_baselines,
             "input_errors": self.input_errors,
+            "preflight_errors": self.preflight_errors,
             "skips": [[[str(part) for part in k], v] for k, v in self._skips.items()],
         }, default=str)
 
@@ -243,6 +251,7 @@ class SCESession:
         self._samples.update(data["samples"])
         self._audit_baselines.update(data.get("audit_baselines", {}))
         self.input_errors.extend(e for e in data.get("input_errors", []) if e not in self.input_errors)
+        self.preflight_errors.extend(e for e in data.get("preflight_errors", []) if e not in self.preflight_errors)
         self._skips.update((tuple(k), v) for k, v in data.get("skips", []))
 
     # -- end of session ------------------------------------------------------------------------
@@ -255,7 +264,8 @@ class SCESession:
                 self.config.workeroutput["sce_checks"] = self.export()
             return None
         # bad input or an unusable backend failed the items that met it: exit 2, not 1 (sce_checks/errors.py)
-        usage = EXIT_BAD_INPUT if self.input_errors and exitstatus == pytest.ExitCode.TESTS_FAILED else None
+        usage = EXIT_BAD_INPUT if self.input_errors and exitstatus in (
+            pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED) else None
         results = self.results
         if not results and not self.skipped:
             return usage
@@ -309,6 +319,8 @@ class SCESession:
     def terminal_summary(self, tr) -> None:
         if self.is_worker:
             return
+        for err in self.preflight_errors:
+            tr.write_line(f"sce-checks: {err}", red=True)
         results = self.results
         if not results and not self.errors and not self.skipped:
             return

@@ -53,9 +53,10 @@ class Threshold:
             raise UserInputError(f"{where}: {text!r}: the value {m.group(4)} is out of range")
         return cls(m.group(2), m.group(3), value, unit)
 
-    def check_run(self, run_units: Sequence[str], where: str) -> None:
+    def check_run(self, run_units: Sequence[str], where: str, tasks: Sequence[Any] = ()) -> None:
         """Refuse, before any model call, a gate no result can be judged on: the run has no
-        result it applies to, or one of them has no such figure (`gateable`)."""
+        result it applies to, or one of them has no such figure (`gateable`) on the kind of
+        every task in ``tasks`` (the run's datasets, loaded; none: any kind)."""
         from sce_checks.checks import check_of
 
         applies = [u for u in run_units if self.applies_to(u)]
@@ -72,6 +73,11 @@ class Threshold:
                     hint += f"a gate without a CHECK: prefix applies to every check of the run ({', '.join(checks)}); "
                 raise UserInputError(f"{where}: unknown metric {self.metric!r} for {check}; {hint}"
                                      f"known: {', '.join(known)}")
+            for task in tasks:
+                reported = gateable(check, task.kind)
+                if self.metric not in reported:
+                    raise UserInputError(f"{where}: {check} reports no {self.metric!r} on {task.kind} tasks such as "
+                                         f"{task.name!r}; on {task.kind} tasks: {', '.join(reported)}")
 
     def applies_to(self, unit: str) -> bool:
         from sce_checks.checks import check_of
@@ -88,13 +94,16 @@ class Threshold:
         return value is not None and bool(_OPS[self.op](value, self.value))
 
 
-def gateable(check: str) -> tuple[str, ...]:
+def gateable(check: str, kind: str | None = None) -> tuple[str, ...]:
     """The figures a threshold on ``check`` can name: its declared figures
-    (sce_checks/checks/base.py, `Figure`) and the ends of their Wilson intervals."""
+    (sce_checks/checks/base.py, `Figure`) and the ends of their Wilson intervals; with ``kind``,
+    those its results on that kind of task report."""
     from sce_checks.checks import get_check
 
     out: list[str] = []
     for f in get_check(check).figures:
+        if kind is not None and kind not in f.tasks:
+            continue
         out.append(f.name)
         if f.interval:
             out.extend((f"{f.name}_lower", f"{f.name}_upper"))

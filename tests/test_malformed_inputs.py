@@ -201,6 +201,9 @@ THRESHOLDS = [
     (["--check", "sce", "--check", "phi_cct", "--threshold", "sce:phi>=0.1"], ["--threshold", "'phi'", "for sce"]),
     (["--check", "inv", "--dataset", "sentiment", "--threshold", "validity>=0.5"], ["--threshold", "'validity'", "for inv"]),
     (["--threshold", "minimal:failure_rate<=0.5"], ["--threshold", "'failure_rate'", "for sce"]),
+    (["--dataset", "sentiment", "--threshold", "mean_rcf_a<=0.1"], ["--threshold", "'mean_rcf_a'", "text tasks", "'sentiment'"]),
+    (["--threshold", "accuracy>=0.5"], ["--threshold", "'accuracy'", "grid tasks", "'toy'"]),
+    (["--dataset", "toy.toml", "--dataset", "sentiment", "--threshold", "tm_a<=0.1"], ["--threshold", "'tm_a'", "text tasks"]),
 ]
 
 
@@ -518,6 +521,11 @@ AUDITS = [
     ("unreadable rule", AUDIT + '[thresholds]\nvalidity = "about 0.8"\n', {}, ["bad.sce.toml: thresholds.validity"]),
     ("rule out of range", AUDIT + '[thresholds]\nvalidity = ">= 1e999"\n', {}, ["bad.sce.toml: thresholds.validity"]),
     ("check not run", AUDIT + '[thresholds.phi_cct]\nphi = ">= 0.1"\n', {}, ["bad.sce.toml: thresholds.phi_cct"]),
+    ("grid figure on a text task", AUDIT.replace('"toy.toml"', '"toy.toml", "sentiment"') + '[thresholds]\ntm_a = "<= 0.1"\n', {},
+     ["bad.sce.toml: thresholds.tm_a", "text tasks", "'sentiment'"]),
+    ("override of a text task", AUDIT.replace('"toy.toml"', '"toy.toml", "sentiment"')
+     + '[[override]]\ndataset = "sentiment"\nthresholds = { exact_match = ">= 0.1" }\n', {},
+     ["bad.sce.toml: override[0].thresholds.exact_match", "text tasks"]),
     ("thresholds not a table", AUDIT + "thresholds = 3\n", {}, ["bad.sce.toml: thresholds"]),
     ("override unknown key", AUDIT + "[[override]]\nbogus = 1\n", {}, ["bad.sce.toml: override[0].bogus"]),
     ("override other dataset", AUDIT + '[[override]]\ndataset = "other.toml"\n', {}, ["bad.sce.toml: override[0].dataset"]),
@@ -546,6 +554,16 @@ def test_audit_file_refused(plugin_bench, request, good_baseline, text, files, n
     write(plugin_bench.path, {"bad.sce.toml": text, **files})
     result = plugin_bench.runpytest("-p", "no:cacheprovider", "bad.sce.toml")
     assert_plugin_refused(request, plugin_bench, result, names)
+
+
+def test_control_gates_on_the_figures_each_task_reports_are_collected(plugin_bench):
+    """A mixed audit gating a grid figure on its grid dataset only is not refused."""
+    audit = (AUDIT.replace('"toy.toml"', '"toy.toml", "sentiment"')
+             + '[[override]]\ndataset = "toy.toml"\nthresholds = { mean_rcf_a = "<= 0.1" }\n')
+    (plugin_bench.path / "ok.sce.toml").write_text(audit)
+    result = plugin_bench.runpytest("-p", "no:cacheprovider", "--collect-only", "-q", "ok.sce.toml")
+    assert result.ret == 0, result.stdout.str()
+    assert "ok.sce.toml::toy.toml/minimal::mean_rcf_a<=0.1" in result.stdout.str()
 
 
 def test_control_audit_file_runs_the_model(plugin_bench):
@@ -590,6 +608,17 @@ def test_pytest_option_refused(plugin_bench, request, good_baseline, args, files
     result = plugin_bench.runpytest("-p", "no:cacheprovider", "--sce-model", MODEL, "--sce-dataset", "toy.toml",
                                     "--sce-limit", "3", "--sce-prediction", "generate", *args)
     assert_plugin_refused(request, plugin_bench, result, names)
+
+
+def test_pytest_xdist_workers_refuse_for_the_controller(plugin_bench, request):
+    """Under -n the workers collect: they find the bad input, run nothing, and the controller
+    prints the line and exits 2 (an exit on a worker would read as a crash and be retried)."""
+    pytest.importorskip("xdist")
+    write(plugin_bench.path, {"test_a.py": USES_AUDIT})
+    result = plugin_bench.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--sce-model", MODEL, "--sce-dataset",
+                                               "toy.toml", "--sce-limit", "3", "--sce-prediction", "generate",
+                                               "--sce-json", "adir")
+    assert_plugin_refused(request, plugin_bench, result, ["--sce-json", "is a directory"])
 
 
 # -- real processes: what a shell sees ------------------------------------------------------------------
