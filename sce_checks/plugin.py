@@ -290,6 +290,21 @@ def _check_inputs(config: pytest.Config, items: list) -> None:
         load_task(dataset)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Bad input met inside a test that uses sce-checks (``assert_threshold(r, "vality>=0.5")``,
+    found only once the test names it): the test fails with one line and the run exits 2, as for
+    every other bad input, not 1 as a failed gate."""
+    from sce_checks.errors import UserInputError
+
+    try:
+        return (yield)
+    except UserInputError as exc:
+        if not set(getattr(item, "fixturenames", ())) & set(FIXTURES):
+            raise
+        _session(item.config).fail_input(exc)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     from sce_checks.session import SESSION_KEY
 

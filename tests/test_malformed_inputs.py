@@ -621,6 +621,18 @@ def test_pytest_xdist_workers_refuse_for_the_controller(plugin_bench, request):
     assert_plugin_refused(request, plugin_bench, result, ["--sce-json", "is a directory"])
 
 
+def test_bad_input_inside_a_test_exits_2(plugin_bench):
+    """A metric a test names only when it runs (after the model): exit 2 and one line, not the
+    exit 1 of a failed gate."""
+    write(plugin_bench.path, {"test_a.py": "from sce_checks.assertions import assert_threshold\n\n\n"
+                                           "def test_a(sce_audit):\n    assert_threshold(sce_audit(), 'vality>=0.5')\n"})
+    result = plugin_bench.runpytest("-p", "no:cacheprovider", "--sce-model", MODEL, "--sce-dataset", "toy.toml",
+                                    "--sce-limit", "3", "--sce-prediction", "generate")
+    out = result.stdout.str()
+    assert result.ret == 2 and "Traceback" not in out
+    result.stdout.fnmatch_lines(["*sce-checks: unknown metric 'vality' for toy/unconstrained; known: *"])
+
+
 # -- real processes: what a shell sees ------------------------------------------------------------------
 
 SUBPROCESS = [
