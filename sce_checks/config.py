@@ -54,7 +54,7 @@ class Setting:
     metavar: str | None = None
     audit_file: bool = True  # a key of *.sce.toml files and of @pytest.mark.sce
     nonzero: bool = False  # float settings: must be > minimum
-    maximum: int = 2**63 - 1  # what C-level code (ranges, sockets, SQLite) can hold; lower where it means more
+    maximum: int = 2**63 - 1  # int and float settings: what C-level code (ranges, sockets) holds; --timeout: a day
     none: Any = None  # what None stands for, where it is accepted (limit=None: every example, as 0)
 
     @property

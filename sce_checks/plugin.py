@@ -12,11 +12,11 @@ Life cycle (one hook, one step):
 - ``pytest_collection_modifyitems``: ``--sce-run`` items; then, when any item uses sce-checks,
   every input checked before the first model call (sce_checks/preflight.py).
 - fixtures ``sce_model``, ``sce_audit``: lazy, shared, cached computations.
+- ``pytest_terminal_summary``: the results table; JSON / Markdown / HTML reports and baselines.
 
 Exit status (sce_checks/errors.py): 0 every gate holds, 1 a gate failed, 2 bad input (settings,
 files, markers, audit files: one line naming the file and the key or line, before any model
 call) or an unusable backend.
-- ``pytest_terminal_summary``: the results table; JSON / Markdown / HTML reports and baselines.
 """
 
 from __future__ import annotations

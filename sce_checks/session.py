@@ -71,7 +71,7 @@ class SCESession:
 
     def _fail(self, key: Any, exc: Exception) -> NoReturn:
         """A bad model spec, dataset or server: the item fails with one line (no traceback), later
-        items asking for the same thing fail at once, and the run ends as a usage error."""
+        items asking for the same thing fail at once, and the run exits 2."""
         message = f"sce-checks: {exc}"
         self._failures[key] = message
         self.input_errors.append(str(exc))

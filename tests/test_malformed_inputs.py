@@ -347,7 +347,6 @@ def _grid(old: str, new: str) -> str:
     return TOY_TOML.replace(old, new, 1)
 
 
-FEATURE_X = 'name = "x"\nlabel = "X value"\ntype = "integer"\nmin = 0\nmax = 10\n'
 GRIDS = [
     ("max above 2^64", _grid("max = 10", f"max = {2**64}"), ["g.toml: features[0].max", "out of range"]),
     ("min below -2^70", _grid("min = 0", f"min = {-2**70}"), ["g.toml: features[0].min"]),
