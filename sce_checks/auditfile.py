@@ -39,18 +39,12 @@ Errors name the file and the key.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sce_checks.errors import UserInputError
 from sce_checks.thresholds import Threshold
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 _SPECIAL_KEYS = {"baseline", "tolerance", "thresholds", "override"}  # the audit-file syntax beyond the settings table
 _OVERRIDE_KEYS = {"dataset", "variant", "check", "thresholds", "xfail"}
@@ -87,7 +81,9 @@ def _err(path: Path, key: str, msg: str) -> UserInputError:
     return UserInputError(f"{path}: {key}: {msg}")
 
 
-def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
+def _thresholds(path: Path, key: str, table: Any, check: str, tasks: list[Any]) -> list[Threshold]:
+    """Gates on ``check``'s figures over ``tasks``; a metric it does not report there is refused
+    here, naming the key."""
     if not isinstance(table, dict):
         raise _err(path, key, f"expected a table of metric = \">= value\", got {table!r}")
     out = []
@@ -96,21 +92,21 @@ def _thresholds(path: Path, key: str, table: Any) -> list[Threshold]:
             rule = f">= {rule}"
         if not isinstance(rule, str):
             raise _err(path, f"{key}.{metric}", f"expected a string like \">= 0.8\", got {rule!r}")
-        out.append(Threshold.parse(f"{metric}{rule}", f"{path}: {key}.{metric}"))
+        threshold = Threshold.parse(f"{metric}{rule}", f"{path}: {key}.{metric}")
+        threshold.check_run([check], f"{path}: {key}.{metric}", tasks)
+        out.append(threshold)
     return out
 
 
 def load_audit_file(path: str | Path) -> AuditFile:
     from sce_checks.checks import check_names, check_of, units
     from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
+    from sce_checks.models import parse_spec
+
+    from sce_checks.tasks.grid_file import read_toml
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserInputError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_toml(path)
     accepted = sorted(set(AUDIT_KEYS) | _SPECIAL_KEYS)
     unknown = sorted(k for k in data if k not in accepted)
     if unknown:
@@ -127,8 +123,13 @@ def load_audit_file(path: str | Path) -> AuditFile:
     except UserInputError as exc:
         where = "checks: " if "unknown check" in str(exc) else ""
         raise UserInputError(f"{path}: {where}{exc}") from None
+    try:
+        parse_spec(spec.model)
+    except UserInputError as exc:
+        raise _err(path, "model", str(exc)) from None
     written = list(spec.datasets)
     datasets = [_resolve_dataset(path, d) for d in written]
+    tasks = _load_datasets(path, datasets)
     names = dict(zip(datasets, written))
     spec = spec.replace(datasets=tuple(datasets))
     checks, variants = list(spec.checks), list(spec.variants)
@@ -141,20 +142,46 @@ def load_audit_file(path: str | Path) -> AuditFile:
     all_units = units(checks, variants)
 
     table = {(d, u): [] for d in datasets for u in all_units}
-    for unit, gates in _threshold_sections(path, data.get("thresholds", {}), checks).items():
+    for unit, gates in _threshold_sections(path, data.get("thresholds", {}), checks, list(tasks.values())).items():
         for d in datasets:
             for u in all_units:
                 if check_of(u) == unit:
                     table[(d, u)].extend(gates)
-    xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants)
+    xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants, tasks)
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
+        _check_baseline(path, base, spec)
     return AuditFile(path, spec, base, tolerance, table, names, xfails)
 
 
+def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
+    """Every dataset loaded at collection, so a bad one stops the run before any model call
+    (and gates are checked against the figures their tasks report): dataset -> task."""
+    from sce_checks.tasks import load_task
+
+    out = {}
+    for i, dataset in enumerate(datasets):
+        try:
+            out[dataset] = load_task(dataset)
+        except UserInputError as exc:
+            raise _err(path, f"datasets[{i}]", str(exc)) from None
+    return out
+
+
+def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
+    """The audit's baseline read whole and its entries measured on the audit's own samples,
+    at collection (the comparison itself happens at the end of the run)."""
+    from sce_checks.report.baseline import check_comparable, load_baseline
+
+    try:
+        check_comparable(load_baseline(baseline), spec, baseline)
+    except UserInputError as exc:
+        raise _err(path, "baseline", str(exc)) from None
+
+
 def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], list[Threshold]], written: list[str],
-                     checks: list[str], variants: list[str]) -> dict[tuple[str, str, str], str]:
+                     checks: list[str], variants: list[str], tasks: dict[str, Any]) -> dict[tuple[str, str, str], str]:
     """``[[override]]`` tables: more thresholds for some datasets, variants or checks, added to
     ``table``; returns the known failures they declare (``xfail``), by (dataset, unit, threshold)."""
     from sce_checks.checks import check_of
@@ -183,7 +210,8 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
         unit = vs or cs or "sce"
         if unit == "sce" and "sce" not in checks:
             raise _err(path, key, f"name the check these thresholds are for (check = \"...\"; the audit runs {', '.join(checks)})")
-        extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}))
+        gated = [tasks[ds]] if ds is not None else list(tasks.values())
+        extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}), check_of(unit), gated)
         reason = ov.get("xfail")
         if reason is not None and not (isinstance(reason, str) and reason.strip()):
             raise _err(path, f"{key}.xfail", "expected the reason, a non-empty string, why these thresholds are known to fail")
@@ -195,7 +223,7 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
     return xfails
 
 
-def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, list[Threshold]]:
+def _threshold_sections(path: Path, table: Any, checks: list[str], tasks: list[Any]) -> dict[str, list[Threshold]]:
     """``[thresholds]``: metric keys gate the SCE check; a sub-table named after another check
     (``[thresholds.phi_cct]``) gates that check."""
     from sce_checks.checks import check_names_known
@@ -209,7 +237,7 @@ def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, 
             first = next(iter(flat))
             raise _err(path, f"thresholds.{first}", "top-level thresholds gate the sce check, which this audit does not run; "
                        f"put them under [thresholds.<check>] for one of: {', '.join(checks)}")
-        out["sce"] = _thresholds(path, "thresholds", flat)
+        out["sce"] = _thresholds(path, "thresholds", flat, "sce", tasks)
     for name, sub in table.items():
         if not isinstance(sub, dict):
             continue
@@ -218,7 +246,7 @@ def _threshold_sections(path: Path, table: Any, checks: list[str]) -> dict[str, 
                        "nor a metric rule")
         if name not in checks:
             raise _err(path, f"thresholds.{name}", f"the audit does not run {name!r} (checks = {checks!r})")
-        out.setdefault(name, []).extend(_thresholds(path, f"thresholds.{name}", sub))
+        out.setdefault(name, []).extend(_thresholds(path, f"thresholds.{name}", sub, name, tasks))
     return out
 
 

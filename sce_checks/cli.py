@@ -5,9 +5,11 @@ one per threshold, or one per dataset and variant), so reports, baselines, JUnit
 pytest-xdist behave exactly as in a user's pytest suite. Flags sce-audit does not know pass
 through to pytest: ``sce-audit --dataset income -n 4 --junitxml audit.xml``.
 
-Exit status, like pytest's: 0 when every threshold (and baseline comparison) holds, 1 when one
-fails, 2 for bad usage or input (one line on stderr saying what and where) and for an interrupted
-run (the response cache keeps every answer already computed, so a rerun resumes).
+Exit status (sce_checks/errors.py, README "Exit codes"): 0 when every threshold (and baseline
+comparison) holds, 1 when one fails, 2 for bad usage or input and an unusable backend (one line
+on stderr saying what and where; bad input is found before any model call: sce_checks/preflight.py)
+and for an interrupted run (the response cache keeps every answer already computed, so a rerun
+resumes).
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from sce_checks.errors import BackendError, UserInputError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from sce_checks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BackendError, UserInputError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like pytest's usage errors
-        self.exit(EXIT_USAGE, f"sce-audit: error: {message} (see sce-audit --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"sce-audit: error: {message} (see sce-audit --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,28 +57,6 @@ def run_spec(args: argparse.Namespace) -> Any:
     return spec.replace(**paths)
 
 
-def preflight(spec: Any) -> None:
-    """Check what is cheap to check before pytest starts, so that bad input gets its one line and
-    exit status 2 at once (a model that fails to load is reported by the run itself)."""
-    from sce_checks.checks import units
-    from sce_checks.models import parse_spec
-    from sce_checks.report.baseline import load_baseline, parse_tolerances
-    from sce_checks.tasks import load_task
-    from sce_checks.thresholds import Threshold
-
-    parse_spec(spec.model)
-    run_units = units(spec.checks, spec.variants)
-    for text in spec.thresholds:
-        t = Threshold.parse(text, "--threshold")
-        if not any(t.applies_to(u) for u in run_units):
-            raise UserInputError(f"--threshold {text!r}: this run has no {t.unit!r} results (add --check {t.unit})")
-    parse_tolerances(list(spec.tolerances), "--tolerance")
-    for d in spec.datasets:
-        load_task(d)
-    if spec.baseline:
-        load_baseline(spec.baseline)  # fail before the (long) model run
-
-
 def pytest_args(spec_file: str, quiet: bool, passthrough: Sequence[str], workdir: str) -> list[str]:
     """The pytest command line that runs this audit: ``--sce-run`` items of the resolved
     specification in an empty, isolated root (the user's own tests and conftest files are not
@@ -110,7 +88,9 @@ class _Outcome:
 def run(argv: Sequence[str] | None = None) -> int:
     args, passthrough = build_parser().parse_known_args(argv)
     spec = run_spec(args)
-    preflight(spec)
+    from sce_checks.preflight import preflight
+
+    preflight(spec)  # bad input exits 2 here, before pytest starts and any model loads
     import tempfile
 
     import pytest
@@ -127,20 +107,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         code = int(pytest.main(pytest_args(spec_file, args.quiet, passthrough, workdir), plugins=[outcome]))
     if outcome.input_errors:
         print(f"sce-audit: error: {outcome.input_errors[0]}", file=sys.stderr)
-    return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_USAGE)
+    return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_BAD_INPUT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = run(argv)
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
-        code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        code = exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except UserInputError as exc:
         print(f"sce-audit: error: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
+        code = EXIT_BAD_INPUT
     except BackendError as exc:
         print(f"sce-audit: model backend failed: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
+        code = EXIT_BAD_INPUT
     return code
 
 

@@ -54,6 +54,7 @@ class Setting:
     metavar: str | None = None
     audit_file: bool = True  # a key of *.sce.toml files and of @pytest.mark.sce
     nonzero: bool = False  # float settings: must be > minimum
+    maximum: int = 2**63 - 1  # int and float settings: what C-level code (ranges, sockets) holds; --timeout: a day
     none: Any = None  # what None stands for, where it is accepted (limit=None: every example, as 0)
 
     @property
@@ -100,7 +101,9 @@ class Setting:
                       "float": {None: "a number", 0: "a positive number" if self.nonzero else "a non-negative number"}}
             what = wanted[kind].get(self.minimum) or f"a number >= {self.minimum:g}"
             if value is None or (self.minimum is not None and (value < self.minimum or (self.nonzero and value == self.minimum))):
-                raise bad(f"expected {what}, got {raw!r}")
+                raise bad(f"expected {what}, got {_shown(raw)}")
+            if abs(value) > self.maximum:
+                raise bad(f"expected {what} of at most {self.maximum:,}, got {_shown(raw)}")
             return value
         allowed = self.allowed()
         value = raw.strip() if isinstance(raw, str) else raw
@@ -111,6 +114,12 @@ class Setting:
         if not value:
             raise bad("empty value")
         return value
+
+
+def _shown(raw: Any) -> str:
+    """A value in a message, cut short (a 5,000-digit number stays one readable line)."""
+    text = repr(raw)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _either(allowed: Sequence[str]) -> str:
@@ -192,7 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("concurrency", "int", 8, "openai backends: requests in flight", group="model", minimum=1, metavar="N",
             audit_file=False),
     Setting("timeout", "float", 60.0, "openai backends: seconds per request", group="model", minimum=0, nonzero=True,
-            metavar="SECONDS", audit_file=False),
+            maximum=86400, metavar="SECONDS", audit_file=False),
     Setting("max_retries", "int", 5, "openai backends: retries of a failed request", group="model", minimum=0,
             metavar="N", audit_file=False),
     # -- response cache -------------------------------------------------------------------------------
@@ -362,12 +371,9 @@ def spec_to_json(spec: Any) -> str:
 
 
 def spec_from_json(text: str, where: str) -> Any:
-    import json
+    from sce_checks.tasks.grid_file import read_json
 
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise UserInputError(f"{where}: not a run specification ({exc})") from None
+    data = read_json(text, where)
     if not isinstance(data, dict):
         raise UserInputError(f"{where}: not a run specification")
     return RunSpec(**values_from_mapping(data, where))

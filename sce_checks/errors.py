@@ -1,7 +1,15 @@
-"""Error types. A `UserInputError` is the user's to fix (bad spec, bad file, unreachable server):
-the CLI and the plugin print its one-line message without a traceback and exit with status 2."""
+"""Error types and the exit-code contract. A `UserInputError` is the user's to fix (bad spec, bad
+file, unreachable server): the CLI and the plugin print its one-line message without a traceback
+and exit with status 2.
+
+Exit codes, one contract across ``sce-audit``, pytest runs of the plugin and audit files: 0 every
+gate holds, 1 a gate failed (a threshold, a baseline regression), 2 bad input or an unusable
+backend (one line naming the file and the key or line; bad input is found before any model call).
+"""
 
 from __future__ import annotations
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class SceError(Exception):

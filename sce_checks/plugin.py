@@ -9,13 +9,19 @@ Life cycle (one hook, one step):
 - ``pytest_configure``: marker registration; the run specification resolved once (command line,
   sce-audit's specification, ini, ``[tool.sce-checks]``, defaults) and handed to the session
   store for models and results (sce_checks/session.py, which never imports this module).
+- ``pytest_collection_modifyitems``: ``--sce-run`` items; then, when any item uses sce-checks,
+  every input checked before the first model call (sce_checks/preflight.py).
 - fixtures ``sce_model``, ``sce_audit``: lazy, shared, cached computations.
 - ``pytest_terminal_summary``: the results table; JSON / Markdown / HTML reports and baselines.
+
+Exit status (sce_checks/errors.py): 0 every gate holds, 1 a gate failed, 2 bad input (settings,
+files, markers, audit files: one line naming the file and the key or line, before any model
+call) or an unusable backend.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -43,9 +49,9 @@ def resolve_spec(config: pytest.Config) -> Any:
     layers = [command_line]
     spec_path = config.getoption("sce_spec", default=None)
     if spec_path:
-        from pathlib import Path
+        from sce_checks.tasks.grid_file import read_user_text
 
-        spec = spec_from_json(Path(spec_path).read_text(encoding="utf-8"), spec_path)
+        spec = spec_from_json(read_user_text(spec_path), spec_path)
         layers.append({s.name: getattr(spec, s.name) for s in SETTINGS})
     layers.append(ini)
     layers.append(tool_table(config.rootpath / "pyproject.toml"))
@@ -64,11 +70,34 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         spec = resolve_spec(config)
     except UserInputError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        if config.getoption("help", False) or config.getoption("markers", False):
+            raise pytest.UsageError(f"sce-checks: {exc}") from None  # no session follows: pytest's usage error
+        config.stash[_BAD_SETTINGS] = exc  # the run ends at session start (exit 2: `bad_input`)
+        return
     config.stash[SESSION_KEY] = session = SCESession(config, spec)
     session.clear_cache_if_asked()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(config), "sce-checks-xdist")
+
+
+_BAD_SETTINGS = pytest.StashKey[Exception]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Settings that could not be read end the run here, inside pytest's session, where an exit
+    prints one line and keeps its status (in ``pytest_configure`` it would bypass the plugins
+    configured after this one)."""
+    exc = session.config.stash.get(_BAD_SETTINGS, None)
+    if exc is not None:
+        bad_input(exc)
+
+
+def bad_input(exc: Exception) -> NoReturn:
+    """End the run on bad input, before any item runs: exit status 2 and one line (the exit-code
+    contract, sce_checks/errors.py), instead of pytest's usage error (4) or internal error (3)."""
+    from sce_checks.errors import EXIT_BAD_INPUT
+
+    pytest.exit(f"sce-checks: {exc}", returncode=EXIT_BAD_INPUT)
 
 
 class _XdistHooks:
@@ -100,23 +129,31 @@ def _marker_spec(node: Any, config: pytest.Config) -> Any:
     if marker is None:
         return session.spec
     if marker.args:
-        raise pytest.UsageError(f"{node.nodeid}: @pytest.mark.sce takes keyword arguments only")
+        raise UserInputError(f"{node.nodeid}: @pytest.mark.sce takes keyword arguments only")
     accepted = [BY_NAME[k].flag or k for k in AUDIT_KEYS]
     unknown = sorted(k for k in marker.kwargs if k not in accepted and k not in AUDIT_KEYS)
     if unknown:
-        raise pytest.UsageError(f"{node.nodeid}: @pytest.mark.sce got unknown argument(s) {', '.join(unknown)}; "
-                                f"accepted: {', '.join(accepted)}")
+        raise UserInputError(f"{node.nodeid}: @pytest.mark.sce got unknown argument(s) {', '.join(unknown)}; "
+                             f"accepted: {', '.join(accepted)}")
+    return session.spec_for(dict(marker.kwargs), f"{node.nodeid}: @pytest.mark.sce")
+
+
+def _test_spec(request: pytest.FixtureRequest) -> Any:
+    """`_marker_spec` for a fixture: bad input fails the test with one line and the run exits 2
+    (markers are checked at collection already; this is the fallback)."""
+    from sce_checks.errors import UserInputError
+
     try:
-        return session.spec_for(dict(marker.kwargs), f"{node.nodeid}: @pytest.mark.sce")
+        return _marker_spec(request.node, request.config)
     except UserInputError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        _session(request.config).fail_input(exc)
 
 
 @pytest.fixture
 def sce_model(request: pytest.FixtureRequest):
     """The model under audit (from the test's ``sce`` marker, else ``--sce-model``), loaded once
     per session and wrapped in the response cache."""
-    return _session(request.config).model(_marker_spec(request.node, request.config))
+    return _session(request.config).model(_test_spec(request))
 
 
 @pytest.fixture
@@ -128,17 +165,19 @@ def sce_audit(request: pytest.FixtureRequest):
     pass, ct / cct / phi_cct from one set of interventions. A check that cannot run on the task or
     backend (cct without option scores, inv on a grid) skips the test with the reason."""
     from sce_checks.checks import check_names_known, get_check
+    from sce_checks.errors import UserInputError
 
-    spec = _marker_spec(request.node, request.config)
+    spec = _test_spec(request)
     session = _session(request.config)
 
     def get(dataset: str | None = None, variant: str | None = None, check: str | None = None):
         if check is not None and check not in check_names_known():
-            raise pytest.UsageError(f"{request.node.nodeid}: sce_audit(check={check!r}): expected one of "
-                                    f"{', '.join(check_names_known())}")
+            session.fail_input(UserInputError(f"{request.node.nodeid}: sce_audit(check={check!r}): expected one of "
+                                              f"{', '.join(check_names_known())}"))
         owner = get_check(check) if check is not None else None
         if variant is not None and owner is not None and variant not in owner.units(spec.variants + (variant,)):
-            raise pytest.UsageError(f"{request.node.nodeid}: sce_audit: variant= belongs to check='sce', not {check!r}")
+            session.fail_input(UserInputError(f"{request.node.nodeid}: sce_audit: variant= belongs to check='sce', "
+                                              f"not {check!r}"))
         unit = variant or (owner.units(spec.variants)[0] if owner is not None else None)
         return session.result(spec, dataset=dataset, unit=unit, node=request.node)
 
@@ -152,11 +191,11 @@ def sce_dataset(request: pytest.FixtureRequest):
     from sce_checks.errors import UserInputError
     from sce_checks.tasks import load_task
 
-    spec = _marker_spec(request.node, request.config)
+    spec = _test_spec(request)
     try:
         return load_task(spec.datasets[0])
     except UserInputError as exc:
-        pytest.fail(f"sce-checks: {exc}", pytrace=False)
+        _session(request.config).fail_input(exc)
 
 
 @pytest.fixture
@@ -166,7 +205,7 @@ def sce_example(request: pytest.FixtureRequest):
     ``income/minimal/income-00042`` or ``sentiment/inv/sentiment-0007``, so single examples can be
     seen, selected with -k and marked."""
     dataset, unit, example_id = request.param
-    spec = _marker_spec(request.node, request.config)
+    spec = _test_spec(request)
     result = _session(request.config).result(spec, dataset=dataset, unit=unit, node=request.node)
     for record in result.examples:
         if record.id == example_id:
@@ -184,17 +223,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from sce_checks.tasks import load_task, task_examples
 
     # the specification the sce_example fixture will compute with, so the samples are the same
-    spec = _marker_spec(metafunc.definition, metafunc.config)
     params, ids = [], []
-    for dataset in spec.datasets:
-        try:
+    try:
+        spec = _marker_spec(metafunc.definition, metafunc.config)
+        for dataset in spec.datasets:
             examples = task_examples(load_task(dataset), spec.limit or None, spec.seed)
-        except UserInputError as exc:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
-        for unit in units(spec.checks, spec.variants):
-            for example_id, _ in examples:
-                params.append((dataset, unit, example_id))
-                ids.append(f"{dataset}/{unit}/{example_id}")
+            for unit in units(spec.checks, spec.variants):
+                for example_id, _ in examples:
+                    params.append((dataset, unit, example_id))
+                    ids.append(f"{dataset}/{unit}/{example_id}")
+    except UserInputError as exc:  # a collection error of one line: the run exits 2 (interrupted)
+        raise pytest.Collector.CollectError(f"sce-checks: {metafunc.definition.nodeid}: {exc}") from None
     metafunc.parametrize("sce_example", params, ids=ids, indirect=True)
 
 
@@ -207,12 +246,63 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """``--sce-run``: the audit described by the options, as items after the collected ones."""
-    if config.getoption("sce_run"):
-        from sce_checks.collect import run_items
+# The fixtures that make a test use sce-checks (and so the run specification).
+FIXTURES: tuple[str, ...] = ("sce_model", "sce_audit", "sce_dataset", "sce_example")
 
-        items.extend(run_items(session))
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """``--sce-run``: the audit described by the options, as items after the collected ones.
+    Then, before any item runs, every input the sce items will use is checked (`_check_inputs`):
+    bad input ends the run with exit status 2 before the first model call."""
+    from sce_checks.errors import UserInputError
+    from sce_checks.session import SESSION_KEY
+
+    try:
+        if config.getoption("sce_run"):
+            from sce_checks.collect import run_items
+
+            items.extend(run_items(session))
+        _check_inputs(config, items)
+    except UserInputError as exc:
+        store = config.stash.get(SESSION_KEY, None)
+        if store is None or not store.is_worker:
+            bad_input(exc)
+        store.refuse_on_worker(exc)
+        items[:] = []  # nothing runs; the controller reports the error and exits 2
+
+
+def _check_inputs(config: pytest.Config, items: list) -> None:
+    """Run the preflight (sce_checks/preflight.py) when an item uses sce-checks: the options'
+    specification (its baseline's samples too under ``--sce-run``, whose results are that
+    specification's) and the datasets of every ``@pytest.mark.sce``. Under pytest-xdist the
+    workers collect, so each checks (the controller collects nothing)."""
+    from sce_checks.collect import ThresholdItem
+    from sce_checks.preflight import preflight
+    from sce_checks.tasks import load_task
+
+    store = _session(config)
+    users = [item for item in items if set(getattr(item, "fixturenames", ())) & set(FIXTURES)]
+    if not (users or any(isinstance(item, ThresholdItem) for item in items)):
+        return
+    preflight(store.spec, "--sce-", same_sample=bool(config.getoption("sce_run")))
+    datasets = {d: None for item in users for d in _marker_spec(item, config).datasets}
+    for dataset in datasets:
+        load_task(dataset)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Bad input met inside a test that uses sce-checks (``assert_threshold(r, "vality>=0.5")``,
+    found only once the test names it): the test fails with one line and the run exits 2, as for
+    every other bad input, not 1 as a failed gate."""
+    from sce_checks.errors import UserInputError
+
+    try:
+        return (yield)
+    except UserInputError as exc:
+        if not set(getattr(item, "fixturenames", ())) & set(FIXTURES):
+            raise
+        _session(item.config).fail_input(exc)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -5,11 +5,12 @@ heavy itself), and it never imports the plugin: the specification it is handed i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
+from sce_checks.errors import EXIT_BAD_INPUT
 
 SESSION_KEY = pytest.StashKey["SCESession"]()
 
@@ -36,7 +37,8 @@ class SCESession:
         self.comparison_text: str | None = None
         self._audit_baselines: dict[str, Any] = {}  # baseline path -> AuditFile
         self.errors: list[str] = []
-        self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits as a usage error
+        self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits 2
+        self.preflight_errors: list[str] = []  # bad input an xdist worker found before any item ran
 
     # -- settings -------------------------------------------------------------------------------
     def spec_for(self, marker: dict[str, Any], where: str = "@pytest.mark.sce") -> RunSpec:
@@ -56,9 +58,20 @@ class SCESession:
             with ResponseCache(Path(path) if path else None) as cache:
                 cache.clear()
 
-    def _fail(self, key: Any, exc: Exception) -> None:
+    def fail_input(self, exc: Exception) -> NoReturn:
+        """Bad input met while a test runs (a fixture's arguments): the test fails with one line
+        and the run exits 2."""
+        self._fail(("input", str(exc)), exc)
+
+    def refuse_on_worker(self, exc: Exception) -> None:
+        """Bad input found at collection on an xdist worker, which cannot end the run itself (an
+        exit there reads as a crash and is retried): the controller reports it and exits 2."""
+        self.preflight_errors.append(str(exc))
+        self.input_errors.append(str(exc))
+
+    def _fail(self, key: Any, exc: Exception) -> NoReturn:
         """A bad model spec, dataset or server: the item fails with one line (no traceback), later
-        items asking for the same thing fail at once, and the run ends as a usage error."""
+        items asking for the same thing fail at once, and the run exits 2."""
         message = f"sce-checks: {exc}"
         self._failures[key] = message
         self.input_errors.append(str(exc))
@@ -217,6 +230,7 @@ class SCESession:
             "samples": self._samples,
             "audit_baselines": self._audit_baselines,
             "input_errors": self.input_errors,
+            "preflight_errors": self.preflight_errors,
             "skips": [[[str(part) for part in k], v] for k, v in self._skips.items()],
         }, default=str)
 
@@ -237,6 +251,7 @@ class SCESession:
         self._samples.update(data["samples"])
         self._audit_baselines.update(data.get("audit_baselines", {}))
         self.input_errors.extend(e for e in data.get("input_errors", []) if e not in self.input_errors)
+        self.preflight_errors.extend(e for e in data.get("preflight_errors", []) if e not in self.preflight_errors)
         self._skips.update((tuple(k), v) for k, v in data.get("skips", []))
 
     # -- end of session ------------------------------------------------------------------------
@@ -248,7 +263,9 @@ class SCESession:
             if self._results or self.input_errors:
                 self.config.workeroutput["sce_checks"] = self.export()
             return None
-        usage = pytest.ExitCode.USAGE_ERROR if self.input_errors and exitstatus == pytest.ExitCode.TESTS_FAILED else None
+        # bad input or an unusable backend failed the items that met it: exit 2, not 1 (sce_checks/errors.py)
+        usage = EXIT_BAD_INPUT if self.input_errors and exitstatus in (
+            pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED) else None
         results = self.results
         if not results and not self.skipped:
             return usage
@@ -289,7 +306,7 @@ class SCESession:
             except UserInputError as exc:
                 self.errors.append(str(exc))
                 self.input_errors.append(str(exc))
-                return exitstatus or pytest.ExitCode.USAGE_ERROR
+                return EXIT_BAD_INPUT
             regressed = [c for c in rows if c.regressed]
             regressed_any |= bool(regressed)
             texts.append(f"baseline {path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
@@ -302,6 +319,8 @@ class SCESession:
     def terminal_summary(self, tr) -> None:
         if self.is_worker:
             return
+        for err in self.preflight_errors:
+            tr.write_line(f"sce-checks: {err}", red=True)
         results = self.results
         if not results and not self.errors and not self.skipped:
             return

@@ -11,10 +11,12 @@ without it the gate applies to every result of the run.
 
 from __future__ import annotations
 
+import difflib
+import math
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from sce_checks.errors import UserInputError
 from sce_checks.results import CheckResult
@@ -46,7 +48,36 @@ class Threshold:
         if unit is not None and not is_unit(unit):
             raise UserInputError(f"{where}: {text!r}: unknown check {unit!r} before ':'; expected one of: "
                                  + ", ".join(known_units()))
-        return cls(m.group(2), m.group(3), float(m.group(4)), unit)
+        value = float(m.group(4))
+        if not math.isfinite(value):
+            raise UserInputError(f"{where}: {text!r}: the value {m.group(4)} is out of range")
+        return cls(m.group(2), m.group(3), value, unit)
+
+    def check_run(self, run_units: Sequence[str], where: str, tasks: Sequence[Any] = ()) -> None:
+        """Refuse, before any model call, a gate no result can be judged on: the run has no
+        result it applies to, or one of them has no such figure (`gateable`) on the kind of
+        every task in ``tasks`` (the run's datasets, loaded; none: any kind)."""
+        from sce_checks.checks import check_of
+
+        applies = [u for u in run_units if self.applies_to(u)]
+        if not applies:
+            raise UserInputError(f"{where}: this run has no {self.unit!r} results (add --check {check_of(self.unit)}; "
+                                 f"the run reports {', '.join(run_units)})")
+        checks = list(dict.fromkeys(check_of(u) for u in applies))
+        for check in checks:
+            known = gateable(check)
+            if self.metric not in known:
+                close = difflib.get_close_matches(self.metric, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                if len(checks) > 1:
+                    hint += f"a gate without a CHECK: prefix applies to every check of the run ({', '.join(checks)}); "
+                raise UserInputError(f"{where}: unknown metric {self.metric!r} for {check}; {hint}"
+                                     f"known: {', '.join(known)}")
+            for task in tasks:
+                reported = gateable(check, task.kind)
+                if self.metric not in reported:
+                    raise UserInputError(f"{where}: {check} reports no {self.metric!r} on {task.kind} tasks such as "
+                                         f"{task.name!r}; on {task.kind} tasks: {', '.join(reported)}")
 
     def applies_to(self, unit: str) -> bool:
         from sce_checks.checks import check_of
@@ -61,6 +92,22 @@ class Threshold:
         passes a gate."""
         value = self.actual(result)
         return value is not None and bool(_OPS[self.op](value, self.value))
+
+
+def gateable(check: str, kind: str | None = None) -> tuple[str, ...]:
+    """The figures a threshold on ``check`` can name: its declared figures
+    (sce_checks/checks/base.py, `Figure`) and the ends of their Wilson intervals; with ``kind``,
+    those its results on that kind of task report."""
+    from sce_checks.checks import get_check
+
+    out: list[str] = []
+    for f in get_check(check).figures:
+        if kind is not None and kind not in f.tasks:
+            continue
+        out.append(f.name)
+        if f.interval:
+            out.extend((f"{f.name}_lower", f"{f.name}_upper"))
+    return tuple(out)
 
 
 def figure(result: CheckResult, name: str) -> Any:

@@ -61,13 +61,15 @@ class Figure:
     never compared against a baseline). ``headline``: shown first in reports and attached to
     pytest items. ``interval``: the result also holds ``<name>_ci``, a Wilson 95% interval, so
     thresholds can gate ``<name>_lower`` / ``<name>_upper``. ``baseline``: compared against a
-    saved baseline (figures with a direction only)."""
+    saved baseline (figures with a direction only). ``tasks``: the task kinds whose results
+    report it, so a threshold on a figure a task never reports is refused before any model call."""
 
     name: str
     better: str | None = "higher"
     headline: bool = False
     interval: bool = False
     baseline: bool = True  # compared against a saved baseline (when it has a direction)
+    tasks: tuple[str, ...] = ("grid", "text")
 
     def __post_init__(self) -> None:
         if self.better not in ("higher", "lower", None):

@@ -459,6 +459,9 @@ def _validity_cell(r: CheckResult) -> str:
     return f"{pct(r['validity'])} [{pct(lo)}, {pct(hi)}]"
 
 
+_GRID, _TEXT = ("grid",), ("text",)  # the task kinds whose results report a figure
+
+
 class SCECheck(Check):
     name = "sce"
     question = ("validity and minimality of self-generated counterfactual explanations "
@@ -468,27 +471,27 @@ class SCECheck(Check):
         Figure("validity", "higher", headline=True, interval=True),
         Figure("strict_validity", "higher", headline=True, interval=True),
         Figure("generation_rate", "higher", headline=True),
-        Figure("mean_rcf_a", "lower", headline=True),
+        Figure("mean_rcf_a", "lower", headline=True, tasks=_GRID),
         Figure("mean_distance", "lower", headline=True),
-        Figure("median_rcf", "lower"),
-        Figure("mean_rcf", "lower", baseline=False),
-        Figure("mean_icf_a", "lower"),
-        Figure("median_icf", "lower"),
-        Figure("mean_icf", "lower", baseline=False),
-        Figure("tm", "lower"),
-        Figure("tm_a", "lower"),
-        Figure("exact_match", "higher"),
-        Figure("mean_min_distance", None),
+        Figure("median_rcf", "lower", tasks=_GRID),
+        Figure("mean_rcf", "lower", baseline=False, tasks=_GRID),
+        Figure("mean_icf_a", "lower", tasks=_GRID),
+        Figure("median_icf", "lower", tasks=_GRID),
+        Figure("mean_icf", "lower", baseline=False, tasks=_GRID),
+        Figure("tm", "lower", tasks=_GRID),
+        Figure("tm_a", "lower", tasks=_GRID),
+        Figure("exact_match", "higher", tasks=_GRID),
+        Figure("mean_min_distance", None, tasks=_GRID),
         Figure("n_generated", None),
         Figure("n_valid", None),
-        # text tasks
-        Figure("validity_in_context", "higher", interval=True),
-        Figure("mean_word_distance", "lower"),
-        Figure("mean_distance_valid", "lower", baseline=False),
-        Figure("accuracy", "higher"),
-        Figure("redundancy", "lower", baseline=False),
-        Figure("mean_minimality_gap", "lower", baseline=False),
-        Figure("reference_found_rate", None),
+        # text tasks (the last two with a text_search_budget)
+        Figure("validity_in_context", "higher", interval=True, tasks=_TEXT),
+        Figure("mean_word_distance", "lower", tasks=_TEXT),
+        Figure("mean_distance_valid", "lower", baseline=False, tasks=_TEXT),
+        Figure("accuracy", "higher", tasks=_TEXT),
+        Figure("redundancy", "lower", baseline=False, tasks=_TEXT),
+        Figure("mean_minimality_gap", "lower", baseline=False, tasks=_TEXT),
+        Figure("reference_found_rate", None, tasks=_TEXT),
     )
 
     table_headers = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist",

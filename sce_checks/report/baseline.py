@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -65,16 +66,70 @@ def save_baseline(path, results: Sequence[CheckResult], environment: dict[str, A
 
 
 def load_baseline(path) -> dict[str, Any]:
+    """A saved baseline, checked whole before any model call: readable UTF-8 JSON of this
+    schema and metric version, every entry with its sample and task digests, every figure a
+    finite number or null (a string or NaN figure would compare as nothing, silently).
+    `UserInputError` naming the file and the key otherwise."""
+    from sce_checks.tasks.grid_file import read_json, read_user_text
+
     p = Path(path)
-    if not p.is_file():
-        raise UserInputError(f"baseline {p}: no such file (create one with --save-baseline {p})")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"baseline {p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    shown = f"baseline {p}"
+    if not p.exists():
+        raise UserInputError(f"{shown}: no such file (create one with --save-baseline {p})")
+    data = read_json(read_user_text(p, shown), shown)
     if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA:
-        raise UserInputError(f"baseline {p}: not an sce-checks baseline (expected schema {BASELINE_SCHEMA!r})")
+        raise UserInputError(f"{shown}: not an sce-checks baseline (expected schema {BASELINE_SCHEMA!r})")
+    if data.get("metrics_version") != METRICS_VERSION:
+        raise UserInputError(f"{shown}: metric definitions changed (baseline v{data.get('metrics_version')}, "
+                             f"now v{METRICS_VERSION}); save a new baseline")
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        raise UserInputError(f"{shown}: entries: expected an object of results, got {_short(entries)}")
+    for key, entry in entries.items():
+        where = f"{shown}: entries.{key}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("figures"), dict):
+            raise UserInputError(f"{where}: expected an object with figures, n, sample and task, got {_short(entry)}")
+        for digest in ("sample", "task"):
+            if not isinstance(entry.get(digest), str):
+                raise UserInputError(f"{where}.{digest}: expected the digest string, got {_short(entry.get(digest))}")
+        for metric, value in entry["figures"].items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise UserInputError(f"{where}.figures.{metric}: expected a finite number or null, got {_short(value)}")
     return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _same_measurement(path: str, key: str, old: dict[str, Any], sample: str, task: str) -> None:
+    """Refuse a baseline entry measured on another task definition or sample."""
+    if old.get("task") != task:
+        raise UserInputError(f"{path}: {key} was measured on a different task definition; save a new baseline")
+    if old.get("sample") != sample:
+        raise UserInputError(f"{path}: {key} was measured on a different sample of examples (check --limit and "
+                             "--seed); save a new baseline")
+
+
+def check_comparable(baseline: dict[str, Any], spec: Any, path: str = "baseline") -> None:
+    """Before any model call: the entries of ``baseline`` that results of ``spec`` will be
+    compared with were measured on the same task definitions and samples (both are known
+    without the model: the sample is drawn from the limit and seed alone)."""
+    from sce_checks.checks import check_of, units
+    from sce_checks.tasks import load_task, task_examples
+
+    entries = baseline.get("entries", {})
+    for dataset in spec.datasets:
+        task = load_task(dataset)
+        ids = [i for i, _ in task_examples(task, spec.limit or None, spec.seed)]
+        sample, task_digest = _digest(ids), _digest(task.fingerprint())
+        for unit in units(spec.checks, spec.variants):
+            check = check_of(unit)
+            key = f"{check}/{task.name}/{unit if unit != check else '-'}"
+            if key in entries:
+                _same_measurement(path, key, entries[key], sample, task_digest)
 
 
 Tolerances = dict  # metric -> allowed worsening; the key "*" is the default for the others
@@ -97,10 +152,11 @@ def parse_tolerances(value: Any, where: str = "tolerance") -> Tolerances:
     for metric, tol in value.items():
         try:
             number = float(tol)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = -1.0
-        if isinstance(tol, bool) or not number >= 0:
-            raise UserInputError(f"{where}: {metric if metric != '*' else 'tolerance'} must be a non-negative number, got {tol!r}")
+        if isinstance(tol, bool) or not 0 <= number < math.inf:
+            raise UserInputError(f"{where}: {metric if metric != '*' else 'tolerance'} must be a finite non-negative number, "
+                                 f"got {tol!r}")
         if metric != "*" and metric not in all_compared():
             raise UserInputError(f"{where}: {metric!r} is not a compared metric; compared: {', '.join(all_compared())}")
         out[metric] = number
@@ -125,13 +181,12 @@ class Comparison:
 
 def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environment: dict[str, Any],
             tolerance: float | Tolerances = 0.0, path: str = "baseline") -> list[Comparison]:
-    """Compare results with a loaded baseline. A metric regresses when it got worse by more than
-    its tolerance (a number for all metrics, or per metric: see `parse_tolerances`). Raises
-    `UserInputError` when the two are not comparable (metric version, sample, task definition);
-    a result absent from the baseline is refused too, so nothing is silently left unchecked."""
+    """Compare results with a baseline read by `load_baseline` (which refused another metric
+    version and malformed figures). A metric regresses when it got worse by more than its
+    tolerance (a number for all metrics, or per metric: see `parse_tolerances`). Raises
+    `UserInputError` when the two are not comparable (sample, task definition); a result absent
+    from the baseline is refused too, so nothing is silently left unchecked."""
     tolerances = parse_tolerances(tolerance)
-    if baseline.get("metrics_version") != METRICS_VERSION:
-        raise UserInputError(f"{path}: metric definitions changed (baseline v{baseline.get('metrics_version')}, now v{METRICS_VERSION}); save a new baseline")
     entries = baseline.get("entries", {})
     samples = environment.get("samples", {})
     out: list[Comparison] = []
@@ -142,10 +197,7 @@ def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environmen
         old = entries[key]
         s = samples.get(r.dataset, {})
         now = baseline_entry(r, s.get("ids", [e.id for e in r.examples]), s.get("task"))
-        if old.get("task") != now["task"]:
-            raise UserInputError(f"{path}: {key} was measured on a different task definition; save a new baseline")
-        if old.get("sample") != now["sample"]:
-            raise UserInputError(f"{path}: {key} was measured on a different sample of examples (check --limit and --seed); save a new baseline")
+        _same_measurement(path, key, old, now["sample"], now["task"])
         for metric, before in old["figures"].items():
             after = r.figures.get(metric)
             if before is None or after is None:

@@ -16,6 +16,8 @@ of ``options``; categorical features cannot declare one (their values have no or
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import sys
@@ -33,6 +35,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 # The boundary search keeps one code per grid point; beyond this a grid is not a "small,
 # fully enumerable" input space any more (and the reference minimal counterfactual is costly).
 MAX_GRID_POINTS = 2_000_000
+# Integer values are written into prompts and placed on Gower's axis as floats: beyond 2^53 a
+# float no longer holds every integer, and far beyond it ranges overflow.
+MAX_INTEGER = 2**53
 FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TOP_KEYS: tuple[str, ...] = ("name", "question", "preamble", "options", "features")
@@ -43,10 +48,13 @@ FEATURE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def read_user_text(path: str | os.PathLike[str], shown: str | None = None, encoding: str = "utf-8") -> str:
+def read_user_text(path: str | os.PathLike[str], shown: str | None = None, encoding: str = "utf-8-sig") -> str:
     """A user's file as text; a missing, unreadable or non-UTF-8 file is a `UserInputError`
-    naming it (as ``shown``, default the path). ``encoding="utf-8-sig"`` also drops a BOM."""
+    naming it (as ``shown``, default the path). A byte-order mark is dropped (editors and
+    spreadsheet exports write one), for every kind of file alike."""
     shown = str(path) if shown is None else shown
+    if Path(path).is_dir():
+        raise UserInputError(f"{shown}: is a directory, not a file")
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -59,14 +67,65 @@ def read_user_text(path: str | os.PathLike[str], shown: str | None = None, encod
         raise UserInputError(f"{shown}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
 
 
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str], shown: str | None = None) -> dict[str, Any]:
     """Parse a TOML file, turning every failure into a `UserInputError` that names the file
-    (and, for syntax errors, the line: tomllib puts ``(at line L, column C)`` in its message)."""
-    text = read_user_text(path)
+    (and, for syntax errors, the line: tomllib puts ``(at line L, column C)`` in its message).
+    Integers past Python's digit limit and runaway nesting are refused the same way."""
+    shown = os.fspath(path) if shown is None else shown
+    text = read_user_text(path, shown)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UserInputError(f"{path}: invalid TOML: {e}") from None
+        raise UserInputError(f"{shown}: invalid TOML: {e}") from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise UserInputError(f"{shown}: invalid TOML: {_one_line(e)}") from None
+    except RecursionError:
+        raise UserInputError(f"{shown}: invalid TOML: arrays or tables nested too deeply") from None
+
+
+# User JSON (JSONL rows, baselines, run specifications) is read strictly and within bounds: a
+# number longer than this many digits, or nesting past Python's recursion limit, is refused with
+# the file and line instead of escaping as ValueError or RecursionError.
+MAX_JSON_DIGITS = 30
+
+
+class _LongNumber(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise _LongNumber(f"a number of {len(text.lstrip('-')):,} digits (at most {MAX_JSON_DIGITS})")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _LongNumber(f"the number {text[:40]}{'...' if len(text) > 40 else ''} is out of range")
+    return value
+
+
+def read_json(text: str, where: str) -> Any:
+    """A JSON value a user wrote, as data: syntax errors, over-long or out-of-range numbers and
+    runaway nesting are one `UserInputError` naming ``where`` (``file:line`` for a JSONL row).
+    ``NaN`` and ``Infinity`` are read as floats; callers that need finite numbers check them,
+    naming the key."""
+    try:
+        return json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float)
+    except json.JSONDecodeError as e:
+        at = f"line {e.lineno} column {e.colno}" if "\n" in text.strip() else f"column {e.colno}"
+        raise UserInputError(f"{where}: invalid JSON: {e.msg} ({at})") from None
+    except _LongNumber as e:
+        raise UserInputError(f"{where}: invalid JSON: {e}") from None
+    except ValueError as e:  # any other refusal of the decoder
+        raise UserInputError(f"{where}: invalid JSON: {_one_line(e)}") from None
+    except RecursionError:
+        raise UserInputError(f"{where}: invalid JSON: arrays or objects nested too deeply") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _type_name(value: Any) -> str:
@@ -94,6 +153,17 @@ def get_string(doc: dict[str, Any], key: str, where: str, allow_empty: bool = Fa
     return value
 
 
+def check_label(value: Any, where: str) -> str:
+    """An option or a value the model answers with: a non-empty string without surrounding
+    whitespace (a reply is read without it, so such a label could never be matched)."""
+    if not isinstance(value, str) or not value.strip():
+        raise UserInputError(f"{where}: expected a non-empty string, got {value!r}")
+    if value != value.strip():
+        raise UserInputError(f"{where}: {value!r} has surrounding whitespace, which no reply can match; "
+                             f"write {value.strip()!r}")
+    return value
+
+
 def get_options(doc: dict[str, Any], where: str, exactly: int | None = 2) -> tuple[str, ...]:
     """``options``: distinct non-empty strings; exactly two for grid tasks, at least two otherwise."""
     value = doc["options"]
@@ -101,8 +171,7 @@ def get_options(doc: dict[str, Any], where: str, exactly: int | None = 2) -> tup
     if not isinstance(value, list):
         raise UserInputError(f"{where}options: expected an array of {want} strings, got {_type_name(value)}")
     for i, v in enumerate(value):
-        if not isinstance(v, str) or not v.strip():
-            raise UserInputError(f"{where}options[{i}]: expected a non-empty string, got {v!r}")
+        check_label(v, f"{where}options[{i}]")
     if (exactly is not None and len(value) != exactly) or len(value) < 2:
         raise UserInputError(f"{where}options: expected {want} options, got {len(value)}: {value!r}")
     dupes = sorted({v for v in value if value.count(v) > 1})
@@ -115,6 +184,8 @@ def _get_int(doc: dict[str, Any], key: str, where: str) -> int:
     value = doc[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise UserInputError(f"{where}{key}: expected an integer, got {_type_name(value)} {value!r}")
+    if abs(value) > MAX_INTEGER:
+        raise UserInputError(f"{where}{key}: {value} is out of range; integer features take values from -2^53 to 2^53")
     return value
 
 
@@ -136,8 +207,7 @@ def _category_values(doc: dict[str, Any], kind: str, where: str) -> tuple[str, .
         got = _type_name(value) if not isinstance(value, list) else "an empty array"
         raise UserInputError(f"{where}values: expected a non-empty array of strings, got {got}")
     for i, v in enumerate(value):
-        if not isinstance(v, str) or not v.strip():
-            raise UserInputError(f"{where}values[{i}]: expected a non-empty string, got {v!r}")
+        check_label(v, f"{where}values[{i}]")
     dupes = sorted({v for v in value if value.count(v) > 1})
     if dupes:
         raise UserInputError(f"{where}values: duplicate value {dupes[0]!r}; values must be distinct")
@@ -206,7 +276,10 @@ def grid_task_from_dict(doc: dict[str, Any], source: str) -> GridTask:
             )
         seen[fname] = i
     size = 1
-    for _name, _label, _kind, values, _increases in parsed:
+    for i, (_name, _label, _kind, values, _increases) in enumerate(parsed):
+        if len(values) > MAX_GRID_POINTS:
+            raise UserInputError(f"{source}: features[{i}]: {len(values):,} values; a grid has at most "
+                                 f"{MAX_GRID_POINTS:,} points (use a larger step or fewer values)")
         size *= len(values)
     if size > MAX_GRID_POINTS:
         counts = " x ".join(str(len(v)) for _n, _l, _k, v, _i in parsed)

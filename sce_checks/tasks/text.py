@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from sce_checks.errors import UserInputError
-from sce_checks.tasks.grid_file import check_keys, get_options, get_string, read_toml, read_user_text
+from sce_checks.tasks.grid_file import check_keys, check_label, get_options, get_string, read_json, read_toml, read_user_text
 
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
 TASK_FILE_KEYS: tuple[str, ...] = (
@@ -116,10 +116,7 @@ def _jsonl_records(text: str, shown: str, fields: _Fields) -> Iterator[_Record]:
         if not line.strip():
             continue  # blank lines (a trailing newline, spacing) carry no record
         where = f"{shown}:{line_no}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserInputError(f"{where}: invalid JSON: {e.msg} (column {e.colno})") from None
+        obj = read_json(line, where)
         if not isinstance(obj, dict):
             raise UserInputError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
         for key in obj:
@@ -200,6 +197,8 @@ def _examples(
             gold = None
         if gold is not None and not isinstance(gold, str):
             raise UserInputError(f"{where}: {fields.label!r} must be a string, got {gold!r}")
+        if gold is not None:
+            check_label(gold, f"{where}: {fields.label!r}")
         if gold is None and need_label:
             raise UserInputError(
                 f"{where}: missing {fields.label!r}; every row needs a label when the options come from "
@@ -221,7 +220,7 @@ def _read_examples(
     suffix = path.suffix.lower()
     if suffix not in DATA_SUFFIXES:
         raise UserInputError(f"{shown}: unsupported data file type {path.suffix!r}; expected .csv or .jsonl")
-    text = read_user_text(path, shown, "utf-8-sig")  # spreadsheet exports often start with a BOM
+    text = read_user_text(path, shown)  # a BOM (spreadsheet exports) is dropped
     records = _jsonl_records(text, shown, fields) if suffix == ".jsonl" else _csv_records(text, shown, fields)
     return _examples(records, shown, fields, options, need_label=options is None)
 

@@ -104,7 +104,7 @@ def test_override_adds_gates_to_one_check(project):
 def test_cli_threshold_for_a_check_the_run_does_not_have(workdir, capsys):  # noqa: F811
     code = main(["--dataset", "toy.toml", "--limit", "4", "-q", "--threshold", "phi_cct:phi>=0.2"])
     assert code == 2
-    assert "this run has no 'phi_cct' results (add --check phi_cct)" in capsys.readouterr().err
+    assert "this run has no 'phi_cct' results (add --check phi_cct;" in capsys.readouterr().err
 
 
 def test_cli_check_not_supported_by_the_backend_is_shown_not_failed(workdir, capsys):  # noqa: F811
@@ -204,9 +204,12 @@ def test_sce_run_items_for_checks_with_prefixed_thresholds(text_project):
 
 
 def test_plain_threshold_unknown_to_a_check_names_the_known_metrics(text_project):
+    """Found at collection, before any model call: exit 2, no item runs."""
     result = text_project.runpytest(*text_args("--sce-run", "--sce-check", "inv", "--sce-threshold", "validity>=0.5"))
-    assert result.ret != 0
-    assert "unknown metric 'validity' for reviews/inv; known:" in result.stdout.str()
+    assert result.ret == 2
+    out = result.stdout.str()
+    assert "--sce-threshold 'validity>=0.5': unknown metric 'validity' for inv; known: failure_rate," in out
+    assert "no tests ran" in out and "Traceback" not in out
 
 
 def test_stability_follows_the_first_variant_of_its_marker(text_project):

@@ -1,0 +1,92 @@
+"""Every input of a run checked before the first model call.
+
+The exit-code contract (README, "Exit codes"): bad input exits 2 with one line naming the file and
+the key or line, before any model is loaded, so a typo never costs a model run and never surfaces
+as a traceback (or as a failed gate) at the end of one. ``sce-audit`` runs `preflight` before it
+starts pytest; the pytest plugin runs it once the items are collected, when any uses sce-checks.
+What is checked: the model spec's form, check names, thresholds (form, the results they apply to,
+metric names), tolerances, every dataset (loaded, so every row is read), report paths, and the
+baseline (read whole; its entries measured on the same tasks and samples as this run).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sce_checks.errors import UserInputError
+
+# Settings naming a file the run writes at the end (after the model run: checked at the start).
+OUTPUTS: tuple[str, ...] = ("json", "markdown", "html", "save_baseline")
+
+
+def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
+    """Check ``spec`` (a `RunSpec`) before any model call; `UserInputError` otherwise. ``flag``
+    prefixes the option names in messages (``--`` for sce-audit, ``--sce-`` for pytest).
+    ``same_sample``: also refuse a baseline whose entries were measured on another sample of
+    this spec's datasets (the results compared with it are this spec's)."""
+    from sce_checks.checks import check_names, units
+    from sce_checks.config import BY_NAME
+    from sce_checks.models import parse_spec
+    from sce_checks.report.baseline import check_comparable, load_baseline, parse_tolerances
+    from sce_checks.tasks import load_task
+    from sce_checks.thresholds import Threshold
+
+    def option(name: str) -> str:
+        return f"{flag}{BY_NAME[name].option}"
+
+    parse_spec(spec.model)
+    try:
+        check_names(spec.checks)  # the registry knows the names (a plugin's checks too)
+    except UserInputError as exc:
+        raise UserInputError(f"{option('checks')}: {exc}") from None
+    run_units = units(spec.checks, spec.variants)
+    tasks = [load_task(dataset) for dataset in spec.datasets]
+    for text in spec.thresholds:  # a gate applies to every dataset of the run
+        Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
+    parse_tolerances(list(spec.tolerances), option("tolerances"))
+    check_outputs(spec, option)
+    if spec.baseline:
+        baseline = load_baseline(spec.baseline)
+        if same_sample:
+            check_comparable(baseline, spec, spec.baseline)
+
+
+def check_outputs(spec: Any, option: Any) -> None:
+    """Report and baseline paths: each a file that can be written, none twice, and the saved
+    baseline not the one compared (it is saved first, so the run would pass against itself)."""
+    seen: dict[str, str] = {}
+    for name in OUTPUTS:
+        path = getattr(spec, name)
+        if not path:
+            continue
+        where = f"{option(name)} {path}"
+        check_writable(path, where)
+        key = os.path.abspath(path)
+        if key in seen:
+            raise UserInputError(f"{where}: the same file as {seen[key]}; give each report its own file")
+        seen[key] = option(name)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")  # the Markdown report is appended to it
+    if summary:
+        check_writable(summary, f"$GITHUB_STEP_SUMMARY {summary}")
+    if spec.baseline and spec.save_baseline and os.path.abspath(spec.baseline) == os.path.abspath(spec.save_baseline):
+        raise UserInputError(f"{option('save_baseline')} {spec.save_baseline}: the same file as {option('baseline')}; "
+                             "the run is saved before it is compared, so it would be compared with itself "
+                             "(save to another file)")
+
+
+def check_writable(path: str | os.PathLike[str], where: str) -> None:
+    """``path`` can be written as a file: not a directory, and its nearest existing ancestor a
+    directory this user may write in (missing directories are created when the report is written)."""
+    p = Path(path).absolute()
+    if p.is_dir():
+        raise UserInputError(f"{where}: is a directory; give a file name")
+    for parent in p.parents:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise UserInputError(f"{where}: {parent} is a file, not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UserInputError(f"{where}: cannot write in {parent} (permission denied)")
+        return
