@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pytest import hookimpl as pytest_hookimpl
 
 from sce_checks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BackendError, UserInputError
+
+
+if TYPE_CHECKING:
+    from sce_checks.config import RunSpec
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,11 +65,12 @@ def run_spec(args: argparse.Namespace) -> Any:
 
 def pytest_args(spec_file: str, quiet: bool, passthrough: Sequence[str], workdir: str) -> list[str]:
     """The pytest command line that runs this audit: ``--sce-run`` items of the resolved
-    specification in an empty, isolated root (the user's own tests and conftest files are not
+    specification, collected from the specification file itself (so pytest's "collected N items"
+    counts them) in an empty, isolated root (the user's own tests and conftest files are not
     collected), then the pass-through flags."""
     import os
 
-    out = [workdir, "-c", os.path.join(workdir, "pytest.ini"), "--rootdir", os.getcwd(), "-p", "no:cacheprovider",
+    out = [spec_file, "-c", os.path.join(workdir, "pytest.ini"), "--rootdir", os.getcwd(), "-p", "no:cacheprovider",
            # sce_checks is imported before pytest starts, so pytest cannot rewrite asserts in it: expected
            "-W", "ignore::pytest.PytestAssertRewriteWarning", "--sce-run", "--sce-spec", spec_file]
     if quiet:
@@ -72,10 +79,22 @@ def pytest_args(spec_file: str, quiet: bool, passthrough: Sequence[str], workdir
 
 
 class _Outcome:
-    """A plugin object handed to the inner pytest run: keeps the session's input errors."""
+    """A plugin object handed to the inner pytest run: keeps the session's input errors, and
+    shows the audit in pytest's header instead of the temporary ini file that isolates the run
+    from the user's own pytest configuration."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
         self.input_errors: list[str] = []
+
+    @pytest_hookimpl(wrapper=True)
+    def pytest_report_header(self, config, start_path):
+        lines = yield
+        kept = [[line for line in ([entry] if isinstance(entry, str) else entry) if not line.startswith("configfile:")]
+                for entry in lines]
+        spec = self.spec
+        what = f"sce-audit: {spec.model} on {', '.join(spec.datasets)}; checks {', '.join(spec.checks)}"
+        return [[f"{what}; limit {spec.limit}, seed {spec.seed}"]] + kept  # pytest prints these last first
 
     def pytest_unconfigure(self, config) -> None:
         from sce_checks.session import SESSION_KEY
@@ -97,7 +116,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from sce_checks.config import spec_to_json
 
-    outcome = _Outcome()
+    outcome = _Outcome(spec)
     with tempfile.TemporaryDirectory(prefix="sce-audit-") as workdir:
         with open(f"{workdir}/pytest.ini", "w", encoding="utf-8") as f:
             f.write("[pytest]\n")

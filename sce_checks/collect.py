@@ -14,7 +14,16 @@ from sce_checks.errors import UserInputError
 from sce_checks.session import session_of
 
 
-class AuditFileCollector(pytest.File):
+class _SceFile(pytest.File):
+    """A file of sce-checks items: bad input in it is one line, not a traceback."""
+
+    def repr_failure(self, excinfo):
+        if excinfo.errisinstance(UserInputError):
+            return f"sce-checks: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+class AuditFileCollector(_SceFile):
     def collect(self):
         from sce_checks.auditfile import load_audit_file
 
@@ -24,10 +33,14 @@ class AuditFileCollector(pytest.File):
             session.add_audit_baseline(audit)
         yield from audit_items(self, audit)
 
-    def repr_failure(self, excinfo):
-        if excinfo.errisinstance(UserInputError):
-            return f"sce-checks: {excinfo.value}"
-        return super().repr_failure(excinfo)
+
+class RunCollector(_SceFile):
+    """``--sce-run`` with ``--sce-spec FILE`` given as a path to collect (what ``sce-audit``
+    does): the specification's items are collected here, in pytest's collection phase, so its
+    header counts them. Without the path they are added after collection (`run_items`)."""
+
+    def collect(self):
+        yield from run_items(self.session, parent=self)
 
 
 class ThresholdFailed(AssertionError):
@@ -48,7 +61,7 @@ def audit_items(parent, audit, prefix: str | None = None):
             yield item
 
 
-def run_items(session: pytest.Session) -> list:
+def run_items(session: pytest.Session, parent=None) -> list:
     """``--sce-run``: the audit of the run specification (relative dataset paths are relative to
     the working directory), its thresholds from ``--sce-threshold`` (checked against the run's
     checks and their figures with the rest of the specification: sce_checks/preflight.py)."""
@@ -61,7 +74,7 @@ def run_items(session: pytest.Session) -> list:
     run_units = units(spec.checks, spec.variants)
     audit = AuditFile(path=session.path, spec=spec,
                       thresholds={(d, u): [t for t in thresholds if t.applies_to(u)] for d in spec.datasets for u in run_units})
-    return list(audit_items(session, audit, prefix="sce-run"))
+    return list(audit_items(parent or session, audit, prefix="sce-run"))
 
 
 class ThresholdItem(pytest.Item):

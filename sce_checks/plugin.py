@@ -21,6 +21,7 @@ call) or an unusable backend.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any, NoReturn
 
 import pytest
@@ -238,11 +239,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collect_file(file_path, parent):
-    """Audit files: ``*.sce.toml`` (see sce_checks/auditfile.py)."""
+    """Audit files: ``*.sce.toml`` (see sce_checks/auditfile.py); and under ``--sce-run`` the
+    specification file named by ``--sce-spec`` when it is given as a path to collect."""
     if file_path.name.endswith(".sce.toml"):
         from sce_checks.collect import AuditFileCollector
 
         return AuditFileCollector.from_parent(parent, path=file_path)
+    config = parent.config
+    spec_file = config.getoption("sce_spec", None)
+    if config.getoption("sce_run", False) and spec_file and file_path == pathlib.Path(spec_file).resolve():
+        from sce_checks.collect import RunCollector
+
+        return RunCollector.from_parent(parent, path=file_path)
     return None
 
 
@@ -259,9 +267,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     try:
         if config.getoption("sce_run"):
-            from sce_checks.collect import run_items
+            from sce_checks.collect import RunCollector, run_items
 
-            items.extend(run_items(session))
+            if not any(isinstance(item.parent, RunCollector) for item in items):
+                items.extend(run_items(session))
         _check_inputs(config, items)
     except UserInputError as exc:
         store = config.stash.get(SESSION_KEY, None)

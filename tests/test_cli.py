@@ -43,6 +43,18 @@ def test_json_report_is_valid_and_complete(workdir, capsys):
     assert "| model" in (workdir / "r.md").read_text()
 
 
+def test_header_counts_the_audit_items_and_names_no_temporary_file(workdir, capsys):
+    """pytest's header is the user's first line of output: it counts the audit's items in the
+    collection phase (two thresholds x two variants), names the audit, and shows no path of the
+    temporary folder that isolates the run."""
+    assert main(["--model", "python:toy_models:far", "--dataset", "toy.toml", "--limit", "4", "--prediction",
+                 "generate", "--threshold", "validity>=0.5", "--threshold", "generation_rate>=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "collected 4 items" in out
+    assert "sce-audit: python:toy_models:far on toy.toml; checks sce; limit 4, seed 0" in out
+    assert "configfile" not in out and "sce-audit-" not in out
+
+
 def test_elicitation_and_parsing_reach_the_run_and_the_report(workdir):
     assert audit("--model", "python:toy_models:boundary", "--elicitation", "schema", "--parsing", "strict",
                  "--json", "r.json") == 0
