@@ -52,9 +52,14 @@ class SCESession:
 
             from sce_checks.models.cache import ResponseCache
 
+            from sce_checks.errors import UserInputError
+
             path = self.spec.cache_path()
-            with ResponseCache(Path(path) if path else None) as cache:
-                cache.clear()
+            try:
+                with ResponseCache(Path(path) if path else None) as cache:
+                    cache.clear()
+            except UserInputError as exc:  # one line and a usage error, not a traceback
+                raise pytest.UsageError(str(exc)) from None
 
     def _fail(self, key: Any, exc: Exception) -> None:
         """A bad model spec, dataset or server: the item fails with one line (no traceback), later
