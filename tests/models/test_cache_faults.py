@@ -553,3 +553,110 @@ def test_cli_a_full_disk_gives_the_same_report(workdir, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert results(workdir / "full.json") == results(workdir / "first.json")
     assert out.count("CacheUnavailableWarning") == 1 and "database or disk is full" in out
+
+
+# -- kill and resume --------------------------------------------------------------------------------
+
+LOGGED_MODEL = '''
+import hashlib, json, os, time
+from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+
+class Logged(RuleModel):
+    """The boundary rule model, slowed down, logging each batch ("B <size>") and each
+    conversation (a hash) before it answers: what a killed run had begun is in the log."""
+
+    def chat(self, conversations, decoding):
+        with open(os.environ["CALL_LOG"], "a") as log:
+            log.write(f"B {len(conversations)}\\n")
+            for conversation in conversations:
+                log.write(hashlib.sha256(json.dumps(conversation).encode()).hexdigest()[:16] + "\\n")
+                log.flush()
+                time.sleep(0.003)
+        return super().chat(conversations, decoding)
+
+model = Logged(TOY, toy_rule, "boundary")
+'''
+
+
+def read_log(path: Path) -> list[list[str]]:
+    """The batches a run began, each the conversation hashes it reached."""
+    batches: list[list[str]] = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("B "):
+                batches.append([])
+            elif line:
+                batches[-1].append(line)
+    return batches
+
+
+def comparable(report: dict) -> dict:
+    """A report less what differs between an interrupted and an uninterrupted run by design:
+    how many calls the model got, and the wall time."""
+    environment = {k: v for k, v in report["environment"].items() if k not in ("model_calls", "wall_seconds")}
+    return {**report, "environment": environment}
+
+
+def test_killed_audits_resume_from_the_cache_and_end_with_the_same_report(tmp_path):
+    """SIGKILL a real sce-audit at four points of its run, rerun it each time, then let it finish:
+    the report equals an uninterrupted run's, and each kill costs at most the batch it cut."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers.projects import REPO, TOY_TOML
+
+    (tmp_path / "toy.toml").write_text(TOY_TOML)
+    (tmp_path / "logged_models.py").write_text(LOGGED_MODEL)
+    command = [sys.executable, "-m", "sce_checks.cli", "--model", "python:logged_models:model", "--dataset", "toy.toml",
+               "--limit", "30", "--seed", "3", "--prediction", "generate", "--check", "sce", "--check", "stability", "-q"]
+
+    def start(cache: str, log: str, report: str) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SCE_CHECKS_CACHE_DIR": str(tmp_path / cache),
+               "CALL_LOG": str(tmp_path / log), "HF_HUB_OFFLINE": "1"}
+        return subprocess.Popen([*command, "--json", report], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    reference = start("reference-cache", "reference.log", "reference.json")
+    assert reference.wait(120) == 0, reference.stdout.read()
+    asked = [h for batch in read_log(tmp_path / "reference.log") for h in batch]
+    assert len(asked) == len(set(asked)) > 100  # an uninterrupted run asks each conversation once
+
+    runs: list[list[list[str]]] = []  # per run of the chain: the batches it began
+    killed: list[bool] = []
+    done: set[str] = set()
+    for index, fraction in enumerate((0.15, 0.4, 0.65, 0.9, None)):
+        log = tmp_path / f"run{index}.log"
+        process = start("cache", log.name, "resumed.json")
+        if fraction is None:
+            assert process.wait(120) == 0, process.stdout.read()
+        else:
+            deadline = time.monotonic() + 120
+            while process.poll() is None and time.monotonic() < deadline:
+                if len(done | {h for batch in read_log(log) for h in batch}) >= fraction * len(asked):
+                    process.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.01)
+            process.wait(30)
+            assert process.returncode in (-signal.SIGKILL, 0), process.stdout.read()
+        process.stdout.close()
+        killed.append(process.returncode == -signal.SIGKILL)
+        runs.append(read_log(log))
+        done |= {h for batch in runs[-1] for h in batch}
+
+    assert sum(killed) >= 3  # the kills landed mid-run
+    assert done == set(asked)
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    assert comparable(resumed) == comparable(json.loads((tmp_path / "reference.json").read_text()))
+
+    repeated = 0
+    for index, batches in enumerate(runs[:-1]):
+        later = {h for run in runs[index + 1:] for batch in run for h in batch}
+        again = [h for batch in batches for h in batch if h in later]
+        # only what the kill cut short is asked again: the batch in flight, never a stored one
+        assert set(again) <= set(batches[-1]) if batches else not again
+        repeated += len(again)
+    total = sum(len(batch) for run in runs for batch in run)
+    assert total == len(asked) + repeated
+    print(f"kill-and-resume: {sum(killed)} kills, {total} conversations asked for {len(asked)}, {repeated} repeated")
