@@ -77,6 +77,10 @@ def preflight(spec: Any) -> None:
         load_task(d)
     if spec.baseline:
         load_baseline(spec.baseline)  # fail before the (long) model run
+    if not spec.no_cache:
+        from sce_checks.models.cache import check_cache_path
+
+        check_cache_path(spec.cache_path())
 
 
 def pytest_args(spec_file: str, quiet: bool, passthrough: Sequence[str], workdir: str) -> list[str]:

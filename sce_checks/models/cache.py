@@ -58,7 +58,7 @@ from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, supports_reply_scoring, supports_scoring
 
 __all__ = ["CacheCorruptionWarning", "CacheRowWarning", "CacheUnavailableWarning", "CacheWarning", "CachedModel",
-           "ResponseCache", "cache_key"]
+           "ResponseCache", "cache_key", "check_cache_path"]
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -144,6 +144,27 @@ def _default_path() -> Path:
     return cache_dir() / "responses.sqlite"
 
 
+def check_cache_path(path: Path | None = None) -> None:
+    """Raise `UserInputError` when ``path`` (default: the default cache file) can never be a
+    cache file: it is a directory, or a part of its folder is a file. Creates nothing, so the
+    command line can check it before anything runs; what the file system refuses later is a
+    warning, not an error (module docstring)."""
+    path = Path(path) if path is not None else _default_path()
+    try:
+        if path.is_dir():
+            raise UserInputError(
+                f"response cache {path} is a directory, not a file: give --cache-dir the directory "
+                "that holds (or will hold) responses.sqlite, or --no-cache"
+            )
+        folder = next((p for p in path.parents if p.exists()), None)
+    except OSError:  # a folder that cannot be searched: opening the cache says so
+        return
+    if folder is not None and not folder.is_dir():
+        raise UserInputError(
+            f"response cache {path}: {folder} is a file, not a directory; give --cache-dir a directory, or --no-cache"
+        )
+
+
 class ResponseCache:
     """A key -> JSON value store in one SQLite file, safe for several processes at once.
 
@@ -161,21 +182,16 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._read_only_why: str | None = None  # set when opened read-only: warned at the first skipped write
-        self._warned: set[type] = set()
+        self._warned: set[str] = set()
         self._open()
 
     # -- connection life cycle -------------------------------------------------------------------
 
     def _open(self) -> None:
         """Open the cache as well as the file system allows (module docstring)."""
-        self._check_path()
+        check_cache_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise UserInputError(
-                f"response cache {self.path}: {self.path.parent} is not a directory (a part of it is a file); "
-                "give --cache-dir a directory, or --no-cache"
-            ) from None
         except OSError as exc:
             return self._disable(f"its directory cannot be created: {_why(exc)}")
         try:
@@ -193,21 +209,10 @@ class ResponseCache:
             return self._disable(_why(exc))
         self.readable = self.writable = True
 
-    def _check_path(self) -> None:
-        try:
-            is_dir = self.path.is_dir()
-        except OSError:  # the folder cannot be searched: the open below says so
-            return
-        if is_dir:
-            raise UserInputError(
-                f"response cache {self.path} is a directory, not a file: give --cache-dir the directory "
-                "that holds (or will hold) responses.sqlite, or --no-cache"
-            )
-
     def _open_read_only(self, why: str) -> None:
         """Read what a read-only file or folder holds. ``mode=ro`` needs to make the WAL index
         beside the file; in a read-only folder only ``immutable`` reads it (nobody can write there)."""
-        uri = self.path.absolute().as_uri()
+        uri, last = self.path.absolute().as_uri(), ""
         for query in ("?mode=ro", "?mode=ro&immutable=1"):
             try:
                 conn = sqlite3.connect(uri + query, uri=True, timeout=self.timeout, check_same_thread=False)
@@ -265,7 +270,7 @@ class ResponseCache:
                 companion.replace(target.with_name(target.name + suffix))
             except FileNotFoundError:
                 pass
-        self._warn(CacheCorruptionWarning(
+        self._warn("set aside", CacheCorruptionWarning(
             f"response cache {self.path} is not a valid SQLite database; moved it to {target} "
             "and started an empty cache"
         ))
@@ -298,10 +303,10 @@ class ResponseCache:
 
     # -- faults ------------------------------------------------------------------------------------
 
-    def _warn(self, warning: CacheWarning) -> None:
-        """One warning of each kind per cache: a fault is reported, not repeated per batch."""
-        if type(warning) not in self._warned:
-            self._warned.add(type(warning))
+    def _warn(self, what: str, warning: CacheWarning) -> None:
+        """One warning of each ``what`` per cache: a fault is reported, not repeated per batch."""
+        if what not in self._warned:
+            self._warned.add(what)
             warnings.warn(warning, stacklevel=4)
 
     def _disable(self, why: str) -> None:
@@ -311,7 +316,7 @@ class ResponseCache:
                 self._conn.close()
             self._conn = None
         self.readable = self.writable = False
-        self._warn(CacheUnavailableWarning(
+        self._warn("unused", CacheUnavailableWarning(
             f"response cache {self.path} cannot be used ({why}); this run goes on without it: "
             "every answer is computed and none is stored (--no-cache silences this)"
         ))
@@ -319,10 +324,18 @@ class ResponseCache:
     def _stop_writing(self, why: str) -> None:
         """Keep reading what is stored, store nothing more in this run."""
         self.writable = False
-        self._warn(CacheUnavailableWarning(
+        self._warn("unwritten", CacheUnavailableWarning(
             f"response cache {self.path} cannot be written ({why}); answers it holds are still used, "
             "new ones are computed but not stored, so a rerun computes them again"
         ))
+
+    def _fault(self, exc: BaseException, writing: bool) -> None:
+        """A read or write failed: a failed write stops the writes, anything that leaves no
+        connection (a failed read, a failed recovery) stops the cache."""
+        if writing and self._conn is not None:
+            self._stop_writing(_why(exc))
+        else:
+            self._disable(_why(exc))
 
     def _try(self, action: Callable[[], None]) -> None:
         """Run a recovery step; if it fails too, the cache is not used."""
@@ -370,7 +383,7 @@ class ResponseCache:
         try:
             rows = self._run(work)
         except (sqlite3.DatabaseError, OSError) as exc:
-            self._disable(_why(exc))
+            self._fault(exc, writing=False)
             return {}
         found: dict[str, Any] = {}
         rejected: list[str] = []
@@ -382,7 +395,7 @@ class ResponseCache:
                 rejected.append(f"{key[:12]}: {' '.join(str(exc).split())[:120]}")
         if rejected:
             self.rejected_rows += len(rejected)
-            self._warn(CacheRowWarning(
+            self._warn("rows", CacheRowWarning(
                 f"response cache {self.path}: {len(rejected)} entr{'y' if len(rejected) == 1 else 'ies'} unusable "
                 f"(first: {rejected[0]}); treated as misses, recomputed and overwritten "
                 "(later ones are counted, not reported)"
@@ -416,14 +429,15 @@ class ResponseCache:
         try:
             self._run(work)
         except (sqlite3.DatabaseError, OSError) as exc:
-            self._stop_writing(_why(exc))
+            self._fault(exc, writing=True)
 
     def clear(self) -> None:
         """Delete every entry. The user asked for it: a cache that cannot be cleared is an error
         (the run must not quietly reuse what was meant to go)."""
         if not self.writable:
-            if self._conn is None and not self.path.exists():
-                return  # nothing stored
+            with contextlib.suppress(OSError):
+                if self._conn is None and not self.path.exists():
+                    return  # nothing stored
             raise UserInputError(f"--clear-cache: the response cache {self.path} cannot be written; "
                                  "clear it by hand or use --no-cache")
         try:
@@ -474,11 +488,11 @@ def _accept(kind: str, lengths: Mapping[str, int]) -> Callable[[str, Any], Any]:
         if kind == "chat":
             if isinstance(value, str):
                 return value
-            raise ValueError(f"a chat entry holds a {type(value).__name__}, not a reply string")
+            raise ValueError(f"a chat entry holds {type(value).__name__}, not a reply string")
         row = _score_row(value, lengths[key])
         if row is None:
             size = f" of {len(value)}" if isinstance(value, list) else ""
-            raise ValueError(f"a {kind} entry holds a {type(value).__name__}{size}, not a list of {lengths[key]} numbers")
+            raise ValueError(f"a {kind} entry holds {type(value).__name__}{size}, not a list of {lengths[key]} numbers")
         return row
 
     return accept

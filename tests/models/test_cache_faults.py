@@ -113,8 +113,9 @@ def test_a_cache_path_that_is_a_directory_is_one_user_error(tmp_path):
 def test_a_cache_directory_under_a_file_is_one_user_error(tmp_path):
     (tmp_path / "afile").write_text("x")
     for path in (tmp_path / "afile" / "responses.sqlite", tmp_path / "afile" / "deeper" / "responses.sqlite"):
-        with pytest.raises(UserInputError, match=f"{path.parent}.* is not a directory"):
+        with pytest.raises(UserInputError, match=f"{tmp_path / 'afile'} is a file, not a directory"):
             ResponseCache(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_a_directory_that_cannot_be_made_means_a_run_without_cache(tmp_path, monkeypatch):
@@ -210,6 +211,29 @@ def test_a_damaged_file_that_cannot_be_moved_aside_is_not_used(tmp_path, monkeyp
     [warning] = messages(got)
     assert "cannot be used (Permission denied)" in warning
     assert path.read_bytes() == garbage and not cache.readable
+
+
+def test_damage_found_mid_run_that_cannot_be_moved_aside_turns_the_cache_off(tmp_path, monkeypatch):
+    path = tmp_path / "responses.sqlite"
+    cache = ResponseCache(path)
+    model = CachedModel(EchoModel(), cache)
+    model.chat([conv("a")], GREEDY)
+    cache._conn.close()  # the file is clobbered under the open cache
+    for companion in (tmp_path / "responses.sqlite-wal", tmp_path / "responses.sqlite-shm"):
+        companion.unlink(missing_ok=True)
+    path.write_bytes(b"\x00garbage" * 512)
+    cache._conn = REAL_CONNECT(path, isolation_level=None, check_same_thread=False)
+
+    def refuse(self, target):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "replace", refuse)
+    with recorded() as got:
+        assert model.chat([conv("a"), conv("b")], GREEDY) == ["A", "B"]
+        assert model.chat([conv("c")], GREEDY) == ["C"]
+    [warning] = messages(got)
+    assert "cannot be used (Permission denied)" in warning and not cache.readable
+    assert path.read_bytes() == b"\x00garbage" * 512
 
 
 def test_a_damaged_read_only_file_is_dropped_not_moved(tmp_path, monkeypatch):
@@ -505,7 +529,7 @@ def test_cli_a_cache_path_that_is_a_directory_exits_2_with_one_line(workdir, cap
         assert "is a directory, not a file" in out.err + out.out and "Traceback" not in out.err + out.out
     (workdir / "afile").write_text("")
     assert audit("--cache-dir", "afile") == 2
-    assert "is not a directory" in capsys.readouterr().err
+    assert "afile is a file, not a directory" in capsys.readouterr().err
 
 
 def test_cli_rows_holding_integers_change_no_figure(workdir, capsys):
