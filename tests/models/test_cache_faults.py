@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from sce_checks.cli import main
-from sce_checks.errors import UserInputError
+from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.cache import (
     CacheCorruptionWarning,
     CacheRowWarning,
@@ -450,8 +450,6 @@ def test_a_backend_returning_booleans_for_scores_is_an_error(tmp_path):
     class BoolScores(EchoModel):
         def score_options(self, conversations, options):
             return [[True, False] for _ in conversations]
-
-    from sce_checks.errors import BackendError
 
     with ResponseCache(tmp_path / "r.sqlite") as cache, pytest.raises(BackendError, match="expected 2 numbers"):
         CachedModel(BoolScores(), cache).score_options([conv("a")], OPTIONS)
