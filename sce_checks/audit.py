@@ -46,12 +46,12 @@ class AuditRun:
 
 
 def open_model(spec: str, options: ModelOptions, cache: bool = True, cache_path: str | None = None):
-    """Load a backend and put the response cache in front of it."""
+    """Load a backend and put the response cache in front of it. The cache is opened first: a
+    wrong cache path is reported before a model is loaded (sce_checks/models/cache.py)."""
     from sce_checks.models.cache import CachedModel, ResponseCache
 
-    inner = load_model(spec, options)
     store = ResponseCache(Path(cache_path) if cache_path else None) if cache else None
-    return CachedModel(inner, store)
+    return CachedModel(load_model(spec, options), store)
 
 
 def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None] | None = None) -> AuditRun:

@@ -5,8 +5,9 @@ the key or line, before any model is loaded, so a typo never costs a model run a
 as a traceback (or as a failed gate) at the end of one. ``sce-audit`` runs `preflight` before it
 starts pytest; the pytest plugin runs it once the items are collected, when any uses sce-checks.
 What is checked: the model spec's form, check names, thresholds (form, the results they apply to,
-metric names), tolerances, every dataset (loaded, so every row is read), report paths, and the
-baseline (read whole; its entries measured on the same tasks and samples as this run).
+metric names), tolerances, every dataset (loaded, so every row is read), report paths, the
+response cache's path, and the baseline (read whole; its entries measured on the same tasks and
+samples as this run).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
     parse_tolerances(list(spec.tolerances), option("tolerances"))
     check_outputs(spec, option)
+    if not spec.no_cache:
+        from sce_checks.models.cache import check_cache_path
+
+        check_cache_path(spec.cache_path())
     if spec.baseline:
         baseline = load_baseline(spec.baseline)
         if same_sample:

@@ -54,9 +54,14 @@ class SCESession:
 
             from sce_checks.models.cache import ResponseCache
 
+            from sce_checks.errors import UserInputError
+
             path = self.spec.cache_path()
-            with ResponseCache(Path(path) if path else None) as cache:
-                cache.clear()
+            try:
+                with ResponseCache(Path(path) if path else None) as cache:
+                    cache.clear()
+            except UserInputError as exc:  # one line and a usage error, not a traceback
+                raise pytest.UsageError(str(exc)) from None
 
     def fail_input(self, exc: Exception) -> NoReturn:
         """Bad input met while a test runs (a fixture's arguments): the test fails with one line

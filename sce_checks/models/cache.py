@@ -14,39 +14,74 @@ kind                params
 ``score_replies``   ``{"replies": [...this conversation's replies], "complete": bool}``, plus
                     ``"scoring_version"`` when the backend names one
 ==================  ============================================================================
- The store is one SQLite file in WAL mode,
-written in one ``BEGIN IMMEDIATE`` transaction per batch, so several pytest-xdist workers (or
-several audits) can share it. A file that is not a database any more is moved aside with one
-warning and a fresh cache starts: a broken cache costs model calls, never an audit.
+
+The value of a ``chat`` entry is the reply string; of a ``score`` or ``score_replies`` entry, the
+list of floats, one per option or reply. The store is one SQLite file in WAL mode, written in
+one ``BEGIN IMMEDIATE`` transaction per batch, so several pytest-xdist workers (or several
+audits) can share it, and an audit killed at any point resumes from the last stored batch.
+
+The cache is an optimisation, so a cache that cannot be used never stops an audit that can run
+without it and never changes a figure (docs/reliability.md):
+
+- **A wrong path** (the cache file is a directory, a part of its directory is a file) is a
+  mistake in the command: `UserInputError` naming the path, before any model call.
+- **A cache that cannot be written** (read-only file or directory, full disk, locked beyond the
+  busy timeout, I/O error) is read as far as it can be and not written: one
+  `CacheUnavailableWarning`, and every answer it lacks is computed (a read-only directory is
+  read with SQLite's ``immutable`` flag, the only way to read a WAL database there).
+- **A cache that cannot be read** (cannot be created, opened, or a read fails) is not used at
+  all: one `CacheUnavailableWarning`, and every answer is computed.
+- **A file that is not a database** is moved aside with one `CacheCorruptionWarning` and a fresh
+  cache starts (where it cannot be moved, the cache is not used, as above).
+- **A row that is not what its kind stores** (not JSON, beyond the JSON reader's bounds, a
+  number where a reply string belongs, a score list of the wrong length or type) is a miss:
+  recomputed and overwritten, counted (``ResponseCache.rejected_rows``, and
+  ``cache_rows_rejected`` in the model-call counts) and reported by one `CacheRowWarning`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import numbers
 import json
+import numbers
 import sqlite3
 import threading
 import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sce_checks import progress
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, supports_reply_scoring, supports_scoring
 
-__all__ = ["CacheCorruptionWarning", "CachedModel", "ResponseCache", "cache_key"]
+__all__ = ["CacheCorruptionWarning", "CacheRowWarning", "CacheUnavailableWarning", "CacheWarning", "CachedModel",
+           "ResponseCache", "cache_key", "check_cache_path"]
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
-_BUSY_TIMEOUT_MS = 60_000
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CANTOPEN = 3, 8, 14
+_BUSY_TIMEOUT_S = 60.0
 _CHUNK = 500  # keys per SELECT, well under SQLite's bound-parameter limit
 
 
-class CacheCorruptionWarning(UserWarning):
+class CacheWarning(UserWarning):
+    """The response cache could not be used as asked; the run goes on (module docstring)."""
+
+
+class CacheCorruptionWarning(CacheWarning):
     """The cache file was not a valid SQLite database; it was moved aside and a fresh one made."""
+
+
+class CacheUnavailableWarning(CacheWarning):
+    """The cache cannot be read, or cannot be written: the run goes on without it, or without
+    storing new answers."""
+
+
+class CacheRowWarning(CacheWarning):
+    """Entries of the cache did not hold what their kind stores; they were treated as misses."""
 
 
 def cache_key(identity: Mapping[str, Any], kind: str, conversation: Conversation, params: Any) -> str:
@@ -60,15 +95,37 @@ def cache_key(identity: Mapping[str, Any], kind: str, conversation: Conversation
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    return None if code is None else code & 0xFF
+
+
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     # OperationalError ("database is locked", "disk I/O error") is a DatabaseError too: not ours.
     if isinstance(exc, sqlite3.OperationalError):
         return False
-    code = getattr(exc, "sqlite_errorcode", None)
+    code = _primary_code(exc)
     if code is not None:
-        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+        return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
     text = str(exc).lower()
     return "not a database" in text or "malformed" in text
+
+
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    """The file or its folder cannot be written (or a new file cannot be made): worth reading
+    what is there read-only."""
+    code = _primary_code(exc)
+    if code is not None:
+        return code in (_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CANTOPEN)
+    text = str(exc).lower()
+    return "readonly" in text or "unable to open" in text
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for a warning: SQLite's own words, or the OS error's."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _header_is_valid(path: Path) -> bool:
@@ -81,41 +138,101 @@ def _header_is_valid(path: Path) -> bool:
     return head == b"" or head == _SQLITE_HEADER
 
 
+def _default_path() -> Path:
+    from sce_checks.paths import cache_dir
+
+    return cache_dir() / "responses.sqlite"
+
+
+def check_cache_path(path: Path | None = None) -> None:
+    """Raise `UserInputError` when ``path`` (default: the default cache file) can never be a
+    cache file: it is a directory, or a part of its folder is a file. Creates nothing, so the
+    command line can check it before anything runs; what the file system refuses later is a
+    warning, not an error (module docstring)."""
+    path = Path(path) if path is not None else _default_path()
+    try:
+        if path.is_dir():
+            raise UserInputError(
+                f"response cache {path} is a directory, not a file: give --cache-dir the directory "
+                "that holds (or will hold) responses.sqlite, or --no-cache"
+            )
+        folder = next((p for p in path.parents if p.exists()), None)
+    except OSError:  # a folder that cannot be searched: opening the cache says so
+        return
+    if folder is not None and not folder.is_dir():
+        raise UserInputError(
+            f"response cache {path}: {folder} is a file, not a directory; give --cache-dir a directory, or --no-cache"
+        )
+
+
 class ResponseCache:
     """A key -> JSON value store in one SQLite file, safe for several processes at once.
 
     Values are reply strings or lists of floats; ``-inf`` and ``nan`` round-trip (Python's JSON
-    writes them as ``-Infinity`` / ``NaN``).
+    writes them as ``-Infinity`` / ``NaN``). ``readable`` and ``writable`` say what is left of
+    the cache after the faults of the module docstring; neither ever raises out of
+    `get_many` or `put_many`. ``timeout`` (seconds) bounds each wait for another process's lock.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
-        if path is None:
-            from sce_checks.paths import cache_root
-
-            path = cache_root() / "responses.sqlite"
-        self.path = Path(path)
+    def __init__(self, path: Path | None = None, timeout: float = _BUSY_TIMEOUT_S) -> None:
+        self.path = Path(path) if path is not None else _default_path()
+        self.timeout = float(timeout)
+        self.rejected_rows = 0
+        self.readable = self.writable = False
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._read_only_why: str | None = None  # set when opened read-only: warned at the first skipped write
+        self._warned: set[str] = set()
+        self._open()
+
+    # -- connection life cycle -------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Open the cache as well as the file system allows (module docstring)."""
+        check_cache_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserInputError(f"cannot create the cache directory {self.path.parent}: {exc}") from None
-        if not _header_is_valid(self.path):
-            self._set_aside()
+            return self._disable(f"its directory cannot be created: {_why(exc)}")
         try:
+            valid = _header_is_valid(self.path)
+            if not valid:
+                self._set_aside()
             self._conn = self._connect()
         except sqlite3.DatabaseError as exc:
-            if not _is_corruption(exc):
-                raise
-            self._recover()
+            if _is_corruption(exc):
+                return self._try(self._recover)
+            if not _is_read_only(exc):
+                return self._disable(_why(exc))
+            return self._open_read_only(_why(exc))
+        except OSError as exc:  # the file cannot be read, or cannot be moved aside
+            return self._disable(_why(exc))
+        self.readable = self.writable = True
 
-    # -- connection life cycle -------------------------------------------------------------------
+    def _open_read_only(self, why: str) -> None:
+        """Read what a read-only file or folder holds. ``mode=ro`` needs to make the WAL index
+        beside the file; in a read-only folder only ``immutable`` reads it (nobody can write there)."""
+        uri, last = self.path.absolute().as_uri(), ""
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + query, uri=True, timeout=self.timeout, check_same_thread=False)
+                try:
+                    conn.execute("SELECT COUNT(*) FROM responses LIMIT 1").fetchone()
+                except BaseException:
+                    conn.close()
+                    raise
+            except sqlite3.DatabaseError as exc:
+                last = _why(exc)
+                continue
+            self._conn, self.readable, self._read_only_why = conn, True, why
+            return
+        self._disable(f"{why}; read-only: {last}")
 
     def _connect(self) -> sqlite3.Connection:
         """Open and prepare the database. Switching a new file to WAL takes an exclusive lock
         that SQLite's busy handler does not wait for, so a process racing others to create the
         file retries here."""
-        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:
             try:
@@ -127,10 +244,9 @@ class ResponseCache:
                 delay = min(delay * 2, 0.2)
 
     def _connect_once(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # durable enough for a cache, much faster
             conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -154,29 +270,30 @@ class ResponseCache:
                 companion.replace(target.with_name(target.name + suffix))
             except FileNotFoundError:
                 pass
-        warnings.warn(
-            CacheCorruptionWarning(
-                f"response cache {self.path} is not a valid SQLite database; moved it to {target} "
-                "and started an empty cache"
-            ),
-            stacklevel=3,
-        )
+        self._warn("set aside", CacheCorruptionWarning(
+            f"response cache {self.path} is not a valid SQLite database; moved it to {target} "
+            "and started an empty cache"
+        ))
 
     def _recover(self) -> None:
         """Called on a corruption error: close, set the file aside (unless another process already
-        replaced it with a good one) and reconnect to a fresh database."""
+        replaced it with a good one) and reconnect to a fresh database. A cache opened read-only
+        is never moved: it is dropped instead."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._read_only_why is not None:
+            raise sqlite3.DatabaseError("the read-only file is damaged (database disk image is malformed)")
         if not self._healthy():
             self._set_aside()
         self._conn = self._connect()
+        self.readable = self.writable = True
 
     def _healthy(self) -> bool:
         if not _header_is_valid(self.path):
             return False
         try:
-            probe = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
+            probe = sqlite3.connect(self.path, timeout=self.timeout)
             try:
                 return probe.execute("PRAGMA quick_check").fetchone()[0] == "ok"
             finally:
@@ -184,62 +301,153 @@ class ResponseCache:
         except sqlite3.DatabaseError as exc:
             return not _is_corruption(exc)
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError(f"response cache {self.path} is closed")
-        return self._conn
+    # -- faults ------------------------------------------------------------------------------------
+
+    def _warn(self, what: str, warning: CacheWarning) -> None:
+        """One warning of each ``what`` per cache: a fault is reported, not repeated per batch."""
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(warning, stacklevel=4)
+
+    def _disable(self, why: str) -> None:
+        """Stop using the cache for this run: no reads, no writes."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        self.readable = self.writable = False
+        self._warn("unused", CacheUnavailableWarning(
+            f"response cache {self.path} cannot be used ({why}); this run goes on without it: "
+            "every answer is computed and none is stored (--no-cache silences this)"
+        ))
+
+    def _stop_writing(self, why: str) -> None:
+        """Keep reading what is stored, store nothing more in this run."""
+        self.writable = False
+        self._warn("unwritten", CacheUnavailableWarning(
+            f"response cache {self.path} cannot be written ({why}); answers it holds are still used, "
+            "new ones are computed but not stored, so a rerun computes them again"
+        ))
+
+    def _fault(self, exc: BaseException, writing: bool) -> None:
+        """A read or write failed: a failed write stops the writes, anything that leaves no
+        connection (a failed read, a failed recovery) stops the cache."""
+        if writing and self._conn is not None:
+            self._stop_writing(_why(exc))
+        else:
+            self._disable(_why(exc))
+
+    def _try(self, action: Callable[[], None]) -> None:
+        """Run a recovery step; if it fails too, the cache is not used."""
+        try:
+            action()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._disable(_why(exc))
 
     def _run(self, work):
-        """Run ``work(conn)`` under the lock; on corruption, recover once and run it again."""
+        """Run ``work(conn)`` under the lock; on corruption, recover once and run it again.
+        Other SQLite and OS errors reach the caller, which decides what is left of the cache."""
         with self._lock:
+            if self._conn is None:
+                raise sqlite3.OperationalError("the cache is closed")
             try:
-                return work(self._connection())
+                return work(self._conn)
             except sqlite3.DatabaseError as exc:
                 if not _is_corruption(exc):
                     raise
                 self._recover()
-                return work(self._connection())
+                return work(self._conn)
 
     # -- public API ------------------------------------------------------------------------------
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The cached values of those ``keys`` that are present."""
-        wanted = list(dict.fromkeys(keys))
+    def get_many(self, keys: Iterable[str], accept: Callable[[str, Any], Any] | None = None) -> dict[str, Any]:
+        """The cached values of those ``keys`` that are present and usable.
 
-        def work(conn: sqlite3.Connection) -> dict[str, Any]:
-            found: dict[str, Any] = {}
+        ``accept(key, value)`` returns the value to use, or raises ValueError (or TypeError) when
+        the row does not hold what its kind stores; such rows, like rows that are not JSON, are
+        left out (a miss), counted in ``rejected_rows`` and reported once. A read that fails
+        turns the cache off for the run (one warning) and answers nothing."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted or not self.readable:
+            return {}
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
+            rows: list[tuple[str, Any]] = []
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start:start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for key, value in conn.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk):
-                    found[key] = json.loads(value)
-            return found
+                # as bytes: a value that is not UTF-8 is a bad row, not an error of the whole query
+                rows += conn.execute(f"SELECT key, CAST(value AS BLOB) FROM responses WHERE key IN ({marks})", chunk)
+            return rows
 
-        return self._run(work) if wanted else {}
+        try:
+            rows = self._run(work)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._fault(exc, writing=False)
+            return {}
+        found: dict[str, Any] = {}
+        rejected: list[str] = []
+        for key, raw in rows:
+            try:
+                value = json.loads(raw)
+                found[key] = accept(key, value) if accept is not None else value
+            except (ValueError, TypeError, RecursionError, OverflowError) as exc:
+                rejected.append(f"{key[:12]}: {' '.join(str(exc).split())[:120]}")
+        if rejected:
+            self.rejected_rows += len(rejected)
+            self._warn("rows", CacheRowWarning(
+                f"response cache {self.path}: {len(rejected)} entr{'y' if len(rejected) == 1 else 'ies'} unusable "
+                f"(first: {rejected[0]}); treated as misses, recomputed and overwritten "
+                "(later ones are counted, not reported)"
+            ))
+        return found
 
     def put_many(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
-        """Store values (JSON-serialisable) in one transaction."""
+        """Store values (JSON-serialisable) in one transaction; where the cache cannot be
+        written, store nothing (one warning for the run)."""
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in pairs]
         if not rows:
+            return
+        if not self.writable:
+            if self._read_only_why is not None:
+                self._stop_writing(self._read_only_why)
             return
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock on upgrade
             try:
                 conn.executemany("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", rows)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does); the first error is the news
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
-        self._run(work)
+        try:
+            self._run(work)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._fault(exc, writing=True)
 
     def clear(self) -> None:
-        """Delete every entry."""
-        self._run(lambda conn: conn.execute("DELETE FROM responses"))
+        """Delete every entry. The user asked for it: a cache that cannot be cleared is an error
+        (the run must not quietly reuse what was meant to go)."""
+        if not self.writable:
+            with contextlib.suppress(OSError):
+                if self._conn is None and not self.path.exists():
+                    return  # nothing stored
+            raise UserInputError(f"--clear-cache: the response cache {self.path} cannot be written; "
+                                 "clear it by hand or use --no-cache")
+        try:
+            self._run(lambda conn: conn.execute("DELETE FROM responses"))
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise UserInputError(f"--clear-cache: cannot clear the response cache {self.path}: {_why(exc)}") from None
 
     def __len__(self) -> int:
+        if not self.readable:
+            return 0
         return int(self._run(lambda conn: conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]))
 
     def close(self) -> None:
@@ -247,6 +455,7 @@ class ResponseCache:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self.readable = self.writable = False
 
     def __enter__(self) -> ResponseCache:
         return self
@@ -256,6 +465,37 @@ class ResponseCache:
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
+
+
+def _score_row(row: Any, length: int) -> list[float] | None:
+    """``row`` as floats when it is a list of ``length`` real numbers (not booleans), else None:
+    the one shape of option and reply scores, from a backend or from the cache."""
+    if not isinstance(row, (list, tuple)) or len(row) != length:
+        return None
+    if not all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in row):
+        return None
+    try:
+        return [float(s) for s in row]
+    except OverflowError:  # an integer beyond float range
+        return None
+
+
+def _accept(kind: str, lengths: Mapping[str, int]) -> Callable[[str, Any], Any]:
+    """What the cached value under a key of ``kind`` must be: a reply string, or as many scores
+    as ``lengths[key]`` (options or replies)."""
+
+    def accept(key: str, value: Any) -> Any:
+        if kind == "chat":
+            if isinstance(value, str):
+                return value
+            raise ValueError(f"a chat entry holds {type(value).__name__}, not a reply string")
+        row = _score_row(value, lengths[key])
+        if row is None:
+            size = f" of {len(value)}" if isinstance(value, list) else ""
+            raise ValueError(f"a {kind} entry holds {type(value).__name__}{size}, not a list of {lengths[key]} numbers")
+        return row
+
+    return accept
 
 
 class CachedModel:
@@ -308,7 +548,8 @@ class CachedModel:
         version = getattr(self.inner, "scoring_version", None)
         params: Any = options if version is None else {"options": options, "scoring_version": version}
         return self._cached("score", conversations, [params] * len(conversations),
-                            lambda todo: self._send_scores([conversations[i] for i in todo], options))
+                            lambda todo: self._send_scores([conversations[i] for i in todo], options),
+                            [len(options)] * len(conversations))
 
     def score_replies(
         self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
@@ -341,17 +582,25 @@ class CachedModel:
         return self._cached(
             "score_replies", conversations, params,
             lambda todo: self._send_reply_scores([conversations[i] for i in todo], [rows[i] for i in todo], complete),
+            [len(row) for row in rows],
         )
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _cached(self, kind: str, conversations: list[Conversation], params: list[Any], send) -> list:
+    def _cached(self, kind: str, conversations: list[Conversation], params: list[Any], send,
+                lengths: list[int] | None = None) -> list:
         """Answers for ``conversations`` (``params[i]`` goes with ``conversations[i]``) from the
-        cache; ``send(indices)`` computes the misses, each distinct key once."""
+        cache; ``send(indices)`` computes the misses, each distinct key once. ``lengths[i]`` is
+        the number of scores conversation i's entry must hold (score kinds); an entry that does
+        not hold what its kind stores is a miss, overwritten with the fresh answer."""
         assert self.cache is not None
         identity = self.identity()
         keys = [cache_key(identity, kind, conv, p) for conv, p in zip(conversations, params)]
-        found = self.cache.get_many(keys)
+        rejected_before = self.cache.rejected_rows
+        found = self.cache.get_many(keys, _accept(kind, dict(zip(keys, lengths or []))))
+        if self.cache.rejected_rows > rejected_before:
+            extra = self.stats.extra
+            extra["cache_rows_rejected"] = extra.get("cache_rows_rejected", 0) + self.cache.rejected_rows - rejected_before
         todo: dict[str, int] = {}
         for index, key in enumerate(keys):
             if key in found:
@@ -390,13 +639,13 @@ class CachedModel:
             raise BackendError(f"backend returned {len(rows)} score rows for {len(conversations)} conversations")
         out: list[list[float]] = []
         for index, row in enumerate(rows):
-            row = list(row)
-            if len(row) != len(options) or not all(isinstance(s, numbers.Real) for s in row):
+            floats = _score_row(list(row), len(options))
+            if floats is None:
                 raise BackendError(
                     f"backend returned malformed option scores for conversation {index}: expected "
-                    f"{len(options)} numbers, got {row!r}"
+                    f"{len(options)} numbers, got {list(row)!r}"
                 )
-            out.append([float(s) for s in row])
+            out.append(floats)
         return out
 
     def _send_reply_scores(self, conversations: list[Conversation], rows: list[list[str]],
@@ -410,13 +659,13 @@ class CachedModel:
             raise BackendError(f"backend returned {len(scores)} score rows for {len(conversations)} conversations")
         out: list[list[float]] = []
         for index, (row, replies) in enumerate(zip(scores, rows)):
-            row = list(row)
-            if len(row) != len(replies) or not all(isinstance(s, numbers.Real) for s in row):
+            floats = _score_row(list(row), len(replies))
+            if floats is None:
                 raise BackendError(
                     f"backend returned malformed reply scores for conversation {index}: expected "
-                    f"{len(replies)} numbers, got {row!r}"
+                    f"{len(replies)} numbers, got {list(row)!r}"
                 )
-            out.append([float(s) for s in row])
+            out.append(floats)
         return out
 
     def __repr__(self) -> str:
