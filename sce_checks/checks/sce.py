@@ -495,7 +495,7 @@ class SCECheck(Check):
     )
 
     table_headers = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist",
-                     "RCF_A", "ICF_A", "TM_A", "exact", "thresholds", ""]
+                     "RCF_A", "ICF_A", "TM_A", "exact", "thresholds", "verdict"]
     plots = ("validity_minimality",)
 
     def units(self, variants: Sequence[str]) -> list[str]:

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 
 from sce_checks.results import CheckResult
 
-CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", ""]
+CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", "verdict"]
+GATE_HEADERS = ("thresholds", "verdict")  # left out of a table where no row has a gate
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -82,7 +83,8 @@ def check_row(r: CheckResult) -> list[str]:
 
 def result_tables(results: Sequence[CheckResult]) -> list[tuple[list[str], list[list[str]]]]:
     """(headers, rows) per kind of table: a check with a table of its own (the SCE check's
-    validity and minimality columns) gets it, the others share `CHECK_HEADERS`. Failures first."""
+    validity and minimality columns) gets it, the others share `CHECK_HEADERS`. Failures first.
+    The gate columns are left out of a table none of whose rows has a threshold."""
     from sce_checks.checks import get_check
 
     tables: dict[tuple[str, ...], list[list[str]]] = {}
@@ -90,12 +92,20 @@ def result_tables(results: Sequence[CheckResult]) -> list[tuple[list[str], list[
         check = get_check(r.check)
         headers = tuple(check.table_headers or CHECK_HEADERS)
         tables.setdefault(headers, []).append(check.table_row(r) if check.table_headers else check_row(r))
-    return [(list(h), rows) for h, rows in tables.items()]
+    return [_without_empty_gates(list(h), rows) for h, rows in tables.items()]
+
+
+def _without_empty_gates(headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    empty = [i for i, h in enumerate(headers) if h in GATE_HEADERS and all(row[i] == "-" for row in rows)]
+    keep = [i for i in range(len(headers)) if i not in empty]
+    return [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 
 def check_rows(results: Sequence[CheckResult]) -> list[list[str]]:
     """The generic rows of the results whose check has no table of its own."""
-    return [rows for headers, table in result_tables(results) if headers == CHECK_HEADERS for rows in table]
+    from sce_checks.checks import get_check
+
+    return [check_row(r) for r in ordered(results) if not get_check(r.check).table_headers]
 
 
 def unparsed_line(result: CheckResult) -> str:
