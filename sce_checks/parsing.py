@@ -174,7 +174,7 @@ def _scan(candidate: str) -> str | None:
     which Python literals nest) deeper than `MAX_DEPTH` -> ``too_deep``; an integer of more than
     `MAX_DIGITS` characters outside quotes (decimal, hex or with underscores; a fraction's digits
     after the point are not counted) -> ``number_too_long``; else None."""
-    depth = deepest = run = 0
+    depth = run = 0
     quote, escape, prev, in_token, counting = "", False, "", False, False
     for ch in candidate:
         if quote:
@@ -198,11 +198,12 @@ def _scan(candidate: str) -> str | None:
                 quote = ch
             elif ch in "{[(":
                 depth += 1
-                deepest = max(deepest, depth)
+                if depth > MAX_DEPTH:
+                    return "too_deep"
             elif ch in "}])":
                 depth -= 1
         prev = ch
-    return "too_deep" if deepest > MAX_DEPTH else None
+    return None
 
 
 def _out_of_bounds(value: Any, depth: int = 0) -> str | None:
