@@ -440,3 +440,61 @@ def test_nesting_past_the_bound_is_too_deep(task_point, depth, kind, inside, sty
             record = {"r": record}
     for p in read_both(lambda r, s: parse_grid_sce(r, task, s), emit(record, style), [f.name for f in task.features]):
         assert p.code == "too_deep"
+
+
+# -- end to end: a hostile model does not end an audit ------------------------------------------------
+
+HOSTILE_MODELS = '''
+from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+
+HOSTILE = [
+    '{"answer": ' + "9" * 5000 + '}',
+    '{"x": ' + "[" * 5000 + "]" * 5000 + ', "level": "c"}',
+    "{'x': 0x" + "f" * 20000 + ", 'level': 'c'}",
+    '{"x": 5, "level": "c", "note": ' + "1_" * 3000 + '1}',
+    "\\x1b[2J\\x1b[32mPASS\\x1b[0m <script>alert(1)</script>",
+    '{"answer": "Yes"}' + "{}" * 100,
+    "{" * 100000,
+]
+
+
+class Hostile(RuleModel):
+    """Every third reply is the rule model's; the others are hostile."""
+
+    n = 0
+
+    def chat(self, conversations, decoding):
+        out = []
+        for reply in super().chat(conversations, decoding):
+            self.n += 1
+            out.append(reply if self.n % 3 == 0 else HOSTILE[self.n % len(HOSTILE)])
+        return out
+
+
+hostile = Hostile(TOY, toy_rule, "boundary")
+'''
+
+
+def test_a_hostile_model_is_audited_to_the_end(workdir, capsys):
+    """Replies with 5,000-digit integers, 5,000 levels of nesting, hex and underscore literals,
+    ANSI and HTML payloads, a hundred objects, 100,000 open braces: the audit runs to its end and
+    writes every report; each unparsed reply is counted under a known code."""
+    from sce_checks.cli import main
+
+    (workdir / "hostile_models.py").write_text(HOSTILE_MODELS)
+    status = main(["--dataset", "toy.toml", "--limit", "8", "--seed", "1", "--prediction", "generate",
+                   "--model", "python:hostile_models:hostile", "--json", "r.json", "--markdown", "r.md",
+                   "--html", "r.html"])
+    out = capsys.readouterr().out
+    assert status == 0, out[-3000:]
+    assert "\x1b" not in out and "Traceback" not in out
+    report = json.loads((workdir / "r.json").read_text(encoding="utf-8"))
+    reasons = Counter()
+    for r in report["results"]:
+        reasons.update(r["info"]["unparsed_reasons"])
+    known = {f"{stage}: {text}" for stage in ("prediction", "sce") for text in REASONS.values()}
+    assert reasons and set(reasons) <= known, reasons
+    codes = {key.split(": ", 1)[1] for key in reasons}
+    assert {REASONS["number_too_long"], REASONS["too_deep"], REASONS["too_many_objects"]} <= codes, reasons
+    assert "<script>" not in (workdir / "r.md").read_text(encoding="utf-8")
+    assert "<script>" not in (workdir / "r.html").read_text(encoding="utf-8")

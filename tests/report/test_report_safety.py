@@ -199,6 +199,18 @@ def test_plain_and_markdown_text():
     assert markdown_text("validity>=0.8 & done") == "validity&gt;=0.8 &amp; done"
 
 
+def test_an_assertion_message_shows_a_reply_inert():
+    """pytest prints the message of a failed example assertion, raw reply included: inert too."""
+    from sce_checks.assertions import SCEAssertionError, assert_example_valid
+    from sce_checks.results import ExampleRecord
+
+    record = ExampleRecord("e1", {"x": 2}, "No", "Yes", None, None, None, None, None,
+                           sce_reply="\x1b[2J\x1b[32mPASS\x1b[0m\rall \u202egood", unparsed="sce: no JSON object in reply")
+    with pytest.raises(SCEAssertionError) as failed:
+        assert_example_valid(record)
+    assert not controls(str(failed.value)) and "reply: PASS all good" in str(failed.value)
+
+
 def test_the_unparsed_summary_counts_by_code_and_shows_no_reply():
     """Replies with extra keys and replies with values of the wrong type, each with its own junk:
     two buckets, by code (the old summary filed extra keys under wrong type by matching texts), and
