@@ -23,9 +23,16 @@ so "no" matched "not"; we never do.) Every `Parsed` says which leniency rules it
 so results can count what the lenient reading changed.
 
 Replies are data: nothing here executes model output (``ast.literal_eval`` only reads literals),
-and reading is bounded: a reply over `MAX_REPLY_CHARS`, an object nested deeper than
-`MAX_DEPTH`, or a number of more than `MAX_DIGITS` digits is unparsed with its reason, never an
-exception.
+and reading is bounded: a reply over `MAX_REPLY_CHARS`, more than `MAX_OBJECTS` candidate
+objects, an object nested deeper than `MAX_DEPTH`, or an integer of more than `MAX_DIGITS` digits
+is unparsed with its reason code, never an exception. The bounds are checked on the text before
+any JSON or literal reader sees it (so neither can hit Python's integer-string or recursion
+limits), and again on the value read.
+
+An unparsed `Parsed` keeps three things apart: its ``code`` (one of `REASONS`, what summaries
+count), its readable ``reason`` (the code's text, the feature it concerns and details taken from
+the task, never from the reply), and ``raw``, the offending part of the reply, shortened. So each
+kind of failure is one bucket however the junk in the reply varies.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Sequence, TypeVar
 
 from sce_checks.tasks.grid import GridTask, Point
@@ -44,8 +51,10 @@ PARSINGS = ("lenient", "strict")
 LENIENCY_RULES = ("numeric_string", "normalised_label", "normalised_key", "first_object")
 
 MAX_REPLY_CHARS = 200_000  # longer replies are not searched for JSON
+MAX_OBJECTS = 50  # candidate ``{...}`` spans read in one reply (each costs a JSON read)
 MAX_DEPTH = 32  # nesting of brackets inside one candidate object
-MAX_DIGITS = 30  # digits of one number: far beyond any grid value, far below Python's int limit
+MAX_DIGITS = 30  # digits of one integer: far beyond any grid value, far below Python's int limit
+_INT_BOUND = 10**MAX_DIGITS
 MIN_SCE_WORDS = 1  # a text SCE needs at least this many words to count as generated
 
 # Reason codes: the summary counts by code; the text beside it says what exactly was wrong.
@@ -54,6 +63,7 @@ REASONS = {
     "too_long": "reply too long to read",
     "no_json_object": "no JSON object in reply",
     "several_objects": "several JSON objects",
+    "too_many_objects": "too many JSON objects to read",
     "too_deep": "JSON nested too deeply",
     "number_too_long": "number with too many digits",
     "no_answer_key": "no 'answer' key",
@@ -80,26 +90,46 @@ _WORD = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class Parsed(Generic[T]):
-    """A parsed value, or None with a reason code and a one-line reason. ``lenient`` names the
-    leniency rules the reading needed (empty under the strict reading, or for a clean reply)."""
+    """A parsed value, or None with a reason ``code`` (a key of `REASONS`). ``lenient`` names the
+    leniency rules the reading needed (empty under the strict reading, or for a clean reply).
+    When unparsed, ``where`` names the task's feature concerned, ``detail`` adds what the task
+    says (the missing keys, the labels a reply matched, a count), and ``raw`` holds the offending
+    part of the reply, shortened: data, never part of the `reason` text."""
 
     value: T | None
-    reason: str | None = None
     code: str | None = None
     lenient: tuple[str, ...] = ()
+    where: str = ""
+    detail: str = ""
+    raw: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.reason is None
+        return self.code is None
+
+    @property
+    def reason(self) -> str | None:
+        """One readable line: ``age: wrong type: expected an integer``; None when parsed."""
+        if self.code is None:
+            return None
+        text = REASONS[self.code] + (f": {self.detail}" if self.detail else "")
+        return f"{self.where}: {text}" if self.where else text
 
 
-def _fail(code: str, detail: str = "") -> Parsed[Any]:
-    text = REASONS[code] + (f": {detail}" if detail else "")
-    return Parsed(None, text, code)
+def _fail(code: str, detail: str = "", raw: Any = None) -> Parsed[Any]:
+    return Parsed(None, code, detail=detail, raw=None if raw is None else shorten(raw))
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+def shorten(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value read from a reply or a backend, cut to ``limit`` characters (a str as
+    it is); a value too large to write out (an integer past Python's digit limit) is named only."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except ValueError:
+            text = f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -139,9 +169,13 @@ def _balanced_objects(text: str) -> list[str]:
     return spans
 
 
-def _too_deep(candidate: str) -> bool:
-    depth = deepest = 0
-    quote, escape = "", False
+def _scan(candidate: str) -> str | None:
+    """The bound a candidate's text breaks, before any reader sees it: brackets (parentheses too,
+    which Python literals nest) deeper than `MAX_DEPTH` -> ``too_deep``; an integer of more than
+    `MAX_DIGITS` characters outside quotes (decimal, hex or with underscores; a fraction's digits
+    after the point are not counted) -> ``number_too_long``; else None."""
+    depth = run = 0
+    quote, escape, prev, in_token, counting = "", False, "", False, False
     for ch in candidate:
         if quote:
             if escape:
@@ -150,34 +184,58 @@ def _too_deep(candidate: str) -> bool:
                 escape = True
             elif ch == quote:
                 quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "}]":
-            depth -= 1
-    return deepest > MAX_DEPTH
+            prev = ch
+            continue
+        if ch.isalnum() or ch == "_":
+            if not in_token:  # a token (number, keyword) starts: count it if it is an integer part
+                in_token, counting, run = True, ch in "0123456789" and prev != ".", 0
+            run += counting
+            if run > MAX_DIGITS:
+                return "number_too_long"
+        else:
+            in_token = False
+            if ch in "\"'":
+                quote = ch
+            elif ch in "{[(":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return "too_deep"
+            elif ch in "}])":
+                depth -= 1
+        prev = ch
+    return None
 
 
-def _has_long_number(candidate: str) -> bool:
-    return re.search(r"\d{%d}" % (MAX_DIGITS + 1), candidate) is not None
+def _out_of_bounds(value: Any, depth: int = 0) -> str | None:
+    """The bound a value read breaks: nested deeper than `MAX_DEPTH` (Python literals nest
+    tuples without brackets we counted) or an integer of more than `MAX_DIGITS` digits."""
+    if depth > MAX_DEPTH:
+        return "too_deep"
+    if isinstance(value, int):
+        return "number_too_long" if abs(value) >= _INT_BOUND else None
+    if isinstance(value, dict):
+        parts: Any = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        parts = value
+    else:
+        return None
+    return next((p for p in (_out_of_bounds(v, depth + 1) for v in parts) if p), None)
 
 
 def _load(candidate: str) -> tuple[Any, str | None]:
     """(object, None), or (None, reason code) when the candidate is out of bounds or not a literal."""
-    if _too_deep(candidate):
-        return None, "too_deep"
+    problem = _scan(candidate)
+    if problem:
+        return None, problem
     try:
-        return json.loads(candidate), None
-    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; so is int() past its limit
-        pass
-    if _has_long_number(candidate):
-        return None, "number_too_long"
-    try:  # single-quoted dicts: a literal, never evaluated as code
-        return ast.literal_eval(candidate), None
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None, "no_json_object"
+        value = json.loads(candidate)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        try:  # single-quoted dicts: a literal, never evaluated as code
+            value = ast.literal_eval(candidate)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None, "no_json_object"
+    problem = _out_of_bounds(value)
+    return (None, problem) if problem else (value, None)
 
 
 def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
@@ -188,37 +246,25 @@ def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
     if len(reply) > MAX_REPLY_CHARS:
         return _fail("too_long", f"{len(reply)} characters")
     fenced = _FENCE.findall(reply)
+    spans = [span for source in (fenced if fenced else [reply]) for span in _balanced_objects(source)]
+    if len(spans) > MAX_OBJECTS:
+        return _fail("too_many_objects", f"{len(spans)} candidates")
     found: list[dict] = []
     problem = None
-    for source in fenced if fenced else [reply]:
-        for span in _balanced_objects(source):
-            obj, why = _load(span)
-            if isinstance(obj, dict):
-                if obj not in found:
-                    found.append(obj)
-            elif why in ("too_deep", "number_too_long"):
-                problem = problem or why
+    for span in spans:
+        obj, why = _load(span)
+        if isinstance(obj, dict):
+            if obj not in found:
+                found.append(obj)
+        elif why != "no_json_object":
+            problem = problem or why
     if not found:
         return _fail(problem or "no_json_object")
-    for obj in found:
-        if _nested_too_deep(obj):
-            return _fail("too_deep")
     if len(found) > 1:
         if strict:
             return _fail("several_objects", f"{len(found)} objects")
         return Parsed(found[0], lenient=("first_object",))
     return Parsed(found[0])
-
-
-def _nested_too_deep(value: Any, depth: int = 0) -> bool:
-    """Python literals can nest without brackets we counted (tuples); bound them too."""
-    if depth > MAX_DEPTH:
-        return True
-    if isinstance(value, dict):
-        return any(_nested_too_deep(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_nested_too_deep(v, depth + 1) for v in value)
-    return False
 
 
 # -- keys and labels --------------------------------------------------------------------------------
@@ -241,18 +287,18 @@ def _match_keys(obj: dict, names: Sequence[str], strict: bool) -> tuple[dict[str
         elif not strict and isinstance(key, str) and len(by_norm.get(normalise(key), [])) == 1:
             target, used = by_norm[normalise(key)][0], True
         elif not strict and isinstance(key, str) and len(by_norm.get(normalise(key), [])) > 1:
-            return None, _fail("ambiguous_key", _short(key)), used
+            return None, _fail("ambiguous_key", raw=key), used
         else:
             extra.append(str(key))
             continue
         if target in out:
-            return None, _fail("ambiguous_key", f"two keys for {target!r}"), used
+            return None, _fail("ambiguous_key", f"two keys for {target!r}", raw=key), used
         out[target] = value
     missing = [n for n in names if n not in out]
     if missing:
         return None, _fail("missing_keys", ", ".join(missing)), used
     if extra:
-        return None, _fail("extra_keys", ", ".join(_short(e, 30) for e in extra[:5])), used
+        return None, _fail("extra_keys", raw=", ".join(shorten(e, 30) for e in extra[:5])), used
     return out, None, used
 
 
@@ -260,7 +306,7 @@ def match_label(raw: Any, allowed: Sequence[str], strict: bool, not_found: str) 
     """One of ``allowed``: exact after trimming whitespace; else (lenient) the one label equal
     once normalised (`normalise`)."""
     if not isinstance(raw, str):
-        return _fail("wrong_type", f"expected a string, got {_short(raw)}")
+        return _fail("wrong_type", "expected a string", raw)
     text = raw.strip()
     if text in allowed:
         return Parsed(text)
@@ -269,36 +315,45 @@ def match_label(raw: Any, allowed: Sequence[str], strict: bool, not_found: str) 
         if len(hits) == 1:
             return Parsed(hits[0], lenient=("normalised_label",))
         if len(hits) > 1:
-            return _fail("ambiguous_label", f"{_short(text)} matches {', '.join(map(repr, hits[:4]))}")
-    return _fail(not_found, _short(text))
+            return _fail("ambiguous_label", f"matches {', '.join(map(repr, hits[:4]))}", text)
+    return _fail(not_found, raw=text)
 
 
 def _integer(raw: Any, strict: bool) -> tuple[int | None, Parsed[Any] | None, bool]:
     """An integer value: a JSON integer or integral float; (lenient) a string holding only a
-    number (``"45"``, ``" 1,500 "``, ``"45.0"``). Fractions stay fractions (between grid points)."""
+    number (``"45"``, ``" 1,500 "``, ``"45.0"``). Fractions stay fractions (between grid points);
+    an integer of more than `MAX_DIGITS` digits, however written, is ``number_too_long``."""
+    wrong = None, _fail("wrong_type", "expected an integer", raw), False
     if isinstance(raw, bool):
-        return None, _fail("wrong_type", f"expected an integer, got {_short(raw)}"), False
+        return wrong
     if isinstance(raw, int):
-        return raw, None, False
-    if isinstance(raw, float):
+        number, lenient = raw, False
+    elif isinstance(raw, float):
         if raw != raw or raw in (float("inf"), float("-inf")):
-            return None, _fail("wrong_type", f"expected an integer, got {_short(raw)}"), False
-        if raw.is_integer():
-            return int(raw), None, False
-        return None, _fail("between_grid_points", _short(raw)), False
-    if isinstance(raw, str) and not strict:
+            return wrong
+        if not raw.is_integer():
+            return None, _fail("between_grid_points", raw=raw), False
+        number, lenient = int(raw), False
+    elif isinstance(raw, str) and not strict and len(raw.strip()) <= MAX_DIGITS + 10:
         text = raw.strip()
-        if len(text) <= MAX_DIGITS + 10 and _NUMERIC.fullmatch(text):
-            return int(text.replace(",", "").split(".")[0]), None, True
-        try:
-            number = float(text) if len(text) <= MAX_DIGITS + 10 else None
-        except ValueError:
-            number = None
-        if number is not None and number == number and abs(number) != float("inf"):
-            if number.is_integer():  # "1e3", "45.00"
-                return int(number), None, True
-            return None, _fail("between_grid_points", _short(raw)), True
-    return None, _fail("wrong_type", f"expected an integer, got {_short(raw)}"), False
+        if _NUMERIC.fullmatch(text):
+            number = int(text.replace(",", "").split(".")[0])
+        else:
+            try:
+                as_float = float(text)
+            except ValueError:
+                return wrong
+            if as_float != as_float or abs(as_float) == float("inf"):
+                return wrong
+            if not as_float.is_integer():
+                return None, _fail("between_grid_points", raw=raw), True
+            number = int(as_float)  # "1e3", "45.00"
+        lenient = True
+    else:
+        return wrong
+    if abs(number) >= _INT_BOUND:
+        return None, _fail("number_too_long", raw=raw), lenient
+    return number, None, lenient
 
 
 # -- the three readings ------------------------------------------------------------------------------
@@ -356,18 +411,18 @@ def parse_grid_sce(reply: Any, task: GridTask, strict: bool = False) -> Parsed[P
         if feature.type == "integer":
             number, bad, numeric_string = _integer(raw, strict)
             if bad is not None:
-                return Parsed(None, f"{feature.name}: {bad.reason}", bad.code)
+                return replace(bad, where=feature.name)
             if numeric_string:
                 rules.append("numeric_string")
             if number not in feature.values:
                 lo, hi = feature.values[0], feature.values[-1]
                 code = "between_grid_points" if lo < number < hi else "off_grid"
-                return Parsed(None, f"{feature.name}: {REASONS[code]}: {_short(number)}", code)
+                return replace(_fail(code, raw=number), where=feature.name)
             point.append(number)
         else:
             label = match_label(raw, feature.values, strict, "not_allowed")
             if not label.ok:
-                return Parsed(None, f"{feature.name}: {label.reason}", label.code)
+                return replace(label, where=feature.name)
             rules.extend(label.lenient)
             point.append(label.value)
     return Parsed(tuple(point), lenient=tuple(dict.fromkeys(rules)))
@@ -384,7 +439,7 @@ def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WO
     if not found:
         return _fail("no_revised_text")
     if not isinstance(text, str):
-        return _fail("wrong_type", f"revised_text is not a string: {_short(text)}")
+        return _fail("wrong_type", "revised_text is not a string", text)
     text = text.strip()
     words = len(_WORD.findall(text))
     if words < min_words:
@@ -395,3 +450,10 @@ def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WO
 def reason_summary(code: str | None) -> str:
     """The readable text of a reason code, for summaries."""
     return REASONS.get(code or "", code or "unknown")
+
+
+def reason_key(stage: str, code: str | None) -> str:
+    """The bucket an unparsed reply is counted in (``info["unparsed_reasons"]``): the stage that
+    read it and its code's text, ``"sce: wrong type"``. Built from the code alone, never from a
+    reason's text or the reply, so two codes never share a bucket and junk never makes new ones."""
+    return f"{stage}: {reason_summary(code)}"

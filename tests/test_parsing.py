@@ -12,19 +12,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from sce_checks.checks.sce import SCESettings, run_grid_sce
 from sce_checks.parsing import (
     LENIENCY_RULES,
     MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_OBJECTS,
+    MAX_REPLY_CHARS,
     REASONS,
     normalise,
     parse_answer,
     parse_grid_sce,
     parse_json_object,
     parse_text_sce,
+    reason_key,
 )
 from sce_checks.tasks.builtin_grids import BUILTIN_GRIDS
 from sce_checks.tasks.grid import Feature, GridTask, integer_feature
@@ -72,6 +74,17 @@ GRID_TABLE = [
     ("", None, "empty_reply", "empty_reply"),
     ('{"age": ' + "9" * 5000 + ', "education": "Doctorate degree"}', None, "number_too_long", "number_too_long"),
     ('{"a": ' * (MAX_DEPTH + 5) + "1" + "}" * (MAX_DEPTH + 5), None, "too_deep", "too_deep"),
+    # bounds, however the number or the nesting is written
+    ('{"age": ' + "9" * (MAX_DIGITS + 5) + ', "education": "Doctorate degree"}', None, "number_too_long", "number_too_long"),
+    ("{'age': 0x" + "f" * 20_000 + ", 'education': 'Doctorate degree'}", None, "number_too_long", "number_too_long"),
+    ("{'age': " + "1_" * 20 + "1, 'education': 'Doctorate degree'}", None, "number_too_long", "number_too_long"),
+    ('{"age": "' + "9" * (MAX_DIGITS + 5) + '", "education": "Doctorate degree"}', None, "number_too_long", "wrong_type"),
+    ('{"age": "1e300", "education": "Doctorate degree"}', None, "number_too_long", "wrong_type"),
+    ('{"age": 45.' + "0" * 5000 + ', "education": "Doctorate degree"}', (45, "Doctorate degree"), (), None),  # a fraction's digits
+    ("{'age': " + "(" * (MAX_DEPTH + 1) + "45" + ")" * (MAX_DEPTH + 1) + ", 'education': 'Doctorate degree'}",
+     None, "too_deep", "too_deep"),
+    ("{} " * MAX_OBJECTS + '{"age": 45, "education": "Doctorate degree"}', None, "too_many_objects", "too_many_objects"),
+    ("x" * (MAX_REPLY_CHARS + 1), None, "too_long", "too_long"),
 ]
 
 
@@ -154,6 +167,8 @@ TEXT_TABLE = [
     ('{"revised_text": ""}', "too_short", None),
     ('{"revised_text": 3}', "wrong_type", None),
     ('{"text": "A dull film."}', "no_revised_text", None),
+    ("{'revised_text': 'call 1234567890123456789012345678901234567890'}",  # digits in a string: text
+     "call 1234567890123456789012345678901234567890", ()),
 ]
 
 
@@ -173,18 +188,28 @@ def test_normalise():
     assert normalise("N/A - no schooling completed") == "n a no schooling completed"
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.text(max_size=300),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-                 max_leaves=20).map(lambda v: json.dumps(v)),
-))
-def test_no_reply_raises(reply):
-    """Whatever the reply, every reader returns a `Parsed`, with a known code when unparsed."""
-    for parsed in (parse_grid_sce(reply, INCOME), parse_grid_sce(reply, HEART, strict=True),
-                   parse_answer(reply, INCOME.options), parse_text_sce(reply), parse_json_object(reply, strict=True)):
-        assert parsed.ok or parsed.code in REASONS
+def test_reasons_keep_the_reply_apart():
+    """The readable reason says what was wrong and where, from the task; the reply's offending
+    part is ``raw``, never in the reason, so one kind of failure is one bucket whatever the junk."""
+    junk = ["45 years", "forty-five <script>", "\x1b[2J 45"]
+    readings = [parse_grid_sce(json.dumps({"age": j, "education": "Doctorate degree"}), INCOME) for j in junk]
+    assert {p.code for p in readings} == {"wrong_type"}
+    assert {p.reason for p in readings} == {"age: wrong type: expected an integer"}
+    assert [p.raw for p in readings] == junk
+    extra = parse_grid_sce('{"age": 45, "education": "Doctorate degree", "why <b>": 1}', INCOME)
+    assert (extra.code, extra.reason, extra.raw) == ("extra_keys", "extra keys", "why <b>")
+    label = parse_answer('{"answer": "maybe so"}', INCOME.options)
+    assert (label.reason, label.raw) == ("answer is not one of the options", "maybe so")
+    missing = parse_grid_sce('{"age": 45}', INCOME)  # the missing names come from the task: in the reason
+    assert missing.reason == "missing keys: education" and missing.raw is None
+
+
+def test_unparsed_buckets_are_made_from_codes():
+    """Every code is its own bucket: the texts of two codes never coincide (the old summary filed
+    "unexpected keys" under "wrong type" by matching texts), and a bucket names no reply."""
+    assert len(set(REASONS.values())) == len(REASONS)
+    assert reason_key("sce", "extra_keys") != reason_key("sce", "wrong_type")
+    assert reason_key("sce", "extra_keys") == "sce: extra keys"
 
 
 # -- end to end: sloppy replies give the figures of clean ones ---------------------------------------

@@ -46,7 +46,7 @@ from sce_checks.metrics.faithfulness import (
 )
 from sce_checks.metrics.stats import mean_or_none, wilson_interval
 from sce_checks.models.base import ChatModel, Decoding, supports_scoring
-from sce_checks.parsing import reason_summary
+from sce_checks.parsing import reason_key
 from sce_checks.perturb import grid_neighbours, sample_insertions
 from sce_checks.progress import step
 from sce_checks.prompts.explanation import EXPLANATION_REQUEST, explanation_conversation
@@ -294,13 +294,13 @@ def _example_interventions(task: Any, ex_id: str, x: Any, pred: Prediction, draw
     the edited prediction, whether it mentions the edit, and the TVD of the option distributions."""
     shown = task.as_dict(x) if task.kind == "grid" else x
     if pred.label is None:
-        reasons[f"prediction: {reason_summary(pred.code)}"] += 1
+        reasons[reason_key("prediction", pred.code)] += 1
         return ExampleInterventions(ex_id, shown, pred, (), "prediction unparsed")
     items = []
     for i, d in enumerate(draws):
         p = predictor.known(d.key)
         if p.label is None:
-            reasons[f"edited prediction: {reason_summary(p.code)}"] += 1
+            reasons[reason_key("edited prediction", p.code)] += 1
             items.append(Intervention(i, d.edit, d.word, d.shown, None, p.reason, p.probs, None, None, None, None, None))
             continue
         explanation = explanation_of[(ex_id, i)]

@@ -42,7 +42,7 @@ from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.metrics.stats import mean_or_none, put_proportion
 from sce_checks.models.base import ChatModel
-from sce_checks.parsing import reason_summary
+from sce_checks.parsing import reason_key
 from sce_checks.progress import step
 from sce_checks.results import CheckResult, ExampleRecord
 
@@ -208,14 +208,14 @@ def _invariance_record(ex_id: str, text: str, pred: Prediction, drawn: list[pert
     rec.extra["perturbations"] = rows
     rec.extra["failed"] = None
     if pred.label is None:
-        reasons[f"prediction: {reason_summary(pred.code)}"] += 1
+        reasons[reason_key("prediction", pred.code)] += 1
         return rec
     for row in rows:
         q = predictor.known(row["text"])
         row["prediction"] = q.label
         if q.label is None:
             row["unparsed"] = q.reason
-            reasons[f"perturbed: {reason_summary(q.code)}"] += 1
+            reasons[reason_key("perturbed", q.code)] += 1
             continue
         row["failed"] = q.label != pred.label
         if pred.probs is not None and q.probs is not None:
@@ -261,7 +261,7 @@ def _shrink(name: str, records: list[ExampleRecord], drawn: dict[str, list[pertu
                 q = predictor.known(single.text)
                 if q.label is None:
                     unparsed += 1
-                    reasons[f"shrinking: {reason_summary(q.code)}"] += 1
+                    reasons[reason_key("shrinking", q.code)] += 1
                 elif shrunk is None and q.label != rec.prediction:
                     shrunk = (single, q.label, i)
         if shrunk is None:  # a single-edit failure was drawn, or the edits only fail together
@@ -371,14 +371,14 @@ def _directional_record(task: Any, ex_id: str, x: Any, pred: Prediction, probes:
     rec.extra["perturbations"] = rows
     rec.extra["failed"] = None
     if pred.label is None:
-        reasons[f"prediction: {reason_summary(pred.code)}"] += 1
+        reasons[reason_key("prediction", pred.code)] += 1
         return rec
     for probe, row in zip(probes, rows):
         q = predictor.known(probe.input)
         row["prediction"] = q.label
         if q.label is None:
             row["unparsed"] = q.reason
-            reasons[f"perturbed: {reason_summary(q.code)}"] += 1
+            reasons[reason_key("perturbed", q.code)] += 1
             continue
         failed, row["shift"] = _dir_outcome(pred, q, probe, settings.dir_tolerance, probability)
         if _can_fail(pred, probe, settings.dir_tolerance, probability):

@@ -24,7 +24,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 from sce_checks import progress
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
-from sce_checks.parsing import PARSINGS, parse_answer
+from sce_checks.parsing import PARSINGS, REASONS, parse_answer, shorten
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.schemas import ELICITATIONS, answer_schema
 from sce_checks.results import ExampleRecord
@@ -41,6 +41,7 @@ class Prediction:
     code: str | None = None  # reason code (sce_checks.parsing.REASONS) when unparsed
     lenient: tuple[str, ...] = ()  # leniency rules the reading of a generated reply needed
     source: str = "score"  # "score", "generate", or "fallback" (generated: the scores could not decide)
+    raw: str | None = None  # the offending part of the reply or scores, shortened (never in ``reason``)
 
 
 class Predictor:
@@ -115,7 +116,8 @@ class Predictor:
 
     def _from_reply(self, reply: str, source: str) -> Prediction:
         parsed = parse_answer(reply, self.options, self.strict)
-        return Prediction(parsed.value, reply, parsed.reason, code=parsed.code, lenient=parsed.lenient, source=source)
+        return Prediction(parsed.value, reply, parsed.reason, code=parsed.code, lenient=parsed.lenient, source=source,
+                          raw=parsed.raw)
 
     def _from_scores(self, scores: Sequence[float]) -> Prediction:
         return prediction_from_scores(self.options, scores)
@@ -144,10 +146,19 @@ def prediction_record(example_id: str, shown: Any, pred: Prediction) -> ExampleR
     rec = ExampleRecord(id=example_id, input=shown, prediction=pred.label, target=None, counterfactual=None,
                         cf_prediction=None, valid=None, distance=None, min_distance=None, prediction_reply=pred.reply)
     if pred.label is None:
-        rec.unparsed = f"prediction: {pred.reason}"
+        mark_unparsed(rec, "prediction", pred)
     if pred.probs is not None:
         rec.extra["prediction_probs"] = pred.probs
     return rec
+
+
+def mark_unparsed(rec: ExampleRecord, stage: str, reading: Any) -> None:
+    """Note on ``rec`` why ``reading`` (a `Parsed` or a `Prediction`) went unparsed: the readable
+    reason (``unparsed``), its code, and apart from both the offending part of the reply."""
+    rec.unparsed = f"{stage}: {reading.reason}"
+    rec.extra["unparsed_code"] = reading.code
+    if reading.raw is not None:
+        rec.extra["unparsed_value"] = reading.raw
 
 
 def validate_settings(settings: Any, positive: Sequence[str]) -> None:
@@ -172,15 +183,22 @@ def validate_settings(settings: Any, positive: Sequence[str]) -> None:
 
 def prediction_from_scores(options: Sequence[str], scores: Sequence[float]) -> Prediction:
     """Arg-max of option log-probabilities, with the renormalised option distribution. Ties go to
-    the first option listed (documented; exact ties are vanishingly rare in fp32)."""
-    if len(scores) != len(options) or not all(isinstance(s, (int, float)) for s in scores):
-        return Prediction(None, "", f"backend returned malformed option scores: {scores!r}"[:200], code="bad_scores")
-    finite = [s for s in scores if not math.isnan(s)]
+    the first option listed (documented; exact ties are vanishingly rare in fp32). Scores are
+    backend data: anything but one real number per option, none of them +inf (a bool, a string,
+    an integer too large for a float), is ``bad_scores``, never an exception."""
+    try:
+        real = len(scores) == len(options) and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores)
+        values = [float(s) for s in scores] if real else None
+    except (TypeError, OverflowError):
+        values = None
+    if values is None or math.inf in values:
+        return Prediction(None, "", REASONS["bad_scores"], code="bad_scores", raw=shorten(scores, 200))
+    finite = [s for s in values if not math.isnan(s)]
     if not finite or max(finite) == -math.inf:
-        return Prediction(None, "", "no option has a finite log-probability", code="no_finite_score")
+        return Prediction(None, "", REASONS["no_finite_score"], code="no_finite_score")
     top = max(finite)
-    weights = [math.exp(s - top) if not math.isnan(s) else 0.0 for s in scores]
+    weights = [math.exp(s - top) if not math.isnan(s) else 0.0 for s in values]
     total = sum(weights)
     probs = {o: w / total for o, w in zip(options, weights)}
-    best = max(range(len(options)), key=lambda i: (scores[i], -i))
+    best = max(range(len(options)), key=lambda i: (values[i], -i))
     return Prediction(options[best], canonical_answer(options[best]), None, probs)

@@ -22,14 +22,14 @@ from typing import Any, Callable, Sequence
 
 from sce_checks.checks import VARIANTS
 from sce_checks.checks.base import Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor
+from sce_checks.checks.predict import Prediction, Predictor, mark_unparsed, prediction_record, task_predictor
 from sce_checks.config import default
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
 from sce_checks.metrics.stats import mean_or_none, put_proportion, wilson_interval
 from sce_checks.metrics.text_distance import normalized_levenshtein
 from sce_checks.models.base import ChatModel, Decoding
-from sce_checks.parsing import Parsed, parse_grid_sce, parse_text_sce, reason_summary
+from sce_checks.parsing import Parsed, parse_grid_sce, parse_text_sce, reason_key
 from sce_checks.progress import step
 from sce_checks.prompts import grid as grid_prompts
 from sce_checks.prompts import text as text_prompts
@@ -184,15 +184,14 @@ def sce_record(ex_id: str, shown: Any, pred: Prediction, variant: str, el: Elici
     reason is in the record and counted in ``reasons``)."""
     rec = prediction_record(ex_id, shown, pred)
     if pred.label is None:
-        reasons["prediction unparsed"] += 1
+        reasons[reason_key("prediction", pred.code)] += 1
         return rec, None
     rec.target = el.targets[ex_id]
     rec.sce_reply = el.replies[(variant, ex_id)]
     sce = el.parsed[(variant, ex_id)]
     if not sce.ok:
-        rec.unparsed = f"sce: {sce.reason}"
-        rec.extra["unparsed_code"] = sce.code
-        reasons[f"sce: {reason_summary(sce.code)}"] += 1
+        mark_unparsed(rec, "sce", sce)
+        reasons[reason_key("sce", sce.code)] += 1
         return rec, None
     if sce.lenient:
         rec.extra["sce_leniency"] = list(sce.lenient)

@@ -49,7 +49,8 @@ from typing import Any, Sequence
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
-from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor, validate_settings
+from sce_checks.checks.predict import (Prediction, Predictor, mark_unparsed, prediction_record, task_predictor,
+                                       validate_settings)
 from sce_checks.config import default
 from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError
@@ -57,6 +58,7 @@ from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.stats import put_proportion
 from sce_checks.metrics.text_distance import normalized_levenshtein
 from sce_checks.models.base import ChatModel
+from sce_checks.parsing import reason_key
 from sce_checks.progress import step
 from sce_checks.prompts import grid as grid_prompts
 from sce_checks.prompts import text as text_prompts
@@ -237,14 +239,14 @@ def _stability_record(task: Any, ex_id: str, x: Any, pred: Prediction, targets: 
     rec = prediction_record(ex_id, task.as_dict(x) if task.kind == "grid" else x, pred)
     rec.target = targets.get(ex_id)
     if pred.label is None:
-        reasons["prediction unparsed"] += 1
+        reasons[reason_key("prediction", pred.code)] += 1
         return rec
     rec.extra["original_prompt_predictions"] = under_prompts(x)
     rec.sce_reply = replies[ex_id]
     sce = parsed[ex_id]
     if not sce.ok:
-        rec.unparsed = f"sce: {sce.reason}"
-        reasons["sce unparsed"] += 1
+        mark_unparsed(rec, "sce", sce)
+        reasons[reason_key("sce", sce.code)] += 1
         return rec
     rec.counterfactual = task.as_dict(sce.value) if task.kind == "grid" else sce.value
     rec.cf_prediction = predictor.known(sce.value).label
@@ -280,7 +282,10 @@ def _perturbed_side(rec: ExampleRecord, kept: Any, tried: tuple[int, list], repl
         side["distance"] = normalized_levenshtein(p.text, psce.value, "char")
     else:
         side["unparsed"] = f"sce: {psce.reason}"
-        reasons["perturbed sce unparsed"] += 1
+        side["unparsed_code"] = psce.code
+        if psce.raw is not None:
+            side["unparsed_value"] = psce.raw
+        reasons[reason_key("perturbed sce", psce.code)] += 1
     rec.extra["perturbed"] = side
     if rec.valid is not None and side["valid"] is not None:
         rec.extra["validity_agrees"] = rec.valid == side["valid"]

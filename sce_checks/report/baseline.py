@@ -213,7 +213,7 @@ def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environmen
 
 
 def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False) -> str:
-    from tabulate import tabulate
+    from sce_checks.report.table import safe_table
 
     # figures undefined before and after (no SCE to measure) say nothing: left out
     shown = [c for c in rows if (c.regressed or not only_regressions) and not (c.before is None and c.after is None)]
@@ -221,4 +221,4 @@ def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False
     table = [[c.key, c.metric, fmt(c.before), fmt(c.after), ("-" if c.delta is None else f"{c.delta:+.4f}"),
               "REGRESSED" if c.regressed else ("ok" if c.delta is not None or c.before == c.after else "undefined")]
              for c in shown]
-    return tabulate(table, headers=["result", "metric", "before", "after", "delta", ""], disable_numparse=True)
+    return safe_table(table, ["result", "metric", "before", "after", "delta", ""], "simple")

@@ -1,14 +1,14 @@
 """A single self-contained HTML file: summary table, the validity-vs-minimality scatter (one
 point per model/dataset/variant, like Mayne et al.'s figure), per-dataset validity bars, and the
 worst examples. Plots are matplotlib SVG inlined in the page: no scripts, no network, viewable
-offline."""
+offline. Every piece of text is made inert (report/safe.py: html_text), model replies included."""
 
 from __future__ import annotations
 
-import html
 import io
 from typing import Any, Sequence
 
+from sce_checks.report.safe import html_text
 from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.results import CheckResult
 
@@ -23,12 +23,12 @@ th{background:#f3f3f3}.fail{color:#b00020;font-weight:600}.pass{color:#1b7f3b;fo
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], cls_col: int | None = None) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
     body = []
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
-            text = html.escape(str(cell))
+            text = html_text(cell)
             if cls_col is not None and i == cls_col and text in ("PASS", "FAIL"):
                 cells.append(f'<td class="{text.lower()}">{text}</td>')
             else:
@@ -60,7 +60,7 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
                 skipped: Sequence[str] = ()) -> str:
     from sce_checks.checks import unit_of
 
-    env = html.escape(
+    env = html_text(
         f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
         f"prediction {environment.get('prediction')} | elicitation {environment.get('elicitation')} | "
         f"parsing {environment.get('parsing')} | "
@@ -81,7 +81,7 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
         parts.append("<p>No results.</p>")
     lines = notes(results, skipped)
     if lines:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in lines) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li>{html_text(n)}</li>" for n in lines) + "</ul>")
     parts.extend(extra_sections)
     plots = _plots(results)
     if plots:
@@ -90,7 +90,7 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
     parts.append("<h2>Worst examples</h2>")
     for r in results:
         for _, headers, rows in example_tables(r, 5):
-            parts.append(f"<h3>{html.escape(f'{r.model} / {r.dataset} / {unit_of(r)}')}</h3>")
+            parts.append(f"<h3>{html_text(f'{r.model} / {r.dataset} / {unit_of(r)}')}</h3>")
             parts.append(_table(headers, rows))
     parts.append("</body></html>")
     return "\n".join(parts)

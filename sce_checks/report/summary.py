@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from sce_checks.report.safe import plain
 from sce_checks.results import CheckResult
 
 CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", "verdict"]
@@ -26,10 +27,13 @@ def pct(x: float | None) -> str:
 
 
 def short(value: Any, width: int = 60) -> str:
+    """``value`` (model text, a record) as one inert line (report/safe.py: `plain`) of at most
+    ``width`` characters: example tables, and the assertion messages pytest prints, show it."""
     if isinstance(value, dict):
         text = ", ".join(f"{k}={v}" for k, v in value.items())
     else:
         text = str(value)
+    text = plain(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
