@@ -27,7 +27,8 @@ fault              the answer
 "notobject"        a JSON 200 body that is a list, not an object
 "hugeint"          a valid completion with an integer of 5,000 digits in ``usage``
 "deepnest"         a valid completion with 50,000 nested lists in it
-"redirect"         HTTP 307 to ``server.redirect_to`` (a URL or a path; e.g. a second server)
+"redirect"         HTTP ``server.redirect_status`` (307) to ``server.redirect_to`` (a URL or a
+                   path; e.g. a second server)
 "nologprobs"       a valid completion without ``logprobs``
 "lp-null"          logprobs whose first entry has ``"logprob": null``
 "lp-notobject"     logprobs whose first entry is a string, not an object
@@ -35,7 +36,7 @@ fault              the answer
 "lp-badtop"        logprobs whose first entry has ``top_logprobs`` that is a string
 =================  ==============================================================================
 
-``server.redirect_models`` (a URL) answers GET /models with a 307 there. With ``logprobs=True`` the
+``server.redirect_models`` (a URL) answers GET /models with that redirect there. With ``logprobs=True`` the
 server returns token log-probabilities: the reply is cut into tokens of up to 4 characters, each
 with logprob log(0.9), and ``top_logprobs`` from ``alternatives(messages, position) -> {token: logprob}``.
 Every request is recorded (path, headers and JSON body) in ``server.requests``; GET requests (the
@@ -149,6 +150,7 @@ class FakeOpenAIServer:
         self.faults: list[str] = []
         self.always: str | None = None
         self.redirect_to: str | None = None
+        self.redirect_status = 307
         self.redirect_models: str | None = None
         self.trickle_bps = 2.0
         self.requests: list[dict] = []
@@ -261,7 +263,7 @@ class FakeOpenAIServer:
                     server.gets += 1
                     server.get_headers.append(dict(self.headers))
                 if server.redirect_models:
-                    self._send(307, b"", {"Location": server.redirect_models})
+                    self._send(server.redirect_status, b"", {"Location": server.redirect_models})
                     return
                 card = {"id": "fake"}
                 if server.flavour:
@@ -305,7 +307,7 @@ class FakeOpenAIServer:
                         reply(401, json.dumps({"error": {"message": said}}).encode())
                         return
                     if fault == "redirect":
-                        reply(307, b"", {"Location": server.redirect_to})
+                        reply(server.redirect_status, b"", {"Location": server.redirect_to})
                         return
                     if fault == "badstatus":
                         self.close_connection = True

@@ -123,7 +123,8 @@ class _ServerDown(BackendError):
 
 
 class _Refused(BackendError):
-    """A non-retryable HTTP answer (4xx other than 408/429), with its status and detail."""
+    """A final answer, not retried: a 4xx other than 408/429, or a redirect to another origin
+    (status 3xx), with its status and the one-line problem."""
 
     def __init__(self, message: str, status: int, detail: str):
         super().__init__(message)

@@ -3,8 +3,9 @@ tests/openai_server.py ends as a clean retry or one line, never a traceback; a t
 cannot outlast the deadline; the key never reaches another host nor any output; a dead server is
 given up on once; malformed logprobs are "no usable scores" (fuzzed with hypothesis).
 
-``SCE_FUZZ_EXAMPLES`` sets the number of generated logprob payloads (4,000 by default, the CI
-size; a nightly run sets more): docs/reliability.md."""
+Fuzz sizes follow ``SCE_FUZZ_PROFILE`` (as tests/test_fuzz_parsers.py does): ``ci`` (the default,
+derandomised: the same 4,000 logprob payloads on every run) or ``nightly`` (20,000 random ones);
+``SCE_FUZZ_EXAMPLES=N`` sets the number outright. Counts: docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -31,7 +32,16 @@ KEY = "sk-test-0123456789abcdef"  # only ever in the environment of the code und
 SENTIMENT = ["Positive", "Negative"]
 REPLIES = [canonical_answer(o) for o in SENTIMENT]
 PROBS = {"Positive": 0.7, "Negative": 0.3}
-FUZZ_EXAMPLES = int(os.environ.get("SCE_FUZZ_EXAMPLES", "4000"))
+FUZZ_PROFILE = os.environ.get("SCE_FUZZ_PROFILE", "ci").strip() or "ci"
+if FUZZ_PROFILE not in ("ci", "nightly"):
+    raise ValueError(f"SCE_FUZZ_PROFILE must be ci or nightly, not {FUZZ_PROFILE!r}")
+FUZZ_EXAMPLES = int(os.environ.get("SCE_FUZZ_EXAMPLES") or (4_000 if FUZZ_PROFILE == "ci" else 20_000))
+
+
+def fuzz(examples: int) -> settings:
+    """hypothesis settings of a fuzz test: ``examples`` examples, derandomised under ``ci``."""
+    return settings(max_examples=examples, deadline=None, database=None, derandomize=FUZZ_PROFILE == "ci",
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def conv(text):
@@ -265,8 +275,7 @@ def logprob_payloads(draw) -> tuple[object, list[float] | None, bool]:
 FUZZED = {"tried": 0, "valid": 0, "crashed": 0, "miscounted": 0}
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@fuzz(FUZZ_EXAMPLES)
 @given(logprob_payloads())
 def test_fuzzed_logprobs_never_crash_the_walk(case):
     payload, expected, valid = case
@@ -317,8 +326,7 @@ JUNK = st.recursive(
 )
 
 
-@settings(max_examples=max(200, FUZZ_EXAMPLES // 8), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@fuzz(max(200, FUZZ_EXAMPLES // 8))
 @given(st.one_of(JUNK.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200),
                  st.integers(min_value=3, max_value=3000).map(lambda n: b"[" * n + b"]" * n),
                  st.integers(min_value=31, max_value=6000).map(lambda n: b'{"choices": ' + b"9" * n + b"}")))
@@ -333,10 +341,13 @@ def test_fuzzed_bodies_are_a_completion_or_a_one_line_reason(body):
 # -- redirects -------------------------------------------------------------------------------------
 
 
-def test_redirect_to_another_host_is_not_followed_and_never_carries_the_key(monkeypatch):
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_to_another_host_is_not_followed_and_never_carries_the_key(monkeypatch, status):
+    # urllib followed a 302 to any host with the Authorization header (a POST as a GET)
     monkeypatch.setenv("SCE_CHECKS_API_KEY", KEY)
     with FakeOpenAIServer(hi) as second, FakeOpenAIServer(hi) as first:
         first.always = "redirect"
+        first.redirect_status = status
         first.redirect_to = f"{second.url}/chat/completions"
         first.redirect_models = f"{second.url}/models"
         model = fast(first, max_retries=3)
@@ -349,7 +360,7 @@ def test_redirect_to_another_host_is_not_followed_and_never_carries_the_key(monk
         assert all(r["headers"]["Authorization"] == f"Bearer {KEY}" for r in first.requests)
     message = str(info.value)
     port = second.url.split(":")[2].split("/")[0]
-    assert f"redirected (HTTP 307) to another origin, 'http://127.0.0.1:{port}', which is not followed" in message
+    assert f"redirected (HTTP {status}) to another origin, 'http://127.0.0.1:{port}', which is not followed" in message
     assert KEY not in message and "\n" not in message
 
 
