@@ -16,6 +16,11 @@
   `Secret.authorize`, so no frame of ours keeps the raw ``Bearer ...`` string in a local.
   `Secret.redact` takes it out of any text a server sends back.
 
+Proxies are taken from the environment as urllib takes them (``http_proxy``, ``https_proxy``,
+``no_proxy``): an https request is tunnelled (CONNECT), so the key travels inside TLS to the
+server only; an http request goes to the proxy in absolute form. Proxy credentials are not
+supported.
+
 Every failure is an `HTTPFailure` with a one-line problem: the caller decides about retries.
 """
 
@@ -25,8 +30,9 @@ import http.client
 import socket
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a chat completion with top-20 logprobs is tens of kilobytes
 MAX_REDIRECTS = 3
@@ -125,8 +131,18 @@ def _once(method: str, url: str, body: bytes | None, key: Secret | None, deadlin
     too_slow = HTTPFailure(f"no complete answer within {timeout_s:g} s", server_down=True)
     if remaining <= 0:
         raise too_slow
-    kind = http.client.HTTPSConnection if parts.scheme.lower() == "https" else http.client.HTTPConnection
-    conn = kind(parts.hostname, parts.port, timeout=remaining)
+    https = parts.scheme.lower() == "https"
+    kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy = _proxy(parts.scheme.lower(), parts.hostname or "")
+    if proxy is None:
+        conn = kind(parts.hostname, parts.port, timeout=remaining)
+    else:
+        conn = kind(proxy.hostname, proxy.port, timeout=remaining)
+        if https:
+            conn.set_tunnel(parts.hostname, parts.port)
+        else:
+            target = url  # absolute form: the proxy reads where to go from the request line
     expired = threading.Event()
     opened: list[socket.socket] = []  # the connection's socket (the response keeps reading from it
     # after http.client lets go of it, for an answer that closes the connection)
@@ -150,7 +166,7 @@ def _once(method: str, url: str, body: bytes | None, key: Secret | None, deadlin
         opened.append(conn.sock)
         if expired.is_set():  # the deadline passed while connecting
             raise too_slow
-        conn.putrequest(method, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        conn.putrequest(method, target)
         conn.putheader("Accept", "application/json")
         conn.putheader("User-Agent", "sce-checks")
         if body is not None:
@@ -173,6 +189,16 @@ def _once(method: str, url: str, body: bytes | None, key: Secret | None, deadlin
     # raised here, outside the except clauses, so it carries no chained traceback whose frames
     # (http.client's, holding the request's header lines) could be printed
     raise too_slow if expired.is_set() else problem
+
+
+def _proxy(scheme: str, host: str) -> SplitResult | None:
+    """The proxy the environment names for ``scheme``, unless ``no_proxy`` exempts ``host``; None
+    for a direct connection."""
+    url = urllib.request.getproxies().get(scheme)
+    if not url or urllib.request.proxy_bypass(host):
+        return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    return parts if parts.hostname else None
 
 
 def _read(response: http.client.HTTPResponse, max_body: int) -> bytes:

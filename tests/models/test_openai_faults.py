@@ -394,6 +394,24 @@ def test_redirect_loop_within_the_origin_stops():
         assert len(server.requests) == 4
 
 
+def test_an_http_proxy_from_the_environment_is_used(monkeypatch):
+    # as urllib did: http_proxy routes the request, in absolute form; no_proxy exempts a host
+    for name in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeOpenAIServer(hi) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url.removesuffix("/v1"))
+        model = OpenAIChatModel("m", "http://api.example.test:8000/v1", timeout_s=2, max_retries=0)
+        assert model.chat([conv("a")], Decoding()) == ["hi"]  # the name is never resolved here
+        closed = OpenAIChatModel("m", "http://127.0.0.1:9/v1", timeout_s=2, max_retries=0)
+        assert closed.chat([conv("b")], Decoding()) == ["hi"]
+        assert [r["path"] for r in proxy.requests] == ["http://api.example.test:8000/v1/chat/completions",
+                                                       "http://127.0.0.1:9/v1/chat/completions"]
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        with pytest.raises(BackendError, match="unreachable"):
+            OpenAIChatModel("m", "http://127.0.0.1:9/v1", timeout_s=2, max_retries=0).chat([conv("c")], Decoding())
+        assert len(proxy.requests) == 2
+
+
 # -- the key never shows -------------------------------------------------------------------------
 
 
