@@ -396,9 +396,9 @@ class OpenAIChatModel:
             return _Failure(self._redact(str(exc)), retry=exc.retry, server_down=exc.server_down)
         if 200 <= answer.status < 300:
             return self._parse(answer.body, structured)
-        detail = _trim(self._redact(answer.body.decode("utf-8", "replace")))
-        said = f"HTTP {answer.status}: {detail}"
-        if structured and (answer.status in SCHEMA_REFUSAL_STATUS or _mentions_schema(detail)):
+        text = self._redact(answer.body.decode("utf-8", "replace"))
+        said = f"HTTP {answer.status}: {_trim(text)}"
+        if structured and (answer.status in SCHEMA_REFUSAL_STATUS or _mentions_schema(text)):
             return _Failure(said, retry=False, schema=True)
         if answer.status in RETRY_STATUS:
             return _Failure(said, server_down=answer.status in DOWN_STATUS,
