@@ -19,6 +19,8 @@ examples, both SCE variants) against tests/openai_server.py with the fault on ev
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -156,9 +158,10 @@ def measure_audit(root: Path, names: list[str]) -> list[dict]:
             command = [sys.executable, "-m", "sce_checks.cli", "--model", f"openai:toy-rule@{server.url}",
                        "--dataset", "toy.toml", "--limit", "3", "--no-cache", "-q", *extra]
             started = time.monotonic()
-            try:
-                done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
-                                      timeout=AUDIT_DEADLINE_S)
+            try:  # (the crashing server's handler tracebacks go to this process's stderr: muted)
+                with contextlib.redirect_stderr(io.StringIO()):
+                    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
+                                          timeout=AUDIT_DEADLINE_S)
                 code, output = done.returncode, done.stdout + done.stderr
             except subprocess.TimeoutExpired as exc:
                 code, output = "hung", f"{exc.stdout or ''}{exc.stderr or ''}"
