@@ -238,6 +238,27 @@ def _load(candidate: str) -> tuple[Any, str | None]:
     return (None, problem) if problem else (value, None)
 
 
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        raise ValueError("number too long")
+    return int(digits)
+
+
+def load_json(text: str, max_chars: int = MAX_REPLY_CHARS) -> tuple[Any, str | None]:
+    """Strict JSON (no literal fallback) within the same bounds as replies: (value, None), or
+    (None, reason code) when ``text`` is over ``max_chars``, nested deeper than `MAX_DEPTH`, holds
+    an integer of more than `MAX_DIGITS` digits, or is not JSON. For data that is not a reply,
+    such as a server's response (models/openai.py): reading it never raises."""
+    if len(text) > max_chars:
+        return None, "too_long"
+    if _too_deep(text):
+        return None, "too_deep"
+    try:
+        return json.loads(text, parse_int=_bounded_int), None
+    except (ValueError, RecursionError):
+        return None, "number_too_long" if _has_long_number(text) else "no_json_object"
+
+
 def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
     """The JSON object of a reply. Several different objects: unparsed when ``strict``, else the
     first one (``first_object``)."""

@@ -4,13 +4,43 @@
         server.faults.extend(["429", "500"])      # the next two requests fail so
         model = OpenAIChatModel("m", server.url)
 
-Faults (consumed one per request, in order): "429" (Retry-After: 0.2), "500", "503", "401",
-"hang" (sleeps past the client's timeout), "badjson" (a non-JSON 200 body), "nochoices" (JSON
-without choices), "drop" (closes the connection without answering). With ``logprobs=True`` the
+Faults are consumed one per POST request, in order, from ``server.faults``; once it is empty,
+``server.always`` (None: no fault) applies to every request, which makes a dead server:
+
+=================  ==============================================================================
+fault              the answer
+=================  ==============================================================================
+"429"              HTTP 429 with Retry-After: 0.2
+"500", "503"       that status, with a JSON error
+"401"              HTTP 401 with a JSON error
+"echo-key-401"     HTTP 401 whose error message echoes the request's Authorization header
+"hang"             nothing for ``hang_s`` seconds (past the client's timeout), then the connection
+                   closes
+"drop"             the connection closes without an answer
+"trickle"          status line and headers at once, then the (valid) body at ``trickle_bps``
+                   bytes a second (2)
+"trickle-head"     the whole answer, status line included, at ``trickle_bps`` bytes a second
+"truncated"        a Content-Length of the whole body, half of it, then the connection closes
+"badstatus"        a status line that is not HTTP, then the connection closes
+"badjson"          a 200 body that is not JSON
+"nochoices"        a JSON 200 body without choices
+"notobject"        a JSON 200 body that is a list, not an object
+"hugeint"          a valid completion with an integer of 5,000 digits in ``usage``
+"deepnest"         a valid completion with 50,000 nested lists in it
+"redirect"         HTTP ``server.redirect_status`` (307) to ``server.redirect_to`` (a URL or a
+                   path; e.g. a second server)
+"nologprobs"       a valid completion without ``logprobs``
+"lp-null"          logprobs whose first entry has ``"logprob": null``
+"lp-notobject"     logprobs whose first entry is a string, not an object
+"lp-nan"           logprobs whose first entry has ``"logprob": NaN`` (as Python's json writes it)
+"lp-badtop"        logprobs whose first entry has ``top_logprobs`` that is a string
+=================  ==============================================================================
+
+``server.redirect_models`` (a URL) answers GET /models with that redirect there. With ``logprobs=True`` the
 server returns token log-probabilities: the reply is cut into tokens of up to 4 characters, each
 with logprob log(0.9), and ``top_logprobs`` from ``alternatives(messages, position) -> {token: logprob}``.
-Every request is recorded (headers and JSON body) in ``server.requests``; GET requests (the model
-list) are counted in ``server.gets``.
+Every request is recorded (path, headers and JSON body) in ``server.requests``; GET requests (the
+model list) are counted in ``server.gets`` and their headers kept in ``server.get_headers``.
 
 Server flavours (``flavour=``) mimic how real servers read a request whose last message is the
 assistant's (a prefill) and what they say in GET /models (``owned_by``):
@@ -118,8 +148,14 @@ class FakeOpenAIServer:
         self.flavour, self.lm = flavour, lm
         self.refuse_response_format, self.refuse_prefill = refuse_response_format, refuse_prefill
         self.faults: list[str] = []
+        self.always: str | None = None
+        self.redirect_to: str | None = None
+        self.redirect_status = 307
+        self.redirect_models: str | None = None
+        self.trickle_bps = 2.0
         self.requests: list[dict] = []
         self.gets = 0
+        self.get_headers: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -211,9 +247,24 @@ class FakeOpenAIServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _trickle(self, data: bytes) -> None:
+                """Write ``data`` at ``server.trickle_bps`` bytes a second until done, the client
+                leaves or the server stops."""
+                for i in range(len(data)):
+                    if server._stop.wait(1 / server.trickle_bps):
+                        return
+                    try:
+                        self.wfile.write(data[i : i + 1])
+                    except OSError:
+                        return
+
             def do_GET(self):
                 with server._lock:
                     server.gets += 1
+                    server.get_headers.append(dict(self.headers))
+                if server.redirect_models:
+                    self._send(server.redirect_status, b"", {"Location": server.redirect_models})
+                    return
                 card = {"id": "fake"}
                 if server.flavour:
                     card = {"id": "fake", "object": "model", "owned_by": FLAVOURS[server.flavour][0]}
@@ -223,8 +274,8 @@ class FakeOpenAIServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests.append({"headers": dict(self.headers), "body": body})
-                    fault = server.faults.pop(0) if server.faults else None
+                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    fault = server.faults.pop(0) if server.faults else server.always
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 done = False
@@ -251,21 +302,79 @@ class FakeOpenAIServer:
                         headers = {"Retry-After": "0.2"} if fault == "429" else None
                         reply(int(fault), json.dumps({"error": {"message": f"fault {fault}"}}).encode(), headers)
                         return
+                    if fault == "echo-key-401":
+                        said = f"Incorrect API key provided: {self.headers.get('Authorization')}"
+                        reply(401, json.dumps({"error": {"message": said}}).encode())
+                        return
+                    if fault == "redirect":
+                        reply(server.redirect_status, b"", {"Location": server.redirect_to})
+                        return
+                    if fault == "badstatus":
+                        self.close_connection = True
+                        self.wfile.write(b"SPAM 200 sure\r\n\r\n")
+                        return
                     if fault == "badjson":
                         reply(200, b"<html>oops</html>")
                         return
                     if fault == "nochoices":
                         reply(200, json.dumps({"id": "x"}).encode())
                         return
+                    if fault == "notobject":
+                        reply(200, b"[1, 2, 3]")
+                        return
                     refused = server._refusal(body)
                     if refused:
                         status, message = refused
                         reply(status, json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode())
                         return
-                    reply(200, json.dumps(server._completion(body)).encode())
+                    completion = server._completion(body)
+                    payload = json.dumps(_spoil(completion, fault)).encode()
+                    if fault == "hugeint":
+                        payload = payload[:-1] + b', "usage": {"total_tokens": 1' + b"0" * 5000 + b"}}"
+                    if fault == "deepnest":
+                        payload = payload[:-1] + b', "extra": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+                    if fault == "truncated":
+                        self.close_connection = True
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload[: len(payload) // 2])
+                        return
+                    if fault == "trickle":
+                        self.close_connection = True
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self._trickle(payload)
+                        return
+                    if fault == "trickle-head":
+                        self.close_connection = True
+                        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+                        self._trickle(head + payload)
+                        return
+                    reply(200, payload)
                 finally:
                     if not done:
                         with server._lock:
                             server.in_flight -= 1
 
         return Handler
+
+
+def _spoil(completion: dict, fault: str | None) -> dict:
+    """The completion with the logprobs a logprobs fault asks for (module docstring)."""
+    choice = completion["choices"][0]
+    if fault == "nologprobs":
+        choice.pop("logprobs", None)
+    entries = choice.get("logprobs", {}).get("content") or []
+    if fault in ("lp-null", "lp-notobject", "lp-nan", "lp-badtop") and entries:
+        if fault == "lp-null":
+            entries[0]["logprob"] = None
+        elif fault == "lp-notobject":
+            entries[0] = entries[0]["token"]
+        elif fault == "lp-nan":
+            entries[0]["logprob"] = float("nan")
+        else:
+            entries[0]["top_logprobs"] = "garbage"
+    return completion

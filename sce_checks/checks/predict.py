@@ -59,7 +59,7 @@ class Predictor:
     ) -> None:
         if mode not in PREDICTION_MODES:
             raise ValueError(f"prediction mode must be one of {PREDICTION_MODES}, not {mode!r}")
-        can_score = supports_scoring(model)
+        can_score = mode != "generate" and supports_scoring(model)  # generate: no need to probe a server
         if mode == "score" and not can_score:
             from sce_checks.errors import UserInputError
 

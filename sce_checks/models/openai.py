@@ -3,15 +3,24 @@
 This is how audits scale out: the server holds the model (on as many GPUs as it likes) and the
 audit stays a client. Requests go in parallel (bounded), with timeouts and retries:
 
+- each request has a total deadline, ``timeout_s`` for connecting, sending and reading the whole
+  answer (models/http.py: a trickled body does not hang), and a bounded answer;
 - retried, with exponential backoff and jitter: HTTP 408, 429, 5xx, connection errors, timeouts,
-  and bodies that are not a chat completion (non-JSON, no choices/message/content); a
-  ``Retry-After`` header (seconds or an HTTP date) is honoured, capped at ``backoff_max_s``;
-- not retried: other 4xx (401 bad key, 404 unknown model, 400 bad request): one clear error;
+  truncated answers, and bodies that are not a chat completion (not JSON, out of the JSON bounds
+  of sce_checks/parsing.py, no choices/message/content); a ``Retry-After`` header (seconds or an
+  HTTP date) is honoured, capped at ``backoff_max_s``;
+- not retried: other 4xx (401 bad key, 404 unknown model, 400 bad request) and redirects to
+  another origin (never followed): one clear error;
 - after the last attempt: `BackendError` naming the URL, the model, the last problem and the
-  number of attempts.
+  number of attempts. When the last problem says the server as a whole is down (unreachable,
+  no complete answer in time, HTTP 502/503/504), the model gives up on it once: every request
+  still queued or asked later fails at once with the same message (a circuit breaker per model
+  object), so a dead server costs one request's retries, not one per item.
 
 The API key is read from ``$SCE_CHECKS_API_KEY``, else ``$OPENAI_API_KEY`` (or the variable named
-by ``api_key_env``). It is sent as a Bearer token and never logged, reported or put in identity.
+by ``api_key_env``). It is sent as a Bearer token to the base URL's origin only and never logged,
+reported or put in identity; it is redacted from everything the server sends back (error
+details, replies) and kept in a `Secret`, so no message, repr or traceback local shows it.
 
 Structured elicitation: a `Decoding` with ``json_schema`` sends ``response_format`` of type
 ``json_schema`` (``strict``). A server that refuses it gets one `UserInputError` naming the setting
@@ -29,7 +38,9 @@ options' texts part. What a server supports is detected once per model object by
   whose ``/models`` says ``owned_by`` vllm or sglang: OpenAI rejects unknown body fields);
 - *walk*: no prefill (llama-cpp-python's server, OpenAI): the reply is generated greedily and its
   tokens are walked to the point where the options part;
-- *none*: no logprobs at all: ``can_score()`` is False and checks generate and parse instead.
+- *none*: no usable logprobs (none at all, malformed ones, or a probe the server refused or
+  failed): ``can_score()`` is False and checks generate and parse instead; the backend says so
+  once per model object (`OptionScoringWarning`).
 
 Each option's score is the log-prob of the shared tokens after the prefill plus that of its first
 distinct token (``-inf`` when not among the top 20). This ranks the options as the model's
@@ -37,6 +48,9 @@ next-token distribution does and gives their distribution conditional on the sha
 it is not the full-reply log-probability that the hf backend computes (documented deviation).
 A row where no option can be read (the greedy reply left the answer format before the options
 part, or no option among the top 20) is all ``-inf``: undecided, for the caller to generate.
+So is a row whose logprobs are missing or malformed (`_token_logprobs` validates every entry:
+an object with a string token, a finite logprob and a list of such top entries): a server's
+logprobs are data, and no payload makes the walk raise.
 """
 
 from __future__ import annotations
@@ -46,22 +60,24 @@ import json
 import math
 import os
 import random
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from sce_checks import progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
+from sce_checks.models import http
 from sce_checks.models.base import CallStats, Conversation, Decoding
+from sce_checks.parsing import REASONS, load_json
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+DOWN_STATUS = {502, 503, 504}  # the server (or the gateway before it) says it is down: trips the breaker
 TOP_LOGPROBS = 20
+LOGPROB_SLACK = 1e-3  # a server's log(p) for p = 1 may round a little above 0
 SCHEMA_REFUSAL_STATUS = {400, 404, 422, 501}
 # Body fields that make a server continue a final assistant message, by the server family its
 # GET /models names in ``owned_by``. Sent to no other server (OpenAI answers 400 to unknown fields).
@@ -83,14 +99,32 @@ PROBE_PREFILL = '{"answer": "blue"'
 PROBE_TOKENS = 2
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+class OptionScoringWarning(UserWarning):
+    """The server's logprobs cannot be used for option scoring: predictions are generated."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What went wrong with one attempt, on one line, the key already redacted. ``retry``: worth
+    another attempt; ``server_down``: trips the circuit breaker when it is the last problem;
+    ``wait``: the server's Retry-After; ``status``: the HTTP status of a refusal; ``schema``: a
+    refusal of ``response_format``."""
+
+    problem: str
+    retry: bool = True
+    server_down: bool = False
+    wait: float | None = None
+    status: int | None = None
+    schema: bool = False
+
+
+class _ServerDown(BackendError):
+    """The server was given up on (module docstring): raised for every request after that."""
 
 
 class _Refused(BackendError):
-    """A non-retryable HTTP answer (4xx other than 408/429), with its status and detail."""
+    """A final answer, not retried: a 4xx other than 408/429, or a redirect to another origin
+    (status 3xx), with its status and the one-line problem."""
 
     def __init__(self, message: str, status: int, detail: str):
         super().__init__(message)
@@ -105,11 +139,13 @@ class ScoringSupport:
     ``logprobs``: the server returns token log-probabilities. ``prefill``: how to make it continue
     a final assistant message: ``"message"`` (a plain final assistant message, llama-server),
     ``"continue_final_message"`` (vLLM, SGLang), or None (it opens a new turn: walk the greedy
-    reply). ``server``: the ``owned_by`` of GET /models, when it answered."""
+    reply). ``server``: the ``owned_by`` of GET /models, when it answered. ``reason``: why there
+    are no logprobs, for the warning."""
 
     logprobs: bool
     prefill: str | None
     server: str | None = None
+    reason: str | None = None
 
     @property
     def method(self) -> str:
@@ -148,11 +184,14 @@ class OpenAIChatModel:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.option_scoring = option_scoring  # "walk": never prefill (what earlier versions did)
-        names = [api_key_env] if api_key_env else ["SCE_CHECKS_API_KEY", "OPENAI_API_KEY"]
-        self._key = next((os.environ[n] for n in names if os.environ.get(n)), None)
+        self._key = _read_key([api_key_env] if api_key_env else ["SCE_CHECKS_API_KEY", "OPENAI_API_KEY"])
         self.stats = CallStats()
         self._support: ScoringSupport | None = None  # unknown until probed
         self._support_lock = threading.Lock()
+        self._down: str | None = None  # the message every request gets once the server is given up on
+        self._gave_up = threading.Event()  # set with _down: wakes requests waiting to retry
+        self._down_lock = threading.Lock()
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r})"
@@ -172,9 +211,9 @@ class OpenAIChatModel:
         return [self._content(r) for r in self._post_all(bodies)]
 
     def can_score(self) -> bool:
-        """True when the server returns logprobs (probed once). A probe that fails for want of
-        the server answers True without remembering: scoring may still come from the cache, and
-        a real scoring call probes again and reports the failure."""
+        """True when the server returns usable logprobs (probed once). A probe that fails because
+        the server is down answers True without remembering: scoring may still come from the
+        cache, and a real scoring call reports the failure (at once: the server was given up on)."""
         try:
             return self.scoring_support().logprobs
         except UserInputError:
@@ -184,10 +223,14 @@ class OpenAIChatModel:
 
     def scoring_support(self) -> ScoringSupport:
         """What the server supports for option scoring, probed on first use and remembered for
-        this model object (thread-safe: concurrent callers wait for the one probe)."""
+        this model object (thread-safe: concurrent callers wait for the one probe). No usable
+        logprobs is said once, as an `OptionScoringWarning`."""
         with self._support_lock:
             if self._support is None:
                 self._support = self._detect()
+                if not self._support.logprobs:
+                    self._warn_once("none", f"{self.base_url} (model {self.model!r}) {self._support.reason}: no option "
+                                            "scoring, predictions are generated and parsed")
             return self._support
 
     def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
@@ -195,7 +238,7 @@ class OpenAIChatModel:
         support = self.scoring_support()
         if not support.logprobs:
             raise BackendError(
-                f"{self.base_url} (model {self.model!r}) returned no logprobs; use prediction mode 'generate' or 'auto'"
+                f"{self.base_url} (model {self.model!r}) {support.reason}; use prediction mode 'generate' or 'auto'"
             )
         prefix = _prefill_prefix(options) if support.prefill is not None else ""
         rests = [o[len(prefix):] for o in options]
@@ -214,16 +257,23 @@ class OpenAIChatModel:
         out = []
         for response in self._post_all(bodies):
             tokens = _token_logprobs(response)
-            if tokens is None:
-                raise BackendError(
-                    f"{self.base_url} (model {self.model!r}) returned no logprobs for a scoring request "
-                    "although its probe had them; use prediction mode 'generate'"
-                )
+            if tokens is None:  # undecided: generated under --prediction auto, unparsed under score
+                self._warn_once("row", f"{self.base_url} (model {self.model!r}) returned no usable logprobs for a "
+                                       "scoring request although its probe had them: such predictions are undecided")
+                tokens = []
             out.append(_option_scores(tokens, rests))
         return out
 
+    def _warn_once(self, topic: str, message: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            warnings.warn(OptionScoringWarning(message), stacklevel=2)
+
     # -- detection -----------------------------------------------------------------------------
     def _detect(self) -> ScoringSupport:
+        """The probe of docs/backends-openai.md. Only a server that is down raises (`_ServerDown`);
+        any other failure of a probe request (a refusal, garbage, retries exhausted on HTTP 500)
+        means that form gives nothing, and when every form gives nothing: no option scoring."""
         server = self._server_family()
         attempts: list[dict[str, Any]] = []
         if self.option_scoring == "auto":
@@ -237,10 +287,12 @@ class OpenAIChatModel:
             body.update(extra, logprobs=True, top_logprobs=TOP_LOGPROBS)
             try:
                 tokens = _token_logprobs(self._post(body))
-            except _Refused:
+            except _ServerDown:
+                raise
+            except BackendError:
                 continue  # e.g. a server that refuses a final assistant message: try without
             if tokens is None:
-                return ScoringSupport(False, None, server)
+                return ScoringSupport(False, None, server, "returned no usable logprobs")
             logprobs_seen = True
             if _continues(tokens):
                 return ScoringSupport(True, "continue_final_message" if extra else "message", server)
@@ -250,23 +302,23 @@ class OpenAIChatModel:
         body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         try:
             tokens = _token_logprobs(self._post(body))
-        except _Refused as exc:
-            if exc.status in (400, 422):  # e.g. "logprobs not supported"
-                return ScoringSupport(False, None, server)
+        except _ServerDown:
             raise
-        return ScoringSupport(tokens is not None, None, server)
+        except BackendError as exc:  # e.g. HTTP 400 "logprobs not supported"
+            return ScoringSupport(False, None, server, f"failed a request for logprobs ({_trim(str(exc), 160)})")
+        return ScoringSupport(tokens is not None, None, server, None if tokens else "returned no usable logprobs")
 
     def _server_family(self) -> str | None:
         """``owned_by`` of this model (or of the first model) in GET /models; None when the
         server does not say. One attempt, no retries: it only decides which fields to try."""
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         try:
-            request = urllib.request.Request(f"{self.base_url}/models", headers=headers, method="GET")
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
-                data = json.loads(resp.read())
-            cards = [c for c in data.get("data", []) if isinstance(c, dict)]
-        except Exception:  # noqa: BLE001 - any failure: the server does not say
+            answer = http.request("GET", f"{self.base_url}/models", None, self._key, self.timeout_s)
+        except http.HTTPFailure:
             return None
+        data, _ = load_json(answer.body.decode("utf-8", "replace"), http.MAX_BODY_BYTES)
+        if answer.status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            return None
+        cards = [c for c in data["data"] if isinstance(c, dict)]
         card = next((c for c in cards if c.get("id") == self.model), cards[0] if cards else None)
         owned = card.get("owned_by") if card else None
         return owned.lower() if isinstance(owned, str) else None
@@ -297,51 +349,64 @@ class OpenAIChatModel:
                 out.append(self._post(b))
                 progress.advance(1)
             return out
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(bodies))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(bodies)))
+        try:
             for response in pool.map(self._post, bodies):  # in order; progress from this thread
                 out.append(response)
                 progress.advance(1)
+        finally:  # on a failure, the requests not yet started are not sent
+            pool.shutdown(wait=True, cancel_futures=True)
         return out
 
     def _post(self, body: dict) -> dict:
+        """One chat completion, retried (module docstring). Every raise happens here, from locals
+        that hold no key and no server text that was not redacted (pytest ``-l`` prints them)."""
         url = f"{self.base_url}/chat/completions"
         data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
         structured = "response_format" in body
         attempts = self.max_retries + 1
-        problem = ""
+        failure = _Failure("")
         for attempt in range(attempts):
-            try:
-                request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
-                    raw = resp.read()
-                return self._parse(raw, structured)
-            except urllib.error.HTTPError as exc:
-                said = exc.read()
-                detail = _trim(said)
-                if structured and (exc.code in SCHEMA_REFUSAL_STATUS or _mentions_schema(said.decode("utf-8", "replace"))):
-                    raise self._schema_refused(f"HTTP {exc.code}: {detail}") from None
-                if exc.code not in RETRY_STATUS:
-                    raise _Refused(f"{url} (model {self.model!r}) answered HTTP {exc.code}: {detail}",
-                                   exc.code, detail) from None
-                problem = f"HTTP {exc.code}: {detail}"
-                wait = _retry_after(exc.headers.get("Retry-After"))
-            except _Retryable as exc:
-                problem, wait = str(exc), exc.retry_after
-            except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower():
-                    problem = f"the server at {self.base_url} is unreachable (connection refused): check the URL or start the server"
-                elif isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason).lower():
-                    problem = f"no answer within {self.timeout_s:g} s"
-                else:
-                    problem = f"connection error: {reason}"
-                wait = None
+            if self._down is not None:
+                raise _ServerDown(self._down)
+            outcome = self._attempt(url, data, structured)
+            if isinstance(outcome, dict):
+                return outcome
+            failure = outcome
+            if failure.schema:
+                raise self._schema_refused(failure.problem)
+            if not failure.retry:
+                raise _Refused(f"{url} (model {self.model!r}) {failure.problem}", failure.status or 0, failure.problem)
             if attempt + 1 < attempts:
-                time.sleep(self._backoff(attempt, wait))
-        raise BackendError(f"{url} (model {self.model!r}) failed after {attempts} attempts; last: {problem}")
+                self._gave_up.wait(self._backoff(attempt, failure.wait))
+        message = f"{url} (model {self.model!r}) failed after {attempts} attempts; last: {failure.problem}"
+        if not failure.server_down:
+            raise BackendError(message)
+        with self._down_lock:  # the first request to give up names the problem for all
+            if self._down is None:
+                self._down = message
+                self._gave_up.set()
+        raise _ServerDown(self._down)
+
+    def _attempt(self, url: str, data: bytes, structured: bool) -> dict | _Failure:
+        """One request: the chat completion, or what went wrong. Never raises."""
+        try:
+            answer = http.request("POST", url, data, self._key, self.timeout_s)
+        except http.HTTPFailure as exc:
+            return _Failure(self._redact(str(exc)), retry=exc.retry, server_down=exc.server_down)
+        if 200 <= answer.status < 300:
+            return self._parse(answer.body, structured)
+        text = self._redact(answer.body.decode("utf-8", "replace"))
+        said = f"HTTP {answer.status}: {_trim(text)}"
+        if structured and (answer.status in SCHEMA_REFUSAL_STATUS or _mentions_schema(text)):
+            return _Failure(said, retry=False, schema=True)
+        if answer.status in RETRY_STATUS:
+            return _Failure(said, server_down=answer.status in DOWN_STATUS,
+                            wait=_retry_after(answer.headers.get("retry-after")))
+        return _Failure(f"answered {said}", retry=False, status=answer.status)
+
+    def _redact(self, text: str) -> str:
+        return self._key.redact(text) if self._key else text
 
     def _schema_refused(self, said: str) -> UserInputError:
         return UserInputError(
@@ -356,29 +421,45 @@ class OpenAIChatModel:
         base = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
         return base * (0.5 + random.random() / 2)
 
-    def _parse(self, raw: bytes, structured: bool = False) -> dict:
+    def _parse(self, raw: bytes, structured: bool = False) -> dict | _Failure:
+        """The chat completion in a 2xx body, or why it is not one (retried)."""
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Retryable(f"the server sent a body that is not JSON: {_trim(raw)}") from None
-        if structured and isinstance(data, dict) and "error" in data and _mentions_schema(json.dumps(data["error"])):
-            raise self._schema_refused(f"{_trim(json.dumps(data['error']))}")
-        try:
-            message = data["choices"][0]["message"]
-            if not isinstance(message.get("content"), str):
-                raise TypeError
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise _Retryable(f"the server sent JSON that is not a chat completion: {_trim(raw)}") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _Failure(f"the server sent a body that is not UTF-8: {_trim(self._redact(raw.decode('utf-8', 'replace')))}")
+        data, code = load_json(text, http.MAX_BODY_BYTES)
+        if code is not None:
+            return _Failure(f"the server sent a body that is not JSON ({REASONS[code]}): {_trim(self._redact(text))}")
+        if isinstance(data, dict) and structured and "error" in data and _mentions_schema(json.dumps(data["error"])):
+            return _Failure(_trim(self._redact(json.dumps(data["error"]))), retry=False, schema=True)
+        choices = data.get("choices") if isinstance(data, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            return _Failure(f"the server sent JSON that is not a chat completion: {_trim(self._redact(text))}")
         return data
 
-    @staticmethod
-    def _content(response: dict) -> str:
-        return response["choices"][0]["message"]["content"]
+    def _content(self, response: dict) -> str:
+        return self._redact(response["choices"][0]["message"]["content"])
 
 
-def _trim(raw: bytes | str, limit: int = 200) -> str:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    text = " ".join(text.split())
+def _read_key(names: Sequence[str]) -> http.Secret | None:
+    """The API key from the first of ``names`` that is set, surrounding whitespace dropped. A key
+    with characters a header cannot carry is refused naming the variable, never the value."""
+    for name in names:
+        value = (os.environ.get(name) or "").strip()
+        if value:
+            if not all(33 <= ord(ch) < 127 for ch in value):
+                raise UserInputError(f"the API key in ${name} holds characters an HTTP header cannot carry "
+                                     "(spaces, control or non-ASCII characters)")
+            return http.Secret(value)
+    return None
+
+
+def _trim(text: str, limit: int = 200) -> str:
+    """What a server said, for one line of a message: control characters (a terminal's escape
+    sequences included) as spaces, whitespace collapsed, at most ``limit`` characters."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text[: 4 * limit]).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -396,7 +477,7 @@ def _retry_after(value: str | None) -> float | None:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())
 
@@ -430,27 +511,72 @@ def _walk_tokens(rests: Sequence[str]) -> int:
     return max(2, len(_shared_prefix(rests)) + 2)
 
 
-def _token_logprobs(response: dict) -> list[dict] | None:
+class _Token(NamedTuple):
+    """One generated position of a validated logprobs payload."""
+
+    text: str
+    logprob: float
+    top: tuple[tuple[str, float], ...]  # (token, logprob) of the top alternatives
+
+
+def _logprob(value: Any) -> float | None:
+    """A usable log-probability: a finite number no greater than 0 (a rounding excess up to
+    `LOGPROB_SLACK` is read as 0), not a bool, null, NaN or infinity. Scores then sum to a
+    number <= 0 or to -inf, never to NaN or +inf."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return min(value, 0.0) if math.isfinite(value) and value <= LOGPROB_SLACK else None
+
+
+def _entry(raw: Any) -> _Token | None:
+    if not isinstance(raw, dict):
+        return None
+    text, logprob = raw.get("token"), _logprob(raw.get("logprob"))
+    top_raw = raw.get("top_logprobs")
+    top_raw = [] if top_raw is None else top_raw  # absent or null: no alternatives given
+    if not isinstance(text, str) or logprob is None or not isinstance(top_raw, list):
+        return None
+    top = []
+    for alternative in top_raw:
+        if not isinstance(alternative, dict):
+            return None
+        token, value = alternative.get("token"), _logprob(alternative.get("logprob"))
+        if not isinstance(token, str) or value is None:
+            return None
+        top.append((token, value))
+    return _Token(text, logprob, tuple(top))
+
+
+def _token_logprobs(response: Any) -> list[_Token] | None:
+    """The generated positions of ``choices[0].logprobs.content``, validated; None when there are
+    none or any entry is malformed (a token that is not an object, a null, NaN or infinite
+    logprob, ``top_logprobs`` that is not a list of such entries): no usable scores."""
     try:
         content = response["choices"][0]["logprobs"]["content"]
     except (KeyError, IndexError, TypeError):
         return None
-    return content if isinstance(content, list) and content else None
+    if not isinstance(content, list) or not content:
+        return None
+    tokens = [_entry(raw) for raw in content]
+    return None if any(t is None for t in tokens) else tokens  # type: ignore[return-value]
 
 
-def _continues(tokens: list[dict]) -> bool:
+def _continues(tokens: list[_Token]) -> bool:
     """Whether the probe's first generated position continues the prefill ``{"answer": "blue"``:
     of the tokens offered there (the generated one and the top log-probabilities), the most
     probable one that starts with a brace closes the object (``}``) rather than opening a new one
     (``{``, a new turn restarting the reply)."""
     first = tokens[0]
-    offered = [(str(first.get("token", "")), float(first.get("logprob", -math.inf)))]
-    offered += [(str(t.get("token", "")), float(t.get("logprob", -math.inf))) for t in first.get("top_logprobs", [])]
+    offered = [(first.text, first.logprob), *first.top]
     braces = [(lp, text.lstrip()[0]) for text, lp in offered if text.lstrip()[:1] in ("{", "}")]
     return bool(braces) and max(braces)[1] == "}"
 
 
-def _option_scores(tokens: list[dict], options: list[str]) -> list[float]:
+def _option_scores(tokens: Sequence[_Token], options: list[str]) -> list[float]:
     """Walk the generated tokens while they spell the options' shared text; at the token where the
     options part, read each option's continuation among the top log-probabilities (module
     docstring). A reply that leaves the shared text before the options part (a digression) or
@@ -459,9 +585,7 @@ def _option_scores(tokens: list[dict], options: list[str]) -> list[float]:
     scores = [0.0] * len(options)
     pos = 0  # characters consumed
     split = len(_shared_prefix(options))
-    for tok in tokens:
-        text = str(tok.get("token", ""))
-        lp = float(tok.get("logprob", -math.inf))
+    for text, lp, top_given in tokens:
         if text and all(o[pos:].startswith(text) for o in options):
             scores = [s + lp for s in scores]
             pos += len(text)
@@ -470,7 +594,7 @@ def _option_scores(tokens: list[dict], options: list[str]) -> list[float]:
             continue
         # the options part at this token (or the reply left the shared text): only a top token
         # that reaches past the shared part tells the options apart
-        top = [(str(t.get("token", "")), float(t.get("logprob", -math.inf))) for t in tok.get("top_logprobs", [])]
+        top = list(top_given)
         if text and not any(t == text for t, _ in top):
             top.append((text, lp))
         reach = split - pos

@@ -10,7 +10,8 @@ import pytest
 
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import Decoding, ModelOptions, load_model, supports_scoring
-from sce_checks.models.openai import PROBE_CONVERSATION, OpenAIChatModel, _continues, _option_scores, _prefill_prefix
+from sce_checks.models.openai import (PROBE_CONVERSATION, OpenAIChatModel, OptionScoringWarning, _continues,
+                                      _option_scores, _prefill_prefix, _token_logprobs)
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.schemas import answer_schema, text_sce_schema
 from tests.openai_server import ChoiceLM, FakeOpenAIServer
@@ -126,10 +127,11 @@ def test_server_without_logprobs_turns_scoring_off():
     # the probe finds no logprobs before any scoring request: checks generate from the start
     with FakeOpenAIServer(lambda m, b: OPTIONS[0], logprobs=False) as server:
         model = fast(server)
-        assert not supports_scoring(model)
+        with pytest.warns(OptionScoringWarning, match="returned no usable logprobs: no option scoring"):
+            assert not supports_scoring(model)
         assert model.scoring_support().method == "none"
         sent = len(server.requests)
-        with pytest.raises(BackendError, match="no logprobs"):
+        with pytest.raises(BackendError, match="no usable logprobs"):
             model.score_options([conv("q")], OPTIONS)
         assert len(server.requests) == sent  # nothing more was asked
 
@@ -296,12 +298,30 @@ def test_detection_happens_once_per_model_even_from_many_threads():
         assert len(probe_requests(server)) == 2 and server.gets == 2
 
 
-def test_failed_probe_is_not_remembered():
+def test_probe_failing_for_want_of_the_server_is_not_remembered_as_no_scoring():
+    # a server that is down (HTTP 503 to the probe): scoring is not ruled out (answers may come
+    # from the cache), and a scoring call reports the server's failure at once, asking nothing more
+    with FakeOpenAIServer(logprobs=True, flavour="llama-server", lm=ChoiceLM(PROBS)) as server:
+        model = fast(server, max_retries=0)
+        server.faults.append("503")
+        assert model.can_score()
+        sent = len(server.requests)
+        with pytest.raises(BackendError, match="failed after 1 attempts; last: HTTP 503"):
+            model.score_options([conv("a plain review")], REPLIES)
+        assert len(server.requests) == sent
+
+
+def test_probe_form_the_server_fails_is_skipped():
+    # HTTP 500 to the prefill form (retries exhausted): that form gives nothing, the walk is used
     with FakeOpenAIServer(logprobs=True, flavour="llama-server", lm=ChoiceLM(PROBS)) as server:
         model = fast(server, max_retries=0)
         server.faults.append("500")
-        assert model.can_score()  # the probe failed: unknown, so scoring is not ruled out
-        assert model.scoring_support().method == "prefill"  # probed again, now answered
+        assert model.scoring_support().method == "walk"
+
+
+def logprobs(entries):
+    """The validated tokens of a response whose logprobs content is ``entries``."""
+    return _token_logprobs({"choices": [{"message": {"content": ""}, "logprobs": {"content": entries}}]})
 
 
 def test_walk_reads_nothing_from_a_digression():
@@ -309,21 +329,21 @@ def test_walk_reads_nothing_from_a_digression():
     # only restarts the format ('{"an') is common to every option and decides nothing
     tokens = [{"token": "The ", "logprob": math.log(0.6),
                "top_logprobs": [{"token": "The ", "logprob": math.log(0.6)}, {"token": '{"an', "logprob": math.log(0.3)}]}]
-    assert _option_scores(tokens, REPLIES) == [-math.inf, -math.inf]
+    assert _option_scores(logprobs(tokens), REPLIES) == [-math.inf, -math.inf]
     # a reply cut before the options part decides nothing either (it used to be a tie)
     shared = [{"token": t, "logprob": math.log(0.9), "top_logprobs": []} for t in ('{"an', "swer", '": "')]
-    assert _option_scores(shared, REPLIES) == [-math.inf, -math.inf]
+    assert _option_scores(logprobs(shared), REPLIES) == [-math.inf, -math.inf]
     # a token spanning the parting point tells the options apart
     spanning = shared[:2] + [{"token": '": "P', "logprob": math.log(0.7),
                               "top_logprobs": [{"token": '": "N', "logprob": math.log(0.2)}, {"token": '":', "logprob": -1.0}]}]
-    assert _option_scores(spanning, REPLIES) == pytest.approx([2 * math.log(0.9) + math.log(0.7), 2 * math.log(0.9) + math.log(0.2)])
+    assert _option_scores(logprobs(spanning), REPLIES) == pytest.approx([2 * math.log(0.9) + math.log(0.7), 2 * math.log(0.9) + math.log(0.2)])
 
 
 def test_probe_reads_a_closing_brace_as_a_continued_prefill():
     # the first generated position after {"answer": "blue" as two real servers answered it
     # (SmolLM2-135M): llama-server continues the prefill, llama-cpp-python opens a new turn
     def position(token, top):
-        return [{"token": token, "logprob": top[0][1], "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}]
+        return logprobs([{"token": token, "logprob": top[0][1], "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}])
 
     llama_server = position("}", [("}", -0.35), (" or", -2.84), (" }", -3.28), (',"', -3.6), (" when", -3.63)])
     llama_cpp_python = position('{"', [('{"', -0.98), ("{", -2.12), ("```", -2.38), ('"', -2.86), ("This", -3.33)])
