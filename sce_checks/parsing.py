@@ -238,12 +238,6 @@ def _load(candidate: str) -> tuple[Any, str | None]:
     return (None, problem) if problem else (value, None)
 
 
-def _bounded_int(digits: str) -> int:
-    if len(digits.lstrip("-")) > MAX_DIGITS:
-        raise ValueError("number too long")
-    return int(digits)
-
-
 def load_json(text: str, max_chars: int = MAX_REPLY_CHARS) -> tuple[Any, str | None]:
     """Strict JSON (no literal fallback) within the same bounds as replies: (value, None), or
     (None, reason code) when ``text`` is over ``max_chars``, nested deeper than `MAX_DEPTH`, holds
@@ -251,12 +245,15 @@ def load_json(text: str, max_chars: int = MAX_REPLY_CHARS) -> tuple[Any, str | N
     such as a server's response (models/openai.py): reading it never raises."""
     if len(text) > max_chars:
         return None, "too_long"
-    if _too_deep(text):
-        return None, "too_deep"
+    problem = _scan(text)
+    if problem:
+        return None, problem
     try:
-        return json.loads(text, parse_int=_bounded_int), None
+        value = json.loads(text)
     except (ValueError, RecursionError):
-        return None, "number_too_long" if _has_long_number(text) else "no_json_object"
+        return None, "no_json_object"
+    problem = _out_of_bounds(value)
+    return (None, problem) if problem else (value, None)
 
 
 def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
