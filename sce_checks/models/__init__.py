@@ -150,7 +150,10 @@ def load_model_lazily(spec: str, options: ModelOptions | None = None) -> ChatMod
     if parsed.kind in ("hf", "smollm2"):
         from sce_checks.models.identity import spec_identity
 
-        identity = spec_identity(parsed, options)
+        try:
+            identity = spec_identity(parsed, options)
+        except OSError:  # files that cannot be read: loading says what is wrong with them
+            identity = None
         if identity is not None:
             from sce_checks.models.hf import HFChatModel
             from sce_checks.models.lazy import LazyModel
