@@ -83,7 +83,7 @@ def main() -> None:
     agree = sum(max(range(len(options)), key=r.__getitem__) == max(range(len(options)), key=s.__getitem__)
                 for r, s in zip(naive, shared))
 
-    print(f"device={model.identity()['device']} dtype={model.identity()['dtype']} torch threads={torch.get_num_threads()} "
+    print(f"device={model.runtime()['device']} dtype={model.runtime()['dtype']} torch threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} load={load_s:.2f}s")
     print(f"N={args.n} prompts (mean {prompt_tokens:.0f} prompt tokens), {len(options)} options, batch size {args.batch_size}")
     print(f"(a) greedy generation, {args.max_new_tokens} new tokens : {gen_s:7.2f} s  {args.n / gen_s:6.2f} prompts/s")

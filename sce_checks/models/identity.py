@@ -1,0 +1,110 @@
+"""The identity of a transformers backend (``hf:<folder or hub id>``, ``smollm2``), from files.
+
+The identity is what a backend's answers depend on: it keys every response-cache entry
+(sce_checks/models/cache.py) and names the model in every report. For the transformers backends
+it is computed here from the model's files and the run's settings alone: no torch, no
+transformers, no weights loaded. The same function, `transformers_identity`, builds the identity
+of a loaded `HFChatModel` (sce_checks/models/hf.py) and the identity `spec_identity` gives before
+anything is loaded, so the two cannot disagree; that is what lets a fully cached rerun answer
+everything without loading the model (sce_checks/models/lazy.py).
+
+What it holds: backend ``hf``, the model name (the spec's target, or ``smollm2``), the folder the
+files are read from, the weights fingerprint (`remembered_folder_fingerprint`: computed once
+per file version, remembered by path, size and mtime), device, dtype and batch size as keyed
+below, and the installed transformers and torch versions (``importlib.metadata``, not their
+modules).
+
+Device and dtype are keyed as REQUESTED, not as resolved, because resolving ``auto`` (cuda when
+``torch.cuda.is_available()``, else cpu) needs torch: the device is the one given, or ``auto``;
+the dtype is the one given, else the default of an explicit device (bfloat16 on cuda, float32
+otherwise), else ``auto``. Consequence: with the device left to ``auto``, a cache filled on a
+CPU machine (float32) answers the same run on a CUDA machine (bfloat16) and the other way round.
+A cache shared between such machines should be used with ``--device`` (and ``--dtype``) given.
+The resolved device and dtype are written into the report's environment when the model loads
+(``model_loaded: true``); a run answered wholly from the cache says ``model_loaded: false``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sce_checks.environment import library_version
+from sce_checks.errors import UserInputError
+from sce_checks.models.fingerprint import remembered_folder_fingerprint
+
+__all__ = ["DTYPES", "default_dtype", "hf_folder", "keyed_settings", "spec_identity", "transformers_identity"]
+
+DTYPES = ("float32", "bfloat16", "float16")
+AUTO = "auto"
+
+
+def default_dtype(device: str) -> str:
+    """The dtype of a device when none is given: bfloat16 on CUDA, float32 elsewhere (exact, and
+    what the SCE papers used on CPU)."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def keyed_settings(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """(device, dtype) as the identity keys them (module docstring); an unknown dtype is a
+    `UserInputError` here, before anything is loaded."""
+    device = device or AUTO
+    if dtype in (None, "", AUTO):
+        dtype = AUTO if device == AUTO else default_dtype(device)
+    elif dtype not in DTYPES:
+        raise UserInputError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
+    return device, str(dtype)
+
+
+def transformers_identity(*, name: str, path: str | None, fingerprint: str, device: str, dtype: str,
+                          batch_size: int) -> dict[str, Any]:
+    """THE identity of a transformers backend, loaded or not: ``device`` and ``dtype`` as
+    `keyed_settings` gives them."""
+    return {
+        "backend": "hf",
+        "model": name,
+        "path": path,
+        "fingerprint": fingerprint,
+        "dtype": dtype,
+        "device": device,
+        "batch_size": int(batch_size),
+        "transformers": library_version("transformers"),
+        "torch": library_version("torch"),
+    }
+
+
+def hf_folder(path_or_id: str) -> str | None:
+    """The local folder a model's files are loaded from: the folder itself, or the snapshot of
+    a hub id in the local Hugging Face cache (where transformers finds it offline); None when
+    neither exists yet."""
+    local = Path(path_or_id).expanduser()
+    if local.is_dir():
+        return str(local.resolve())
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(path_or_id, "config.json")
+    except (OSError, ValueError):  # not a valid repo id
+        return None
+    return str(Path(config).parent) if isinstance(config, str) else None
+
+
+def spec_identity(spec: Any, options: Any) -> dict[str, Any] | None:
+    """The identity the backend of ``spec`` (a parsed `Spec`) will have once loaded with
+    ``options`` (`ModelOptions`), from files alone; None when its files are not there yet (a hub
+    model not downloaded, smollm2 not converted, a folder that does not exist) or the backend is
+    not a transformers one: then it can only be known by loading."""
+    if spec.kind == "smollm2":
+        from sce_checks.models.smollm2 import existing_folder
+
+        converted = existing_folder()
+        folder, name = (hf_folder(str(converted)) if converted else None), "smollm2"
+    elif spec.kind == "hf":
+        folder, name = hf_folder(spec.target), spec.target
+    else:
+        return None
+    if folder is None:
+        return None
+    device, dtype = keyed_settings(options.device, options.dtype)
+    return transformers_identity(name=name, path=folder, fingerprint=remembered_folder_fingerprint(folder),
+                                 device=device, dtype=dtype, batch_size=options.batch_size)
