@@ -633,37 +633,29 @@ class CachedModel:
         if not conversations:
             return []
         rows = list(self.inner.score_options(conversations, options))
-        self.stats.score_calls += 1
-        self.stats.score_conversations += len(conversations)
-        if len(rows) != len(conversations):
-            raise BackendError(f"backend returned {len(rows)} score rows for {len(conversations)} conversations")
-        out: list[list[float]] = []
-        for index, row in enumerate(rows):
-            floats = _score_row(list(row), len(options))
-            if floats is None:
-                raise BackendError(
-                    f"backend returned malformed option scores for conversation {index}: expected "
-                    f"{len(options)} numbers, got {list(row)!r}"
-                )
-            out.append(floats)
-        return out
+        return self._checked_scores("option", rows, [len(options)] * len(conversations))
 
     def _send_reply_scores(self, conversations: list[Conversation], rows: list[list[str]],
                            complete: bool) -> list[list[float]]:
         if not conversations:
             return []
         scores = list(self.inner.score_replies(conversations, rows, complete))
+        return self._checked_scores("reply", scores, [len(replies) for replies in rows])
+
+    def _checked_scores(self, kind: str, rows: list[Any], widths: list[int]) -> list[list[float]]:
+        """The backend's score rows, counted, as lists of floats of the expected widths; a wrong
+        count or a malformed row is the backend's error (never stored in the cache)."""
         self.stats.score_calls += 1
-        self.stats.score_conversations += len(conversations)
-        if len(scores) != len(conversations):
-            raise BackendError(f"backend returned {len(scores)} score rows for {len(conversations)} conversations")
+        self.stats.score_conversations += len(widths)
+        if len(rows) != len(widths):
+            raise BackendError(f"backend returned {len(rows)} score rows for {len(widths)} conversations")
         out: list[list[float]] = []
-        for index, (row, replies) in enumerate(zip(scores, rows)):
-            floats = _score_row(list(row), len(replies))
+        for index, (row, width) in enumerate(zip(rows, widths)):
+            floats = _score_row(list(row), width)
             if floats is None:
                 raise BackendError(
-                    f"backend returned malformed reply scores for conversation {index}: expected "
-                    f"{len(replies)} numbers, got {list(row)!r}"
+                    f"backend returned malformed {kind} scores for conversation {index}: expected "
+                    f"{width} numbers, got {list(row)!r}"
                 )
             out.append(floats)
         return out
