@@ -437,7 +437,7 @@ def add_reference_edits(task: Any, predictor: Predictor, examples: Sequence[tupl
 
 # -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------
 
-EXAMPLE_HEADERS = ["id", "input", "answer -> target", "counterfactual", "answer on SCE", "", "dist", "min dist"]
+EXAMPLE_HEADERS = ["id", "input", "answer -> target", "counterfactual", "answer on SCE", "valid?", "dist", "min dist"]
 
 
 def worst_examples(result: CheckResult, k: int = 3) -> list[ExampleRecord]:
