@@ -188,8 +188,18 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="PATH", audit_file=False),
     Setting("save_baseline", "path", None, "save this run's figures as a baseline", group="report", metavar="PATH",
             audit_file=False),
-    Setting("tolerances", "list", ("0",), "allowed worsening against the baseline: X for every metric, METRIC=X for "
+    Setting("tolerances", "list", ("0",), "allowed worsening against the baseline (the smallest change that counts as a regression): X for every metric, METRIC=X for "
             "one (repeatable)", group="report", flag="tolerance", metavar="X|METRIC=X", audit_file=False),
+    Setting("baseline_mode", "str", "paired", "paired: a figure regresses when the paired test on the examples both "
+            "runs share is significant at --alpha (Holm-corrected) and it worsened by more than its tolerance; "
+            "tolerance: when it worsened by more than its tolerance (docs/regression.md)", group="report",
+            choices=("paired", "tolerance"), audit_file=False),
+    Setting("alpha", "float", 0.05, "significance level of the paired baseline gate, one-sided, Holm-corrected "
+            "across the gated figures", group="report", minimum=0, nonzero=True, maximum=1, metavar="A",
+            audit_file=False),
+    Setting("baseline_metrics", "list", (), "the figures the baseline gate tests (repeatable; default: every "
+            "compared figure); fewer figures, a smaller Holm correction", group="report", flag="baseline-metric",
+            metavar="METRIC", audit_file=False),
     # -- model options ----------------------------------------------------------------------------
     Setting("dtype", "str", None, "hf backends: float32 | bfloat16 | float16 (default float32 on CPU, bfloat16 on "
             "CUDA)", group="model", choices=("float32", "bfloat16", "float16"), audit_file=False),

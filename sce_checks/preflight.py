@@ -30,7 +30,7 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     from sce_checks.checks import check_names, units
     from sce_checks.config import BY_NAME
     from sce_checks.models import parse_spec
-    from sce_checks.report.baseline import check_comparable, load_baseline, parse_tolerances
+    from sce_checks.report.baseline import check_baseline_metrics, check_comparable, load_baseline, parse_tolerances
     from sce_checks.tasks import load_task
     from sce_checks.thresholds import Threshold
 
@@ -47,6 +47,7 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     for text in spec.thresholds:  # a gate applies to every dataset of the run
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
     parse_tolerances(list(spec.tolerances), option("tolerances"))
+    check_baseline_metrics(spec.baseline_metrics, option("baseline_metrics"))
     check_outputs(spec, option)
     if not spec.no_cache:
         from sce_checks.models.cache import check_cache_path

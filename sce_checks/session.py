@@ -276,24 +276,44 @@ class SCESession:
             return usage
         env = self.environment()
         spec = self.spec
+        reports, bad = self._compare_baselines(results, env)
         if spec.json:
             from sce_checks.report.json_report import write_json
 
-            write_json(spec.json, results, env, self.skipped)
+            write_json(spec.json, results, env, self.skipped,
+                       baseline=[r.to_dict() for r in reports] if reports else None)
         import os
 
         if spec.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+            from sce_checks.report.changes import changes_markdown
             from sce_checks.report.markdown import write_markdown
 
-            write_markdown(spec.markdown, results, env, self.skipped)
+            write_markdown(spec.markdown, results, env, self.skipped, extra=changes_markdown(reports))
         if spec.html:
+            from sce_checks.report.changes import changes_html
             from sce_checks.report.html import write_html
 
-            write_html(spec.html, results, env, skipped=self.skipped)
+            write_html(spec.html, results, env, extra_sections=[changes_html(reports)] if reports else (),
+                       skipped=self.skipped)
         if spec.save_baseline:
             from sce_checks.report.baseline import save_baseline
 
             save_baseline(spec.save_baseline, results, env)
+        if bad:
+            return EXIT_BAD_INPUT
+        if any(r.regressed for r in reports) and exitstatus == 0:
+            return pytest.ExitCode.TESTS_FAILED
+        return usage
+
+    def _compare_baselines(self, results: list, env: dict) -> tuple[list, bool]:
+        """Every baseline of the run compared (``--baseline`` over all results, an audit file's
+        over its own), by one rule: the spec's ``baseline_mode``, ``alpha`` and
+        ``baseline_metrics`` (sce_checks/report/baseline.py). A comparison that cannot be made
+        (another sample, a missing entry) is bad input: (reports so far, True)."""
+        from sce_checks.errors import UserInputError
+        from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances, render_report
+
+        spec = self.spec
         comparisons = []
         if spec.baseline:
             comparisons.append((spec.baseline, list(spec.tolerances), results))
@@ -301,25 +321,17 @@ class SCESession:
             mine = [r for key, r in self._results.items()
                     if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["units"]]
             comparisons.append((path, audit["tolerance"], mine))
-        texts, regressed_any = [], False
+        reports = []
         for path, tolerance, subset in comparisons:
-            from sce_checks.errors import UserInputError
-            from sce_checks.report.baseline import compare, load_baseline, parse_tolerances, render_comparison
-
             try:
-                rows = compare(load_baseline(path), subset, env, parse_tolerances(tolerance, "--sce-tolerance"), path)
+                reports.append(compare_run(load_baseline(path), subset, env, parse_tolerances(tolerance, "--sce-tolerance"),
+                                           path, spec.baseline_mode, spec.alpha, spec.baseline_metrics))
             except UserInputError as exc:
                 self.errors.append(str(exc))
                 self.input_errors.append(str(exc))
-                return EXIT_BAD_INPUT
-            regressed = [c for c in rows if c.regressed]
-            regressed_any |= bool(regressed)
-            texts.append(f"baseline {path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
-                         + "\n" + render_comparison(rows))
-        self.comparison_text = "\n\n".join(texts) or None
-        if regressed_any and exitstatus == 0:
-            return pytest.ExitCode.TESTS_FAILED
-        return usage
+                return reports, True
+        self.comparison_text = "\n\n".join(render_report(r) for r in reports) or None
+        return reports, False
 
     def terminal_summary(self, tr) -> None:
         if self.is_worker:

@@ -113,8 +113,12 @@ def test_per_metric_tolerances(workdir, capsys):
     capsys.readouterr()
     assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "2.2",
                  "--tolerance", "exact_match=0.5") == 1
-    regressed = [line for line in capsys.readouterr().out.splitlines() if "REGRESSED" in line]
+    out = capsys.readouterr().out.splitlines()
+    regressed = [line for line in out if "REGRESSED" in line and not line.startswith("REGRESSED:")]
     assert len(regressed) == 2 and all("exact_match" in line for line in regressed)  # one per variant
+    verdicts = [line for line in out if line.startswith("REGRESSED:")]  # and one line that explains each
+    assert len(verdicts) == 2 and all("exact_match fell from 1.00 to 0.00" in line and "12 examples regressed, 0 improved"
+                                      in line for line in verdicts)
     assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "validty=0.1") == 2
     assert "'validty' is not a compared metric" in capsys.readouterr().err
 

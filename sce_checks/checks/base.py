@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from sce_checks.errors import UserInputError
 
@@ -76,6 +76,36 @@ class Figure:
             raise ValueError(f"figure {self.name!r}: better must be 'higher', 'lower' or None, not {self.better!r}")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A per-example outcome a baseline stores and a paired comparison tests (sce_checks/report/
+    baseline.py): the figures it underlies are compared example by example on the ids both runs
+    share, a binary outcome with the exact McNemar test, a continuous one with the Wilcoxon
+    signed-rank test (sce_checks/metrics/paired.py). ``read`` takes an example's JSON record
+    (`ExampleRecord.to_dict`: the record's fields with its ``extra`` keys beside them) and gives
+    the value, or None where the example does not count for the figure (validity of an example
+    without an SCE); by default the record's field called ``name``. A figure with a direction and
+    no outcome is compared on its aggregate against the tolerance alone."""
+
+    name: str
+    kind: str  # "binary" | "continuous"
+    figures: tuple[str, ...]
+    read: Callable[[dict[str, Any]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("binary", "continuous"):
+            raise ValueError(f"outcome {self.name!r}: kind must be 'binary' or 'continuous', not {self.kind!r}")
+
+    def value(self, example: dict[str, Any]) -> Any:
+        """The outcome of one example (a JSON record), as a bool or float, or None."""
+        raw = self.read(example) if self.read is not None else example.get(self.name)
+        if raw is None:
+            return None
+        if self.kind == "binary":
+            return bool(raw)
+        return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+
+
 class Check:
     """Base class of a check. Subclasses set the class attributes and implement `run`."""
 
@@ -88,6 +118,7 @@ class Check:
     reads_settings: ClassVar[tuple[str, ...]] = ()  # run settings read under another field name
     table_headers: ClassVar[list[str] | None] = None  # a results table of its own (else the shared one)
     plots: ClassVar[tuple[str, ...]] = ()  # plots of sce_checks/report/plots.py drawn for its results
+    outcomes: ClassVar[tuple[Outcome, ...]] = ()  # per-example outcomes under its figures, for paired baselines
 
     # -- units: the rows of results a check reports for a dataset --------------------------------
     def units(self, variants: Sequence[str]) -> list[str]:
@@ -295,6 +326,11 @@ def figure_of(check: str, name: str) -> Figure | None:
 def compared_figures(check: str) -> tuple[str, ...]:
     """The figures of ``check`` a baseline compares: those with a direction."""
     return tuple(f.name for f in get_check(check).figures if f.better is not None and f.baseline)
+
+
+def outcome_of(check: str, figure: str) -> Outcome | None:
+    """The per-example outcome a baseline compares ``figure`` of ``check`` on, if it declares one."""
+    return next((o for o in get_check(check).outcomes if figure in o.figures), None)
 
 
 def headline(check: str) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
+from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
 from sce_checks.checks.predict import Prediction, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
@@ -544,6 +544,9 @@ class CTCheck(_CounterfactualCheck):
         Figure("intervention_flip_rate", None, interval=True),
         Figure("n_tested", None), Figure("n_flipped", None), Figure("n_unfaithful", None), Figure("n_interventions", None),
     )
+    # cct and phi-CCT are correlations over interventions, not means over examples: no
+    # per-example outcome, compared on the aggregate against the tolerance
+    outcomes = (Outcome("unfaithful", "binary", ("unfaithfulness",)),)
 
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         """Examples whose prediction an insertion flipped, with the explanation that does not name it."""

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from sce_checks import perturb
-from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
+from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
 from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
@@ -498,7 +498,23 @@ _FAILURE_FIGURES = (
 )
 
 
+def _failed_share(e: dict[str, Any]) -> float | None:
+    """An example's share of failed perturbations, over those scored (None: none scored)."""
+    rows = [r for r in e.get("perturbations") or [] if r.get("failed") is not None]
+    return sum(1 for r in rows if r["failed"]) / len(rows) if rows else None
+
+
+# failure_rate counts examples with a failed perturbation; the perturbation failure rate pools
+# the perturbations, so per example it is the share that failed (the same perturbations are drawn
+# again from the seed)
+_FAILURE_OUTCOMES = (
+    Outcome("failed", "binary", ("failure_rate",)),
+    Outcome("failed_share", "continuous", ("perturbation_failure_rate",), _failed_share),
+)
+
+
 class _PerturbationCheck(Check):
+    outcomes = _FAILURE_OUTCOMES
     settings = PerturbationSettings
     counts = ("n_tested",)
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from sce_checks.checks import VARIANTS
-from sce_checks.checks.base import Check, Figure
+from sce_checks.checks.base import Check, Figure, Outcome
 from sce_checks.checks.predict import Prediction, Predictor, mark_unparsed, prediction_record, task_predictor
 from sce_checks.config import default
 from sce_checks.metrics.gower import gower_distance
+from sce_checks.metrics.minimality import TOLERANCE as MINIMALITY_TOLERANCE
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
 from sce_checks.metrics.stats import mean_or_none, put_proportion, wilson_interval
 from sce_checks.metrics.text_distance import normalized_levenshtein
@@ -461,6 +462,36 @@ def _validity_cell(r: CheckResult) -> str:
 _GRID, _TEXT = ("grid",), ("text",)  # the task kinds whose results report a figure
 
 
+def _exact(e: dict[str, Any]) -> bool | None:
+    """Exact match of a generated SCE: valid and as close as x* (the figure's definition,
+    sce_checks/metrics/minimality.py); None without an SCE."""
+    if e.get("counterfactual") is None:
+        return None
+    return bool(e.get("valid")) and e.get("rcf") is not None and abs(e["rcf"]) <= MINIMALITY_TOLERANCE
+
+
+def _correct(e: dict[str, Any]) -> bool | None:
+    return None if e.get("gold") is None else e.get("prediction") == e["gold"]
+
+
+# Per-example outcomes under the compared figures, over the examples each figure counts
+# (validity and the minimality means over generated SCEs, strict validity over all).
+SCE_OUTCOMES = (
+    Outcome("generated", "binary", ("generation_rate",), lambda e: e.get("counterfactual") is not None),
+    Outcome("valid", "binary", ("validity",)),
+    Outcome("strict_valid", "binary", ("strict_validity",), lambda e: e.get("valid") is True),
+    Outcome("exact", "binary", ("exact_match",), _exact),
+    Outcome("distance", "continuous", ("mean_distance",)),
+    Outcome("rcf_a", "continuous", ("mean_rcf_a",)),
+    Outcome("rcf", "continuous", ("median_rcf",)),
+    Outcome("icf_a", "continuous", ("mean_icf_a",)),
+    Outcome("icf", "continuous", ("median_icf",)),
+    Outcome("valid_in_context", "binary", ("validity_in_context",)),
+    Outcome("word_distance", "continuous", ("mean_word_distance",)),
+    Outcome("correct", "binary", ("accuracy",), _correct),
+)
+
+
 class SCECheck(Check):
     name = "sce"
     question = ("validity and minimality of self-generated counterfactual explanations "
@@ -492,6 +523,8 @@ class SCECheck(Check):
         Figure("mean_minimality_gap", "lower", baseline=False, tasks=_TEXT),
         Figure("reference_found_rate", None, tasks=_TEXT),
     )
+
+    outcomes = SCE_OUTCOMES  # per example, for paired baseline comparisons (defined above the class)
 
     table_headers = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist",
                      "RCF_A", "ICF_A", "TM_A", "exact", "thresholds", "verdict"]

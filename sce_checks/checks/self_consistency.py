@@ -57,7 +57,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sce_checks.checks import ATTRIBUTIONS
-from sce_checks.checks.base import Check, Figure
+from sce_checks.checks.base import Check, Figure, Outcome
 from sce_checks.checks.predict import Predictor, prediction_record
 from sce_checks.config import default
 from sce_checks.errors import BackendError, CheckNotApplicable, UserInputError
@@ -438,6 +438,8 @@ class SelfConsistencyCheck(Check):
         Figure("n_scored", None), Figure("n_skipped", None),
         Figure("n_l1_dot_undefined", None), Figure("n_spearman_undefined", None),
     )
+    outcomes = (Outcome("spearman", "continuous", ("mean_spearman",)),
+                Outcome("l1_dot", "continuous", ("mean_l1_dot",)))
 
     def settings_from(self, spec: Any, **fixed: Any) -> SelfConsistencySettings:
         """The run's ``attribution`` setting is this check's ``method``."""

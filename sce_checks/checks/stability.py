@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 from sce_checks import perturb
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
-from sce_checks.checks.base import FAILING_HEADERS, Check, Figure
+from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
 from sce_checks.checks.predict import (Prediction, Predictor, mark_unparsed, prediction_record, task_predictor,
                                        validate_settings)
 from sce_checks.config import default
@@ -378,6 +378,18 @@ class StabilityCheck(Check):
         Figure("original_prompt_consistency", "higher", interval=True, baseline=False),
         Figure("n_pairs", None),
         Figure("n_counterfactuals", None),
+    )
+
+    outcomes = (
+        Outcome("validity_agrees", "binary", ("validity_agreement",)),
+        Outcome("perturbed_valid", "binary", ("perturbed_validity",),
+                lambda e: (e.get("perturbed") or {}).get("valid") if "validity_agrees" in e else None),
+        Outcome("prompt_consistent", "binary", ("prompt_consistency",),
+                lambda e: _consistent(e["prompt_predictions"]) if e.get("counterfactual") is not None
+                and e.get("prompt_predictions") else None),
+        Outcome("valid_under_all_prompts", "binary", ("robust_validity",),
+                lambda e: e.get("valid_under_all_prompts") if e.get("counterfactual") is not None else None),
+        Outcome("valid", "binary", ("validity",)),
     )
 
     def settings_from(self, spec: Any, **fixed: Any) -> StabilitySettings:

@@ -14,11 +14,16 @@ from sce_checks.results import CheckResult, _clean
 SCHEMA_ID = "sce-checks/report/v1"
 
 
-def build_report(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = ()) -> dict[str, Any]:
-    """``skipped``: checks that could not run on a task or backend, one line each (the reason)."""
+def build_report(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = (),
+                 baseline: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``skipped``: checks that could not run on a task or backend, one line each (the reason);
+    ``baseline``: the baseline comparisons of the run (sce_checks/report/baseline.py,
+    `ComparisonReport.to_dict`)."""
     report = {"schema": SCHEMA_ID, "environment": _clean(environment), "results": [r.to_dict() for r in results]}
     if skipped:
         report["skipped"] = list(skipped)
+    if baseline:
+        report["baseline"] = baseline
     return report
 
 
@@ -53,8 +58,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, results: Sequence[CheckResult], environment: dict[str, Any],
-               skipped: Sequence[str] = ()) -> Path:
-    return write_atomic(path, json.dumps(build_report(results, environment, skipped), indent=2, ensure_ascii=False))
+               skipped: Sequence[str] = (), baseline: list[dict[str, Any]] | None = None) -> Path:
+    return write_atomic(path, json.dumps(build_report(results, environment, skipped, baseline), indent=2,
+                                         ensure_ascii=False))
 
 
 def read_results(path: str | os.PathLike) -> tuple[list[CheckResult], dict[str, Any]]:

@@ -12,7 +12,8 @@ from sce_checks.report.table import render_table
 from sce_checks.results import CheckResult
 
 
-def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = ()) -> str:
+def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = (),
+                    extra: str = "") -> str:
     libs = environment.get("libraries", {})
     env_line = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
     head = markdown_text(
@@ -22,14 +23,16 @@ def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any],
         f"Python {environment.get('python')}; {env_line}"
     )
     return "# sce-checks report\n\n" + head + "\n\n" + render_table(results, tablefmt="github", skipped=skipped,
-                                                                       text=markdown_text) + "\n"
+                                                                       text=markdown_text) + "\n" + (
+        "\n" + extra if extra else "")  # extra: Markdown made inert by its writer (report/changes.py)
 
 
-def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = ()) -> None:
+def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = (),
+                   extra: str = "") -> None:
     from sce_checks.errors import UserInputError
     from sce_checks.report.json_report import write_atomic
 
-    text = render_markdown(results, environment, skipped)
+    text = render_markdown(results, environment, skipped, extra)
     if path:
         write_atomic(path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
