@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "does not give come from [tool.sce-checks] in ./pyproject.toml, then the defaults.")
     add_cli_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    tools = p.add_argument_group("without a model (docs/regression.md)")
+    tools.add_argument("--compare", nargs="+", metavar="REPORT",
+                       help="compare saved JSON reports or baselines, the first against each of the others, on the "
+                            "results and examples they share (no model call; --tolerance, --baseline-mode, --alpha, "
+                            "--baseline-metric and --html apply); exit 1 on a regression")
+    tools.add_argument("--plan-sample-size", metavar="p=P,drop=D[,alpha=A][,power=W][,changed=C]",
+                       help="how many examples a paired gate needs to detect a drop D of a rate P (exact McNemar; "
+                            "changed: the share of examples expected to change outcome, else both bounds)")
     return p
 
 
@@ -106,9 +114,78 @@ class _Outcome:
             self.input_errors = list(session.input_errors)
 
 
+def plan(text: str) -> str:
+    """``--plan-sample-size p=0.8,drop=0.1[,alpha=0.05][,power=0.8][,changed=0.2]``: one line."""
+    from sce_checks.metrics.paired import plan_sample_size
+
+    where = "--plan-sample-size"
+    values: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, raw = part.partition("=")
+        name = name.strip()
+        if not sep or name not in ("p", "drop", "alpha", "power", "changed"):
+            raise UserInputError(f"{where}: expected NAME=VALUE with NAME one of p, drop, alpha, power, changed; "
+                                 f"got {part.strip()!r}")
+        try:
+            values[name] = float(raw)
+        except ValueError:
+            raise UserInputError(f"{where}: {name}: expected a number, got {raw.strip()!r}") from None
+    for needed in ("p", "drop"):
+        if needed not in values:
+            raise UserInputError(f"{where}: {needed}= is required (e.g. p=0.8,drop=0.1)")
+    try:
+        return plan_sample_size(**values).describe()
+    except ValueError as exc:
+        raise UserInputError(f"{where}: {exc}") from None
+
+
+def compare_files(paths: Sequence[str], spec: Any) -> int:
+    """``--compare``: saved reports or baselines compared, printed, and drawn with --html."""
+    from sce_checks.report.baseline import compare_saved, render_report
+
+    if len(paths) < 2:
+        raise UserInputError("--compare: give at least two saved reports or baselines (the first is the reference)")
+    reports = compare_saved(paths, list(spec.tolerances), spec.baseline_mode, spec.alpha, spec.baseline_metrics)
+    print("\n\n".join(render_report(r) for r in reports))
+    if spec.html:
+        write_comparison_html(spec.html, paths, reports)
+    return EXIT_FAILED if any(r.regressed for r in reports) else EXIT_OK
+
+
+def write_comparison_html(path: str, paths: Sequence[str], reports: Sequence[Any]) -> None:
+    """The HTML report of the saved reports' results side by side (each result's model named with
+    its file, so the validity-minimality plot has one point per run) with the comparisons."""
+    from pathlib import Path
+
+    from sce_checks.report.changes import changes_html
+    from sce_checks.report.html import write_html
+    from sce_checks.report.json_report import SCHEMA_ID
+    from sce_checks.results import CheckResult
+    from sce_checks.tasks.grid_file import read_json, read_user_text
+
+    results, env = [], {}
+    for p in paths:
+        data = read_json(read_user_text(Path(p), p), p)
+        if data.get("schema") != SCHEMA_ID:
+            continue  # a baseline: figures, no results to draw
+        env = env or data.get("environment") or {}
+        for raw in data.get("results", []):
+            r = CheckResult.from_dict(raw)
+            r.model = f"{r.model} ({Path(p).name})"
+            results.append(r)
+    write_html(path, results, env, extra_sections=[changes_html(reports)])
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args, passthrough = build_parser().parse_known_args(argv)
+    if args.plan_sample_size:
+        print(plan(args.plan_sample_size))
+        return EXIT_OK
     spec = run_spec(args)
+    if args.compare:
+        if passthrough:
+            raise UserInputError(f"--compare: unknown arguments {' '.join(passthrough)}")
+        return compare_files(args.compare, spec)
     from sce_checks.preflight import preflight
 
     preflight(spec)  # bad input exits 2 here, before pytest starts and any model loads

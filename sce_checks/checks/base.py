@@ -212,6 +212,12 @@ def _validate_check(check: Check) -> None:
     names = [f.name for f in check.figures]
     if len(set(names)) != len(names):
         raise UserInputError(f"{where}: a figure is declared twice")
+    directed = {f.name for f in check.figures if f.better is not None}
+    for outcome in check.outcomes:
+        for figure in outcome.figures:
+            if figure not in directed:
+                raise UserInputError(f"{where}: outcome {outcome.name!r} names {figure!r}, not a declared figure with a "
+                                     "direction")
     if type(check).run is Check.run:
         raise UserInputError(f"{where} does not implement run()")
 
