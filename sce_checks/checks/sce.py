@@ -470,6 +470,19 @@ def _exact(e: dict[str, Any]) -> bool | None:
     return bool(e.get("valid")) and e.get("rcf") is not None and abs(e["rcf"]) <= MINIMALITY_TOLERANCE
 
 
+def _gap(absolute: bool) -> Callable[[dict[str, Any]], float | None]:
+    """An example's term of TM_A (RCF_A of a valid SCE, ICF_A of an invalid one) or of TM (RCF,
+    ICF): TM_A is exactly their mean over the generated SCEs, TM mixes their medians."""
+    valid_key, invalid_key = ("rcf_a", "icf_a") if absolute else ("rcf", "icf")
+
+    def read(e: dict[str, Any]) -> float | None:
+        if e.get("counterfactual") is None or e.get("valid") is None:
+            return None
+        return e.get(valid_key) if e["valid"] else e.get(invalid_key)
+
+    return read
+
+
 def _correct(e: dict[str, Any]) -> bool | None:
     return None if e.get("gold") is None else e.get("prediction") == e["gold"]
 
@@ -486,6 +499,8 @@ SCE_OUTCOMES = (
     Outcome("rcf", "continuous", ("median_rcf",)),
     Outcome("icf_a", "continuous", ("mean_icf_a",)),
     Outcome("icf", "continuous", ("median_icf",)),
+    Outcome("tm_a_term", "continuous", ("tm_a",), _gap(absolute=True)),
+    Outcome("tm_term", "continuous", ("tm",), _gap(absolute=False)),
     Outcome("valid_in_context", "binary", ("validity_in_context",)),
     Outcome("word_distance", "continuous", ("mean_word_distance",)),
     Outcome("correct", "binary", ("accuracy",), _correct),

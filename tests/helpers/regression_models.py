@@ -1,0 +1,29 @@
+"""A "fine-tuned" rule model for baseline tests: the toy model's exactly minimal SCEs, except on
+chosen records, where it stops one grid step short of the boundary (an invalid SCE). The tests
+choose the records from the sample, so they know which example ids regressed."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers.rule_models import POLICIES, TOY, RuleModel, read_record, toy_rule
+
+
+class PartlyShort(RuleModel):
+    def __init__(self, short_on):
+        super().__init__(TOY, toy_rule, "boundary")
+        self.short_on = {tuple(p) for p in short_on}
+
+    def identity(self):
+        return {"backend": "python", "model": f"partly-short/{sorted(self.short_on)}"}
+
+    def chat(self, conversations, decoding):
+        out = []
+        for conv in conversations:
+            x = read_record(self.task, conv[0]["content"])
+            if len(conv) == 1:
+                out.append(json.dumps({"answer": self.rule(x)}))
+                continue
+            cf = POLICIES["short" if x in self.short_on else "boundary"](self.task, self.rule, x)
+            out.append("```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```")
+        return out

@@ -1,0 +1,176 @@
+"""The paired baseline gate end to end through `sce-audit` on Python models that differ from the
+baseline's model on known examples (tests/helpers/regression_models.py): 6 of 20 regressed, 1 of
+20 regressed, none. The exit code, the verdict lines, the JSON / Markdown / HTML reports and
+``sce-audit --compare`` follow one rule; old (v1) baselines are compared on their aggregates.
+
+The numbers, by hand (exact one-sided McNemar, sce_checks/metrics/paired.py): 6 examples valid
+-> invalid and none the other way give p = 2^-6 = 0.0156 for validity in each of the two
+variants. Gating validity alone, Holm over the two variants compares the smaller p with 0.05 / 2
+and the other with 0.05: both regress. Gating every compared figure, the family also holds
+strict validity, exact match, mean distance, TM and TM_A of each variant (each moved on the same
+six examples, so each could reach alpha): twelve figures, 0.0156 > 0.05 / 12, and the gate passes
+with a note that it needs 8 examples to get worse (2^-8 <= 0.05 / 12 < 2^-7)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import jsonschema
+import pytest
+
+from sce_checks.cli import main
+from sce_checks.report.baseline import load_baseline
+from tests.helpers.projects import REPO
+
+ARGS = ["--dataset", "toy.toml", "--limit", "20", "--seed", "3", "--prediction", "generate", "-q"]
+
+
+def audit(*args: str) -> int:
+    return main([*ARGS, *args])
+
+
+@pytest.fixture
+def models(workdir):
+    """``python:partial:six`` / ``one`` / ``same``: the boundary model, short of the boundary on 6,
+    1 and 0 examples of the sample; returns the ids of those examples."""
+    from sce_checks.tasks import load_task, task_examples
+
+    sample = task_examples(load_task("toy.toml"), 20, 3)
+    six, one = sample[2:8], sample[10:11]
+    (workdir / "partial.py").write_text(textwrap.dedent(f"""
+        from tests.helpers.regression_models import PartlyShort
+        six = PartlyShort({[p for _, p in six]!r})
+        one = PartlyShort({[p for _, p in one]!r})
+        same = PartlyShort([])
+    """))
+    assert audit("--model", "python:toy_models:boundary", "--save-baseline", "base.json", "--json", "base-report.json") == 0
+    return {"six": [i for i, _ in six], "one": [i for i, _ in one]}
+
+
+def changed_ids(out: str) -> set[str]:
+    return {line.split()[1] for line in out.splitlines() if line.startswith("sce/toy/") and " worse " in line}
+
+
+def test_six_of_twenty_regressed_fails_a_validity_gate_and_lists_them(workdir, models, capsys):
+    code = audit("--model", "python:partial:six", "--baseline", "base.json", "--baseline-metric", "validity",
+                 "--json", "r.json", "--markdown", "r.md", "--html", "r.html")
+    out = capsys.readouterr().out
+    assert code == 1
+    verdicts = [line for line in out.splitlines() if line.startswith("REGRESSED:")]
+    assert len(verdicts) == 2  # one per variant
+    # Newcombe's interval by hand: Wilson 95% of 20/20 is [0.839, 1], of 14/20 [0.481, 0.855]; phi = 0 (an
+    # empty margin); -0.3 - sqrt((0.7 - 0.481)^2) = -0.519, -0.3 + sqrt((0.855 - 0.7)^2 + (1 - 0.839)^2) = -0.077
+    assert ("REGRESSED: sce/toy/minimal validity fell from 1.00 to 0.70 (-0.30 [-0.52, -0.08] over 20 shared examples, "
+            "McNemar p=0.016, Holm 0.031, 6 examples regressed, 0 improved)") in verdicts
+    assert changed_ids(out) == set(models["six"])
+    assert "examples that changed: 12 worse, 0 better" in out  # 6 per variant
+    report = json.loads((workdir / "r.json").read_text())
+    jsonschema.validate(report, json.loads((REPO / "sce_checks/data/report-v1.schema.json").read_text()))
+    (comparison,) = report["baseline"]
+    assert comparison["regressed"] == 2 and comparison["mode"] == "paired"
+    assert {c["id"] for c in comparison["changed_examples"] if c["worse"]} == set(models["six"])
+    row = next(r for r in comparison["rows"] if r["result"] == "sce/toy/minimal" and r["metric"] == "validity")
+    assert (row["n_worse"], row["n_better"], row["p"], row["p_holm"]) == (6, 0, 2 ** -6, 2 ** -5)
+    for name in ("r.md", "r.html"):
+        text = (workdir / name).read_text()
+        assert all(i in text for i in models["six"]) and "validity fell from 1.00 to 0.70" in text
+
+
+def test_six_of_twenty_over_every_figure_is_not_significant_and_says_why(workdir, models, capsys):
+    assert audit("--model", "python:partial:six", "--baseline", "base.json") == 0
+    out = capsys.readouterr().out
+    assert "no regressions" in out
+    assert ("gate power: with 20 shared examples and 12 figures under Holm, a binary figure fails only when at least 8 "
+            "examples get worse") in out
+    assert changed_ids(out) == set(models["six"])  # still listed: what a user fixing the fine-tune needs first
+
+
+def test_the_tolerance_is_a_minimum_effect_and_the_plain_mode_remains(workdir, models, capsys):
+    # significant, but a drop of 0.30 is within a tolerance of 0.35
+    assert audit("--model", "python:partial:six", "--baseline", "base.json", "--baseline-metric", "validity",
+                 "--tolerance", "validity=0.35") == 0
+    # the plain tolerance mode: any worsening beyond the tolerance (0) fails, significant or not
+    assert audit("--model", "python:partial:one", "--baseline", "base.json", "--baseline-mode", "tolerance") == 1
+    capsys.readouterr()
+
+
+def test_one_of_twenty_passes_and_is_listed(workdir, models, capsys):
+    assert audit("--model", "python:partial:one", "--baseline", "base.json", "--baseline-metric", "validity") == 0
+    out = capsys.readouterr().out
+    assert "no regressions" in out
+    assert "validity" in out and "McNemar 0.500" in out  # P(X >= 1 | 1) = 1/2
+    assert changed_ids(out) == set(models["one"])
+
+
+def test_the_same_model_changes_nothing(workdir, models, capsys):
+    assert audit("--model", "python:partial:same", "--baseline", "base.json") == 0
+    out = capsys.readouterr().out
+    assert "no regressions" in out and "examples that changed" not in out
+
+
+def test_compare_saved_reports_without_a_model(workdir, models, capsys):
+    assert audit("--model", "python:partial:six", "--json", "six.json") == 0
+    capsys.readouterr()
+    # the first file is the reference; a baseline and a report compare alike
+    assert main(["--compare", "base-report.json", "six.json", "--baseline-metric", "validity", "--html", "c.html"]) == 1
+    out = capsys.readouterr().out
+    assert "validity fell from 1.00 to 0.70" in out and changed_ids(out) == set(models["six"])
+    html = (workdir / "c.html").read_text()
+    assert "<svg" in html and "six.json" in html and all(i in html for i in models["six"])
+    assert main(["--compare", "base.json", "six.json"]) == 0
+    assert main(["--compare", "base.json", "base-report.json"]) == 0
+    assert "no regressions" in capsys.readouterr().out
+    assert main(["--compare", "base.json"]) == 2
+    assert main(["--compare", "base.json", "missing.json"]) == 2
+    assert "missing.json: no such file" in capsys.readouterr().err
+
+
+def test_compare_imports_no_model_library(workdir, models):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sce_checks.cli import main\ncode = main(['--compare', 'base.json', 'base-report.json'])\n"
+            "heavy = [m for m in ('torch', 'transformers', 'captum') if m in sys.modules]\n"
+            "assert code == 0 and not heavy, (code, heavy)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_v1_baseline_is_compared_on_its_aggregates(workdir, models, capsys):
+    data = json.loads((workdir / "base.json").read_text())
+    data["schema"] = "sce-checks/baseline/v1"
+    for entry in data["entries"].values():
+        del entry["examples"], entry["check"]
+    (workdir / "v1.json").write_text(json.dumps(data))
+    assert audit("--model", "python:partial:same", "--baseline", "v1.json") == 0
+    assert audit("--model", "python:partial:one", "--baseline", "v1.json") == 1  # tolerance 0: one example is a move
+    out = capsys.readouterr().out
+    assert "v1 baseline (figures only): compared against the tolerance alone" in out
+    assert "examples that changed" not in out
+
+
+@pytest.mark.parametrize("name", ["smollm2.json", "smollm2-checks.json", "smollm2-schema.json"])
+def test_the_repository_v1_baselines_still_load(name):
+    data = load_baseline(REPO / "baselines" / name)
+    assert data["schema"] == "sce-checks/baseline/v1" and data["entries"]
+
+
+def test_plan_sample_size_from_the_command_line(capsys):
+    assert main(["--plan-sample-size", "p=0.8,drop=0.1"]) == 0
+    assert "at least 66 examples" in capsys.readouterr().out
+    assert main(["--plan-sample-size", "p=0.8,drop=0.1,changed=0.05"]) == 2
+    assert main(["--plan-sample-size", "p=0.8"]) == 2
+    assert "drop= is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha", "0"], "--alpha"),
+    (["--alpha", "1.5"], "--alpha"),
+    (["--baseline-mode", "bayes"], "--baseline-mode"),
+    (["--baseline-metric", "validty"], "'validty' is not a compared metric"),
+])
+def test_bad_gate_settings_exit_2(workdir, capsys, args, message):
+    assert audit("--model", "python:toy_models:boundary", *args) == 2
+    assert message in capsys.readouterr().err
