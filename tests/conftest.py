@@ -4,6 +4,9 @@ working directory for the CLI (`workdir`) or in a pytester folder for the plugin
 from __future__ import annotations
 
 import pytest
+import scipy.stats  # noqa: F401  in-process pytester runs restore sys.modules after each run, and numpy's
+# extension modules (numpy.fft, which scipy.stats imports for the paired baseline tests) refuse a
+# second import in one process: imported once here, before any of those runs
 
 from tests.helpers.projects import MODELS, REPO, TOY_TOML
 

@@ -528,8 +528,8 @@ def render_report(report: ComparisonReport) -> str:
     from sce_checks.report.changes import changes_text
 
     regressed = report.regressed
-    head = f"baseline {report.path} ({report.mode}" + (f", alpha {report.alpha:g}" if report.mode == "paired" else "") + "): "
-    head += f"{len(regressed)} regression(s)" if regressed else "no regressions"
+    head = f"baseline {report.path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
+    head += f" ({report.mode}" + (f", alpha {report.alpha:g}" if report.mode == "paired" else "") + ")"
     parts = [head, render_comparison(report.rows)]
     if regressed:
         parts.append("\n".join("REGRESSED: " + c.verdict() for c in regressed))

@@ -174,3 +174,24 @@ def test_plan_sample_size_from_the_command_line(capsys):
 def test_bad_gate_settings_exit_2(workdir, capsys, args, message):
     assert audit("--model", "python:toy_models:boundary", *args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_audit_file_baseline_follows_the_same_rule(project):
+    """An audit file's ``baseline`` key is compared by the same rule as ``--baseline``: the run's
+    mode, alpha and gated figures, and the exit status follows it."""
+    from sce_checks.tasks import load_task, task_examples
+
+    sample = task_examples(load_task(str(project.path / "toy.toml")), 20, 3)
+    project.makepyfile(partial=f"from tests.helpers.regression_models import PartlyShort\n"
+                               f"six = PartlyShort({[p for _, p in sample[2:8]]!r})\n")
+    audit_file = 'model = "python:{}"\ndatasets = ["toy.toml"]\nlimit = 20\nseed = 3\nprediction = "generate"\n{}'
+    (project.path / "base.sce.toml").write_text(audit_file.format("toy_models:boundary", ""))
+    assert project.runpytest("-p", "no:cacheprovider", "base.sce.toml", "--sce-save-baseline", "base.json").ret == 0
+    (project.path / "six.sce.toml").write_text(audit_file.format("partial:six", 'baseline = "base.json"'))
+    gated = project.runpytest("-p", "no:cacheprovider", "six.sce.toml", "--sce-baseline-metric", "validity")
+    assert gated.ret == 1
+    gated.stdout.fnmatch_lines(["*base.json: 2 regression(s) (paired, alpha 0.05)*",
+                                "REGRESSED: sce/toy/unconstrained validity fell from 1.00 to 0.70*McNemar p=0.016*"])
+    every = project.runpytest("-p", "no:cacheprovider", "six.sce.toml")
+    assert every.ret == 0
+    every.stdout.fnmatch_lines(["*base.json: no regressions*", "note: gate power: *"])

@@ -1,0 +1,118 @@
+"""Baselines v2 (per-example outcomes) and the paired comparison on result objects: what each
+check compares per example, the gate's rule, Holm's family, v1 baselines and malformed files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sce_checks.checks import Check, Figure, Outcome, all_checks, register_check
+from sce_checks.checks.base import compared_figures, outcome_of
+from sce_checks.errors import UserInputError
+from sce_checks.report.baseline import compare_run, load_baseline, save_baseline
+from sce_checks.metrics.paired import holm
+from sce_checks.results import CheckResult, ExampleRecord
+
+
+def test_every_compared_figure_has_a_per_example_outcome_but_the_correlations():
+    """cct and phi-CCT are correlations and rates over interventions, not means over examples:
+    they alone are compared on their aggregates; any other figure without an outcome is a bug."""
+    missing = {c.name: [f for f in compared_figures(c.name) if outcome_of(c.name, f) is None] for c in all_checks()}
+    assert {k: v for k, v in missing.items() if v} == {"cct": ["cct"], "phi_cct": ["phi", "tpr", "fpr"]}
+
+
+def test_an_outcome_on_an_undeclared_figure_is_refused():
+    class Bad(Check):
+        name = "bad_outcome"
+        question = "?"
+        settings = type("S", (), {"__dataclass_fields__": {}})
+        figures = (Figure("rate", "higher"),)
+        outcomes = (Outcome("x", "binary", ("rates",)),)
+
+        def run(self, *args):
+            return []
+
+    import dataclasses
+
+    Bad.settings = dataclasses.make_dataclass("S", [])
+    with pytest.raises(UserInputError, match="outcome 'x' names 'rates'"):
+        register_check(Bad)
+
+
+def inv_result(failed: list[bool | None]) -> CheckResult:
+    """An INV result: example i failed (True), held (False) or was not scored (None)."""
+    records = []
+    for i, f in enumerate(failed):
+        rec = ExampleRecord(f"s-{i}", "text", "pos", None, None, None, None, None, None)
+        rec.extra["failed"] = f
+        rec.extra["perturbations"] = [] if f is None else [{"failed": f}, {"failed": False}]
+        records.append(rec)
+    tested = [f for f in failed if f is not None]
+    rate = sum(tested) / len(tested)
+    figures = {"failure_rate": rate, "perturbation_failure_rate": sum(tested) / (2 * len(tested))}
+    return CheckResult("inv", "m", "sentiment", None, len(records), figures, records)
+
+
+def test_inv_failures_are_compared_per_example(tmp_path):
+    before = inv_result([False] * 18 + [True, None])
+    path = save_baseline(tmp_path / "b.json", [before], {})
+    stored = json.loads(path.read_text())["entries"]["inv/sentiment/-"]["examples"]
+    assert stored["s-18"]["outcomes"] == {"failed": True, "failed_share": 0.5}
+    assert stored["s-19"]["outcomes"] == {"failed": None, "failed_share": None}
+    # 9 examples start failing, one stops: McNemar P(X >= 9 | 10) = 11/1024
+    after = inv_result([True] * 9 + [False] * 9 + [False, None])
+    report = compare_run(load_baseline(path), [after], {}, 0.0, str(path), "paired", 0.05)
+    rate = next(c for c in report.rows if c.metric == "failure_rate")
+    assert (rate.test.test, rate.test.n, rate.test.worse, rate.test.better) == ("McNemar", 19, 9, 1)
+    assert rate.test.p == pytest.approx(11 / 1024)
+    # Holm over the two gated figures: failure_rate and perturbation_failure_rate (Wilcoxon on
+    # the per-example shares: +0.5 on 9 examples, -0.5 on one)
+    share = next(c for c in report.rows if c.metric == "perturbation_failure_rate")
+    assert share.test.test == "Wilcoxon" and (share.test.worse, share.test.better) == (9, 1)
+    assert rate.p_holm == pytest.approx(holm([rate.test.p, share.test.p])[0]) and rate.p_holm <= 2 * rate.test.p
+    assert rate.regressed and "failure_rate rose from 0.05 to 0.47" in rate.verdict()
+    assert "9 examples regressed, 1 improved" in rate.verdict()
+    assert [ch.id for ch in report.changes if ch.worse] == [f"s-{i}" for i in range(9)]
+    assert [ch.id for ch in report.changes if not ch.worse] == ["s-18"]
+
+
+def test_significant_but_within_the_tolerance_passes():
+    before = inv_result([False] * 20)
+    after = inv_result([True] * 10 + [False] * 10)
+    from sce_checks.report.baseline import baseline_entry, compare_entries
+
+    pair = [("inv/sentiment/-", baseline_entry(before, [], None), baseline_entry(after, [], None))]
+    assert compare_entries(pair, {"*": 0.6}, "paired").regressed == []
+    assert {c.metric for c in compare_entries(pair, {"*": 0.4}, "paired").regressed} == {"failure_rate"}
+    # gating another figure only: failure_rate is shown, not gated
+    only = compare_entries(pair, 0.0, "paired", metrics=["perturbation_failure_rate"])
+    assert [c.metric for c in only.regressed] == ["perturbation_failure_rate"]
+    assert "not gated" in next(c for c in only.rows if c.metric == "failure_rate").verdict()
+
+
+def test_v1_baseline_in_paired_mode_compares_aggregates_with_a_note(tmp_path):
+    before, after = inv_result([False] * 20), inv_result([True] + [False] * 19)
+    path = save_baseline(tmp_path / "b.json", [before], {})
+    data = json.loads(path.read_text())
+    data["schema"] = "sce-checks/baseline/v1"
+    del data["entries"]["inv/sentiment/-"]["examples"]
+    path.write_text(json.dumps(data))
+    report = compare_run(load_baseline(path), [after], {}, 0.0, str(path), "paired")
+    assert [c.metric for c in report.regressed] == ["failure_rate", "perturbation_failure_rate"]
+    assert all(c.test is None and c.how == "v1 baseline, no per-example outcomes" for c in report.rows)
+    assert "v1 baseline" in report.notes[0] and report.changes == []
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda e: e.pop("examples"), "examples: expected an object of examples by id"),
+    (lambda e: e["examples"].update({"s-0": {"prediction": "pos"}}), "examples.s-0: expected an object with outcomes"),
+    (lambda e: e["examples"]["s-0"]["outcomes"].update(failed="yes"), "examples.s-0.outcomes.failed: expected true"),
+])
+def test_malformed_v2_examples_are_refused(tmp_path, mutate, message):
+    path = save_baseline(tmp_path / "b.json", [inv_result([False, True])], {})
+    data = json.loads(path.read_text())
+    mutate(data["entries"]["inv/sentiment/-"])
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserInputError, match=message):
+        load_baseline(path)
