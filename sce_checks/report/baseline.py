@@ -263,7 +263,8 @@ class Comparison:
             line = f"{what} stayed at {_fmt(self.before)}"
         t = self.test
         if t is None:
-            return f"{line} (aggregate only: {self.how}; tolerance {self.tolerance:g})"
+            why = "" if self.how == "tolerance" else f"aggregate only: {self.how}; "
+            return f"{line} ({self.delta:+.2f}, {why}tolerance {self.tolerance:g})"
         unit = "examples" if t.n != 1 else "example"
         parts = [f"{t.delta:+.2f} [{t.low:+.2f}, {t.high:+.2f}] over {t.n} shared {unit}",
                  f"{t.test} p={_p(t.p)}" + (f", Holm {_p(self.p_holm)}" if self.p_holm is not None else ""),
