@@ -11,6 +11,9 @@
     baseline = "baselines/smollm2.json"   # optional: compared at the end of the run
     tolerance = 0.02                  # optional, for the baseline; or per metric:
                                       # tolerance = { "*" = 0.02, validity = 0.05 }
+    baseline_mode = "paired"          # optional: paired | tolerance (docs/regression.md)
+    alpha = 0.05                      # optional: the paired gate's significance level
+    baseline_metrics = ["validity"]   # optional: the figures the baseline gate tests
     text_search_budget = 40           # optional: text tasks' reference minimal-edit search
     checks = ["sce", "inv", "phi_cct"]   # optional (default ["sce"]); see sce_checks.checks.CHECKS
     perturbations = 4                 # optional: perturbed inputs / interventions per example
@@ -47,6 +50,8 @@ from sce_checks.errors import UserInputError
 from sce_checks.thresholds import Threshold
 
 _SPECIAL_KEYS = {"baseline", "tolerance", "thresholds", "override"}  # the audit-file syntax beyond the settings table
+# how the audit's own baseline is compared (run settings, read here for this audit's baseline alone)
+_GATE_KEYS = ("baseline_mode", "alpha", "baseline_metrics")
 _OVERRIDE_KEYS = {"dataset", "variant", "check", "thresholds", "xfail"}
 
 
@@ -59,6 +64,7 @@ class AuditFile:
     thresholds: dict[tuple[str, str], list[Threshold]] = field(default_factory=dict)  # (dataset, unit) -> gates
     names: dict[str, str] = field(default_factory=dict)  # dataset as run -> as written (item ids)
     xfails: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (dataset, unit, threshold) -> reason
+    gate: dict = field(default_factory=dict)  # baseline_mode / alpha / baseline_metrics given in the file
 
     def name(self, dataset: str) -> str:
         return self.names.get(dataset, dataset)
@@ -107,7 +113,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
 
     path = Path(path)
     data = read_toml(path)
-    accepted = sorted(set(AUDIT_KEYS) | _SPECIAL_KEYS)
+    accepted = sorted(set(AUDIT_KEYS) | _SPECIAL_KEYS | set(_GATE_KEYS))
     unknown = sorted(k for k in data if k not in accepted)
     if unknown:
         raise _err(path, unknown[0], f"unknown key; accepted: {', '.join(accepted)}")
@@ -136,6 +142,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
     from sce_checks.report.baseline import parse_tolerances
 
     tolerance = parse_tolerances(data.get("tolerance", 0.0), f"{path}: tolerance")
+    gate = _gate(path, data)
     baseline = data.get("baseline")
     if baseline is not None and not isinstance(baseline, str):
         raise _err(path, "baseline", f"expected a path string, got {baseline!r}")
@@ -152,7 +159,17 @@ def load_audit_file(path: str | Path) -> AuditFile:
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
         _check_baseline(path, base, spec)
-    return AuditFile(path, spec, base, tolerance, table, names, xfails)
+    return AuditFile(path, spec, base, tolerance, table, names, xfails, gate)
+
+
+def _gate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The baseline gate's settings the file gives, read as the settings table reads them."""
+    from sce_checks.config import BY_NAME
+    from sce_checks.report.baseline import check_baseline_metrics
+
+    out = {key: BY_NAME[key].read(data[key], f"{path}: {key}") for key in _GATE_KEYS if key in data}
+    check_baseline_metrics(out.get("baseline_metrics", ()), f"{path}: baseline_metrics")
+    return out
 
 
 def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:

@@ -217,7 +217,7 @@ class SCESession:
     def add_audit_baseline(self, audit) -> None:
         self._audit_baselines[str(audit.baseline)] = {
             "model": audit.spec.model, "datasets": list(audit.spec.datasets), "units": audit.units,
-            "tolerance": audit.tolerance,
+            "tolerance": audit.tolerance, "gate": audit.gate,
         }
 
     # -- pytest-xdist -------------------------------------------------------------------------
@@ -308,24 +308,26 @@ class SCESession:
     def _compare_baselines(self, results: list, env: dict) -> tuple[list, bool]:
         """Every baseline of the run compared (``--baseline`` over all results, an audit file's
         over its own), by one rule: the spec's ``baseline_mode``, ``alpha`` and
-        ``baseline_metrics`` (sce_checks/report/baseline.py). A comparison that cannot be made
+        ``baseline_metrics``, or the audit file's own where it gives them (as its ``tolerance``)
+        (sce_checks/report/baseline.py). A comparison that cannot be made
         (another sample, a missing entry) is bad input: (reports so far, True)."""
         from sce_checks.errors import UserInputError
         from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances, render_report
 
         spec = self.spec
+        run_gate = {"baseline_mode": spec.baseline_mode, "alpha": spec.alpha, "baseline_metrics": spec.baseline_metrics}
         comparisons = []
         if spec.baseline:
-            comparisons.append((spec.baseline, list(spec.tolerances), results))
+            comparisons.append((spec.baseline, list(spec.tolerances), results, run_gate))
         for path, audit in self._audit_baselines.items():
             mine = [r for key, r in self._results.items()
                     if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["units"]]
-            comparisons.append((path, audit["tolerance"], mine))
+            comparisons.append((path, audit["tolerance"], mine, {**run_gate, **audit.get("gate", {})}))
         reports = []
-        for path, tolerance, subset in comparisons:
+        for path, tolerance, subset, gate in comparisons:
             try:
                 reports.append(compare_run(load_baseline(path), subset, env, parse_tolerances(tolerance, "--sce-tolerance"),
-                                           path, spec.baseline_mode, spec.alpha, spec.baseline_metrics))
+                                           path, gate["baseline_mode"], gate["alpha"], gate["baseline_metrics"]))
             except UserInputError as exc:
                 self.errors.append(str(exc))
                 self.input_errors.append(str(exc))

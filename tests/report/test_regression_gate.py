@@ -195,3 +195,15 @@ def test_an_audit_file_baseline_follows_the_same_rule(project):
     every = project.runpytest("-p", "no:cacheprovider", "six.sce.toml")
     assert every.ret == 0
     every.stdout.fnmatch_lines(["*base.json: no regressions*", "note: gate power: *"])
+    # the file's own gate settings, as its tolerance, win over the run's
+    (project.path / "own.sce.toml").write_text(audit_file.format(
+        "partial:six", 'baseline = "base.json"\nbaseline_metrics = ["validity"]\nalpha = 0.05'))
+    assert project.runpytest("-p", "no:cacheprovider", "own.sce.toml").ret == 1
+    (project.path / "plain.sce.toml").write_text(audit_file.format(
+        "partial:six", 'baseline = "base.json"\nbaseline_mode = "tolerance"\ntolerance = 0.35'))
+    assert project.runpytest("-p", "no:cacheprovider", "plain.sce.toml", "--sce-baseline-metric", "validity").ret == 0
+    (project.path / "bad.sce.toml").write_text(audit_file.format(
+        "partial:six", 'baseline = "base.json"\nbaseline_metrics = ["validty"]'))
+    bad = project.runpytest("-p", "no:cacheprovider", "bad.sce.toml")
+    assert bad.ret == 2
+    bad.stdout.fnmatch_lines(["*bad.sce.toml: baseline_metrics: 'validty' is not a compared metric*"])
