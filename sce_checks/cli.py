@@ -176,16 +176,31 @@ def write_comparison_html(path: str, paths: Sequence[str], reports: Sequence[Any
     write_html(path, results, env, extra_sections=[changes_html(reports)])
 
 
+# the settings that apply to the commands that run no model
+COMPARE_SETTINGS = ("tolerances", "baseline_mode", "alpha", "baseline_metrics", "html")
+
+
+def _refuse_others(args: argparse.Namespace, passthrough: Sequence[str], command: str, allowed: Sequence[str]) -> None:
+    """A flag that a command without a model ignores is refused, not silently dropped."""
+    from sce_checks.config import SETTINGS
+
+    given = [f"--{s.option}" for s in SETTINGS if s.name not in allowed and getattr(args, s.name) not in (None, False)]
+    if command == "--plan-sample-size" and args.compare:
+        given.append("--compare")
+    if given or passthrough:
+        raise UserInputError(f"{command}: {' '.join([*given, *passthrough])} does not apply (no model is run)")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args, passthrough = build_parser().parse_known_args(argv)
     if args.plan_sample_size:
+        _refuse_others(args, passthrough, "--plan-sample-size", ())
         print(plan(args.plan_sample_size))
         return EXIT_OK
-    spec = run_spec(args)
     if args.compare:
-        if passthrough:
-            raise UserInputError(f"--compare: unknown arguments {' '.join(passthrough)}")
-        return compare_files(args.compare, spec)
+        _refuse_others(args, passthrough, "--compare", COMPARE_SETTINGS)
+        return compare_files(args.compare, run_spec(args))
+    spec = run_spec(args)
     from sce_checks.preflight import preflight
 
     preflight(spec)  # bad input exits 2 here, before pytest starts and any model loads

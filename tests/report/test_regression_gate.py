@@ -122,6 +122,8 @@ def test_compare_saved_reports_without_a_model(workdir, models, capsys):
     assert main(["--compare", "base.json", "base-report.json"]) == 0
     assert "no regressions" in capsys.readouterr().out
     assert main(["--compare", "base.json"]) == 2
+    assert main(["--compare", "base.json", "six.json", "--model", "smollm2"]) == 2
+    assert "--compare: --model does not apply (no model is run)" in capsys.readouterr().err
     assert main(["--compare", "base.json", "missing.json"]) == 2
     assert "missing.json: no such file" in capsys.readouterr().err
 
@@ -161,6 +163,7 @@ def test_plan_sample_size_from_the_command_line(capsys):
     assert main(["--plan-sample-size", "p=0.8,drop=0.1"]) == 0
     assert "at least 66 examples" in capsys.readouterr().out
     assert main(["--plan-sample-size", "p=0.8,drop=0.1,changed=0.05"]) == 2
+    assert main(["--plan-sample-size", "p=0.8,drop=0.1", "--limit", "5"]) == 2
     assert main(["--plan-sample-size", "p=0.8"]) == 2
     assert "drop= is required" in capsys.readouterr().err
 
