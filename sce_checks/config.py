@@ -186,7 +186,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("html", "path", None, "write the HTML report here", group="report", metavar="PATH", audit_file=False),
     Setting("baseline", "path", None, "compare against this saved baseline; fail on regressions", group="report",
             metavar="PATH", audit_file=False),
-    Setting("save_baseline", "path", None, "save this run's figures as a baseline", group="report", metavar="PATH",
+    Setting("save_baseline", "path", None, "save this run's figures and per-example outcomes as a baseline", group="report", metavar="PATH",
             audit_file=False),
     Setting("tolerances", "list", ("0",), "allowed worsening against the baseline (the smallest change that counts as a regression): X for every metric, METRIC=X for "
             "one (repeatable)", group="report", flag="tolerance", metavar="X|METRIC=X", audit_file=False),
