@@ -197,8 +197,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alpha", "float", 0.05, "significance level of the paired baseline gate, one-sided, Holm-corrected "
             "across the gated figures", group="report", minimum=0, nonzero=True, maximum=1, metavar="A",
             audit_file=False),
-    Setting("baseline_metrics", "list", (), "the figures the baseline gate tests (repeatable; default: every "
-            "compared figure); fewer figures, a smaller Holm correction", group="report", flag="baseline-metric",
+    Setting("baseline_metrics", "list", (), "the figures the paired baseline gate tests (repeatable; default: each "
+            "check's primary figure, e.g. validity); fewer figures, a smaller Holm correction", group="report", flag="baseline-metric",
             metavar="METRIC", audit_file=False),
     # -- model options ----------------------------------------------------------------------------
     Setting("dtype", "str", None, "hf backends: float32 | bfloat16 | float16 (default float32 on CPU, bfloat16 on "

@@ -112,7 +112,7 @@ def test_per_metric_tolerances(workdir, capsys):
     assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "2.2") == 0
     capsys.readouterr()
     assert audit("--model", "python:toy_models:far", "--baseline", "base.json", "--tolerance", "2.2",
-                 "--tolerance", "exact_match=0.5") == 1
+                 "--tolerance", "exact_match=0.5", "--baseline-metric", "exact_match") == 1
     out = capsys.readouterr().out.splitlines()
     regressed = [line for line in out if "REGRESSED" in line and not line.startswith("REGRESSED:")]
     assert len(regressed) == 2 and all("exact_match" in line for line in regressed)  # one per variant

@@ -61,7 +61,11 @@ class Figure:
     never compared against a baseline). ``headline``: shown first in reports and attached to
     pytest items. ``interval``: the result also holds ``<name>_ci``, a Wilson 95% interval, so
     thresholds can gate ``<name>_lower`` / ``<name>_upper``. ``baseline``: compared against a
-    saved baseline (figures with a direction only). ``tasks``: the task kinds whose results
+    saved baseline (figures with a direction only). ``primary``: the check's pre-specified
+    endpoint, a figure a paired baseline comparison gates by default (True, or the task kinds
+    it is primary for: minimality is RCF_A on grids and the distance on text) (the others are tested and
+    shown, and gate when named with --baseline-metric: every gated figure costs the others power
+    under Holm's correction, docs/regression.md). ``tasks``: the task kinds whose results
     report it, so a threshold on a figure a task never reports is refused before any model call."""
 
     name: str
@@ -69,6 +73,7 @@ class Figure:
     headline: bool = False
     interval: bool = False
     baseline: bool = True  # compared against a saved baseline (when it has a direction)
+    primary: bool | tuple[str, ...] = False  # gated by default in a paired comparison (True, or for these task kinds)
     tasks: tuple[str, ...] = ("grid", "text")
 
     def __post_init__(self) -> None:
@@ -337,6 +342,18 @@ def compared_figures(check: str) -> tuple[str, ...]:
 def outcome_of(check: str, figure: str) -> Outcome | None:
     """The per-example outcome a baseline compares ``figure`` of ``check`` on, if it declares one."""
     return next((o for o in get_check(check).outcomes if figure in o.figures), None)
+
+
+def primary_figures(check: str, reported: Sequence[str] = ()) -> tuple[str, ...]:
+    """The figures of ``check`` a paired baseline comparison gates by default, for a result that
+    reported ``reported`` (its task kinds are those every reported figure is declared for)."""
+    figures = get_check(check).figures
+    kinds = {"grid", "text"}
+    for f in figures:
+        if f.name in reported:
+            kinds &= set(f.tasks)
+    return tuple(f.name for f in figures if f.better is not None and f.primary
+                 and (f.primary is True or kinds & set(f.primary)))
 
 
 def headline(check: str) -> tuple[str, ...]:

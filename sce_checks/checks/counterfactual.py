@@ -539,7 +539,7 @@ class CTCheck(_CounterfactualCheck):
     question = ("counterfactual test (Atanasova et al. 2023): do explanations mention an inserted word that "
                 "flipped the prediction?")
     figures = (
-        Figure("unfaithfulness", "lower", headline=True, interval=True),
+        Figure("unfaithfulness", "lower", headline=True, interval=True, primary=True),
         Figure("flip_rate", None, headline=True, interval=True),
         Figure("intervention_flip_rate", None, interval=True),
         Figure("n_tested", None), Figure("n_flipped", None), Figure("n_unfaithful", None), Figure("n_interventions", None),
@@ -566,7 +566,7 @@ class CCTCheck(_CounterfactualCheck):
     question = "correlational counterfactual test (Siegel et al. 2024): TVD of the option distribution vs mention"
     counts = ("n_interventions",)
     figures = (
-        Figure("cct", "higher", headline=True),
+        Figure("cct", "higher", headline=True, primary=True),
         Figure("mean_tvd_mentioned", None, headline=True),
         Figure("mean_tvd_not_mentioned", None, headline=True),
         Figure("mean_tvd", None),
@@ -580,7 +580,7 @@ class PhiCCTCheck(_CounterfactualCheck):
     question = "phi-CCT (Siegel et al. 2025): phi of (prediction changed) x (explanation mentions the inserted word)"
     counts = ("n_interventions",)
     figures = (
-        Figure("phi", "higher", headline=True),
+        Figure("phi", "higher", headline=True, primary=True),
         Figure("tpr", "higher", headline=True, interval=True),
         Figure("fpr", "lower", headline=True, interval=True),
         Figure("mention_rate", None, interval=True),

@@ -490,7 +490,7 @@ def run_directional(
 # -- the checks, for the registry (sce_checks/checks/base.py) -----------------------------------------
 
 _FAILURE_FIGURES = (
-    Figure("failure_rate", "lower", headline=True, interval=True),
+    Figure("failure_rate", "lower", headline=True, interval=True, primary=True),
     Figure("perturbation_failure_rate", "lower", headline=True, interval=True),
     Figure("n_tested", None),
     Figure("n_failed", None),

@@ -513,11 +513,11 @@ class SCECheck(Check):
                 "(Mayne et al. 2025; Dehghanighobadi et al. 2025)")
     settings = SCESettings
     figures = (
-        Figure("validity", "higher", headline=True, interval=True),
+        Figure("validity", "higher", headline=True, interval=True, primary=True),
         Figure("strict_validity", "higher", headline=True, interval=True),
         Figure("generation_rate", "higher", headline=True),
-        Figure("mean_rcf_a", "lower", headline=True, tasks=_GRID),
-        Figure("mean_distance", "lower", headline=True),
+        Figure("mean_rcf_a", "lower", headline=True, tasks=_GRID, primary=True),
+        Figure("mean_distance", "lower", headline=True, primary=("text",)),
         Figure("median_rcf", "lower", tasks=_GRID),
         Figure("mean_rcf", "lower", baseline=False, tasks=_GRID),
         Figure("mean_icf_a", "lower", tasks=_GRID),

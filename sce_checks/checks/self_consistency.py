@@ -431,7 +431,7 @@ class SelfConsistencyCheck(Check):
     counts = ("n_scored",)
     reads_settings = ("attribution",)
     figures = (
-        Figure("mean_spearman", "higher", headline=True),
+        Figure("mean_spearman", "higher", headline=True, primary=True),
         Figure("mean_l1_dot", "higher", headline=True),
         Figure("median_spearman", None),
         Figure("median_l1_dot", None),

@@ -371,7 +371,7 @@ class StabilityCheck(Check):
         Figure("validity_agreement", "higher", headline=True, interval=True),
         Figure("perturbed_validity", "higher", headline=True, interval=True),
         Figure("prompt_consistency", "higher", headline=True, interval=True),
-        Figure("robust_validity", "higher", headline=True, interval=True),
+        Figure("robust_validity", "higher", headline=True, interval=True, primary=True),
         Figure("pair_validity", "higher", interval=True, baseline=False),
         Figure("validity_drop", "lower", baseline=False),
         Figure("validity", "higher", interval=True),

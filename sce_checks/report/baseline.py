@@ -343,10 +343,11 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
                     mode: str = "paired", alpha: float = 0.05, metrics: Sequence[str] = (),
                     path: str = "baseline") -> ComparisonReport:
     """Compare (key, old entry, new entry) pairs (entries as `baseline_entry` makes them; an old
-    one without ``examples`` is a v1 baseline). ``metrics``: the figures the gate tests (all
-    compared ones when empty); the Holm family is the gated figures with a paired test that could
+    one without ``examples`` is a v1 baseline). ``metrics``: the figures the gate tests; when empty,
+    each check's primary figure where a paired test applies, and every figure compared on its
+    aggregate alone (the tolerance rule, as for v1 baselines); the Holm family is the gated figures with a paired test that could
     reach ``alpha`` (sce_checks/metrics/paired.py)."""
-    from sce_checks.checks.base import outcome_of
+    from sce_checks.checks.base import outcome_of, primary_figures
     from sce_checks.metrics.paired import binary_test, continuous_test, holm
 
     if mode not in MODES:
@@ -365,8 +366,8 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
         for metric, before in old["figures"].items():
             after = new["figures"].get(metric)
             allowed = tolerances.get(metric, tolerances["*"])
-            gated = not metrics or metric in metrics
-            row = Comparison(key, metric, before, after, None, False, check, allowed, gated=gated)
+            row = Comparison(key, metric, before, after, None, False, check, allowed,
+                             gated=not metrics or metric in metrics)
             rows.append(row)
             if before is None or after is None:
                 # A figure over a subset (ICF over invalid SCEs, say) becomes undefined when the
@@ -389,8 +390,12 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
                     row.test = (binary_test([(bool(x), bool(y)) for x, y in values], higher) if outcome.kind == "binary"
                                 else continuous_test([(float(x), float(y)) for x, y in values], higher))
                     row.how = "paired"
+            if row.test is not None and not metrics:
+                # Paired tests gate the check's pre-specified endpoint by default: every gated
+                # figure costs the others power under Holm (docs/regression.md, "What gates").
+                row.gated = metric in primary_figures(check, tuple(old["figures"]))
             if row.test is None:  # the tolerance rule
-                row.regressed = gated and _worse_by(check, metric, row.delta) > allowed + ROUNDING
+                row.regressed = row.gated and _worse_by(check, metric, row.delta) > allowed + ROUNDING
         if old_ex is not None and new_ex is not None:
             changes.extend(_changes(key, check, old_ex, new_ex, shared, tolerances))
     family = [c for c in rows if c.test is not None and c.gated and c.test.min_p <= alpha]

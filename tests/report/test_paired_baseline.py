@@ -62,11 +62,12 @@ def test_inv_failures_are_compared_per_example(tmp_path):
     assert stored["s-19"]["outcomes"] == {"failed": None, "failed_share": None}
     # 9 examples start failing, one stops: McNemar P(X >= 9 | 10) = 11/1024
     after = inv_result([True] * 9 + [False] * 9 + [False, None])
-    report = compare_run(load_baseline(path), [after], {}, 0.0, str(path), "paired", 0.05)
+    report = compare_run(load_baseline(path), [after], {}, 0.0, str(path), "paired", 0.05,
+                         ("failure_rate", "perturbation_failure_rate"))
     rate = next(c for c in report.rows if c.metric == "failure_rate")
     assert (rate.test.test, rate.test.n, rate.test.worse, rate.test.better) == ("McNemar", 19, 9, 1)
     assert rate.test.p == pytest.approx(11 / 1024)
-    # Holm over the two gated figures: failure_rate and perturbation_failure_rate (Wilcoxon on
+    # Holm over the two gated figures, both named: failure_rate and perturbation_failure_rate (Wilcoxon on
     # the per-example shares: +0.5 on 9 examples, -0.5 on one)
     share = next(c for c in report.rows if c.metric == "perturbation_failure_rate")
     assert share.test.test == "Wilcoxon" and (share.test.worse, share.test.better) == (9, 1)
@@ -75,6 +76,11 @@ def test_inv_failures_are_compared_per_example(tmp_path):
     assert "9 examples regressed, 1 improved" in rate.verdict()
     assert [ch.id for ch in report.changes if ch.worse] == [f"s-{i}" for i in range(9)]
     assert [ch.id for ch in report.changes if not ch.worse] == ["s-18"]
+    # by default the check's primary figure alone gates: no Holm correction to pay
+    default = compare_run(load_baseline(path), [after], {}, 0.0, str(path), "paired", 0.05)
+    rate = next(c for c in default.rows if c.metric == "failure_rate")
+    share = next(c for c in default.rows if c.metric == "perturbation_failure_rate")
+    assert rate.gated and rate.p_holm == pytest.approx(rate.test.p) and not share.gated and not share.regressed
 
 
 def test_significant_but_within_the_tolerance_passes():

@@ -5,8 +5,9 @@ baseline's model on known examples (tests/helpers/regression_models.py): 6 of 20
 
 The numbers, by hand (exact one-sided McNemar, sce_checks/metrics/paired.py): 6 examples valid
 -> invalid and none the other way give p = 2^-6 = 0.0156 for validity in each of the two
-variants. Gating validity alone, Holm over the two variants compares the smaller p with 0.05 / 2
-and the other with 0.05: both regress. Gating every compared figure, the family also holds
+variants. Gating validity alone (the SCE check's primary figure, gated by default), Holm over the
+two variants compares the smaller p with 0.05 / 2 and the other with 0.05: both regress. Gating
+every compared figure (each named with --baseline-metric), the family also holds
 strict validity, exact match, mean distance, TM and TM_A of each variant (each moved on the same
 six examples, so each could reach alpha): twelve figures, 0.0156 > 0.05 / 12, and the gate passes
 with a note that it needs 8 examples to get worse (2^-8 <= 0.05 / 12 < 2^-7)."""
@@ -52,8 +53,13 @@ def changed_ids(out: str) -> set[str]:
     return {line.split()[1] for line in out.splitlines() if line.startswith("sce/toy/") and " worse " in line}
 
 
-def test_six_of_twenty_regressed_fails_a_validity_gate_and_lists_them(workdir, models, capsys):
-    code = audit("--model", "python:partial:six", "--baseline", "base.json", "--baseline-metric", "validity",
+EVERY_FIGURE = [a for m in ("validity", "strict_validity", "generation_rate", "exact_match", "mean_distance",
+                             "mean_rcf_a", "median_rcf", "mean_icf_a", "median_icf", "tm", "tm_a")
+                for a in ("--baseline-metric", m)]
+
+
+def test_six_of_twenty_regressed_fails_the_default_gate_and_lists_them(workdir, models, capsys):
+    code = audit("--model", "python:partial:six", "--baseline", "base.json",
                  "--json", "r.json", "--markdown", "r.md", "--html", "r.html")
     out = capsys.readouterr().out
     assert code == 1
@@ -78,7 +84,7 @@ def test_six_of_twenty_regressed_fails_a_validity_gate_and_lists_them(workdir, m
 
 
 def test_six_of_twenty_over_every_figure_is_not_significant_and_says_why(workdir, models, capsys):
-    assert audit("--model", "python:partial:six", "--baseline", "base.json") == 0
+    assert audit("--model", "python:partial:six", "--baseline", "base.json", *EVERY_FIGURE) == 0
     out = capsys.readouterr().out
     assert "no regressions" in out
     assert ("gate power: with 20 shared examples and 12 figures under Holm, a binary figure fails only when at least 8 "
@@ -116,9 +122,11 @@ def test_compare_saved_reports_without_a_model(workdir, models, capsys):
     assert main(["--compare", "base-report.json", "six.json", "--baseline-metric", "validity", "--html", "c.html"]) == 1
     out = capsys.readouterr().out
     assert "validity fell from 1.00 to 0.70" in out and changed_ids(out) == set(models["six"])
+    assert "gate power: with 20 shared examples and 2 figures under Holm" in out and "not gated" in out
     html = (workdir / "c.html").read_text()
     assert "<svg" in html and "six.json" in html and all(i in html for i in models["six"])
-    assert main(["--compare", "base.json", "six.json"]) == 0
+    assert main(["--compare", "base.json", "six.json"]) == 1  # validity is gated by default
+    assert main(["--compare", "base.json", "six.json", *EVERY_FIGURE]) == 0  # every figure: 12 under Holm
     assert main(["--compare", "base.json", "base-report.json"]) == 0
     assert "no regressions" in capsys.readouterr().out
     assert main(["--compare", "base.json"]) == 2
@@ -195,7 +203,9 @@ def test_an_audit_file_baseline_follows_the_same_rule(project):
     assert gated.ret == 1
     gated.stdout.fnmatch_lines(["*base.json: 2 regression(s) (paired, alpha 0.05)*",
                                 "REGRESSED: sce/toy/unconstrained validity fell from 1.00 to 0.70*McNemar p=0.016*"])
-    every = project.runpytest("-p", "no:cacheprovider", "six.sce.toml")
+    assert project.runpytest("-p", "no:cacheprovider", "six.sce.toml").ret == 1  # validity is gated by default
+    every = project.runpytest("-p", "no:cacheprovider", "six.sce.toml", *(f"--sce-{a[2:]}" if a.startswith("--") else a
+                                                                         for a in EVERY_FIGURE))
     assert every.ret == 0
     every.stdout.fnmatch_lines(["*base.json: no regressions*", "note: gate power: *"])
     # the file's own gate settings, as its tolerance, win over the run's
