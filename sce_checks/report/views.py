@@ -1,0 +1,370 @@
+"""Per-example views of the HTML report: the decision-boundary maps drawn as inline SVG, and one
+panel per example of an SCE result (original, SCE and nearest flip x* side by side for grids; an
+inline word diff for text; the raw reply and the reason of every unparsed SCE).
+
+Everything shown is read from the result (`CheckResult` and its records); every piece of text a
+model, a dataset or a task file wrote goes through report/safe.py (`html_text`) before it is
+laid out, attribute values included. The panels carry ``data-status``, ``data-gap`` and
+``data-order`` attributes that the report's inline script sorts and filters by.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map
+from sce_checks.report.safe import html_text
+from sce_checks.results import CheckResult, ExampleRecord
+
+MAX_PANELS = 60  # example panels per result (the worst first); the JSON report has every example
+MAX_MAPS = 24  # of those, panels that draw the example's map
+MAX_AXIS_VALUES = 400  # a map is drawn when neither axis has more values than this
+MAX_REPLY_CHARS = 2000  # of an unparsed reply shown in full
+
+
+# -- maps ------------------------------------------------------------------------------------------
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _ticks(n: int, most: int) -> list[int]:
+    if n <= most:
+        return list(range(n))
+    step = -(-(n - 1) // (most - 1))
+    return list(range(0, n, step)) + ([n - 1] if (n - 1) % step else [])
+
+
+def _star(cx: float, cy: float, r: float) -> str:
+    import math
+
+    pts = []
+    for k in range(10):
+        rad = r if k % 2 == 0 else r * 0.45
+        a = math.pi / 2 + k * math.pi / 5
+        pts.append(f"{cx + rad * math.cos(a):.1f},{cy - rad * math.sin(a):.1f}")
+    return " ".join(pts)
+
+
+def map_unavailable(m: BoundaryMap) -> str | None:
+    """Why a map is not drawn (too many values on an axis), or None."""
+    if max(len(m.x_values), len(m.y_values)) > MAX_AXIS_VALUES:
+        return (f"the map would have {len(m.x_values)} x {len(m.y_values)} cells; maps are drawn up to "
+                f"{MAX_AXIS_VALUES} values per axis")
+    return None
+
+
+def map_svg(m: BoundaryMap, highlight: str | None = None) -> str:
+    """The map as inline SVG: one ``rect`` per run of equal cells in a row (``data-i``/``data-j``:
+    the first cell's value indices, ``data-n``: cells in the run; class ``k<answer index>``,
+    ``ku`` unparsed or ``kn`` never predicted), black lines between predicted cells of different
+    answers, each example (``circle.ex``), its SCE (an arrow, class ``valid`` or ``invalid``;
+    dashed when the SCE changes features off the map) and its x* (stars)."""
+    nx, ny = len(m.x_values), len(m.y_values)
+    cw, ch = min(28.0, 380.0 / nx), min(28.0, 300.0 / ny)
+    left, top, bottom = 70.0, 8.0, 44.0
+    w, h = nx * cw, ny * ch
+
+    def cx(i: float) -> float:
+        return left + (i + 0.5) * cw
+
+    def cy(j: float) -> float:
+        return top + (ny - j - 0.5) * ch
+
+    out = [f'<svg class="map" xmlns="http://www.w3.org/2000/svg" width="{left + w + 12:.0f}" '
+           f'height="{top + h + bottom:.0f}" data-x="{html_text(m.x)}" data-y="{html_text(m.y)}" '
+           f'data-nx="{nx}" data-ny="{ny}" role="img">']
+    for j, row in enumerate(m.cells):
+        i = 0
+        while i < nx:
+            k = i
+            while k < nx and row[k] == row[i]:
+                k += 1
+            code = row[i]
+            cls = "kn" if code == UNKNOWN else "ku" if code == UNPARSED else f"k{code}"
+            out.append(f'<rect class="{cls}" x="{left + i * cw:.2f}" y="{top + (ny - 1 - j) * ch:.2f}" '
+                       f'width="{(k - i) * cw:.2f}" height="{ch:.2f}" data-i="{i}" data-j="{j}" data-n="{k - i}"/>')
+            i = k
+    edges = []
+    for j, row in enumerate(m.cells):
+        for i, c in enumerate(row):
+            if not c.isdigit():
+                continue
+            if i + 1 < nx and row[i + 1].isdigit() and row[i + 1] != c:
+                x = left + (i + 1) * cw
+                edges.append(f"M{x:.2f} {top + (ny - 1 - j) * ch:.2f}v{ch:.2f}")
+            if j + 1 < ny and m.cells[j + 1][i].isdigit() and m.cells[j + 1][i] != c:
+                y = top + (ny - 1 - j) * ch
+                edges.append(f"M{left + i * cw:.2f} {y:.2f}h{cw:.2f}")
+    if edges:
+        out.append(f'<path class="edge" d="{"".join(edges)}"/>')
+    out.append(f'<rect class="frame" x="{left}" y="{top}" width="{w:.2f}" height="{h:.2f}"/>')
+    for i in _ticks(nx, 8):
+        out.append(f'<text class="tick" x="{cx(i):.1f}" y="{top + h + 14:.1f}" text-anchor="middle">'
+                   f'{html_text(m.x_values[i])}</text>')
+    for j in _ticks(ny, 10):
+        out.append(f'<text class="tick" x="{left - 4:.1f}" y="{cy(j) + 4:.1f}" text-anchor="end">'
+                   f'{html_text(m.y_values[j])}</text>')
+    out.append(f'<text class="axis" x="{left + w / 2:.1f}" y="{top + h + 34:.1f}" text-anchor="middle">'
+               f'{html_text(m.x)}</text>')
+    out.append(f'<text class="axis" transform="translate(14 {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+               f'{html_text(m.y)}</text>')
+    faint = len(m.marks) > 12
+    for mk in m.marks:
+        strong = highlight is None or mk.id == highlight
+        op = "" if strong and not faint else ' opacity="0.55"'
+        x0, y0 = cx(mk.origin[0]), cy(mk.origin[1])
+        if mk.sce is not None and mk.sce != mk.origin:
+            x1, y1 = cx(mk.sce[0]), cy(mk.sce[1])
+            cls = "valid" if mk.valid else "invalid"
+            dash = ' stroke-dasharray="4 3"' if mk.sce_off else ""
+            out.append(f'<g class="sce {cls}" data-id="{html_text(mk.id)}" data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}>'
+                       f'<title>{html_text(f"SCE of {mk.id}: {cls}")}</title>'
+                       f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}"{dash}/>'
+                       f'{_arrowhead(x0, y0, x1, y1)}</g>')
+        elif mk.sce is not None:
+            out.append(f'<g class="sce {"valid" if mk.valid else "invalid"}" data-id="{html_text(mk.id)}" '
+                       f'data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}><circle cx="{x0:.1f}" cy="{y0:.1f}" r="7" '
+                       f'fill="none"/></g>')
+        for k, (i, j) in enumerate(mk.xstars):
+            hollow = " off" if mk.xstar_off else ""
+            out.append(f'<polygon class="xstar{hollow}" data-id="{html_text(mk.id)}" data-i="{i}" data-j="{j}" '
+                       f'points="{_star(cx(i), cy(j), 6.5)}"{op}><title>{html_text(f"x* of {mk.id}")}</title></polygon>')
+        out.append(f'<circle class="ex" data-id="{html_text(mk.id)}" data-i="{mk.origin[0]}" data-j="{mk.origin[1]}" '
+                   f'cx="{x0:.1f}" cy="{y0:.1f}" r="4"{op}><title>{html_text(mk.id)}</title></circle>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _arrowhead(x0: float, y0: float, x1: float, y1: float) -> str:
+    import math
+
+    d = math.hypot(x1 - x0, y1 - y0) or 1.0
+    ux, uy = (x1 - x0) / d, (y1 - y0) / d
+    a, b = 9.0, 4.0
+    p1 = (x1 - a * ux + b * uy, y1 - a * uy - b * ux)
+    p2 = (x1 - a * ux - b * uy, y1 - a * uy + b * ux)
+    return f'<polygon points="{x1:.1f},{y1:.1f} {p1[0]:.1f},{p1[1]:.1f} {p2[0]:.1f},{p2[1]:.1f}"/>'
+
+
+def map_legend(labels: Sequence[str]) -> str:
+    """The key of every map: the answers, unparsed and never-predicted cells, and the marks."""
+    items = [f'<span><i class="sw k{i}"></i>{html_text(label)}</span>' for i, label in enumerate(labels)]
+    items += ['<span><i class="sw ku"></i>unparsed answer</span>',
+              '<span><i class="sw kn"></i>never predicted (unknown)</span>',
+              '<span><b class="mk ex">&#9679;</b>example</span>',
+              '<span><b class="mk valid">&#10230;</b>valid SCE</span>',
+              '<span><b class="mk invalid">&#10230;</b>invalid SCE</span>',
+              '<span><b class="mk xstar">&#9733;</b>nearest flip x*</span>']
+    return '<p class="legend">' + "".join(items) + "</p>"
+
+
+# -- panels ----------------------------------------------------------------------------------------
+
+def status(rec: ExampleRecord) -> str:
+    """valid, invalid or unparsed (no SCE to judge: the prediction or the SCE was not read)."""
+    if rec.counterfactual is None:
+        return "unparsed"
+    return "valid" if rec.valid else "invalid"
+
+
+def gap(rec: ExampleRecord) -> float | None:
+    """The gap to the minimum the check recorded for a valid SCE: RCF_A on a grid (d - d*), the
+    distance beyond the searched minimal edit on text (``minimality_gap``)."""
+    if not rec.valid:
+        return None
+    return rec.rcf_a if rec.rcf_a is not None else rec.extra.get("minimality_gap")
+
+
+def ordered_examples(result: CheckResult) -> list[ExampleRecord]:
+    """Worst first: invalid SCEs (furthest from the target region first), unparsed ones, then
+    valid ones by their gap to the minimum (largest first)."""
+    def key(rec: ExampleRecord) -> tuple:
+        s = status(rec)
+        if s == "invalid":
+            return (0, -(rec.icf_a if rec.icf_a is not None else rec.distance or 0.0))
+        if s == "unparsed":
+            return (1, 0.0)
+        return (2, -(gap(rec) or 0.0))
+    return sorted(result.examples, key=key)
+
+
+def _attr_num(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+def _row(name: str, cells: Sequence[str], cls: Sequence[str] = ()) -> str:
+    tds = "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>"
+                  for v, c in zip(cells, list(cls) + [""] * (len(cells) - len(cls))))
+    return f"<tr><th>{html_text(name)}</th>{tds}</tr>"
+
+
+def _grid_table(rec: ExampleRecord, preds: GridPredictions | None) -> str:
+    x = rec.input if isinstance(rec.input, dict) else {}
+    cf = rec.counterfactual if isinstance(rec.counterfactual, dict) else None
+    refs = rec.reference if isinstance(rec.reference, list) else []
+    xs = refs[0] if refs and isinstance(refs[0], dict) else None
+    head = "<tr><th></th><th>original</th><th>SCE</th><th>nearest flip x*</th></tr>"
+    rows = []
+    for name, value in x.items():
+        cells, cls = [html_text(value)], [""]
+        for other in (cf, xs):
+            if other is None:
+                cells.append("-")
+                cls.append("")
+            else:
+                cells.append(html_text(other.get(name)))
+                cls.append("chg" if other.get(name) != value else "")
+        rows.append(_row(name, cells, cls))
+    xs_answer = preds.answer(xs) if preds is not None and xs is not None else None
+    rows.append(_row("model's answer", [html_text(rec.prediction), html_text(rec.cf_prediction if cf else "-"),
+                                        html_text(xs_answer or "-")], ("ans", "ans", "ans")))
+    rows.append(_row("distance (Gower)", ["0", _fmt(rec.distance), _fmt(rec.min_distance)]))
+    if len(refs) > 1:
+        rows.append(_row("tied x*", ["", "", f"{len(refs)} stored (the first shown)"]))
+    return f'<table class="side">{head}{"".join(rows)}</table>'
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+
+
+def word_diff(a: str, b: str) -> tuple[str, str]:
+    """``a`` and ``b`` as inline HTML, side by side: in ``a`` the words ``b`` removes (``del``), in
+    ``b`` the words it adds (``ins``); Levenshtein opcodes over word, space and punctuation tokens
+    (rapidfuzz), a run of changes merged into one mark. Each text stays whole and in order."""
+    from rapidfuzz.distance import Levenshtein
+
+    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
+    left, right = [], []
+    ops = [op for op in Levenshtein.opcodes(ta, tb)]
+    k = 0
+    while k < len(ops):
+        op = ops[k]
+        if op.tag == "equal":
+            left.append(html_text("".join(ta[op.src_start:op.src_end])))
+            right.append(html_text("".join(tb[op.dest_start:op.dest_end])))
+            k += 1
+            continue
+        end = k
+        while end < len(ops) and ops[end].tag != "equal":
+            end += 1
+        old = "".join(ta[ops[k].src_start:ops[end - 1].src_end])
+        new = "".join(tb[ops[k].dest_start:ops[end - 1].dest_end])
+        if old:
+            left.append(f"<del>{html_text(old)}</del>")
+        if new:
+            right.append(f"<ins>{html_text(new)}</ins>")
+        k = end
+    return "".join(left), "".join(right)
+
+
+def _text_block(rec: ExampleRecord) -> str:
+    original = rec.input if isinstance(rec.input, str) else str(rec.input)
+    cols = []
+    if isinstance(rec.counterfactual, str):
+        before, after = word_diff(original, rec.counterfactual)
+        cols += [("original (words the SCE removes struck through)", before), ("SCE (words it adds marked)", after)]
+    else:
+        cols.append(("original", html_text(original)))
+    if isinstance(rec.reference, str):
+        cols.append(("searched minimal flipping edit (words added marked)", word_diff(original, rec.reference)[1]))
+    parts = ['<div class="diffs">'] + [f'<div><h5>{html_text(t)}</h5><p class="diff">{body}</p></div>' for t, body in cols]
+    parts.append("</div>")
+    e = rec.extra
+    facts = [("answer", f"{rec.prediction} \u2192 target {rec.target}"),
+             ("answer on the SCE", rec.cf_prediction if rec.counterfactual is not None else None),
+             ("answer on the SCE in context", e.get("cf_prediction_in_context")),
+             ("distance (characters)", _fmt(rec.distance)), ("distance (words)", _fmt(e.get("word_distance"))),
+             ("distance of the searched edit", _fmt(rec.min_distance)), ("gap to the searched edit", _fmt(e.get("minimality_gap"))),
+             ("changes not needed", f"{e['n_redundant_changes']} of {e['n_changes']}" if "n_changes" in e else None)]
+    parts.append(_facts(facts))
+    return "".join(parts)
+
+
+def _facts(facts: Sequence[tuple[str, Any]]) -> str:
+    items = "".join(f"<dt>{html_text(k)}</dt><dd>{html_text(v)}</dd>" for k, v in facts if v not in (None, "-"))
+    return f'<dl class="facts">{items}</dl>'
+
+
+def _unparsed_block(rec: ExampleRecord) -> str:
+    reply = rec.sce_reply if rec.target is not None else rec.prediction_reply
+    reply = "" if reply is None else str(reply)
+    more = len(reply) - MAX_REPLY_CHARS
+    shown = html_text(reply[:MAX_REPLY_CHARS]) + (f" \u2026 ({more} more characters in the JSON report)" if more > 0 else "")
+    return (f'<p class="reason">{html_text(rec.unparsed or "not parsed")}</p>'
+            f'<p class="raw"><span>raw reply:</span> {shown or "<em>(empty)</em>"}</p>')
+
+
+def example_panel(result: CheckResult, rec: ExampleRecord, order: int, preds: GridPredictions | None,
+                  with_map: bool) -> str:
+    """One example: its status, the side-by-side (grid) or diff (text) view, the numbers, the raw
+    reply when unparsed, and (grid, ``with_map``) the map of the slice through it."""
+    s = status(rec)
+    g = gap(rec)
+    head = (f"<h4><span class=\"badge {s}\">{s}</span> {html_text(rec.id)} "
+            f"<small>{html_text(rec.prediction)} &rarr; {html_text(rec.target or '-')}</small></h4>")
+    body = []
+    grid = result.info.get("task_kind") == "grid" or isinstance(rec.input, dict)
+    if s == "unparsed":
+        body.append(_unparsed_block(rec))
+    if grid:
+        if rec.target is not None:
+            body.append(_grid_table(rec, preds))
+        if s == "valid":
+            body.append(_facts([("gap to the minimum (RCF_A)", _fmt(rec.rcf_a)), ("RCF", _fmt(rec.rcf))]))
+        elif s == "invalid":
+            body.append(_facts([("distance to the target region (ICF_A)", _fmt(rec.icf_a)),
+                                ("why invalid", rec.extra.get("cf_prediction_unparsed"))]))
+        if with_map and preds is not None:
+            body.append(_example_map(preds, rec))
+    elif s != "unparsed":
+        body.append(_text_block(rec))
+    return (f'<article class="panel" data-status="{s}" data-gap="{_attr_num(g)}" '
+            f'data-dist="{_attr_num(rec.distance)}" data-order="{order}" data-id="{html_text(rec.id)}">'
+            f'{head}{"".join(body)}</article>')
+
+
+def _example_map(preds: GridPredictions, rec: ExampleRecord) -> str:
+    m = example_map(preds, rec.to_dict())
+    if isinstance(m, str):
+        return f'<p class="omitted">No map: {html_text(m)}.</p>'
+    why = map_unavailable(m)
+    if why:
+        return f'<p class="omitted">No map: {html_text(why)}.</p>'
+    fixed = ", ".join(f"{k} = {v}" for k, v in m.fixed.items())
+    caption = f"{m.x} \u00d7 {m.y}" + (f"; slice at {fixed}" if fixed else "; the whole plane")
+    notes = "".join(f"<br>{html_text(n)}" for n in m.notes)
+    return f'<figure class="mapbox">{map_svg(m, rec.id)}<figcaption>{html_text(caption)}{notes}</figcaption></figure>'
+
+
+def result_panels(result: CheckResult) -> str:
+    """The controls and the panels of one SCE result (capped at `MAX_PANELS`, maps at `MAX_MAPS`),
+    and a table of the raw replies of unparsed SCEs beyond the cap."""
+    preds = GridPredictions.from_info(result.info)
+    examples = ordered_examples(result)
+    shown, rest = examples[:MAX_PANELS], examples[MAX_PANELS:]
+    panels = [example_panel(result, rec, k, preds, k < MAX_MAPS) for k, rec in enumerate(shown)]
+    counts = {s: sum(1 for r in result.examples if status(r) == s) for s in ("valid", "invalid", "unparsed")}
+    options = "".join(f'<option value="{s}">{s} ({counts[s]})</option>' for s in counts)
+    controls = ('<p class="controls"><label>show <select class="filter"><option value="all">all</option>'
+                f'{options}</select></label> <label>sort by <select class="sort"><option value="order">worst first'
+                '</option><option value="gap">gap to the minimum</option><option value="dist">distance</option>'
+                '</select></label> <span class="shown"></span></p>')
+    notes = []
+    if rest:
+        notes.append(f"Showing the {len(shown)} worst of {len(examples)} examples; the JSON report has all of them.")
+    if preds is not None and len(shown) > MAX_MAPS:
+        notes.append(f"Maps are drawn for the first {MAX_MAPS} panels (the worst first) to keep the page small.")
+    if result.info.get("task_kind") == "grid" and preds is None:
+        notes.append("No maps: this result stores no grid predictions (a report written before they were stored).")
+    out = [controls] + [f'<p class="cap">{html_text(n)}</p>' for n in notes]
+    out.append('<div class="panels">' + "".join(panels) + "</div>")
+    late = [r for r in rest if status(r) == "unparsed"]
+    if late:
+        rows = "".join(f"<tr><td>{html_text(r.id)}</td><td>{html_text(r.unparsed)}</td>"
+                       f"<td>{html_text(((r.sce_reply if r.target is not None else r.prediction_reply) or '')[:600])}</td></tr>"
+                       for r in late)
+        out.append(f"<h4>Unparsed beyond the panels ({len(late)})</h4><table><thead><tr><th>id</th><th>reason</th>"
+                   f"<th>raw reply (first 600 characters)</th></tr></thead><tbody>{rows}</tbody></table>")
+    return "".join(out)
