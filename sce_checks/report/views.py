@@ -229,34 +229,52 @@ def _grid_table(rec: ExampleRecord, preds: GridPredictions | None) -> str:
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
 
 
-def word_diff(a: str, b: str) -> tuple[str, str]:
-    """``a`` and ``b`` as inline HTML, side by side: in ``a`` the words ``b`` removes (``del``), in
-    ``b`` the words it adds (``ins``); Levenshtein opcodes over word, space and punctuation tokens
-    (rapidfuzz), a run of changes merged into one mark. Each text stays whole and in order."""
+def diff_runs(a: str, b: str) -> list[tuple[str, str]]:
+    """``a`` -> ``b`` as runs ``(old, new)``: equal text has ``old == new``; a run of changes
+    (Levenshtein opcodes over word, space and punctuation tokens: rapidfuzz) is merged into one
+    ``(removed, added)`` pair."""
     from rapidfuzz.distance import Levenshtein
 
     ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
-    left, right = [], []
-    ops = [op for op in Levenshtein.opcodes(ta, tb)]
-    k = 0
+    ops = list(Levenshtein.opcodes(ta, tb))
+    runs, k = [], 0
     while k < len(ops):
-        op = ops[k]
-        if op.tag == "equal":
-            left.append(html_text("".join(ta[op.src_start:op.src_end])))
-            right.append(html_text("".join(tb[op.dest_start:op.dest_end])))
-            k += 1
-            continue
-        end = k
-        while end < len(ops) and ops[end].tag != "equal":
-            end += 1
+        end = k + 1
+        if ops[k].tag != "equal":
+            while end < len(ops) and ops[end].tag != "equal":
+                end += 1
         old = "".join(ta[ops[k].src_start:ops[end - 1].src_end])
         new = "".join(tb[ops[k].dest_start:ops[end - 1].dest_end])
+        runs.append((old, new))
+        k = end
+    return runs
+
+
+def word_diff(a: str, b: str) -> tuple[str, str]:
+    """``a`` and ``b`` as inline HTML, side by side: in ``a`` the words ``b`` removes (``del``), in
+    ``b`` the words it adds (``ins``). Each text stays whole and in order."""
+    left, right = [], []
+    for old, new in diff_runs(a, b):
+        if old == new:
+            left.append(html_text(old))
+            right.append(html_text(new))
+            continue
         if old:
             left.append(f"<del>{html_text(old)}</del>")
         if new:
             right.append(f"<ins>{html_text(new)}</ins>")
-        k = end
     return "".join(left), "".join(right)
+
+
+def inline_diff(a: str, b: str) -> str:
+    """``a`` -> ``b`` as one line of inline HTML: removed words in ``del``, added ones in ``ins``."""
+    out = []
+    for old, new in diff_runs(a, b):
+        if old == new:
+            out.append(html_text(old))
+            continue
+        out.append((f"<del>{html_text(old)}</del>" if old else "") + (f"<ins>{html_text(new)}</ins>" if new else ""))
+    return "".join(out)
 
 
 def _text_block(rec: ExampleRecord) -> str:
@@ -268,7 +286,7 @@ def _text_block(rec: ExampleRecord) -> str:
     else:
         cols.append(("original", html_text(original)))
     if isinstance(rec.reference, str):
-        cols.append(("searched minimal flipping edit (words added marked)", word_diff(original, rec.reference)[1]))
+        cols.append(("searched minimal flipping edit (against the original)", inline_diff(original, rec.reference)))
     parts = ['<div class="diffs">'] + [f'<div><h5>{html_text(t)}</h5><p class="diff">{body}</p></div>' for t, body in cols]
     parts.append("</div>")
     e = rec.extra
