@@ -123,10 +123,11 @@ def map_svg(m: BoundaryMap, highlight: str | None = None) -> str:
                        f'<title>{html_text(f"SCE of {mk.id}: {cls}")}</title>'
                        f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}"{dash}/>'
                        f'{_arrowhead(x0, y0, x1, y1)}</g>')
-        elif mk.sce is not None:
+        elif mk.sce is not None:  # the SCE does not move on this map: a ring (dashed when it moves off it)
+            dash_ring = ' stroke-dasharray="3 2"' if mk.sce_off else ""
             out.append(f'<g class="sce {"valid" if mk.valid else "invalid"}" data-id="{html_text(mk.id)}" '
-                       f'data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}><circle cx="{x0:.1f}" cy="{y0:.1f}" r="7" '
-                       f'fill="none"/></g>')
+                       f'data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}><circle cx="{x0:.1f}" cy="{y0:.1f}" r="7" fill="none"'
+                       f'{dash_ring}/></g>')
         for k, (i, j) in enumerate(mk.xstars):
             hollow = " off" if mk.xstar_off else ""
             out.append(f'<polygon class="xstar{hollow}" data-id="{html_text(mk.id)}" data-i="{i}" data-j="{j}" '
