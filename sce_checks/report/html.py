@@ -136,29 +136,32 @@ def _boundary(results: Sequence[CheckResult]) -> str:
     from sce_checks.report.boundary import GridPredictions, plane_map
     from sce_checks.report.views import MAX_PANELS, map_legend, map_svg, map_unavailable, ordered_examples
 
-    parts, legend = [], None
+    planes, notes, legend = [], [], None
     for r in results:
         preds = GridPredictions.from_info(r.info) if r.check == "sce" else None
         if preds is None:
             continue
         legend = legend or map_legend(preds.labels)
-        title = html_text(f"{r.model} / {r.dataset} / {unit_of(r)}")
+        title = f"{r.model} / {r.dataset} / {unit_of(r)}"
         shown = ordered_examples(r)[:MAX_PANELS]
         m = plane_map(preds, [e.to_dict() for e in shown])
         counts = _coverage(preds.codes)
         if m is None:
-            parts.append(f"<h3>{title}</h3><p>{len(preds.features)} features: each example's panel below draws "
-                         f"the 2-D slice through it along the two features its SCE or x* changes. {counts}</p>")
+            notes.append(f"{title}: {len(preds.features)} features; each example's panel below draws the 2-D slice "
+                         f"through it along the two features its SCE or x* changes. {counts}")
             continue
         why = map_unavailable(m)
+        if why:
+            notes.append(f"{title}: not drawn, {why}.")
+            continue
         more = f" (the {len(shown)} worst of {len(r.examples)} examples)" if len(shown) < len(r.examples) else ""
-        parts.append(f"<h3>{title}</h3>")
-        parts.append(f'<p class="omitted">Not drawn: {html_text(why)}.</p>' if why else
-                     f'<figure class="mapbox plane">{map_svg(m)}<figcaption>{html_text(m.x)} \u00d7 '
-                     f"{html_text(m.y)}: the whole grid{more}. {counts}</figcaption></figure>")
-    if not parts:
+        planes.append(f'<figure class="mapbox plane">{map_svg(m, width=520.0, height=400.0)}<figcaption><b>{html_text(title)}</b>: '
+                      f"{html_text(m.x)} \u00d7 {html_text(m.y)}, the whole grid{more}. {counts}</figcaption></figure>")
+    if legend is None:
         return ""
-    return "<h2>Decision boundary</h2>" + (legend or "") + "".join(parts)
+    return ('<h2 id="boundary">Decision boundary</h2>' + legend
+            + ('<div class="plots">' + "".join(planes) + "</div>" if planes else "")
+            + "".join(f'<p class="cap">{html_text(n)}</p>' for n in notes))
 
 
 def _coverage(codes: str) -> str:
@@ -182,7 +185,7 @@ def _examples(results: Sequence[CheckResult]) -> str:
         for name, headers, rows in example_tables(r, 5):
             parts.append(f"<h3>{title}: {html_text(name)}</h3>")
             parts.append(_table(headers, rows))
-    return "<h2>Examples</h2>" + "".join(parts) if parts else ""
+    return '<h2 id="examples">Examples</h2>' + "".join(parts) if parts else ""
 
 
 def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
@@ -212,11 +215,11 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
     if lines:
         parts.append("<ul>" + "".join(f"<li>{html_text(n)}</li>" for n in lines) + "</ul>")
     parts.extend(extra_sections)
+    parts.append(_boundary(results))
     plots = _plots(results)
     if plots:
         parts.append("<h2>Figures</h2>")
         parts.append(plots)
-    parts.append(_boundary(results))
     parts.append(_examples(results))
     parts.append(f"<script>{_SCRIPT}</script>")
     parts.append("</body></html>")

@@ -55,14 +55,14 @@ def map_unavailable(m: BoundaryMap) -> str | None:
     return None
 
 
-def map_svg(m: BoundaryMap, highlight: str | None = None) -> str:
+def map_svg(m: BoundaryMap, highlight: str | None = None, width: float = 380.0, height: float = 300.0) -> str:
     """The map as inline SVG: one ``rect`` per run of equal cells in a row (``data-i``/``data-j``:
     the first cell's value indices, ``data-n``: cells in the run; class ``k<answer index>``,
     ``ku`` unparsed or ``kn`` never predicted), black lines between predicted cells of different
     answers, each example (``circle.ex``), its SCE (an arrow, class ``valid`` or ``invalid``;
     dashed when the SCE changes features off the map) and its x* (stars)."""
     nx, ny = len(m.x_values), len(m.y_values)
-    cw, ch = min(28.0, 380.0 / nx), min(28.0, 300.0 / ny)
+    cw, ch = min(28.0, width / nx), min(28.0, height / ny)
     left, top, bottom = 70.0, 8.0, 44.0
     w, h = nx * cw, ny * ch
 
