@@ -134,7 +134,7 @@ def _boundary(results: Sequence[CheckResult]) -> str:
     each example's panel draws the slice through it)."""
     from sce_checks.checks import unit_of
     from sce_checks.report.boundary import GridPredictions, plane_map
-    from sce_checks.report.views import MAX_PANELS, map_legend, map_svg, map_unavailable, ordered_examples
+    from sce_checks.report.views import MAX_PLANE_MARKS, map_legend, map_svg, map_unavailable
 
     planes, notes, legend = [], [], None
     for r in results:
@@ -143,7 +143,7 @@ def _boundary(results: Sequence[CheckResult]) -> str:
             continue
         legend = legend or map_legend(preds.labels)
         title = f"{r.model} / {r.dataset} / {unit_of(r)}"
-        shown = ordered_examples(r)[:MAX_PANELS]
+        shown = r.examples[:MAX_PLANE_MARKS]
         m = plane_map(preds, [e.to_dict() for e in shown])
         counts = _coverage(preds.codes)
         if m is None:
@@ -154,7 +154,7 @@ def _boundary(results: Sequence[CheckResult]) -> str:
         if why:
             notes.append(f"{title}: not drawn, {why}.")
             continue
-        more = f" (the {len(shown)} worst of {len(r.examples)} examples)" if len(shown) < len(r.examples) else ""
+        more = f" (the first {len(shown)} of {len(r.examples)} examples)" if len(shown) < len(r.examples) else ""
         planes.append(f'<figure class="mapbox plane">{map_svg(m, width=520.0, height=400.0)}<figcaption><b>{html_text(title)}</b>: '
                       f"{html_text(m.x)} \u00d7 {html_text(m.y)}, the whole grid{more}. {counts}</figcaption></figure>")
     if legend is None:

@@ -20,6 +20,7 @@ from sce_checks.results import CheckResult, ExampleRecord
 MAX_PANELS = 60  # example panels per result (the worst first); the JSON report has every example
 MAX_MAPS = 24  # of those, panels that draw the example's map
 MAX_AXIS_VALUES = 400  # a map is drawn when neither axis has more values than this
+MAX_PLANE_MARKS = 100  # examples marked on a two-feature grid's whole plane (in sample order)
 MAX_REPLY_CHARS = 2000  # of an unparsed reply shown in full
 
 
@@ -47,6 +48,11 @@ def _star(cx: float, cy: float, r: float) -> str:
     return " ".join(pts)
 
 
+def _tick_label(value: Any, most: int = 20) -> str:
+    text = str(value)
+    return text if len(text) <= most else text[: most - 1] + "\u2026"
+
+
 def map_unavailable(m: BoundaryMap) -> str | None:
     """Why a map is not drawn (too many values on an axis), or None."""
     if max(len(m.x_values), len(m.y_values)) > MAX_AXIS_VALUES:
@@ -63,7 +69,8 @@ def map_svg(m: BoundaryMap, highlight: str | None = None, width: float = 380.0, 
     dashed when the SCE changes features off the map) and its x* (stars)."""
     nx, ny = len(m.x_values), len(m.y_values)
     cw, ch = min(28.0, width / nx), min(28.0, height / ny)
-    left, top, bottom = 70.0, 8.0, 44.0
+    y_labels = {j: _tick_label(m.y_values[j]) for j in _ticks(ny, 10)}
+    left, top, bottom = 30.0 + 6.0 * max(len(t) for t in y_labels.values()), 8.0, 44.0
     w, h = nx * cw, ny * ch
 
     def cx(i: float) -> float:
@@ -102,10 +109,10 @@ def map_svg(m: BoundaryMap, highlight: str | None = None, width: float = 380.0, 
     out.append(f'<rect class="frame" x="{left}" y="{top}" width="{w:.2f}" height="{h:.2f}"/>')
     for i in _ticks(nx, 8):
         out.append(f'<text class="tick" x="{cx(i):.1f}" y="{top + h + 14:.1f}" text-anchor="middle">'
-                   f'{html_text(m.x_values[i])}</text>')
-    for j in _ticks(ny, 10):
+                   f'{html_text(_tick_label(m.x_values[i], 12))}</text>')
+    for j, label in y_labels.items():
         out.append(f'<text class="tick" x="{left - 4:.1f}" y="{cy(j) + 4:.1f}" text-anchor="end">'
-                   f'{html_text(m.y_values[j])}</text>')
+                   f'{html_text(label)}</text>')
     out.append(f'<text class="axis" x="{left + w / 2:.1f}" y="{top + h + 34:.1f}" text-anchor="middle">'
                f'{html_text(m.x)}</text>')
     out.append(f'<text class="axis" transform="translate(14 {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
