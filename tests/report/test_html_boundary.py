@@ -162,3 +162,31 @@ def test_feature_change_shares_by_hand():
     # (2/4) / 2 = 0.25), changes x only
     features, sce, ref, n_sce, n_ref = feature_change_shares(r)
     assert (features, sce, ref, n_sce, n_ref) == (["x", "level"], [1.0, 1.0], [1.0, 0.5], 2, 2)
+
+
+def test_phi_cct_table_and_tvd_against_mention_are_drawn_from_the_results():
+    from sce_checks.report.plots import phi_table, tvd_mention
+    from sce_checks.results import ExampleRecord
+
+    phi = CheckResult("phi_cct", "m", "d", None, 5, {"phi": 0.25, "n11": 3, "n10": 1, "n01": 2, "n00": 4}, [])
+    (plot,) = phi_table([phi])
+    ax = plot.figure.axes[0]
+    # rows: prediction changed / unchanged; columns: mentioned / not mentioned
+    assert [(t.get_position(), t.get_text()) for t in ax.texts] == [((0, 0), "3"), ((1, 0), "1"), ((0, 1), "2"), ((1, 1), "4")]
+    assert "phi 0.250" in plot.title
+    empty = CheckResult("phi_cct", "m", "d", None, 0, {"phi": None, "n11": 0, "n10": 0, "n01": 0, "n00": 0}, [])
+    assert phi_table([empty])[0].omitted == "no intervention with a parsed prediction"
+
+    def rec(i, rows):
+        return ExampleRecord(f"e{i}", "t", "a", None, None, None, None, None, None,
+                             extra={"interventions": [{"tvd": t, "mentioned": m} for t, m in rows]})
+
+    cct = CheckResult("cct", "m", "d", None, 2, {"cct": 0.5},
+                      [rec(0, [(0.4, True), (0.1, False)]), rec(1, [(0.2, True), (None, False), (0.3, None)])])
+    (plot,) = tvd_mention([cct])
+    ax = plot.figure.axes[0]
+    groups = [sorted(c.get_offsets()[:, 1].tolist()) for c in ax.collections]
+    assert groups == [[0.2, 0.4], [0.1]]  # mentioned, not mentioned; no TVD or no reading: left out
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["mentioned (n=2)", "not mentioned (n=1)"]
+    means = sorted(line.get_ydata()[0] for line in ax.lines)
+    assert means == pytest.approx([0.1, 0.3])
