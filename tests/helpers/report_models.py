@@ -134,3 +134,22 @@ def texts_jsonl() -> str:
 plane = MixedRuleModel(PLANE, plane_rule)
 quad = MixedRuleModel(QUAD, quad_rule)
 text = MixedTextModel()
+
+
+def _faithful():
+    """Option scores and explanations with known effects for CT/CCT/phi-CCT reports: of the
+    words the insertion test draws, those with crc32 % 5 == 0 flip the decision (p(positive)
+    0.9), % 5 == 1 move it without flipping (0.4), the rest leave it at 0.2; the explanation
+    names the moving words, except the flipping ones with crc32 % 10 == 5 (every cell of
+    phi-CCT's table gets examples)."""
+    from sce_checks.perturb.wordlists import adjective_list, adverb_list
+    from tests.helpers.faithfulness_models import ScoredInsertionModel
+
+    words = [*adjective_list(), *adverb_list()]
+    code = {w: zlib.crc32(w.encode()) for w in words}
+    p = {w: 0.9 if c % 5 == 0 else 0.4 for w, c in code.items() if c % 5 in (0, 1)}
+    named = [w for w in p if code[w] % 10 != 5]
+    return ScoredInsertionModel(p, base=0.2, named=named)
+
+
+faithful = _faithful()

@@ -139,10 +139,13 @@ class Audit:
 
 def _audit(browser: str, cwd: Path, name: str, dataset: Path, model: str, *extra: str) -> Audit:
     html, js = cwd / f"{name}.html", cwd / f"{name}.json"
-    assert main(["--dataset", str(dataset), "--prediction", "generate", "-q", "--model",
+    assert main(["--dataset", str(dataset), "-q", "--model",
                  f"python:tests.helpers.report_models:{model}", "--html", str(html), "--json", str(js), *extra]) == 0
     page, messages = load(browser, html, cwd)
     return Audit(html, json.loads(js.read_text()), dom(page), messages)
+
+
+GENERATE = ("--prediction", "generate")  # the rule models answer in text; the faithfulness model is scored
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +160,11 @@ def audits(tmp_path_factory):
         mp.setenv("SCE_CHECKS_CACHE_DIR", str(cwd / "cache"))
         return {
             "browser": browser, "cwd": cwd,
-            "plane": _audit(browser, cwd, "plane", cwd / "loan.toml", "plane", "--limit", "16", "--seed", "1"),
-            "quad": _audit(browser, cwd, "quad", cwd / "quad.toml", "quad", "--limit", "16", "--seed", "1"),
-            "text": _audit(browser, cwd, "text", cwd / "reviews.jsonl", "text", "--text-search-budget", "30"),
+            "plane": _audit(browser, cwd, "plane", cwd / "loan.toml", "plane", "--limit", "16", "--seed", "1", *GENERATE),
+            "quad": _audit(browser, cwd, "quad", cwd / "quad.toml", "quad", "--limit", "16", "--seed", "1", *GENERATE),
+            "text": _audit(browser, cwd, "text", cwd / "reviews.jsonl", "text", "--text-search-budget", "30", *GENERATE),
+            "faith": _audit(browser, cwd, "faith", cwd / "reviews.jsonl", "faithful",
+                            "--check", "ct", "--check", "cct", "--check", "phi_cct"),
         }
 
 
@@ -386,3 +391,18 @@ def test_panels_are_filtered_and_sorted_from_the_address(audits):
         gaps = [float(p.attrs["data-gap"]) for p in panels if p.attrs["data-gap"]]
         assert gaps == sorted(gaps, reverse=True) and gaps  # largest gap to the minimum first
         assert re.search(rf"{len(shown)} of {len(panels)} panels shown", section.all_text())
+
+
+def test_a_faithfulness_report(audits):
+    a = audits["faith"]
+    assert a.messages == []
+    assert_not_blank(audits["browser"], a.html, audits["cwd"])
+    by_check = {r["check"]: r for r in a.report["results"]}
+    assert (by_check["phi_cct"]["n11"], by_check["phi_cct"]["n10"], by_check["phi_cct"]["n01"],
+            by_check["phi_cct"]["n00"]) == (3, 2, 2, 9)  # every cell of the table has interventions
+    drawn, omitted = _plots(a)
+    assert sorted(drawn) == ["phi_table", "tvd_mention"] and omitted == []
+    (tvd,) = [f for f in a.page.find("figure", "plot") if f.attrs["data-plot"] == "tvd_mention"]
+    assert "CCT 0.574" in tvd.all_text()
+    assert a.page.find("article", "panel") == [] and a.page.find("svg", "map") == []  # no SCE, no grid
+    assert "failing examples" in a.page.all_text()  # CT's table of examples
