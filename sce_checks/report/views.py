@@ -1,6 +1,7 @@
 """Per-example views of the HTML report: the decision-boundary maps drawn as inline SVG, and one
-panel per example of an SCE result (original, SCE and nearest flip x* side by side for grids; an
-inline word diff for text; the raw reply and the reason of every unparsed SCE).
+panel per example of an SCE result (original, SCE and nearest flip x* side by side for grids; the
+original, the SCE and the searched minimal edit side by side as word diffs for text; the raw
+reply and the reason of every unparsed SCE).
 
 Everything shown is read from the result (`CheckResult` and its records); every piece of text a
 model, a dataset or a task file wrote goes through report/safe.py (`html_text`) before it is
@@ -10,6 +11,7 @@ laid out, attribute values included. The panels carry ``data-status``, ``data-ga
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Sequence
 
@@ -38,8 +40,6 @@ def _ticks(n: int, most: int) -> list[int]:
 
 
 def _star(cx: float, cy: float, r: float) -> str:
-    import math
-
     pts = []
     for k in range(10):
         rad = r if k % 2 == 0 else r * 0.45
@@ -61,93 +61,112 @@ def map_unavailable(m: BoundaryMap) -> str | None:
     return None
 
 
-def map_svg(m: BoundaryMap, highlight: str | None = None, width: float = 380.0, height: float = 300.0) -> str:
-    """The map as inline SVG: one ``rect`` per run of equal cells in a row (``data-i``/``data-j``:
-    the first cell's value indices, ``data-n``: cells in the run; class ``k<answer index>``,
-    ``ku`` unparsed or ``kn`` never predicted), black lines between predicted cells of different
-    answers, each example (``circle.ex``), its SCE (an arrow, class ``valid`` or ``invalid``;
-    dashed when the SCE changes features off the map) and its x* (stars)."""
-    nx, ny = len(m.x_values), len(m.y_values)
-    cw, ch = min(28.0, width / nx), min(28.0, height / ny)
-    y_labels = {j: _tick_label(m.y_values[j]) for j in _ticks(ny, 10)}
-    left, top, bottom = 30.0 + 6.0 * max(len(t) for t in y_labels.values()), 8.0, 44.0
-    w, h = nx * cw, ny * ch
+class _Frame:
+    """Where a map's cells lie on the page: cell (i, j) is the i-th x value and the j-th y value
+    (y grows upwards)."""
 
-    def cx(i: float) -> float:
-        return left + (i + 0.5) * cw
+    def __init__(self, m: BoundaryMap, width: float, height: float) -> None:
+        self.nx, self.ny = len(m.x_values), len(m.y_values)
+        self.cw, self.ch = min(28.0, width / self.nx), min(28.0, height / self.ny)
+        self.y_labels = {j: _tick_label(m.y_values[j]) for j in _ticks(self.ny, 10)}
+        self.left, self.top, self.bottom = 30.0 + 6.0 * max(len(t) for t in self.y_labels.values()), 8.0, 44.0
+        self.w, self.h = self.nx * self.cw, self.ny * self.ch
 
-    def cy(j: float) -> float:
-        return top + (ny - j - 0.5) * ch
+    def x(self, i: float) -> float:  # left edge of column i
+        return self.left + i * self.cw
 
-    out = [f'<svg class="map" xmlns="http://www.w3.org/2000/svg" width="{left + w + 12:.0f}" '
-           f'height="{top + h + bottom:.0f}" data-x="{html_text(m.x)}" data-y="{html_text(m.y)}" '
-           f'data-nx="{nx}" data-ny="{ny}" role="img">']
+    def y(self, j: float) -> float:  # top edge of row j
+        return self.top + (self.ny - 1 - j) * self.ch
+
+    def centre(self, cell: tuple[int, int]) -> tuple[float, float]:
+        return self.x(cell[0] + 0.5), self.y(cell[1] - 0.5)
+
+
+def _cells(m: BoundaryMap, f: _Frame) -> list[str]:
+    """One rect per run of equal codes in a row; black edges between predicted cells whose
+    answers differ (never next to an unknown or unparsed cell)."""
+    out = []
     for j, row in enumerate(m.cells):
         i = 0
-        while i < nx:
+        while i < f.nx:
             k = i
-            while k < nx and row[k] == row[i]:
+            while k < f.nx and row[k] == row[i]:
                 k += 1
-            code = row[i]
-            cls = "kn" if code == UNKNOWN else "ku" if code == UNPARSED else f"k{code}"
-            out.append(f'<rect class="{cls}" x="{left + i * cw:.2f}" y="{top + (ny - 1 - j) * ch:.2f}" '
-                       f'width="{(k - i) * cw:.2f}" height="{ch:.2f}" data-i="{i}" data-j="{j}" data-n="{k - i}"/>')
+            cls = "kn" if row[i] == UNKNOWN else "ku" if row[i] == UNPARSED else f"k{row[i]}"
+            out.append(f'<rect class="{cls}" x="{f.x(i):.2f}" y="{f.y(j):.2f}" width="{(k - i) * f.cw:.2f}" '
+                       f'height="{f.ch:.2f}" data-i="{i}" data-j="{j}" data-n="{k - i}"/>')
             i = k
     edges = []
     for j, row in enumerate(m.cells):
         for i, c in enumerate(row):
             if not c.isdigit():
                 continue
-            if i + 1 < nx and row[i + 1].isdigit() and row[i + 1] != c:
-                x = left + (i + 1) * cw
-                edges.append(f"M{x:.2f} {top + (ny - 1 - j) * ch:.2f}v{ch:.2f}")
-            if j + 1 < ny and m.cells[j + 1][i].isdigit() and m.cells[j + 1][i] != c:
-                y = top + (ny - 1 - j) * ch
-                edges.append(f"M{left + i * cw:.2f} {y:.2f}h{cw:.2f}")
+            if i + 1 < f.nx and row[i + 1].isdigit() and row[i + 1] != c:
+                edges.append(f"M{f.x(i + 1):.2f} {f.y(j):.2f}v{f.ch:.2f}")
+            if j + 1 < f.ny and m.cells[j + 1][i].isdigit() and m.cells[j + 1][i] != c:
+                edges.append(f"M{f.x(i):.2f} {f.y(j):.2f}h{f.cw:.2f}")
     if edges:
         out.append(f'<path class="edge" d="{"".join(edges)}"/>')
-    out.append(f'<rect class="frame" x="{left}" y="{top}" width="{w:.2f}" height="{h:.2f}"/>')
-    for i in _ticks(nx, 8):
-        out.append(f'<text class="tick" x="{cx(i):.1f}" y="{top + h + 14:.1f}" text-anchor="middle">'
+    return out
+
+
+def _axes(m: BoundaryMap, f: _Frame) -> list[str]:
+    out = [f'<rect class="frame" x="{f.left}" y="{f.top}" width="{f.w:.2f}" height="{f.h:.2f}"/>']
+    for i in _ticks(f.nx, 8):
+        out.append(f'<text class="tick" x="{f.x(i + 0.5):.1f}" y="{f.top + f.h + 14:.1f}" text-anchor="middle">'
                    f'{html_text(_tick_label(m.x_values[i], 12))}</text>')
-    for j, label in y_labels.items():
-        out.append(f'<text class="tick" x="{left - 4:.1f}" y="{cy(j) + 4:.1f}" text-anchor="end">'
+    for j, label in f.y_labels.items():
+        out.append(f'<text class="tick" x="{f.left - 4:.1f}" y="{f.y(j - 0.5) + 4:.1f}" text-anchor="end">'
                    f'{html_text(label)}</text>')
-    out.append(f'<text class="axis" x="{left + w / 2:.1f}" y="{top + h + 34:.1f}" text-anchor="middle">'
+    out.append(f'<text class="axis" x="{f.left + f.w / 2:.1f}" y="{f.top + f.h + 34:.1f}" text-anchor="middle">'
                f'{html_text(m.x)}</text>')
-    out.append(f'<text class="axis" transform="translate(14 {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
-               f'{html_text(m.y)}</text>')
-    faint = len(m.marks) > 12
+    out.append(f'<text class="axis" transform="translate(14 {f.top + f.h / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle">{html_text(m.y)}</text>')
+    return out
+
+
+def _marks(m: BoundaryMap, f: _Frame) -> list[str]:
+    """Each example (a dot), its SCE (an arrow to it, or a ring when it does not move on this
+    map; dashed when it also changes features off the map) and its stored x* (stars; hollow when
+    off the map). Many examples on one map are drawn half transparent."""
+    op = ' opacity="0.55"' if len(m.marks) > 12 else ""
+    out = []
     for mk in m.marks:
-        strong = highlight is None or mk.id == highlight
-        op = "" if strong and not faint else ' opacity="0.55"'
-        x0, y0 = cx(mk.origin[0]), cy(mk.origin[1])
-        if mk.sce is not None and mk.sce != mk.origin:
-            x1, y1 = cx(mk.sce[0]), cy(mk.sce[1])
+        ident = html_text(mk.id)
+        x0, y0 = f.centre(mk.origin)
+        if mk.sce is not None:
             cls = "valid" if mk.valid else "invalid"
             dash = ' stroke-dasharray="4 3"' if mk.sce_off else ""
-            out.append(f'<g class="sce {cls}" data-id="{html_text(mk.id)}" data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}>'
-                       f'<title>{html_text(f"SCE of {mk.id}: {cls}")}</title>'
-                       f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}"{dash}/>'
-                       f'{_arrowhead(x0, y0, x1, y1)}</g>')
-        elif mk.sce is not None:  # the SCE does not move on this map: a ring (dashed when it moves off it)
-            dash_ring = ' stroke-dasharray="3 2"' if mk.sce_off else ""
-            out.append(f'<g class="sce {"valid" if mk.valid else "invalid"}" data-id="{html_text(mk.id)}" '
-                       f'data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}><circle cx="{x0:.1f}" cy="{y0:.1f}" r="7" fill="none"'
-                       f'{dash_ring}/></g>')
-        for k, (i, j) in enumerate(mk.xstars):
-            hollow = " off" if mk.xstar_off else ""
-            out.append(f'<polygon class="xstar{hollow}" data-id="{html_text(mk.id)}" data-i="{i}" data-j="{j}" '
-                       f'points="{_star(cx(i), cy(j), 6.5)}"{op}><title>{html_text(f"x* of {mk.id}")}</title></polygon>')
-        out.append(f'<circle class="ex" data-id="{html_text(mk.id)}" data-i="{mk.origin[0]}" data-j="{mk.origin[1]}" '
-                   f'cx="{x0:.1f}" cy="{y0:.1f}" r="4"{op}><title>{html_text(mk.id)}</title></circle>')
-    out.append("</svg>")
-    return "".join(out)
+            if mk.sce != mk.origin:
+                x1, y1 = f.centre(mk.sce)
+                shape = (f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}"{dash}/>'
+                         f"{_arrowhead(x0, y0, x1, y1)}")
+            else:
+                shape = f'<circle cx="{x0:.1f}" cy="{y0:.1f}" r="7" fill="none"{dash}/>'
+            out.append(f'<g class="sce {cls}" data-id="{ident}" data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}>'
+                       f'<title>{html_text(f"SCE of {mk.id}: {cls}")}</title>{shape}</g>')
+        hollow = " off" if mk.xstar_off else ""
+        for cell in mk.xstars:
+            out.append(f'<polygon class="xstar{hollow}" data-id="{ident}" data-i="{cell[0]}" data-j="{cell[1]}" '
+                       f'points="{_star(*f.centre(cell), 6.5)}"{op}><title>{html_text(f"x* of {mk.id}")}</title></polygon>')
+        out.append(f'<circle class="ex" data-id="{ident}" data-i="{mk.origin[0]}" data-j="{mk.origin[1]}" '
+                   f'cx="{x0:.1f}" cy="{y0:.1f}" r="4"{op}><title>{ident}</title></circle>')
+    return out
+
+
+def map_svg(m: BoundaryMap, width: float = 380.0, height: float = 300.0) -> str:
+    """The map as inline SVG, at most ``width`` x ``height`` pixels of cells: one ``rect`` per run
+    of equal cells in a row (``data-i``/``data-j``: the first cell's value indices, ``data-n``:
+    cells in the run; class ``k<answer index>``, ``ku`` unparsed or ``kn`` never predicted),
+    the edges of the boundary, the axes, and the marks of every example."""
+    f = _Frame(m, width, height)
+    head = (f'<svg class="map" xmlns="http://www.w3.org/2000/svg" width="{f.left + f.w + 12:.0f}" '
+            f'height="{f.top + f.h + f.bottom:.0f}" data-x="{html_text(m.x)}" data-y="{html_text(m.y)}" '
+            f'data-nx="{f.nx}" data-ny="{f.ny}" role="img">')
+    return head + "".join(_cells(m, f) + _axes(m, f) + _marks(m, f)) + "</svg>"
 
 
 def _arrowhead(x0: float, y0: float, x1: float, y1: float) -> str:
-    import math
-
     d = math.hypot(x1 - x0, y1 - y0) or 1.0
     ux, uy = (x1 - x0) / d, (y1 - y0) / d
     a, b = 9.0, 4.0
@@ -361,7 +380,7 @@ def _example_map(preds: GridPredictions, rec: ExampleRecord) -> str:
     fixed = ", ".join(f"{k} = {v}" for k, v in m.fixed.items())
     caption = f"{m.x} \u00d7 {m.y}" + (f"; slice at {fixed}" if fixed else "; the whole plane")
     notes = "".join(f"<br>{html_text(n)}" for n in m.notes)
-    return f'<figure class="mapbox">{map_svg(m, rec.id)}<figcaption>{html_text(caption)}{notes}</figcaption></figure>'
+    return f'<figure class="mapbox">{map_svg(m)}<figcaption>{html_text(caption)}{notes}</figcaption></figure>'
 
 
 def result_panels(result: CheckResult) -> str:
