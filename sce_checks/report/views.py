@@ -245,8 +245,9 @@ def _grid_table(rec: ExampleRecord, preds: GridPredictions | None) -> str:
                 cls.append("chg" if other.get(name) != value else "")
         rows.append(_row(name, cells, cls))
     xs_answer = preds.answer(xs) if preds is not None and xs is not None else None
-    rows.append(_row("model's answer", [html_text(rec.prediction), html_text(rec.cf_prediction if cf else "-"),
-                                        html_text(xs_answer or "-")], ("ans", "ans", "ans")))
+    cf_answer = "-" if cf is None else rec.cf_prediction or "unparsed"
+    rows.append(_row("model's answer", [html_text(rec.prediction), html_text(cf_answer), html_text(xs_answer or "-")],
+                     ("ans", "ans", "ans")))
     rows.append(_row("distance (Gower)", ["0", _fmt(rec.distance), _fmt(rec.min_distance)]))
     if len(refs) > 1:
         rows.append(_row("tied x*", ["", "", f"{len(refs)} stored (the first shown)"]))
@@ -256,52 +257,41 @@ def _grid_table(rec: ExampleRecord, preds: GridPredictions | None) -> str:
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
 
 
-def diff_runs(a: str, b: str) -> list[tuple[str, str]]:
-    """``a`` -> ``b`` as runs ``(old, new)``: equal text has ``old == new``; a run of changes
-    (Levenshtein opcodes over word, space and punctuation tokens: rapidfuzz) is merged into one
-    ``(removed, added)`` pair."""
+def diff_runs(a: str, b: str) -> list[tuple[bool, str, str]]:
+    """``a`` -> ``b`` as runs ``(changed, old, new)``: unchanged text, or a run of changes
+    (Levenshtein opcodes over word, space and punctuation tokens: rapidfuzz) merged into one
+    (removed, added) pair."""
     from rapidfuzz.distance import Levenshtein
 
     ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
     ops = list(Levenshtein.opcodes(ta, tb))
     runs, k = [], 0
     while k < len(ops):
-        end = k + 1
-        if ops[k].tag != "equal":
-            while end < len(ops) and ops[end].tag != "equal":
-                end += 1
-        old = "".join(ta[ops[k].src_start:ops[end - 1].src_end])
-        new = "".join(tb[ops[k].dest_start:ops[end - 1].dest_end])
-        runs.append((old, new))
+        changed, end = ops[k].tag != "equal", k + 1
+        while changed and end < len(ops) and ops[end].tag != "equal":
+            end += 1
+        runs.append((changed, "".join(ta[ops[k].src_start:ops[end - 1].src_end]),
+                     "".join(tb[ops[k].dest_start:ops[end - 1].dest_end])))
         k = end
     return runs
+
+
+def _mark(tag: str, text: str) -> str:
+    return f"<{tag}>{html_text(text)}</{tag}>" if text else ""
 
 
 def word_diff(a: str, b: str) -> tuple[str, str]:
     """``a`` and ``b`` as inline HTML, side by side: in ``a`` the words ``b`` removes (``del``), in
     ``b`` the words it adds (``ins``). Each text stays whole and in order."""
-    left, right = [], []
-    for old, new in diff_runs(a, b):
-        if old == new:
-            left.append(html_text(old))
-            right.append(html_text(new))
-            continue
-        if old:
-            left.append(f"<del>{html_text(old)}</del>")
-        if new:
-            right.append(f"<ins>{html_text(new)}</ins>")
-    return "".join(left), "".join(right)
+    runs = diff_runs(a, b)
+    left = "".join(_mark("del", old) if changed else html_text(old) for changed, old, _ in runs)
+    right = "".join(_mark("ins", new) if changed else html_text(new) for changed, _, new in runs)
+    return left, right
 
 
 def inline_diff(a: str, b: str) -> str:
     """``a`` -> ``b`` as one line of inline HTML: removed words in ``del``, added ones in ``ins``."""
-    out = []
-    for old, new in diff_runs(a, b):
-        if old == new:
-            out.append(html_text(old))
-            continue
-        out.append((f"<del>{html_text(old)}</del>" if old else "") + (f"<ins>{html_text(new)}</ins>" if new else ""))
-    return "".join(out)
+    return "".join(_mark("del", old) + _mark("ins", new) if changed else html_text(old) for changed, old, new in diff_runs(a, b))
 
 
 def _text_block(rec: ExampleRecord) -> str:
@@ -318,7 +308,7 @@ def _text_block(rec: ExampleRecord) -> str:
     parts.append("</div>")
     e = rec.extra
     facts = [("answer", f"{rec.prediction} \u2192 target {rec.target}"),
-             ("answer on the SCE", rec.cf_prediction if rec.counterfactual is not None else None),
+             ("answer on the SCE", (rec.cf_prediction or "unparsed") if rec.counterfactual is not None else None),
              ("answer on the SCE in context", e.get("cf_prediction_in_context")),
              ("distance (characters)", _fmt(rec.distance)), ("distance (words)", _fmt(e.get("word_distance"))),
              ("distance of the searched edit", _fmt(rec.min_distance)), ("gap to the searched edit", _fmt(e.get("minimality_gap"))),
