@@ -190,3 +190,17 @@ def test_phi_cct_table_and_tvd_against_mention_are_drawn_from_the_results():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["mentioned (n=2)", "not mentioned (n=1)"]
     means = sorted(line.get_ydata()[0] for line in ax.lines)
     assert means == pytest.approx([0.1, 0.3])
+
+
+def test_unparsed_sces_beyond_the_panels_are_listed_with_their_replies(monkeypatch):
+    from tests.helpers.report_models import MixedRuleModel, mixed_policy
+
+    points = [(i, j) for i in range(0, 31, 5) for j in range(0, 21, 5)]
+    (r,) = run_grid_sce(MixedRuleModel(PLANE, plane_rule), "mixed", PLANE, [(f"e{k:02d}", p) for k, p in enumerate(points)],
+                        SCESettings(variants=("minimal",), prediction="generate"))
+    unparsed = [e for e in r.examples if e.counterfactual is None]
+    assert len(unparsed) == sum(mixed_policy(p) == "garbage" for p in points) >= 2
+    monkeypatch.setattr(views, "MAX_PANELS", 1)  # the worst: an invalid SCE; every unparsed one is beyond
+    page = render_html([r], {})
+    assert f"Unparsed beyond the panels ({len(unparsed)})" in page
+    assert page.count("I would rather not change this record.") == len(unparsed)

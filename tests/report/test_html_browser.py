@@ -15,8 +15,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from sce_checks.cli import main
@@ -142,7 +144,9 @@ def _audit(browser: str, cwd: Path, name: str, dataset: Path, model: str, *extra
     assert main(["--dataset", str(dataset), "-q", "--model",
                  f"python:tests.helpers.report_models:{model}", "--html", str(html), "--json", str(js), *extra]) == 0
     page, messages = load(browser, html, cwd)
-    return Audit(html, json.loads(js.read_text()), dom(page), messages)
+    report = json.loads(js.read_text())
+    jsonschema.validate(report, json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text()))
+    return Audit(html, report, dom(page), messages)
 
 
 GENERATE = ("--prediction", "generate")  # the rule models answer in text; the faithfulness model is scored
