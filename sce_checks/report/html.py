@@ -15,7 +15,8 @@ import io
 from typing import Any, Sequence
 
 from sce_checks.report.safe import html_text
-from sce_checks.report.summary import example_tables, notes, result_tables
+from sce_checks.report.summary import notes, result_tables
+from sce_checks.report.views import boundary_section, examples_section
 from sce_checks.results import CheckResult
 
 _CSS = """
@@ -129,65 +130,6 @@ def _plots(results: Sequence[CheckResult]) -> str:
     return ('<div class="plots">' + "".join(drawn) + "</div>" if drawn else "") + "".join(omitted)
 
 
-def _boundary(results: Sequence[CheckResult]) -> str:
-    """The whole plane of each two-feature grid result, every example on it (for more features,
-    each example's panel draws the slice through it)."""
-    from sce_checks.checks import unit_of
-    from sce_checks.report.boundary import GridPredictions, plane_map
-    from sce_checks.report.views import MAX_PLANE_MARKS, map_legend, map_svg, map_unavailable
-
-    planes, notes, legend = [], [], None
-    for r in results:
-        preds = GridPredictions.from_info(r.info) if r.check == "sce" else None
-        if preds is None:
-            continue
-        legend = legend or map_legend(preds.labels)
-        title = f"{r.model} / {r.dataset} / {unit_of(r)}"
-        shown = r.examples[:MAX_PLANE_MARKS]
-        m = plane_map(preds, [e.to_dict() for e in shown])
-        counts = _coverage(preds.codes)
-        if m is None:
-            notes.append(f"{title}: {len(preds.features)} features; each example's panel below draws the 2-D slice "
-                         f"through it along the two features its SCE or x* changes. {counts}")
-            continue
-        why = map_unavailable(m)
-        if why:
-            notes.append(f"{title}: not drawn, {why}.")
-            continue
-        more = f" (the first {len(shown)} of {len(r.examples)} examples)" if len(shown) < len(r.examples) else ""
-        planes.append(f'<figure class="mapbox plane">{map_svg(m, width=520.0, height=400.0)}<figcaption><b>{html_text(title)}</b>: '
-                      f"{html_text(m.x)} \u00d7 {html_text(m.y)}, the whole grid{more}. {counts}</figcaption></figure>")
-    if legend is None:
-        return ""
-    return ('<h2 id="boundary">Decision boundary</h2>' + legend
-            + ('<div class="plots">' + "".join(planes) + "</div>" if planes else "")
-            + "".join(f'<p class="cap">{html_text(n)}</p>' for n in notes))
-
-
-def _coverage(codes: str) -> str:
-    known = sum(1 for c in codes if c != ".")
-    text = f"The audit predicted {known} of {len(codes)} grid points ({100 * known / len(codes):.1f}%)"
-    return text + ("; the others are unknown (hatched)." if known < len(codes) else ".")
-
-
-def _examples(results: Sequence[CheckResult]) -> str:
-    """One section per result: panels for SCE results, the check's table of failing examples
-    for the others."""
-    from sce_checks.checks import unit_of
-    from sce_checks.report.views import result_panels
-
-    parts = []
-    for r in results:
-        title = html_text(f"{r.model} / {r.dataset} / {unit_of(r)}")
-        if r.check == "sce":
-            parts.append(f'<section class="examples"><h3>{title}</h3>{result_panels(r)}</section>')
-            continue
-        for name, headers, rows in example_tables(r, 5):
-            parts.append(f"<h3>{title}: {html_text(name)}</h3>")
-            parts.append(_table(headers, rows))
-    return '<h2 id="examples">Examples</h2>' + "".join(parts) if parts else ""
-
-
 def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
                 skipped: Sequence[str] = ()) -> str:
     env = html_text(
@@ -215,12 +157,12 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
     if lines:
         parts.append("<ul>" + "".join(f"<li>{html_text(n)}</li>" for n in lines) + "</ul>")
     parts.extend(extra_sections)
-    parts.append(_boundary(results))
+    parts.append(boundary_section(results))
     plots = _plots(results)
     if plots:
         parts.append("<h2>Figures</h2>")
         parts.append(plots)
-    parts.append(_examples(results))
+    parts.append(examples_section(results, _table))
     parts.append(f"<script>{_SCRIPT}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)

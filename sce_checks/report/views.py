@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map
+from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map, plane_map
 from sce_checks.report.safe import html_text
 from sce_checks.results import CheckResult, ExampleRecord
 
+PANEL_CHECKS = ("sce",)  # checks whose records are SCE records (results.py: ExampleRecord's contract fields)
 MAX_PANELS = 60  # example panels per result (the worst first); the JSON report has every example
 MAX_MAPS = 24  # of those, panels that draw the example's map
 MAX_AXIS_VALUES = 400  # a map is drawn when neither axis has more values than this
@@ -403,3 +404,62 @@ def result_panels(result: CheckResult) -> str:
         out.append(f"<h4>Unparsed beyond the panels ({len(late)})</h4><table><thead><tr><th>id</th><th>reason</th>"
                    f"<th>raw reply (first 600 characters)</th></tr></thead><tbody>{rows}</tbody></table>")
     return "".join(out)
+
+
+# -- the report's sections ------------------------------------------------------------------------
+
+def boundary_section(results: Sequence[CheckResult]) -> str:
+    """The whole plane of each two-feature grid result, every example on it (for more features,
+    each example's panel draws the slice through it)."""
+    from sce_checks.checks import unit_of
+
+    planes, notes, legend = [], [], None
+    for r in results:
+        preds = GridPredictions.from_info(r.info) if r.check in PANEL_CHECKS else None
+        if preds is None:
+            continue
+        legend = legend or map_legend(preds.labels)
+        title = f"{r.model} / {r.dataset} / {unit_of(r)}"
+        shown = r.examples[:MAX_PLANE_MARKS]
+        m = plane_map(preds, [e.to_dict() for e in shown])
+        counts = _coverage(preds.codes)
+        if m is None:
+            notes.append(f"{title}: {len(preds.features)} features; each example's panel below draws the 2-D slice "
+                         f"through it along the two features its SCE or x* changes. {counts}")
+            continue
+        why = map_unavailable(m)
+        if why:
+            notes.append(f"{title}: not drawn, {why}.")
+            continue
+        more = f" (the first {len(shown)} of {len(r.examples)} examples)" if len(shown) < len(r.examples) else ""
+        planes.append(f'<figure class="mapbox plane">{map_svg(m, width=520.0, height=400.0)}<figcaption><b>{html_text(title)}</b>: '
+                      f"{html_text(m.x)} \u00d7 {html_text(m.y)}, the whole grid{more}. {counts}</figcaption></figure>")
+    if legend is None:
+        return ""
+    return ('<h2 id="boundary">Decision boundary</h2>' + legend
+            + ('<div class="plots">' + "".join(planes) + "</div>" if planes else "")
+            + "".join(f'<p class="cap">{html_text(n)}</p>' for n in notes))
+
+
+def _coverage(codes: str) -> str:
+    known = sum(1 for c in codes if c != ".")
+    text = f"The audit predicted {known} of {len(codes)} grid points ({100 * known / len(codes):.1f}%)"
+    return text + ("; the others are unknown (hatched)." if known < len(codes) else ".")
+
+
+def examples_section(results: Sequence[CheckResult], table: Callable[[Sequence[str], Sequence[Sequence[str]]], str]) -> str:
+    """One section per result: panels for SCE results, the check's table of failing examples
+    (laid out by ``table``) for the others."""
+    from sce_checks.checks import unit_of
+    from sce_checks.report.summary import example_tables
+
+    parts = []
+    for r in results:
+        title = html_text(f"{r.model} / {r.dataset} / {unit_of(r)}")
+        if r.check in PANEL_CHECKS:
+            parts.append(f'<section class="examples"><h3>{title}</h3>{result_panels(r)}</section>')
+            continue
+        for name, headers, rows in example_tables(r, 5):
+            parts.append(f"<h3>{title}: {html_text(name)}</h3>")
+            parts.append(table(headers, rows))
+    return '<h2 id="examples">Examples</h2>' + "".join(parts) if parts else ""
