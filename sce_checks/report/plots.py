@@ -115,22 +115,24 @@ def _ecdf(ax: Any, values: Sequence[float], label: str, color: str) -> None:
     ax.step([xs[0]] + xs, [0.0] + ys, where="post", label=f"{label} (n={len(xs)})", color=color)
 
 
+def valid_gaps(r: CheckResult) -> list[float]:
+    """Each valid SCE's recorded gap to the minimum: RCF_A on grids, the gap to the searched
+    minimal edit on text (``minimality_gap``, present when the search found one)."""
+    if _kind(r) == "grid":
+        return [e.rcf_a for e in r.examples if e.valid and _number(e.rcf_a)]
+    return [e.extra["minimality_gap"] for e in r.examples if e.valid and _number(e.extra.get("minimality_gap"))]
+
+
 def minimality_distribution(results: Sequence[CheckResult]) -> list[Plot]:
-    """ECDF of each valid SCE's gap to the minimum: RCF_A on grids, the gap to the searched
-    minimal edit on text; one line per result."""
+    """ECDF of each valid SCE's gap to the minimum (`valid_gaps`), one line per result."""
     plots = []
-    for kind, field, xlabel in (("grid", "rcf_a", "RCF_A = d(x, x') - d(x, x*) (Gower)"),
-                                ("text", "minimality_gap", "distance beyond the searched minimal edit")):
+    for kind, xlabel in (("grid", "RCF_A = d(x, x') - d(x, x*) (Gower)"),
+                         ("text", "distance beyond the searched minimal edit")):
         mine = [r for r in results if _kind(r) == kind]
         if not mine:
             continue
         title = f"Distribution of {'RCF_A' if kind == 'grid' else 'the minimality gap'} ({kind} tasks)"
-        series = []
-        for r in mine:
-            vals = [v for v in (getattr(e, field, None) if field == "rcf_a" else e.extra.get(field) for e in r.examples)
-                    if _number(v)]
-            if vals:
-                series.append((_label(r), vals))
+        series = [(_label(r), gaps) for r in mine if (gaps := valid_gaps(r))]
         if not series:
             why = ("no valid SCE has an RCF_A" if kind == "grid" else
                    "no valid SCE has a gap to a searched minimal edit (the search is off unless --text-search-budget > 0)")

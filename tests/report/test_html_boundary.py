@@ -204,3 +204,19 @@ def test_unparsed_sces_beyond_the_panels_are_listed_with_their_replies(monkeypat
     page = render_html([r], {})
     assert f"Unparsed beyond the panels ({len(unparsed)})" in page
     assert page.count("I would rather not change this record.") == len(unparsed)
+
+
+def test_the_gap_distribution_is_the_ecdf_of_the_recorded_gaps():
+    from sce_checks.report.plots import valid_gaps
+    from sce_checks.results import ExampleRecord
+
+    def rec(valid, rcf_a):
+        return ExampleRecord("e", {}, "a", "b", {}, "b" if valid else "a", valid, 0.5, 0.25, rcf_a=rcf_a)
+
+    r = CheckResult("sce", "m", "d", "minimal", 4, {}, [rec(True, 0.25), rec(True, 0.0), rec(False, None), rec(True, 0.5)],
+                    {"task_kind": "grid"})
+    assert valid_gaps(r) == [0.25, 0.0, 0.5]
+    (plot,) = minimality_distribution([r])
+    (line,) = plot.figure.axes[0].lines
+    # the ECDF steps up by 1/3 at each gap: 0 -> 1/3, 0.25 -> 2/3, 0.5 -> 1
+    assert list(line.get_xdata()) == [0.0, 0.0, 0.25, 0.5] and list(line.get_ydata()) == pytest.approx([0, 1 / 3, 2 / 3, 1])
