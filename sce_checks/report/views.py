@@ -163,7 +163,7 @@ def map_svg(m: BoundaryMap, width: float = 380.0, height: float = 300.0) -> str:
     f = _Frame(m, width, height)
     head = (f'<svg class="map" xmlns="http://www.w3.org/2000/svg" width="{f.left + f.w + 12:.0f}" '
             f'height="{f.top + f.h + f.bottom:.0f}" data-x="{html_text(m.x)}" data-y="{html_text(m.y)}" '
-            f'data-nx="{f.nx}" data-ny="{f.ny}" role="img">')
+            f'data-nx="{f.nx}" data-ny="{f.ny}" role="img" aria-label="{html_text(f"decision boundary map, {m.x} by {m.y}")}">')
     return head + "".join(_cells(m, f) + _axes(m, f) + _marks(m, f)) + "</svg>"
 
 
