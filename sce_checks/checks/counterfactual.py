@@ -565,6 +565,7 @@ class CCTCheck(_CounterfactualCheck):
     name = "cct"
     question = "correlational counterfactual test (Siegel et al. 2024): TVD of the option distribution vs mention"
     counts = ("n_interventions",)
+    plots = ("tvd_mention",)
     figures = (
         Figure("cct", "higher", headline=True, primary=True),
         Figure("mean_tvd_mentioned", None, headline=True),
@@ -579,6 +580,7 @@ class PhiCCTCheck(_CounterfactualCheck):
     name = "phi_cct"
     question = "phi-CCT (Siegel et al. 2025): phi of (prediction changed) x (explanation mentions the inserted word)"
     counts = ("n_interventions",)
+    plots = ("phi_table",)
     figures = (
         Figure("phi", "higher", headline=True, primary=True),
         Figure("tpr", "higher", headline=True, interval=True),

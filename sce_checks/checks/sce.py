@@ -232,8 +232,26 @@ def run_grid_sce(
     counterfactuals = predict_counterfactuals(task, predictor, el)
     search.remember(counterfactuals, predictor.labels(counterfactuals))
     nearest_flip, icf = grid_references(task, search, predictor, examples, el)
-    return [grid_result(variant, model_name, task, examples, settings, predictor, search, el, nearest_flip, icf)
-            for variant in settings.variants]
+    results = [grid_result(variant, model_name, task, examples, settings, predictor, search, el, nearest_flip, icf)
+               for variant in settings.variants]
+    predicted = grid_predictions(task, predictor)
+    for r in results:
+        r.info["grid_predictions"] = predicted
+    return results
+
+
+def grid_predictions(task: GridTask, predictor: Predictor) -> dict[str, Any]:
+    """Every grid point the audit predicted, with the model's answer, so a report can draw the
+    decision boundary from predictions alone (docs/reports.md): ``codes`` has one character per
+    grid point in `GridTask.points` order (the last feature varies fastest): the index of the
+    answer in ``labels``, ``?`` unparsed, ``.`` never predicted."""
+    labels = list(task.options)
+    codes = []
+    for point in task.points():
+        pred = predictor.known(point)
+        codes.append("." if pred is None else "?" if pred.label is None else str(labels.index(pred.label)))
+    return {"features": [{"name": f.name, "values": list(f.values)} for f in task.features],
+            "labels": labels, "codes": "".join(codes)}
 
 
 def grid_references(task: GridTask, search: BoundarySearch, predictor: Predictor,
@@ -543,7 +561,7 @@ class SCECheck(Check):
 
     table_headers = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist",
                      "RCF_A", "ICF_A", "TM_A", "exact", "thresholds", "verdict"]
-    plots = ("validity_minimality",)
+    plots = ("validity_minimality", "minimality_distribution", "feature_changes")
 
     def units(self, variants: Sequence[str]) -> list[str]:
         return list(variants)

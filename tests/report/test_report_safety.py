@@ -112,7 +112,10 @@ ENV = {"model": "python:payloads", "seed": 0, "limit": 2, "libraries": {}}
 
 class Structure(HTMLParser):
     """Elements (name and attribute names) and comments of a page, outside inline SVG plots (whose
-    ticks follow the figures), and its text."""
+    ticks follow the figures) and the ``ins``/``del`` marks of the report's word diffs (which
+    follow the text: the text inside them is still checked), and its text."""
+
+    DIFF_MARKS = ("ins", "del")
 
     def __init__(self, page: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -124,7 +127,7 @@ class Structure(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.svg += tag == "svg"
-        if not self.svg:
+        if not self.svg and not (tag in self.DIFF_MARKS and not attrs):
             self.elements.append((tag, tuple(sorted(a for a, _ in attrs))))
 
     def handle_endtag(self, tag):
