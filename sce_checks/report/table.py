@@ -24,6 +24,15 @@ MIN_COLUMN = 10  # narrower columns would cut most headers and figures into piec
 MIN_WIDTH = 24  # a narrower terminal is laid out as this wide
 
 
+def terminal_width() -> int:
+    """The terminal's width as pytest reads it (``COLUMNS`` first, 80 when not a terminal, and
+    80 for a width under 40), for text written before pytest's writer is at hand."""
+    import shutil
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    return width if width >= 40 else 80
+
+
 def safe_table(rows: Sequence[Sequence[Any]], headers: Sequence[Any], tablefmt: str,
                text: Callable[[Any], str] = plain) -> str:
     """``tabulate`` over cells made inert by ``text`` (Markdown's tables, the baseline's)."""

@@ -112,3 +112,21 @@ def test_sce_audit_output_at_80_and_200_columns(workdir):
                 "unconstrained", "minimal"]
         else:  # a block per result
             assert summary.count("verdict            PASS") == 2
+
+
+def test_an_assertion_message_fits_the_terminal_pytest_prints_it_on(monkeypatch):
+    """The helpers' failures (the worst examples in them) are printed in pytest's failures
+    section: as wide as the terminal at the time, COLUMNS when set."""
+    import pytest
+
+    from sce_checks.assertions import SCEAssertionError, assert_validity
+
+    for width in (80, 200):
+        monkeypatch.setenv("COLUMNS", str(width))
+        with pytest.raises(SCEAssertionError) as failed:
+            assert_validity(sce_result("minimal", "a very long review " * 20), at_least=0.8)
+        message = str(failed.value)
+        assert max(display_width(line) for line in message.splitlines()) <= width
+        assert "a very long review" in message and "invalid" in message
+        header = [line for line in message.splitlines() if line.startswith("    id") and "counterfactual" in line]
+        assert bool(header) == (width == 200)  # a table at 200, blocks at 80
