@@ -31,11 +31,10 @@ def _explain(result: CheckResult, headline: str) -> str:
     SCEs, another check's failing examples)."""
     from sce_checks.checks import get_check
     from sce_checks.report.safe import plain
-    from sce_checks.report.table import fit_line, fit_table, terminal_width
+    from sce_checks.report.table import fit_table, terminal_width
 
     width = terminal_width()  # pytest prints the message in its failures section, as wide as its lines
-    summary = plain(get_check(result.check).summary_line(result) or summary_line(result))
-    lines = [headline, "\n".join("  " + line for line in fit_line(summary, width - 2).splitlines())]
+    lines = [headline, "  " + plain(get_check(result.check).summary_line(result) or summary_line(result))]
     for title, headers, rows in example_tables(result, 3):
         lines.append(f"  {plain(title)}:")
         table = fit_table([plain(h) for h in headers], [[plain(c) for c in row] for row in rows], width - 4)

@@ -1,14 +1,19 @@
 """The terminal report, fitted to the terminal's width: a table that fits is laid out as
 tabulate's "simple" format (headers, a dashed rule, a line per row); a wider one has its widest
-columns narrowed and their cells wrapped; one that cannot keep its columns readable
-(`MIN_COLUMN`) is shown as a block of ``header  value`` lines per row. Nothing is cut: the cells
-the checks give are short already (model text is cut at 60 characters, report/summary.py:
-`short`), and the whole text is in the JSON report. Every header, cell, note and title passes
-through ``text`` (report/safe.py), since replies and explanations a model wrote end up in them.
+columns narrowed and their cells wrapped, never cutting a word nor narrowing a column under
+`MIN_COLUMN`; a table that cannot keep to that is shown as a block of ``header  value`` lines
+per row. Cells wrap
+between figures (``a 0.1 [0.0, 0.3]; b 2``) before they wrap between words. Nothing is cut: the
+cells the checks give are short already (model text is cut at 60 characters, report/summary.py:
+`short`), and the whole text is in the JSON report. Notes and titles are single lines, kept
+whole (a terminal wraps a long line by itself, and a log stays searchable for them). Every
+header, cell, note and title passes through `plain` (report/safe.py), since replies and
+explanations a model wrote end up in them.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from itertools import zip_longest
 from typing import Any, Callable, Sequence
@@ -20,7 +25,7 @@ from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.results import CheckResult
 
 SEP = "  "  # between columns, as tabulate's "simple" format
-MIN_COLUMN = 10  # narrower columns would cut most headers and figures into pieces: rows become blocks
+MIN_COLUMN = 16  # a narrower column shows a long cell a few characters a line: rows become blocks
 MIN_WIDTH = 24  # a narrower terminal is laid out as this wide
 
 
@@ -66,43 +71,60 @@ def _cut(word: str, width: int) -> tuple[str, str]:
     return word, ""
 
 
+def _units(text: str) -> list[str]:
+    """What `wrap` keeps together when it can: the parts of a list of figures (``a 0.1; b 2``:
+    ``a 0.1;`` and ``b 2``), else words."""
+    return re.split(r"(?<=;) +", text)
+
+
+def longest_word(text: str) -> int:
+    return max((display_width(word) for word in text.split()), default=0)
+
+
 def wrap(text: str, width: int) -> list[str]:
-    """``text`` in lines of at most ``width`` columns, broken at spaces; a longer word is cut."""
+    """``text`` in lines of at most ``width`` columns, broken between the parts of a list of
+    figures, else at spaces; only a word longer than ``width`` is cut."""
     if display_width(text) <= width:
         return [text]
     lines: list[str] = []
     line = ""
-    for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if display_width(candidate) <= width:
-            line = candidate
-            continue
-        if line:
-            lines.append(line)
-        while display_width(word) > width:
-            head, word = _cut(word, width)
-            lines.append(head)
-        line = word
+    for unit in _units(text):
+        for word in [unit] if display_width(unit) <= width else unit.split():
+            candidate = f"{line} {word}" if line else word
+            if display_width(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while display_width(word) > width:
+                head, word = _cut(word, width)
+                lines.append(head)
+            line = word
     if line or not lines:
         lines.append(line)
     return lines
 
 
-def column_widths(natural: Sequence[int], budget: int) -> list[int] | None:
-    """Widths of columns whose widest cells take ``natural`` columns, summing to at most
-    ``budget``: the widest columns are narrowed to a common cap, the largest that fits, and the
-    columns left are shared among them. None when the cap would be under `MIN_COLUMN`."""
+def column_widths(natural: Sequence[int], least: Sequence[int], budget: int) -> list[int] | None:
+    """Widths of columns whose widest cells take ``natural`` columns and whose longest words take
+    ``least``, summing to at most ``budget``: the widest columns are narrowed to a common cap,
+    the largest that fits, none below its longest word, and the columns left over are shared
+    among the narrowed ones. None when even the longest words do not fit."""
     if sum(natural) <= budget:
         return list(natural)
+    if sum(least) > budget:
+        return None
+
+    def capped(cap: int) -> list[int]:
+        return [max(low, min(w, cap)) for w, low in zip(natural, least)]
+
     cap = max(natural)
-    while sum(min(w, cap) for w in natural) > budget:
+    while sum(capped(cap)) > budget:  # ends: capped(0) is `least`, which fits
         cap -= 1
-        if cap < MIN_COLUMN:
-            return None
-    widths = [min(w, cap) for w in natural]
+    widths = capped(cap)
     spare = budget - sum(widths)
-    for i, w in enumerate(natural):  # fewer spare columns than narrowed ones (cap + 1 did not fit)
-        if spare and w > cap:
+    for i, w in enumerate(natural):  # fewer spare columns than columns at the cap (cap + 1 did not fit)
+        if spare and widths[i] == cap < w:
             widths[i] += 1
             spare -= 1
     return widths
@@ -110,13 +132,16 @@ def column_widths(natural: Sequence[int], budget: int) -> list[int] | None:
 
 def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None) -> str:
     """A table of inert ``headers`` and ``rows`` no wider than ``width`` (None: as wide as its
-    cells). Too narrow to keep every column `MIN_COLUMN` wide: one block of lines per row."""
-    natural = [max([display_width(h)] + [display_width(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    cells). Too narrow for every column to keep its longest word and `MIN_COLUMN` (or its whole
+    width when less): one block of lines per row."""
+    columns = [[h, *(row[i] for row in rows)] for i, h in enumerate(headers)]
+    natural = [max(display_width(cell) for cell in column) for column in columns]
     if width is None:
         widths: list[int] | None = natural
     else:
         width = max(width, MIN_WIDTH)
-        widths = column_widths(natural, width - len(SEP) * (len(headers) - 1))
+        least = [max([min(w, MIN_COLUMN)] + [longest_word(cell) for cell in column]) for w, column in zip(natural, columns)]
+        widths = column_widths(natural, least, width - len(SEP) * (len(headers) - 1))
         if widths is None:
             return _blocks(headers, rows, width)
     lines = _row_lines(headers, widths)
@@ -150,21 +175,10 @@ def _blocks(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -
     return "\n\n".join(blocks)
 
 
-def fit_line(line: str, width: int | None) -> str:
-    """A note or title: wrapped to ``width``, its continuation lines indented."""
-    if width is None:
-        return line
-    width = max(width, MIN_WIDTH)
-    first, *rest = wrap(line, width)
-    if not rest:
-        return first
-    return "\n".join([first] + ["  " + part for part in wrap(" ".join(rest), width - 2)])
-
-
 def render_table(results: Sequence[CheckResult], *, examples: int = 3, skipped: Sequence[str] = (),
                  width: int | None = None) -> str:
     """The terminal report: the SCE table, the table of the other checks, notes (unparsed
-    outputs, checks that could not run), then the worst examples of each result; no line wider
+    outputs, checks that could not run), then the worst examples of each result; no table wider
     than ``width`` (None: no limit), every piece inert."""
     if not results and not skipped:
         return "sce-checks: no results."
@@ -176,10 +190,9 @@ def render_table(results: Sequence[CheckResult], *, examples: int = 3, skipped: 
     parts = [table(headers, rows) for headers, rows in result_tables(results)]
     lines = notes(results, skipped)
     if lines:
-        parts.append("\n".join(fit_line(plain(line), width) for line in lines))
+        parts.append("\n".join(plain(line) for line in lines))
     if examples:
         for r in results:
             for title, headers, rows in example_tables(r, examples):
-                parts.append(fit_line(plain(f"{title}: {r.model} / {r.dataset} / {unit_of(r)}"), width) + "\n"
-                             + table(headers, rows))
+                parts.append(plain(f"{title}: {r.model} / {r.dataset} / {unit_of(r)}") + "\n" + table(headers, rows))
     return "\n\n".join(parts)

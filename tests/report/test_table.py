@@ -27,34 +27,49 @@ def test_a_table_that_fits_is_one_line_per_row():
 
 
 def test_column_widths_by_hand():
-    assert column_widths([9, 30, 12, 5], 60) == [9, 30, 12, 5]  # 56 fits
+    least = [9, 8, 5, 5]  # each column's longest word
+    assert column_widths([9, 30, 12, 5], least, 60) == [9, 30, 12, 5]  # 56 fits
     # 9 + c + 12 + 5 <= 40: the cap is 14, and the 30-wide column alone is narrowed
-    assert column_widths([9, 30, 12, 5], 40) == [9, 14, 12, 5]
+    assert column_widths([9, 30, 12, 5], least, 40) == [9, 14, 12, 5]
     # 9 + 2c + 5 <= 41: cap 13 (40 columns), the one spare column goes to the first narrowed column
-    assert column_widths([9, 30, 25, 5], 41) == [9, 14, 13, 5]
-    # ten columns of 20 in 50: a cap of 5 < MIN_COLUMN, no table
-    assert MIN_COLUMN > 5 and column_widths([20] * 10, 50) is None
+    assert column_widths([9, 30, 25, 5], [9, 8, 8, 5], 41) == [9, 14, 13, 5]
+    # a column is never narrower than its longest word (20): 9 + 20 + c + 5 <= 45, cap 11
+    assert column_widths([9, 30, 25, 5], [9, 20, 8, 5], 45) == [9, 20, 11, 5]
+    assert column_widths([9, 30, 25, 5], [9, 20, 8, 5], 41) is None  # 42 columns of words: no table
 
 
-def test_wrap_breaks_at_spaces_cuts_long_words_and_counts_wide_characters():
+def test_wrap_breaks_between_figures_then_at_spaces_and_cuts_only_long_words():
     assert wrap("validity [95% CI]", 10) == ["validity", "[95% CI]"]
     assert wrap("abcdefghijkl", 5) == ["abcde", "fghij", "kl"]
     assert wrap("ok", 5) == ["ok"] and wrap("", 5) == [""]
+    figures = "validity_agreement -; prompt_consistency 1.000 [0.610, 1.000]; n_pairs 6"
+    assert wrap(figures, 45) == ["validity_agreement -;", "prompt_consistency 1.000 [0.610, 1.000];", "n_pairs 6"]
+    # a figure wider than the column: its words, then the next figure on the same line
+    assert wrap(figures, 30) == ["validity_agreement -;", "prompt_consistency 1.000", "[0.610, 1.000]; n_pairs 6"]
     assert display_width("日本語テキスト") == 14 and display_width("e\u0301") == 1  # wide; a combining accent
     assert wrap("日本語テキスト", 6) == ["日本語", "テキス", "ト"]
 
 
 def test_a_wide_table_wraps_its_widest_columns_and_a_narrow_terminal_shows_blocks():
-    wrapped = fit_table(HEADERS, ROWS, 60)
-    lines = wrapped.splitlines()
-    assert max(display_width(line) for line in lines) <= 60
-    assert lines[0].startswith("model") and "" in lines  # wrapped rows apart by a blank line
-    squeezed = " ".join(wrapped.split())
-    assert "python:toy_models:boundary"[:10] in squeezed and "100.0%" in squeezed and "FAIL" in squeezed
+    # 80 columns: validity (22 wide) narrowed to 19 = 80 - 4 separators - 26 - 7 - 13 - 7
+    assert fit_table(HEADERS, ROWS, 80).splitlines() == [
+        "model                       dataset  variant        validity [95% CI]    verdict",
+        "--------------------------  -------  -------------  -------------------  -------",
+        "python:toy_models:boundary  toy      unconstrained  100.0% [67.6%,       PASS",
+        "                                                    100.0%]",
+        "",  # wrapped rows apart by a blank line
+        "python:toy_models:boundary  toy      minimal        50.0% [21.5%,        FAIL",
+        "                                                    78.5%]",
+    ]
+    # 76 columns: the words (26 + 7 + 13 + 16 + 7 and 8 of separators = 77) do not fit: blocks
+    assert fit_table(HEADERS, ROWS, 76).splitlines()[:6] == [
+        "model              python:toy_models:boundary", "dataset            toy", "variant            unconstrained",
+        "validity [95% CI]  100.0% [67.6%, 100.0%]", "verdict            PASS", ""]
+    assert MIN_COLUMN == 16  # the 16 above: validity's floor, its longest word being 8
 
-    blocks = fit_table(HEADERS, ROWS, 30).splitlines()  # 5 columns of 10 + 8 separators do not fit in 30
+    blocks = fit_table(HEADERS, ROWS, 30).splitlines()
     assert max(display_width(line) for line in blocks) <= 30
-    # headers 10 wide (a third of 30), values 18
+    # headers 10 wide (a third of 30), values 18; a word longer than 18 is cut
     assert blocks[:2] == ["model       python:toy_models:", "            boundary"]
     assert blocks[4:6] == ["validity    100.0% [67.6%,", "[95% CI]    100.0%]"]
     assert "verdict     FAIL" in blocks
@@ -115,8 +130,8 @@ def test_sce_audit_output_at_80_and_200_columns(workdir):
 
 
 def test_an_assertion_message_fits_the_terminal_pytest_prints_it_on(monkeypatch):
-    """The helpers' failures (the worst examples in them) are printed in pytest's failures
-    section: as wide as the terminal at the time, COLUMNS when set."""
+    """The helpers' failures are printed in pytest's failures section: the worst examples in
+    them as wide as the terminal at the time, COLUMNS when set."""
     import pytest
 
     from sce_checks.assertions import SCEAssertionError, assert_validity
@@ -126,7 +141,8 @@ def test_an_assertion_message_fits_the_terminal_pytest_prints_it_on(monkeypatch)
         with pytest.raises(SCEAssertionError) as failed:
             assert_validity(sce_result("minimal", "a very long review " * 20), at_least=0.8)
         message = str(failed.value)
-        assert max(display_width(line) for line in message.splitlines()) <= width
+        examples = message.split("worst examples:\n")[1].splitlines()  # the summary line above is kept whole
+        assert len(examples) >= 2 and max(display_width(line) for line in examples) <= width
         assert "a very long review" in message and "invalid" in message
         header = [line for line in message.splitlines() if line.startswith("    id") and "counterfactual" in line]
-        assert bool(header) == (width == 200)  # a table at 200, blocks at 80
+        assert bool(header) == (width == 200)  # a table at 200; at 80 the text columns would be under 16: blocks
