@@ -29,14 +29,16 @@ class SCEAssertionError(AssertionError):
 def _explain(result: CheckResult, headline: str) -> str:
     """The failure, the result's one-line summary and the examples its check shows (the worst
     SCEs, another check's failing examples)."""
-    from tabulate import tabulate
-
     from sce_checks.checks import get_check
+    from sce_checks.report.safe import plain
+    from sce_checks.report.table import fit_table, terminal_width
 
-    lines = [headline, "  " + (get_check(result.check).summary_line(result) or summary_line(result))]
+    width = terminal_width()  # pytest prints the message in its failures section, as wide as its lines
+    lines = [headline, "  " + plain(get_check(result.check).summary_line(result) or summary_line(result))]
     for title, headers, rows in example_tables(result, 3):
-        lines.append(f"  {title}:")
-        lines.extend("    " + line for line in tabulate(rows, headers=headers, disable_numparse=True).splitlines())
+        lines.append(f"  {plain(title)}:")
+        table = fit_table([plain(h) for h in headers], [[plain(c) for c in row] for row in rows], width - 4)
+        lines.extend(("    " + line).rstrip() for line in table.splitlines())
     return "\n".join(lines)
 
 

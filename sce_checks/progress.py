@@ -5,8 +5,10 @@ total=298):``); backends call `advance` after each sub-batch or request they fin
 is shown unless a caller installed a `ProgressBar` with `showing` (the pytest plugin does, writing
 through pytest's terminal with output capture suspended), so the Python API stays silent.
 
-On a terminal the bar redraws one line; in a log (CI) it prints a line when the step starts, at
-most one every ``log_every_s`` seconds while it runs, and one when it ends.
+On a terminal the bar redraws one line, never wider than the terminal; in a log (CI) it prints a
+line when the step starts, at most one every ``log_every_s`` seconds while it runs, and one when
+it ends. Either way its lines are lines of their own: the pytest plugin ends pytest's current
+line before the first and writes it again after the last (sce_checks/session.py: `progress`).
 """
 
 from __future__ import annotations
@@ -31,13 +33,25 @@ class _Step:
 
 class ProgressBar:
     """Renders steps. ``write_line(text)`` prints a whole line; ``rewrite(text)`` redraws the
-    current line (None: not a terminal, log lines instead)."""
+    current line (None: not a terminal, log lines instead), whose text is kept within
+    ``line_width`` characters by shortening the step's label (a line that wraps cannot be
+    redrawn; the counts at its end are what changes)."""
 
     def __init__(self, write_line: Callable[[str], None], rewrite: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, log_every_s: float = 15.0, width: int = 24) -> None:
+                 clock: Callable[[], float] = time.monotonic, log_every_s: float = 15.0, width: int = 24,
+                 line_width: int | None = None) -> None:
         self.write_line, self.rewrite, self.clock = write_line, rewrite, clock
-        self.log_every_s, self.width = log_every_s, width
+        self.log_every_s, self.width, self.line_width = log_every_s, width, line_width
         self._step: _Step | None = None
+
+    def _line(self, label: str, tail: str) -> str:
+        """``label + tail``, the label shortened with an ellipsis to fit ``line_width`` (redrawn
+        lines only: a log line is kept whole)."""
+        limit = self.line_width if self.rewrite is not None else None
+        if limit is None or len(label) + len(tail) <= limit:
+            return label + tail
+        keep = max(limit - len(tail) - 1, 8)
+        return (label[:keep] + "…" + tail)[:limit]
 
     def start(self, label: str, total: int | None) -> None:
         now = self.clock()
@@ -65,7 +79,7 @@ class ProgressBar:
         s = self._step
         if s is None:
             return
-        line = f"{s.label}: done, {s.done} in {_duration(self.clock() - s.started)}"
+        line = self._line(s.label, f": done, {s.done} in {_duration(self.clock() - s.started)}")
         if self.rewrite is not None:
             self.rewrite(line)
             self.write_line("")
@@ -80,12 +94,12 @@ class ProgressBar:
         rate = s.done / elapsed if elapsed > 0 else 0.0
         speed = f"{rate:.1f}/s" if s.done else "starting"
         if not s.total:
-            return f"{s.label}: {s.done} done, {speed}, {_duration(elapsed)}"
+            return self._line(s.label, f": {s.done} done, {speed}, {_duration(elapsed)}")
         frac = min(1.0, s.done / s.total)
         filled = int(round(frac * self.width))
         left = f", ~{_duration((s.total - s.done) / rate)} left" if rate > 0 and s.done < s.total else ""
-        return (f"{s.label} [{'#' * filled}{'.' * (self.width - filled)}] {s.done}/{s.total} "
-                f"({100 * frac:.0f}%), {speed}{left}")
+        return self._line(s.label, f" [{'#' * filled}{'.' * (self.width - filled)}] {s.done}/{s.total} "
+                                   f"({100 * frac:.0f}%), {speed}{left}")
 
 
 def _duration(seconds: float) -> str:

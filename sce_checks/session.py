@@ -5,7 +5,8 @@ heavy itself), and it never imports the plugin: the specification it is handed i
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from contextlib import contextmanager
+from typing import Any, Iterator, NoReturn
 
 import pytest
 
@@ -128,10 +129,8 @@ class SCESession:
             check = get_check(check_of(unit))
             variants = spec.variants if unit in check.units(spec.variants) else (*spec.variants, unit)
             run_spec = spec.replace(datasets=(dataset,), checks=family_of(check.name), variants=variants)
-            from sce_checks.progress import showing
-
             try:
-                with showing(self.progress_bar()):
+                with self.progress():
                     run = run_audit(run_spec, model=self.model(spec))
             except (UserInputError, BackendError) as exc:
                 self._fail(key, exc)
@@ -158,32 +157,68 @@ class SCESession:
         """Checks that could not run, one line each, for the summary."""
         return sorted({f"{where}: {reason}" for where, reason in self._skips.values()})
 
-    def progress_bar(self):
-        """A progress bar for long model runs that shows live although pytest captures output:
-        the capture is suspended while it draws, as for pytest's own live logging. It redraws
-        one line on a terminal and prints a line every 15 s in a log; nothing with -q."""
-        from sce_checks.progress import ProgressBar
+    @contextmanager
+    def progress(self) -> Iterator[None]:
+        """Progress of the model runs inside the block, shown live although pytest captures
+        output (the capture is suspended while it draws, as for pytest's own live logging), on
+        lines of its own: on a terminal one line redrawn per step, in a log (CI) a line when a
+        step starts, every 15 s and when it ends; nothing with -q. The line pytest was writing
+        (``test_x.py ..`` or ``test_x.py::test_a``) is written again after it, so the test's
+        status lands after its name, not alone on a line."""
+        from sce_checks.progress import ProgressBar, showing
 
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         if tr is None or self.config.getoption("verbose", 0) < 0:
-            return None
+            yield
+            return
+        pending: list[Any] = []  # pytest's current line, set aside by the first drawing
+
+        def uncaptured(write):
+            def run(*args: Any) -> None:
+                if capman is None:
+                    write(*args)
+                else:
+                    with capman.global_and_fixture_disabled():
+                        write(*args)
+            return run
 
         def drawing(draw):
             def run(text: str) -> None:
-                if capman is None:
-                    draw(text)
-                else:
-                    with capman.global_and_fixture_disabled():
-                        draw(text)
-            return run
+                if not pending:
+                    pending.append(getattr(tr, "currentfspath", None))
+                    tr.ensure_newline()
+                draw(text)
+            return uncaptured(run)
 
         def rewrite(text: str) -> None:
-            tr.ensure_newline()
-            tr.rewrite(f"[sce-checks] {text}")
+            tr.rewrite(f"[sce-checks] {text}", erase=True)
 
-        return ProgressBar(drawing(lambda text: tr.write_line(f"[sce-checks] {text}" if text else "")),
-                           drawing(rewrite) if tr.isatty else None)
+        # a redrawn line that wrapped could not be redrawn: one column short of the terminal
+        width = tr.config.get_terminal_writer().fullwidth - 1 - len("[sce-checks] ")
+        bar = ProgressBar(drawing(lambda text: tr.write_line(f"[sce-checks] {text}" if text else "")),
+                          drawing(rewrite) if tr.isatty else None, line_width=width)
+        try:
+            with showing(bar):
+                yield
+        finally:
+            if pending:
+                uncaptured(self._resume_line)(tr, pending[0])
+
+    @staticmethod
+    def _resume_line(tr, current: Any) -> None:
+        """Write again the start of the line pytest was writing before the progress lines: a
+        file's name (its tests' dots follow) or, with -v, a test's name (its PASSED follows)."""
+        import os
+        from pathlib import Path
+
+        if isinstance(current, Path):
+            tr.write(os.path.relpath(current, tr.startpath) + " ")
+        elif isinstance(current, str) and current:
+            tr.write(current)
+        else:
+            return
+        tr.currentfspath = current
 
     @property
     def results(self) -> list:
@@ -288,7 +323,8 @@ class SCESession:
             from sce_checks.report.changes import changes_markdown
             from sce_checks.report.markdown import write_markdown
 
-            write_markdown(spec.markdown, results, env, self.skipped, extra=changes_markdown(reports))
+            write_markdown(spec.markdown, results, env, self.skipped, [(str(r.path), r.rows) for r in reports],
+                           extra=changes_markdown(reports))
         if spec.html:
             from sce_checks.report.changes import changes_html
             from sce_checks.report.html import write_html
@@ -346,7 +382,8 @@ class SCESession:
         from sce_checks.report.table import render_table
 
         tr.write_sep("=", "sce-checks")
-        tr.write_line(render_table(results, skipped=self.skipped))
+        # as wide as pytest's own lines: the terminal's width (COLUMNS when set), 80 in a pipe
+        tr.write_line(render_table(results, skipped=self.skipped, width=tr.config.get_terminal_writer().fullwidth))
         if self.comparison_text:
             tr.write_line("")
             tr.write_line(self.comparison_text)

@@ -210,7 +210,8 @@ def test_audit_file_known_failures_are_strict_xfails(project):
     result.stdout.fnmatch_lines(["*XPASS(strict)*far jumps to the corner*"])
 
 
-def test_audit_file_threshold_failure(project):
+def test_audit_file_threshold_failure(project, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough for the table's one line per result
     write_audit(project, model="far")
     result = project.runpytest("-p", "no:cacheprovider", "toy.sce.toml")
     result.assert_outcomes(passed=2, failed=1)
