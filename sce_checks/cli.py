@@ -146,7 +146,9 @@ def compare_files(paths: Sequence[str], spec: Any) -> int:
     if len(paths) < 2:
         raise UserInputError("--compare: give at least two saved reports or baselines (the first is the reference)")
     reports = compare_saved(paths, list(spec.tolerances), spec.baseline_mode, spec.alpha, spec.baseline_metrics)
-    print("\n\n".join(render_report(r) for r in reports))
+    from sce_checks.report.table import terminal_width
+
+    print("\n\n".join(render_report(r, terminal_width()) for r in reports))
     if spec.html:
         write_comparison_html(spec.html, paths, reports)
     return EXIT_FAILED if any(r.regressed for r in reports) else EXIT_OK

@@ -35,7 +35,7 @@ class SCESession:
         self._environments: dict[str, dict] = {}
         self._wall: dict[Any, float] = {}  # result key -> seconds its audit took
         self._samples: dict[str, dict] = {}
-        self.comparison_text: str | None = None
+        self.comparison_reports: list = []  # report/baseline.py: ComparisonReport, shown at the end
         self._audit_baselines: dict[str, Any] = {}  # baseline path -> AuditFile
         self.errors: list[str] = []
         self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits 2
@@ -348,7 +348,7 @@ class SCESession:
         (sce_checks/report/baseline.py). A comparison that cannot be made
         (another sample, a missing entry) is bad input: (reports so far, True)."""
         from sce_checks.errors import UserInputError
-        from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances, render_report
+        from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances
 
         spec = self.spec
         run_gate = {"baseline_mode": spec.baseline_mode, "alpha": spec.alpha, "baseline_metrics": spec.baseline_metrics}
@@ -368,7 +368,7 @@ class SCESession:
                 self.errors.append(str(exc))
                 self.input_errors.append(str(exc))
                 return reports, True
-        self.comparison_text = "\n\n".join(render_report(r) for r in reports) or None
+        self.comparison_reports = reports
         return reports, False
 
     def terminal_summary(self, tr) -> None:
@@ -383,9 +383,12 @@ class SCESession:
 
         tr.write_sep("=", "sce-checks")
         # as wide as pytest's own lines: the terminal's width (COLUMNS when set), 80 in a pipe
-        tr.write_line(render_table(results, skipped=self.skipped, width=tr.config.get_terminal_writer().fullwidth))
-        if self.comparison_text:
+        width = tr.config.get_terminal_writer().fullwidth
+        tr.write_line(render_table(results, skipped=self.skipped, width=width))
+        if self.comparison_reports:
+            from sce_checks.report.baseline import render_report
+
             tr.write_line("")
-            tr.write_line(self.comparison_text)
+            tr.write_line("\n\n".join(render_report(r, width) for r in self.comparison_reports))
         for err in self.errors:
             tr.write_line(f"sce-checks error: {err}", red=True)

@@ -105,7 +105,8 @@ def test_baseline_regression_story(workdir, capsys):
     assert "different sample" in capsys.readouterr().err
 
 
-def test_per_metric_tolerances(workdir, capsys):
+def test_per_metric_tolerances(workdir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough for the comparison's one line per figure
     assert audit("--model", "python:toy_models:boundary", "--save-baseline", "base.json") == 0
     # far vs boundary: exact match drops from 1 to 0, mean distances grow by 0.49, the median
     # relative gaps (RCF, TM) by 2.19

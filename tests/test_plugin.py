@@ -102,7 +102,8 @@ REGRESSION_TEST = """
 """
 
 
-def test_baseline_regression_story(project):
+def test_baseline_regression_story(project, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough for the comparison's one line per figure
     project.makepyfile(test_reg=REGRESSION_TEST)
     base = project.runpytest(*common("--sce-model", "python:toy_models:boundary", "--sce-save-baseline", "base.json"))
     base.assert_outcomes(passed=1)

@@ -507,8 +507,10 @@ def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environmen
     return compare_run(baseline, results, environment, tolerance, path, mode, alpha, metrics).rows
 
 
-def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False) -> str:
-    from sce_checks.report.table import safe_table
+def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False, width: int | None = None) -> str:
+    """The comparison's terminal table, no wider than ``width`` (report/table.py: `fit_table`)."""
+    from sce_checks.report.safe import plain
+    from sce_checks.report.table import fit_table
 
     # figures undefined before and after (no SCE to measure) say nothing: left out
     shown = [c for c in rows if (c.regressed or not only_regressions) and not (c.before is None and c.after is None)]
@@ -524,24 +526,25 @@ def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False
             status = "not gated"
         table.append([c.key, c.metric, fmt(c.before), fmt(c.after), ("-" if c.delta is None else f"{c.delta:+.4f}"),
                       paired, test, moved, status])
-    return safe_table(table, ["result", "metric", "before", "after", "delta", "paired delta [95% CI]", "p (one-sided)",
-                              "worse/better", ""], "simple")
+    headers = ["result", "metric", "before", "after", "delta", "paired delta [95% CI]", "p (one-sided)",
+               "worse/better", "verdict"]
+    return fit_table(headers, [[plain(c) for c in row] for row in table], width)
 
 
-def render_report(report: ComparisonReport) -> str:
+def render_report(report: ComparisonReport, width: int | None = None) -> str:
     """The terminal text of a comparison: a headline, the table, the verdict lines of the
-    regressions, the notes and the examples that changed."""
+    regressions, the notes and the examples that changed; tables no wider than ``width``."""
     from sce_checks.report.changes import changes_text
 
     regressed = report.regressed
     head = f"baseline {report.path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
     head += f" ({report.mode}" + (f", alpha {report.alpha:g}" if report.mode == "paired" else "") + ")"
-    parts = [head, render_comparison(report.rows)]
+    parts = [head, render_comparison(report.rows, width=width)]
     if regressed:
         parts.append("\n".join("REGRESSED: " + c.verdict() for c in regressed))
     if report.notes:
         parts.append("\n".join(f"note: {n}" for n in report.notes))
-    text = changes_text(report.changes)
+    text = changes_text(report.changes, width)
     if text:
         parts.append(text)
     return "\n\n".join(parts)

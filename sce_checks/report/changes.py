@@ -47,14 +47,15 @@ def _title(changes: Sequence[Any]) -> str:
     return f"examples that changed: {worse} worse, {len(changes) - worse} better{more}"
 
 
-def changes_text(changes: Sequence[Any]) -> str:
-    """The terminal table, or "" when nothing changed."""
+def changes_text(changes: Sequence[Any], width: int | None = None) -> str:
+    """The terminal table, no wider than ``width``, or "" when nothing changed."""
     if not changes:
         return ""
-    from sce_checks.report.table import safe_table
+    from sce_checks.report.safe import plain
+    from sce_checks.report.table import fit_table
 
     headers, rows = change_rows(changes)
-    return _title(changes) + "\n" + safe_table(rows, headers, "simple")
+    return _title(changes) + "\n" + fit_table(headers, [[plain(c) for c in row] for row in rows], width)
 
 
 def changes_markdown(reports: Sequence[Any]) -> str:

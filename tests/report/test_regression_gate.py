@@ -27,6 +27,12 @@ from tests.helpers.projects import REPO
 ARGS = ["--dataset", "toy.toml", "--limit", "20", "--seed", "3", "--prediction", "generate", "-q"]
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """Tables with one line per row (at 80 columns they become blocks: tests/report/test_table.py)."""
+    monkeypatch.setenv("COLUMNS", "250")
+
+
 def audit(*args: str) -> int:
     return main([*ARGS, *args])
 
@@ -220,3 +226,16 @@ def test_an_audit_file_baseline_follows_the_same_rule(project):
     bad = project.runpytest("-p", "no:cacheprovider", "bad.sce.toml")
     assert bad.ret == 2
     bad.stdout.fnmatch_lines(["*bad.sce.toml: baseline_metrics: 'validty' is not a compared metric*"])
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_comparison_tables_fit_the_terminal(workdir, models, width):
+    from sce_checks.report.baseline import compare_saved, render_comparison
+    from sce_checks.report.changes import changes_text
+
+    assert audit("--model", "python:partial:six", "--json", "six.json") == 0
+    (report,) = compare_saved(["base.json", "six.json"])
+    for text in (render_comparison(report.rows, width=width), changes_text(report.changes, width)):
+        lines = text.splitlines()
+        assert lines and max(len(line) for line in lines) <= width
+        assert all(i in text for i in models["six"]) or "validity" in text
