@@ -497,4 +497,5 @@ def test_a_hostile_model_is_audited_to_the_end(workdir, capsys):
     codes = {key.split(": ", 1)[1] for key in reasons}
     assert {REASONS["number_too_long"], REASONS["too_deep"], REASONS["too_many_objects"]} <= codes, reasons
     assert "<script>" not in (workdir / "r.md").read_text(encoding="utf-8")
-    assert "<script>" not in (workdir / "r.html").read_text(encoding="utf-8")
+    html = (workdir / "r.html").read_text(encoding="utf-8")
+    assert html.count("<script") == 1  # the report's own filter script (report/html.py), none a model wrote
