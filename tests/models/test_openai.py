@@ -17,6 +17,12 @@ from sce_checks.prompts.schemas import answer_schema, text_sce_schema
 from tests.openai_server import ChoiceLM, FakeOpenAIServer
 
 
+
+@pytest.fixture(autouse=True)
+def _slots_in_tmp(tmp_path, monkeypatch):
+    """The server slots' lock files (sce_checks/models/slots.py) go to a temporary cache dir."""
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+
 def echo(messages, body):
     return "echo: " + messages[-1]["content"]
 
