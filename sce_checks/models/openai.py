@@ -267,7 +267,8 @@ class OpenAIChatModel:
                                   Decoding(max_new_tokens=_walk_tokens(rests)))
                 body.update(support.fields)
             else:
-                body = self._body(c, Decoding(max_new_tokens=max(8, _longest_tokens(options))))
+                # the walk reads nothing past the token where the options part: ask for no more
+                body = self._body(c, Decoding(max_new_tokens=_walk_tokens(options)))
             body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
             bodies.append(body)
         self.stats.score_calls += 1
@@ -512,10 +513,6 @@ def _prefix_key(body: dict) -> str:
     return "\x00".join(str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
 
 
-def _longest_tokens(options: Sequence[str]) -> int:
-    return max((len(o) for o in options), default=8)  # characters bound tokens from above
-
-
 def _shared_prefix(texts: Sequence[str]) -> str:
     return os.path.commonprefix(list(texts)) if texts else ""
 
@@ -536,8 +533,9 @@ def _prefill_prefix(options: Sequence[str]) -> str:
 
 
 def _walk_tokens(rests: Sequence[str]) -> int:
-    """Tokens to generate after the prefill: the rest of the shared part plus the first
-    distinct token (characters bound tokens from above)."""
+    """Tokens to generate (after the prefill, or from the start of the reply in the walk): the
+    rest of the shared part plus the first distinct token, and no more (characters bound tokens
+    from above): a server spends nothing on the options' tails, which the scores never read."""
     return max(2, len(_shared_prefix(rests)) + 2)
 
 
