@@ -225,7 +225,7 @@ def run_grid_sce(
     """One `CheckResult` per variant for a grid task: predictions, SCEs, predictions on the SCEs,
     the exact reference searches, then each variant's records and figures."""
     predictor = task_predictor(model, task, settings)
-    search = BoundarySearch(task, predictor.labels, min_batch=SEARCH_MIN_BATCH, budget=settings.xstar_budget)
+    search = BoundarySearch(task, predictor.labels, min_batch=search_batch(model), budget=settings.xstar_budget)
     el = elicit(model, task, examples, settings, predictor, lambda ex_id, label: task.other_option(label),
                 lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v))
     search.remember([x for _, x in examples], [p.label for p in el.preds])
@@ -234,6 +234,17 @@ def run_grid_sce(
     nearest_flip, icf = grid_references(task, search, predictor, examples, el)
     return [grid_result(variant, model_name, task, examples, settings, predictor, search, el, nearest_flip, icf)
             for variant in settings.variants]
+
+
+def search_batch(model: Any) -> int:
+    """Grid points per search batch: `SEARCH_MIN_BATCH`, or a server's concurrency when it is
+    larger, so that one ring step fills every request slot (a wrapper's inner model is asked)."""
+    while model is not None:
+        concurrency = getattr(model, "max_concurrency", None)
+        if isinstance(concurrency, int):
+            return max(SEARCH_MIN_BATCH, concurrency)
+        model = getattr(model, "inner", None)
+    return SEARCH_MIN_BATCH
 
 
 def grid_references(task: GridTask, search: BoundarySearch, predictor: Predictor,

@@ -129,3 +129,13 @@ def test_a_process_without_a_usable_directory_limits_itself(tmp_path):
         texts = [str(i) for i in range(8)]
         assert model.chat([conv(t) for t in texts], Decoding()) == [f"echo: {t}" for t in texts]
         assert server.max_in_flight <= 2
+
+
+def test_a_ring_step_of_the_grid_search_fills_every_slot_of_a_wide_server():
+    from sce_checks.checks.sce import SEARCH_MIN_BATCH, search_batch
+    from sce_checks.models.cache import CachedModel
+
+    wide = OpenAIChatModel("m", "http://127.0.0.1:9/v1", max_concurrency=64, slots_dir=None)
+    assert search_batch(wide) == search_batch(CachedModel(wide, None)) == 64
+    narrow = OpenAIChatModel("m", "http://127.0.0.1:9/v1", max_concurrency=4, slots_dir=None)
+    assert search_batch(narrow) == SEARCH_MIN_BATCH == search_batch(object())
