@@ -15,6 +15,7 @@ examples, costs nothing extra.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -318,7 +319,8 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
             intervals = {"rcf_a_bounds": row.rcf_a_interval(), "rcf_bounds": row.rcf_interval(),
                          "icf_a_bounds": row.icf_a_interval(), "icf_bounds": row.icf_interval(),
                          "exact_match_bounds": row.exact_interval()}
-            rec.extra.update({k: list(v) for k, v in intervals.items() if v is not None})
+            rec.extra.update({k: [lo, hi if math.isfinite(hi) else None]  # None: unbounded, as in JSON
+                              for k, (lo, hi) in ((k, v) for k, v in intervals.items() if v is not None)})
             if near_target is not None and near_target.bounded:
                 rec.extra["icf_a_search_radius"] = near_target.radius
         rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf

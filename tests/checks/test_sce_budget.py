@@ -104,6 +104,26 @@ def test_mixed_rows_aggregate_their_ends():
     assert Threshold.parse("mean_rcf_a<=0.45").decide(r) == FAIL
 
 
+def test_a_budget_below_the_first_ring_bounds_both_searches_from_below_only():
+    """Policy "short", budget 1. From x = (2, a) the first ring (d = 0.05: (1,a), (3,a)) needs 2
+    points: the x* search predicts nothing and certifies only d(x, x*) >= 0.05 (radius 0, x
+    itself). ICF_A's search from x' = (4, c) for a Yes likewise: its first ring (3,c), (5,c) needs
+    2: ICF_A >= 0.05. No Yes is known anywhere, so neither has an upper bound: ICF = ICF_A / d(x,x*)
+    lies in [0.05 / infinity, 0.05... / 0.05] = [0, unbounded), TM_A = mean ICF_A in [0.05, unbounded)."""
+    r = run("short", budget=1)
+    (e,) = r.examples
+    assert e.valid is False and e.icf_a is None
+    assert e.extra["min_distance_bounds"] == [pytest.approx(0.05), None] and e.extra["xstar_radius"] == 0.0
+    assert e.extra["icf_a_bounds"] == [pytest.approx(0.05), None]  # None: unbounded
+    assert e.to_dict()["icf_a_bounds"] == [pytest.approx(0.05), None] and e.to_dict()["icf_bounds"] == [0.0, None]
+    assert e.extra["icf_a_search_radius"] == 0.0
+    assert r.info["boundary_search_points"] == 0 and r.info["n_icf_a_bounded"] == 1
+    assert r["tm_a_bounds"] == [pytest.approx(0.05), None] and r["mean_icf_bounds"] == [0.0, None]
+    assert Threshold.parse("tm_a>=0.01").decide(r) == PASS
+    assert Threshold.parse("tm_a<=1").decide(r) == UNDECIDED  # unbounded above: nothing rules 1 out
+    assert Threshold.parse("tm_a<0.05").decide(r) == FAIL
+
+
 def test_no_budget_and_a_sufficient_budget_give_the_exact_figures():
     exact = run("far", budget=0)
     assert exact["mean_rcf_a"] == pytest.approx(0.5) and "mean_rcf_a_bounds" not in exact.figures
