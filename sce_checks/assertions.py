@@ -101,6 +101,14 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
     if not record.valid:
         raise SCEAssertionError(f"SCE not valid: {where}")
     if max_gap is not None:
+        bounds = record.extra.get("rcf_a_bounds")
+        if record.min_distance is None and bounds:  # x* search stopped at its budget: judge the bounds
+            if bounds[1] is not None and bounds[1] <= max_gap + 1e-12:
+                return
+            word = "not minimal" if bounds[0] > max_gap + 1e-12 else "undecided"
+            raise SCEAssertionError(f"SCE {word}: the gap to the reference minimal counterfactual lies in "
+                                    f"[{fmt(bounds[0])}, {fmt(bounds[1])}] (x* search stopped at its budget), "
+                                    f"threshold {max_gap:g}: {where}")
         gap = None if record.distance is None or record.min_distance is None else record.distance - record.min_distance
         if gap is None or gap > max_gap + 1e-12:
             raise SCEAssertionError(f"SCE not minimal: distance {fmt(record.distance)} vs reference {fmt(record.min_distance)} "

@@ -31,7 +31,7 @@ import json
 import jsonschema
 import pytest
 
-from sce_checks.assertions import SCEAssertionError, assert_minimality, assert_threshold
+from sce_checks.assertions import SCEAssertionError, assert_example_valid, assert_minimality, assert_threshold
 from sce_checks.checks.sce import SCESettings, run_grid_sce
 from sce_checks.cli import main
 from sce_checks.thresholds import FAIL, PASS, UNDECIDED, Threshold
@@ -181,3 +181,14 @@ def test_cli_budget_report_is_valid_and_undecided_exits_1(workdir, capsys):
     assert main([*args, "--json", "exact.json"]) == 0
     exact = json.loads((workdir / "exact.json").read_text())["results"][0]
     assert "mean_rcf_a_bounds" not in exact and lo - 1e-12 <= exact["mean_rcf_a"] <= hi + 1e-12
+
+
+def test_one_bounded_example_against_a_gap():
+    """assert_example_valid(max_gap=...) on "far"'s bounded example A: RCF_A in [0, 0.725]."""
+    (e,) = run("far").examples
+    assert_example_valid(e, max_gap=0.8)
+    with pytest.raises(SCEAssertionError, match=r"SCE undecided: .* lies in \[0.000, 0.725\]"):
+        assert_example_valid(e, max_gap=0.1)
+    (m,) = run("far", budget=8, examples=A + [("B", (7, "d"))]).examples[:1]  # RCF_A in [0.4, 0.675]
+    with pytest.raises(SCEAssertionError, match="SCE not minimal"):
+        assert_example_valid(m, max_gap=0.3)
