@@ -139,3 +139,19 @@ def test_a_ring_step_of_the_grid_search_fills_every_slot_of_a_wide_server():
     assert search_batch(wide) == search_batch(CachedModel(wide, None)) == 64
     narrow = OpenAIChatModel("m", "http://127.0.0.1:9/v1", max_concurrency=4, slots_dir=None)
     assert search_batch(narrow) == SEARCH_MIN_BATCH == search_batch(object())
+
+
+def test_sce_audit_with_xdist_workers_stays_within_the_limit(workdir):
+    """The user's path: ``sce-audit -n 2 --concurrency 2`` against one server. The two workers
+    audit one variant each at the same time; the server never has more than 2 requests."""
+    from sce_checks.cli import main
+    from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+
+    rule = RuleModel(TOY, toy_rule, "far")
+    with FakeOpenAIServer(lambda messages, body: rule.chat([messages], None)[0], latency_s=0.05) as server:
+        code = main(["--model", f"openai:toy-rule@{server.url}", "--dataset", "toy.toml", "--limit", "12",
+                     "--prediction", "generate", "--no-cache", "--concurrency", "2", "-n", "2", "-q",
+                     "--json", "r.json"])
+        assert code == 0
+        assert len(server.requests) > 50 and server.max_in_flight == 2
+    assert (workdir / "cache" / "slots").is_dir()
