@@ -313,14 +313,15 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
         rec.valid = cf_pred.label == rec.target
         rec.distance = gower_distance(task, point, cf)
         near_target = None if rec.valid else icf[(cf, rec.target)]
-        row = MinimalityRow(rec.valid, rec.distance, rec.min_distance, near_target and near_target.distance,
-                            bounds_of(nearest_flip[ex_id]), near_target and bounds_of(near_target))
+        row = MinimalityRow(rec.valid, rec.distance, rec.min_distance,
+                            None if near_target is None else near_target.distance, bounds_of(nearest_flip[ex_id]),
+                            None if near_target is None else bounds_of(near_target))
         if row.bounded:
             intervals = {"rcf_a_bounds": row.rcf_a_interval(), "rcf_bounds": row.rcf_interval(),
                          "icf_a_bounds": row.icf_a_interval(), "icf_bounds": row.icf_interval(),
                          "exact_match_bounds": row.exact_interval()}
-            rec.extra.update({k: [lo, hi if math.isfinite(hi) else None]  # None: unbounded, as in JSON
-                              for k, (lo, hi) in ((k, v) for k, v in intervals.items() if v is not None)})
+            for key, (lo, hi) in ((k, v) for k, v in intervals.items() if v is not None):
+                rec.extra[key] = [lo, hi if math.isfinite(hi) else None]  # None: unbounded, as in the JSON
             if near_target is not None and near_target.bounded:
                 rec.extra["icf_a_search_radius"] = near_target.radius
         rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
@@ -333,7 +334,7 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
     figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
     searched = [nearest_flip[r.id] for r in records if r.target is not None]
     if any(res.bounded for res in searched):
-        figures["mean_min_distance_bounds"] = interval_mean([bounds_of(res) or res.bounds for res in searched])
+        figures["mean_min_distance_bounds"] = interval_mean([res.bounds for res in searched])
         figures["mean_min_distance"] = None
     info = {
         "task_kind": "grid",
