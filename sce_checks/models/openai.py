@@ -4,7 +4,8 @@ This is how audits scale out: the server holds the model (on as many GPUs as it 
 audit stays a client (docs/scaling.md). Requests go in parallel, with timeouts and retries:
 
 - at most ``max_concurrency`` in flight to one base URL, counted over every process on the
-  machine that shares the cache directory (pytest-xdist workers included): each attempt holds
+  machine that shares the cache directory of sce_checks/paths.py (pytest-xdist workers
+  included): each attempt holds
   one of the server's slots (sce_checks/models/slots.py);
 - a batch is sent in the order of its conversations' text, so requests that share a prefix
   reach the server together and its prefix cache (llama.cpp ``cache_prompt``, vLLM

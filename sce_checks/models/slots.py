@@ -4,7 +4,9 @@
 (llama.cpp's ``--parallel`` slots, a rate limit), not per Python process. With pytest-xdist
 (``-n 4``) four workers each hold their own model object, and a per-process limit would let
 4 x N requests through. So each request holds one of N *slots*, and a slot is an exclusive
-``flock`` on one of N files in ``<cache dir>/slots/<hash of the base URL>/``:
+``flock`` on one of N files in ``<cache dir>/slots/<hash of the base URL>/`` (the cache dir of
+sce_checks/paths.py: ``$SCE_CHECKS_CACHE_DIR`` or the user's cache directory; ``--cache-dir``
+moves only the response cache, so audits with different response caches still share slots):
 
 - any process that uses the same cache directory (xdist workers, two audits started side by
   side) shares the same N slots; the kernel arbitrates, no server or daemon is involved;
