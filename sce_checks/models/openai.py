@@ -395,6 +395,8 @@ class OpenAIChatModel:
             if self._down is not None:
                 raise _ServerDown(self._down)
             with self._slots.slot(self.max_concurrency):
+                if self._down is not None:  # given up on while this request waited for a slot
+                    raise _ServerDown(self._down)
                 outcome = self._attempt(url, data, structured)
             if isinstance(outcome, dict):
                 return outcome
