@@ -64,23 +64,29 @@ def assert_minimality(
     exact_match_at_least: float | None = None,
     tm_a_at_most: float | None = None,
 ) -> None:
-    """Minimality figures must be within their bounds (undefined figures fail)."""
+    """Minimality figures must be within their bounds (undefined figures fail; a figure known only
+    within bounds, under an x* search budget, fails as undecided unless they decide it:
+    sce_checks/thresholds.py)."""
     checks = [
         ("mean_rcf_a", mean_rcf_a_at_most, "at_most"),
         ("mean_distance", mean_distance_at_most, "at_most"),
         ("tm_a", tm_a_at_most, "at_most"),
         ("exact_match", exact_match_at_least, "at_least"),
     ]
+    from sce_checks.thresholds import Threshold
+
     for name, bound, kind in checks:
         if bound is None:
             continue
-        value = result.get(name)
-        bad = value is None or (value > bound if kind == "at_most" else value < bound)
-        result.record_verdict(f"{name}{'<=' if kind == 'at_most' else '>='}{bound:g}", value, not bad)
-        if bad:
-            word = "above" if kind == "at_most" else "below"
-            shown = "undefined" if value is None else f"{value:.4f}"
-            raise SCEAssertionError(_explain(result, f"{name} = {shown} is {word} the threshold {bound:g}"))
+        threshold = Threshold(name, "<=" if kind == "at_most" else ">=", bound)
+        value, failure = judge(result, threshold)
+        if failure is None:
+            continue
+        if value is None and failure.startswith(f"{threshold} is undecided"):
+            raise SCEAssertionError(failure)
+        word = "above" if kind == "at_most" else "below"
+        shown = "undefined" if value is None else f"{value:.4f}"
+        raise SCEAssertionError(_explain(result, f"{name} = {shown} is {word} the threshold {bound:g}"))
 
 
 def assert_example_valid(record, *, max_gap: float | None = None) -> None:
@@ -97,6 +103,14 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
     if not record.valid:
         raise SCEAssertionError(f"SCE not valid: {where}")
     if max_gap is not None:
+        bounds = record.extra.get("rcf_a_bounds")
+        if record.min_distance is None and bounds:  # x* search stopped at its budget: judge the bounds
+            if bounds[1] is not None and bounds[1] <= max_gap + 1e-12:
+                return
+            word = "not minimal" if bounds[0] > max_gap + 1e-12 else "undecided"
+            raise SCEAssertionError(f"SCE {word}: the gap to the reference minimal counterfactual lies in "
+                                    f"[{fmt(bounds[0])}, {fmt(bounds[1])}] (x* search stopped at its budget), "
+                                    f"threshold {max_gap:g}: {where}")
         gap = None if record.distance is None or record.min_distance is None else record.distance - record.min_distance
         if gap is None or gap > max_gap + 1e-12:
             raise SCEAssertionError(f"SCE not minimal: distance {fmt(record.distance)} vs reference {fmt(record.min_distance)} "
@@ -106,10 +120,23 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
 def judge(result: CheckResult, threshold, *, expected_failure: bool = False) -> tuple[Any, str | None]:
     """Judge a `Threshold` on ``result`` and note the verdict on it (every report shows it):
     (the figure, None when it holds or else the failure's explanation)."""
-    actual, holds = threshold.actual(result), threshold.holds(result)
-    result.record_verdict(str(threshold), actual, holds, expected_failure=expected_failure)
-    if holds:
+    from sce_checks.thresholds import PASS, UNDECIDED, figure_bounds
+
+    actual, decision = threshold.actual(result), threshold.decide(result)
+    bounds = figure_bounds(result, threshold.metric) if actual is None else None
+    result.record_verdict(str(threshold), actual, decision == PASS, expected_failure=expected_failure,
+                          bounds=bounds, undecided=decision == UNDECIDED)
+    if decision == PASS:
         return actual, None
+    if bounds is not None:
+        shown = f"[{bounds[0]:.4f}, {'unbounded' if bounds[1] is None else f'{bounds[1]:.4f}'}]"
+        why = result.info.get("n_examples_bounded")
+        because = (f" ({why} example(s) bounded by --xstar-budget {result.info.get('xstar_budget')}; raise it to "
+                   "decide the gate, cached predictions are reused)") if why else ""
+        if decision == UNDECIDED:
+            return actual, _explain(result, f"{threshold} is undecided: {threshold.metric} lies in {shown}, which the "
+                                            f"threshold cuts{because}")
+        return actual, _explain(result, f"{threshold} does not hold: {threshold.metric} lies in {shown}{because}")
     shown = "undefined" if actual is None else f"{actual:.4f}"
     return actual, _explain(result, f"{threshold} does not hold: {threshold.metric} = {shown}")
 

@@ -219,6 +219,10 @@ SETTINGS: tuple[Setting, ...] = (
             "directory)", group="cache", metavar="DIR", audit_file=False),
     Setting("no_cache", "bool", False, "do not read or write the response cache", group="cache", audit_file=False),
     Setting("clear_cache", "bool", False, "empty the response cache first", group="cache", audit_file=False),
+    Setting("xstar_budget", "int", 0, "grid tasks: at most N grid points predicted per exact search (the nearest "
+            "flip x*, and ICF_A's nearest target point); a search that stops at its budget gives certified bounds, "
+            "and a gate the bounds cannot decide fails as undecided (0 = no limit; docs/scaling.md)", minimum=0,
+            metavar="N"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

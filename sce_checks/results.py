@@ -69,10 +69,17 @@ class CheckResult:
     def get(self, name: str, default: Any = None) -> Any:
         return self.figures.get(name, default)
 
-    def record_verdict(self, threshold: str, actual: Any, passed: bool, expected_failure: bool = False) -> None:
+    def record_verdict(self, threshold: str, actual: Any, passed: bool, expected_failure: bool = False,
+                       bounds: Any = None, undecided: bool = False) -> None:
         """Note a threshold judged on this result (audit items and assertion helpers do), so every
-        report shows the gate beside the figure; the same verdict is kept once."""
+        report shows the gate beside the figure; the same verdict is kept once. ``bounds``: the
+        figure's [lower, upper] when it is known only within bounds; ``undecided``: the bounds could
+        not decide the gate, which then fails (sce_checks/thresholds.py)."""
         entry = {"threshold": threshold, "actual": actual, "passed": bool(passed)}
+        if bounds is not None:
+            entry["bounds"] = list(bounds)
+        if undecided:
+            entry["undecided"] = True
         if expected_failure:
             entry["expected_failure"] = True
         verdicts = self.info.setdefault("thresholds", [])

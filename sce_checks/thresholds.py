@@ -7,6 +7,15 @@
 An optional ``UNIT:`` prefix (a check such as ``inv`` or ``phi_cct``, ``sce`` for both SCE
 variants, or one variant) says which results the gate applies to, for runs of several checks;
 without it the gate applies to every result of the run.
+
+*Bounded figures.* When an exact x* search stopped at its budget (``--xstar-budget``), a
+minimality figure is known only within bounds (``<figure>_bounds`` = [lower, upper], upper None
+for unbounded; sce_checks/metrics/minimality.py) and the figure itself is None. A gate is then
+judged on the bounds: it passes when the whole interval satisfies it, fails when none of it does,
+and is otherwise **undecided**. An undecided gate fails, with the reason "undecided" and the
+bounds (exit code 1, like any failed gate): a gate nobody could check must not pass silently, and
+guessing a value inside the bounds would be exactly that. Raise the budget (a rerun reuses every
+cached prediction) until the bounds decide it (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -88,10 +97,38 @@ class Threshold:
         return figure(result, self.metric)
 
     def holds(self, result: CheckResult) -> bool:
-        """False when the figure is undefined (no generated SCEs, say): an undefined figure never
-        passes a gate."""
+        """False when the figure is undefined (no generated SCEs, say) or undecided by its bounds:
+        neither passes a gate."""
+        return self.decide(result) == PASS
+
+    def decide(self, result: CheckResult) -> str:
+        """`PASS`, `FAIL` or `UNDECIDED` (module docstring): a figure known exactly is compared; a
+        bounded one passes or fails only when its whole interval does; undefined fails."""
         value = self.actual(result)
-        return value is not None and bool(_OPS[self.op](value, self.value))
+        if value is not None:
+            return PASS if _OPS[self.op](value, self.value) else FAIL
+        bounds = figure_bounds(result, self.metric)
+        if bounds is None:
+            return FAIL
+        lo, hi = bounds
+        if self.op in (">=", ">"):
+            if _OPS[self.op](lo, self.value):
+                return PASS
+            return FAIL if hi is not None and not _OPS[self.op](hi, self.value) else UNDECIDED
+        if hi is not None and _OPS[self.op](hi, self.value):
+            return PASS
+        return FAIL if not _OPS[self.op](lo, self.value) else UNDECIDED
+
+
+PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
+
+
+def figure_bounds(result: CheckResult, name: str) -> tuple[float, float | None] | None:
+    """(lower, upper) of a figure known only within bounds (upper None: unbounded), else None."""
+    bounds = result.figures.get(f"{name}_bounds")
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2 or bounds[0] is None:
+        return None
+    return (float(bounds[0]), None if bounds[1] is None else float(bounds[1]))
 
 
 def gateable(check: str, kind: str | None = None) -> tuple[str, ...]:

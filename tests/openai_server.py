@@ -41,6 +41,13 @@ server returns token log-probabilities: the reply is cut into tokens of up to 4 
 with logprob log(0.9), and ``top_logprobs`` from ``alternatives(messages, position) -> {token: logprob}``.
 Every request is recorded (path, headers and JSON body) in ``server.requests``; GET requests (the
 model list) are counted in ``server.gets`` and their headers kept in ``server.get_headers``.
+``server.in_flight`` / ``server.max_in_flight`` count the POST requests being answered (now /
+at most at once); ``latency_s`` (0.02) is how long each one takes, so concurrent requests overlap.
+GET ``/stats`` answers ``{"requests", "max_in_flight"}`` (for a server in another process).
+
+As a program (benchmarks/bench_openai_concurrency.py starts it so, apart from the client's
+process): ``python -m tests.openai_server --latency 0.1`` prints its base URL on one line and
+serves echo replies until its standard input closes.
 
 Server flavours (``flavour=``) mimic how real servers read a request whose last message is the
 assistant's (a prefill) and what they say in GET /models (``owned_by``):
@@ -137,12 +144,17 @@ class ChoiceLM:
         return out
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: 5 by default, which drops bursts of connections
+
+
 class FakeOpenAIServer:
     def __init__(self, reply: Callable[[list, dict], str] | None = None, logprobs: bool = False,
                  alternatives: Callable[[list, int], dict] | None = None, hang_s: float = 2.0, *,
                  flavour: str | None = None, lm: Callable[[list, str | None], list] | None = None,
-                 refuse_response_format: int | None = None, refuse_prefill: bool = False):
+                 refuse_response_format: int | None = None, refuse_prefill: bool = False, latency_s: float = 0.02):
         self.reply, self.logprobs, self.alternatives, self.hang_s = reply, logprobs, alternatives, hang_s
+        self.latency_s = latency_s
         if flavour is not None and flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}")
         self.flavour, self.lm = flavour, lm
@@ -160,7 +172,7 @@ class FakeOpenAIServer:
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = _Server(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
@@ -259,6 +271,11 @@ class FakeOpenAIServer:
                         return
 
             def do_GET(self):
+                if self.path.endswith("/stats"):
+                    with server._lock:
+                        stats = {"requests": len(server.requests), "max_in_flight": server.max_in_flight}
+                    self._send(200, json.dumps(stats).encode())
+                    return
                 with server._lock:
                     server.gets += 1
                     server.get_headers.append(dict(self.headers))
@@ -290,7 +307,7 @@ class FakeOpenAIServer:
                     self._send(code, payload, headers)
 
                 try:
-                    time.sleep(0.02)  # let concurrent requests overlap
+                    time.sleep(server.latency_s)  # let concurrent requests overlap
                     if fault == "hang":
                         server._stop.wait(server.hang_s)
                         return
@@ -378,3 +395,19 @@ def _spoil(completion: dict, fault: str | None) -> dict:
         else:
             entries[0]["top_logprobs"] = "garbage"
     return completion
+
+
+def _serve_until_stdin_closes() -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="a local OpenAI-compatible server that echoes, with latency")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per request (default 0.1)")
+    args = parser.parse_args()
+    with FakeOpenAIServer(lambda messages, body: "echo: " + messages[-1]["content"][:40], latency_s=args.latency) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    _serve_until_stdin_closes()

@@ -15,6 +15,7 @@ examples, costs nothing extra.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from sce_checks.checks.predict import Prediction, Predictor, mark_unparsed, pred
 from sce_checks.config import default
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import TOLERANCE as MINIMALITY_TOLERANCE
-from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality
+from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality, interval_mean
 from sce_checks.metrics.stats import mean_or_none, put_proportion, wilson_interval
 from sce_checks.metrics.text_distance import normalized_levenshtein
 from sce_checks.models.base import ChatModel, Decoding
@@ -36,7 +37,7 @@ from sce_checks.prompts import grid as grid_prompts
 from sce_checks.prompts import text as text_prompts
 from sce_checks.prompts.schemas import grid_sce_schema, text_sce_schema
 from sce_checks.results import CheckResult, ExampleRecord
-from sce_checks.search.grid import BoundarySearch
+from sce_checks.search.grid import BoundarySearch, NearestResult
 from sce_checks.tasks.grid import GridTask, Point
 
 # Grid points per prediction batch the exact searches aim at: a search left with small rings
@@ -57,6 +58,7 @@ class SCESettings:
     sce_tokens: int = 256  # max new tokens for an SCE reply
     seed: int = default("seed")  # target draw for tasks with more than two options
     text_search_budget: int = default("text_search_budget")  # model predictions per example for the text reference search (0: off)
+    xstar_budget: int = default("xstar_budget")  # grid points predicted per exact search, x* or ICF_A (0: no limit)
 
     def __post_init__(self) -> None:
         from sce_checks.checks.predict import validate_settings
@@ -225,7 +227,7 @@ def run_grid_sce(
     """One `CheckResult` per variant for a grid task: predictions, SCEs, predictions on the SCEs,
     the exact reference searches, then each variant's records and figures."""
     predictor = task_predictor(model, task, settings)
-    search = BoundarySearch(task, predictor.labels, min_batch=SEARCH_MIN_BATCH)
+    search = BoundarySearch(task, predictor.labels, min_batch=search_batch(model), budget=settings.xstar_budget)
     el = elicit(model, task, examples, settings, predictor, lambda ex_id, label: task.other_option(label),
                 lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v))
     search.remember([x for _, x in examples], [p.label for p in el.preds])
@@ -254,14 +256,27 @@ def grid_predictions(task: GridTask, predictor: Predictor) -> dict[str, Any]:
             "labels": labels, "codes": "".join(codes)}
 
 
+def search_batch(model: Any) -> int:
+    """Grid points per search batch: `SEARCH_MIN_BATCH`, or a server's concurrency when it is
+    larger, so that one ring step fills every request slot (a wrapper's inner model is asked)."""
+    while model is not None:
+        concurrency = getattr(model, "max_concurrency", None)
+        if isinstance(concurrency, int):
+            return max(SEARCH_MIN_BATCH, concurrency)
+        model = getattr(model, "inner", None)
+    return SEARCH_MIN_BATCH
+
+
 def grid_references(task: GridTask, search: BoundarySearch, predictor: Predictor,
-                    examples: Sequence[tuple[str, Point]], el: Elicited) -> tuple[dict[str, Any], dict[tuple, float | None]]:
+                    examples: Sequence[tuple[str, Point]], el: Elicited) -> tuple[dict[str, Any], dict[tuple, NearestResult]]:
     """Stage 4: each example's exact nearest flip x* (RCF), and for every invalid SCE the
-    distance to the nearest point that does get the target (ICF_A). All searches of a stage
-    advance in lockstep: one model batch per ring step, not one per ring per example."""
+    nearest point that does get the target (ICF_A). All searches of a stage advance in lockstep:
+    one model batch per ring step, not one per ring per example. A search stopped at its budget
+    gives bounds; their upper ends are tightened at the end with every label the stage learned."""
     flips = [(ex_id, point, pred.label) for (ex_id, point), pred in zip(examples, el.preds) if pred.label is not None]
     with step(f"{task.name}: searching reference minimal counterfactuals (grid points predicted)"):
         found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flips])
+    wants = {ex_id: (point, lambda y, label=label: y != label) for ex_id, point, label in flips}
     nearest_flip = {ex_id: res for (ex_id, _, _), res in zip(flips, found)}
     queries = list(dict.fromkeys(
         (sce.value, el.targets[ex_id]) for (_, ex_id), sce in el.parsed.items()
@@ -269,12 +284,29 @@ def grid_references(task: GridTask, search: BoundarySearch, predictor: Predictor
     ))
     with step(f"{task.name}: searching the nearest target points of invalid SCEs (grid points predicted)"):
         nearest = search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in queries])
-    return nearest_flip, {key: res.distance for key, res in zip(queries, nearest)}
+    nearest_flip = {ex_id: tightened(search, res, *wants[ex_id]) for ex_id, res in nearest_flip.items()}
+    icf = {(cf, t): tightened(search, res, cf, lambda y, t=t: y == t) for (cf, t), res in zip(queries, nearest)}
+    return nearest_flip, icf
+
+
+def tightened(search: BoundarySearch, res: NearestResult, origin: Point, want: Callable[[str], bool]) -> NearestResult:
+    """A bounded result with its upper bound from every label known now (unchanged otherwise)."""
+    if not res.bounded:
+        return res
+    upper = search.nearest_known(origin, want)
+    if upper is None or (res.upper is not None and res.upper <= upper):
+        return res
+    return NearestResult(None, [], res.evaluated, res.unparsed_within, True, res.lower, upper, res.radius)
+
+
+def bounds_of(res: NearestResult) -> list[float | None] | None:
+    """[lower, upper] of a bounded search result (upper None: unbounded), None when exact."""
+    return [res.lower, res.upper] if res.bounded else None
 
 
 def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequence[tuple[str, Point]],
                 settings: SCESettings, predictor: Predictor, search: BoundarySearch, el: Elicited,
-                nearest_flip: dict[str, Any], icf: dict[tuple, float | None]) -> CheckResult:
+                nearest_flip: dict[str, Any], icf: dict[tuple, NearestResult]) -> CheckResult:
     """Stage 5: one variant's records (validity, Gower distances, RCF/ICF) and figures."""
     records: list[ExampleRecord] = []
     rows: list[MinimalityRow] = []
@@ -287,6 +319,8 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
             near = nearest_flip[ex_id]
             rec.min_distance = near.distance
             rec.reference = [task.as_dict(p) for p in near.points[:5]]
+            if near.bounded:  # the search stopped at its budget: d(x, x*) > radius, within bounds
+                rec.extra.update(xstar_bounded=True, min_distance_bounds=bounds_of(near), xstar_radius=near.radius)
         if sce is None:
             continue
         cf, cf_pred = sce.value, predictor.known(sce.value)
@@ -297,13 +331,30 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
             rec.extra["cf_prediction_unparsed"] = cf_pred.reason
         rec.valid = cf_pred.label == rec.target
         rec.distance = gower_distance(task, point, cf)
-        row = MinimalityRow(rec.valid, rec.distance, rec.min_distance, None if rec.valid else icf[(cf, rec.target)])
+        near_target = None if rec.valid else icf[(cf, rec.target)]
+        row = MinimalityRow(rec.valid, rec.distance, rec.min_distance,
+                            None if near_target is None else near_target.distance, bounds_of(nearest_flip[ex_id]),
+                            None if near_target is None else bounds_of(near_target))
+        if row.bounded:
+            intervals = {"rcf_a_bounds": row.rcf_a_interval(), "rcf_bounds": row.rcf_interval(),
+                         "icf_a_bounds": row.icf_a_interval(), "icf_bounds": row.icf_interval(),
+                         "exact_match_bounds": row.exact_interval()}
+            for key, (lo, hi) in ((k, v) for k, v in intervals.items() if v is not None):
+                rec.extra[key] = [lo, hi if math.isfinite(hi) else None]  # None: unbounded, as in the JSON
+            if near_target is not None and near_target.bounded:
+                rec.extra["icf_a_search_radius"] = near_target.radius
         rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
         rows.append(row)
     n_generated = sum(1 for r in records if r.counterfactual is not None)
     figures = validity_figures(len(records), n_generated, sum(1 for r in records if r.valid))
-    figures.update({k: v for k, v in aggregate_minimality(rows).items() if k != "n_scored"})
+    minimality = aggregate_minimality(rows)
+    n_bounded = minimality.pop("n_bounded", 0)
+    figures.update({k: v for k, v in minimality.items() if k != "n_scored"})
     figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
+    searched = [nearest_flip[r.id] for r in records if r.target is not None]
+    if any(res.bounded for res in searched):
+        figures["mean_min_distance_bounds"] = interval_mean([res.bounds for res in searched])
+        figures["mean_min_distance"] = None
     info = {
         "task_kind": "grid",
         "distance": "gower",
@@ -314,7 +365,11 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
         "grid_fraction_predicted": len(predictor) / task.size,
         "boundary_search_points": search.evaluated,
         "boundary_search_batches": search.oracle_calls,
-        "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None),
+        "n_examples_without_flip": sum(1 for v in nearest_flip.values() if v.distance is None and not v.bounded),
+        "xstar_budget": settings.xstar_budget,
+        "n_xstar_bounded": sum(1 for r in records if r.extra.get("xstar_bounded")),
+        "n_icf_a_bounded": sum(1 for res in icf.values() if res.bounded),
+        "n_examples_bounded": n_bounded,
     }
     return CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
 
@@ -581,9 +636,16 @@ class SCECheck(Check):
     def table_row(self, r: CheckResult) -> list[str]:
         from sce_checks.report.summary import fmt, pct, thresholds_cell
 
+        def bounded(name: str, show: Callable[[Any], str]) -> str:
+            """The figure, or its bounds when the x* search budget left it undecided."""
+            bounds = r.get(f"{name}_bounds")
+            if r.get(name) is None and bounds:
+                return f"[{show(bounds[0])}, {show(bounds[1]) if bounds[1] is not None else '?'}] bounded"
+            return show(r.get(name))
+
         return [r.model, r.dataset, r.variant or "", str(r.n), f"{r.get('n_generated', 0)} ({pct(r.get('generation_rate'))})",
-                _validity_cell(r), pct(r.get("strict_validity")), fmt(r.get("mean_distance")), fmt(r.get("mean_rcf_a")),
-                fmt(r.get("mean_icf_a")), fmt(r.get("tm_a")), pct(r.get("exact_match")), thresholds_cell(r), r.verdict]
+                _validity_cell(r), pct(r.get("strict_validity")), fmt(r.get("mean_distance")), bounded("mean_rcf_a", fmt),
+                bounded("mean_icf_a", fmt), bounded("tm_a", fmt), bounded("exact_match", pct), thresholds_cell(r), r.verdict]
 
     def summary_line(self, r: CheckResult) -> str:
         from sce_checks.report.summary import pct
@@ -596,7 +658,13 @@ class SCECheck(Check):
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         from sce_checks.report.summary import fmt, short
 
+        def min_dist(e: ExampleRecord) -> str:
+            bounds = e.extra.get("min_distance_bounds")
+            if e.min_distance is None and bounds:  # bounded by the x* search budget
+                return f">= {fmt(bounds[0])}" + (f", <= {fmt(bounds[1])}" if bounds[1] is not None else "")
+            return fmt(e.min_distance)
+
         rows = [[e.id, short(e.input), f"{e.prediction} -> {e.target}", short(e.counterfactual),
-                 str(e.cf_prediction), "valid" if e.valid else "invalid", fmt(e.distance), fmt(e.min_distance)]
+                 str(e.cf_prediction), "valid" if e.valid else "invalid", fmt(e.distance), min_dist(e)]
                 for e in worst_examples(result, k)]
         return ("worst examples", EXAMPLE_HEADERS, rows) if rows else None

@@ -1,7 +1,16 @@
 """Any OpenAI-compatible chat-completions server: vLLM, llama.cpp server, SGLang, Ollama, OpenAI.
 
 This is how audits scale out: the server holds the model (on as many GPUs as it likes) and the
-audit stays a client. Requests go in parallel (bounded), with timeouts and retries:
+audit stays a client (docs/scaling.md). Requests go in parallel, with timeouts and retries:
+
+- at most ``max_concurrency`` in flight to one base URL, counted over every process on the
+  machine that shares the cache directory of sce_checks/paths.py (pytest-xdist workers
+  included): each attempt holds
+  one of the server's slots (sce_checks/models/slots.py);
+- a batch is sent in the order of its conversations' text, so requests that share a prefix
+  reach the server together and its prefix cache (llama.cpp ``cache_prompt``, vLLM
+  ``--enable-prefix-caching``, SGLang's radix cache) reuses it; replies come back in the
+  caller's order;
 
 - each request has a total deadline, ``timeout_s`` for connecting, sending and reading the whole
   answer (models/http.py: a trickled body does not hang), and a bounded answer;
@@ -65,12 +74,14 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 from sce_checks import progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import http
+from sce_checks.models.slots import server_slots
 from sce_checks.models.base import CallStats, Conversation, Decoding
 from sce_checks.parsing import REASONS, load_json
 
@@ -173,7 +184,10 @@ class OpenAIChatModel:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         option_scoring: str = "auto",
+        slots_dir: str | os.PathLike | None | bool = True,
     ) -> None:
+        """``slots_dir``: where the cross-process slots of the server live (True: the cache
+        directory, sce_checks/paths.py; None or False: this process only)."""
         if option_scoring not in ("auto", "walk"):
             raise UserInputError(f"option_scoring must be 'auto' or 'walk', not {option_scoring!r}")
         self.model = model
@@ -192,6 +206,11 @@ class OpenAIChatModel:
         self._gave_up = threading.Event()  # set with _down: wakes requests waiting to retry
         self._down_lock = threading.Lock()
         self._warned: set[str] = set()
+        if slots_dir is True:
+            from sce_checks.paths import cache_dir
+
+            slots_dir = cache_dir()
+        self._slots = server_slots(self.base_url, Path(slots_dir) if slots_dir else None)
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r})"
@@ -249,7 +268,8 @@ class OpenAIChatModel:
                                   Decoding(max_new_tokens=_walk_tokens(rests)))
                 body.update(support.fields)
             else:
-                body = self._body(c, Decoding(max_new_tokens=max(8, _longest_tokens(options))))
+                # the walk reads nothing past the token where the options part: ask for no more
+                body = self._body(c, Decoding(max_new_tokens=_walk_tokens(options)))
             body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
             bodies.append(body)
         self.stats.score_calls += 1
@@ -343,20 +363,25 @@ class OpenAIChatModel:
         return body
 
     def _post_all(self, bodies: list[dict]) -> list[dict]:
-        out: list[dict] = []
+        """Every body posted, at most ``max_concurrency`` at once, sent in the order of their
+        messages' text (shared prefixes together, for the server's prefix cache) and returned in
+        the given order."""
+        out: list[dict | None] = [None] * len(bodies)
         if len(bodies) <= 1:
-            for b in bodies:
-                out.append(self._post(b))
+            for i, b in enumerate(bodies):
+                out[i] = self._post(b)
                 progress.advance(1)
-            return out
+            return out  # type: ignore[return-value]
+        order = sorted(range(len(bodies)), key=lambda i: _prefix_key(bodies[i]))
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(bodies)))
         try:
-            for response in pool.map(self._post, bodies):  # in order; progress from this thread
-                out.append(response)
+            futures = [(i, pool.submit(self._post, bodies[i])) for i in order]
+            for i, future in futures:  # progress from this thread
+                out[i] = future.result()
                 progress.advance(1)
         finally:  # on a failure, the requests not yet started are not sent
             pool.shutdown(wait=True, cancel_futures=True)
-        return out
+        return out  # type: ignore[return-value]
 
     def _post(self, body: dict) -> dict:
         """One chat completion, retried (module docstring). Every raise happens here, from locals
@@ -369,7 +394,10 @@ class OpenAIChatModel:
         for attempt in range(attempts):
             if self._down is not None:
                 raise _ServerDown(self._down)
-            outcome = self._attempt(url, data, structured)
+            with self._slots.slot(self.max_concurrency):
+                if self._down is not None:  # given up on while this request waited for a slot
+                    raise _ServerDown(self._down)
+                outcome = self._attempt(url, data, structured)
             if isinstance(outcome, dict):
                 return outcome
             failure = outcome
@@ -482,8 +510,10 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _longest_tokens(options: Sequence[str]) -> int:
-    return max((len(o) for o in options), default=8)  # characters bound tokens from above
+def _prefix_key(body: dict) -> str:
+    """The text of a request's messages, in order: sorting by it puts requests that share a
+    prefix next to each other."""
+    return "\x00".join(str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
 
 
 def _shared_prefix(texts: Sequence[str]) -> str:
@@ -506,8 +536,9 @@ def _prefill_prefix(options: Sequence[str]) -> str:
 
 
 def _walk_tokens(rests: Sequence[str]) -> int:
-    """Tokens to generate after the prefill: the rest of the shared part plus the first
-    distinct token (characters bound tokens from above)."""
+    """Tokens to generate (after the prefill, or from the start of the reply in the walk): the
+    rest of the shared part plus the first distinct token, and no more (characters bound tokens
+    from above): a server spends nothing on the options' tails, which the scores never read."""
     return max(2, len(_shared_prefix(rests)) + 2)
 
 

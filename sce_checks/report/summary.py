@@ -43,7 +43,8 @@ def thresholds_cell(r: CheckResult) -> str:
     parts = []
     for v in verdicts:
         mark = "ok" if v["passed"] else ("xfail" if v.get("expected_failure") else "FAIL")
-        parts.append(f"{mark} {v['threshold']} ({fmt(v['actual'])})")
+        shown = fmt(v["actual"]) if v.get("bounds") is None else f"in [{fmt(v['bounds'][0])}, {fmt(v['bounds'][1])}]"
+        parts.append(f"{mark}{' undecided' if v.get('undecided') else ''} {v['threshold']} ({shown})")
     return "; ".join(parts) or "-"
 
 

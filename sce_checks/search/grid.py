@@ -27,6 +27,17 @@ satisfies ``want``: it is excluded from the candidate set, like the paper drops 
 predictions. Nothing is guessed; `NearestResult.unparsed_within` counts such points at least as
 close as the answer (the true minimum could be smaller if they were parsed), and
 `BoundarySearch.unparsed_points` counts them over the audit.
+
+*A budget.* With ``budget`` N > 0, one search sends at most N grid points to the oracle (points
+whose labels are already known cost nothing). A search whose next ring would take it past N
+stops there, before that ring, and returns *bounds* instead of the minimum
+(`NearestResult.bounded`): every grid point nearer than ``lower`` is known not to satisfy
+``want`` (each ring walked so far was predicted, or known, in full), so the true minimum is at
+least ``lower`` (the distance of the first ring not walked in full) and, where a point known to
+satisfy ``want`` exists, at most ``upper`` (the nearest such point; None: none known, the minimum
+may be farther or not exist). ``radius`` is the farthest distance walked in full: d > radius is
+the certificate in words. A stop is decided by counts, never by a clock, so the same budget
+gives the same bounds on every run and a cached rerun reproduces them (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -61,12 +72,26 @@ class NearestResult:
     no grid point does); ``points``: every such point at that distance, in grid order (ties);
     ``evaluated``: grid points this search sent to the oracle (labels not known before);
     ``unparsed_within``: points with an unparsable (None) label at distance <= ``distance`` (all
-    of them when ``distance`` is None), which were excluded from the candidate set."""
+    of them when ``distance`` is None; below ``lower`` when bounded), which were excluded from
+    the candidate set. ``bounded``: the search stopped at its budget (module docstring): then
+    ``distance`` is None, ``points`` is empty and ``lower`` <= the minimum <= ``upper``."""
 
     distance: float | None
     points: list[Point]
     evaluated: int
     unparsed_within: int = 0
+    bounded: bool = False
+    lower: float | None = None
+    upper: float | None = None
+    radius: float | None = None
+
+    @property
+    def bounds(self) -> tuple[float, float | None] | None:
+        """(lower, upper) on the minimal distance: (d, d) when exact, ``upper`` None when no
+        satisfying point is known (unbounded); None when exact and no grid point satisfies."""
+        if self.bounded:
+            return (self.lower if self.lower is not None else 0.0, self.upper)
+        return None if self.distance is None else (self.distance, self.distance)
 
 
 @dataclass
@@ -82,6 +107,7 @@ class _Query:
     evaluated: int = 0
     cache: dict[int, bool] = field(default_factory=dict)  # label code -> want(label)
     result: NearestResult | None = None
+    budget: int = 0  # points this search may send to the oracle (0: no limit)
 
 
 class BoundarySearch:
@@ -89,9 +115,10 @@ class BoundarySearch:
 
     ``oracle(points) -> labels`` returns the model's fresh-context label for each point (None
     when unparsable); it is called in batches, never twice for the same point. Create one per
-    (model, task) and share it between all examples of an audit."""
+    (model, task) and share it between all examples of an audit. ``budget``: grid points one
+    search may send to the oracle (0: no limit; module docstring)."""
 
-    def __init__(self, task: GridTask, oracle: Oracle, min_batch: int = 1) -> None:
+    def __init__(self, task: GridTask, oracle: Oracle, min_batch: int = 1, budget: int = 0) -> None:
         if task.size > MAX_GRID_POINTS:
             raise UserInputError(
                 f"grid task {task.name!r} has {task.size:,} points; the boundary search supports at "
@@ -103,6 +130,7 @@ class BoundarySearch:
         # Points per oracle batch a step aims at: a search with only small rings left looks a few
         # rings ahead, so a batched backend is not called with a handful of points at a time.
         self.min_batch = max(1, int(min_batch))
+        self.budget = max(0, int(budget))
         self._codes = np.full(task.size, _UNKNOWN, dtype=np.int32)
         self._labels: list[str] = []
         self._code_of: dict[str, int] = {}
@@ -228,7 +256,8 @@ class BoundarySearch:
 
     def _setup(self, origin: Point, want: Want) -> _Query:
         dist = distances_from(self.task, tuple(origin))
-        q = _Query(tuple(origin), want, dist, np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
+        q = _Query(tuple(origin), want, dist, np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                   budget=self.budget)
         sat = self._satisfies(q, np.arange(self.size))
         bound = float(dist[sat].min()) if sat.any() else math.inf
         # Candidates: unknown points (may satisfy) and known satisfying ones, no farther than
@@ -273,11 +302,16 @@ class BoundarySearch:
         while q.ring < rings:
             unknown = self._unknown(q, q.ring)
             if unknown.size:
+                if q.budget and q.evaluated + unknown.size > q.budget:
+                    self._stop_at_budget(q)
+                    return
                 parts, count, end = [unknown], int(unknown.size), q.ring + 1
                 while count < want_points and end < rings:
                     ahead = self._unknown(q, end)
                     if ahead.size == 0 and self._satisfies(q, self._ring(q, end)).any():
                         break
+                    if q.budget and q.evaluated + count + ahead.size > q.budget:
+                        break  # look ahead only within the budget
                     parts.append(ahead)
                     count += int(ahead.size)
                     end += 1
@@ -302,6 +336,32 @@ class BoundarySearch:
         hit = np.sort(hit)
         self._finish(q, float(q.dist[hit].min()), [self.task.point_at(int(i)) for i in hit])
         return True
+
+    def _stop_at_budget(self, q: _Query) -> None:
+        """The next ring would take the search past its budget: the bounds of the module
+        docstring. A ring that holds a known satisfying point gives the minimum itself (lower =
+        upper): the result is then exact, its ties limited to the points already known."""
+        lower = float(q.dist[q.order[q.starts[q.ring]]])
+        ring = self._ring(q)
+        hit = np.sort(ring[self._satisfies(q, ring)])
+        if hit.size:
+            self._finish(q, lower, [self.task.point_at(int(i)) for i in hit])
+            return
+        sat = self._satisfies(q, np.arange(self.size))
+        upper = float(q.dist[sat].min()) if sat.any() else None
+        nearer = q.dist[q.dist < lower - RING_TOLERANCE]
+        radius = float(nearer.max()) if nearer.size else None
+        unparsed = int(np.count_nonzero((self._codes == _UNPARSED) & (q.dist < lower - RING_TOLERANCE)))
+        q.result = NearestResult(None, [], q.evaluated, unparsed, bounded=True, lower=lower, upper=upper, radius=radius)
+        q.dist = q.order = np.empty(0)
+
+    def nearest_known(self, origin: Point, want: Want) -> float | None:
+        """The distance from ``origin`` to the nearest point whose KNOWN label satisfies
+        ``want`` (None: none known): an upper bound on the minimum that asks the oracle nothing,
+        used to tighten a bounded result with labels learned after it stopped."""
+        q = _Query(tuple(origin), want, distances_from(self.task, tuple(origin)), np.empty(0), np.zeros(1))
+        sat = self._satisfies(q, np.arange(self.size))
+        return float(q.dist[sat].min()) if sat.any() else None
 
     def _finish(self, q: _Query, distance: float | None, points: list[Point]) -> None:
         unparsed = self._codes == _UNPARSED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import pytest
@@ -16,6 +17,12 @@ from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.schemas import answer_schema, text_sce_schema
 from tests.openai_server import ChoiceLM, FakeOpenAIServer
 
+
+
+@pytest.fixture(autouse=True)
+def _slots_in_tmp(tmp_path, monkeypatch):
+    """The server slots' lock files (sce_checks/models/slots.py) go to a temporary cache dir."""
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
 
 def echo(messages, body):
     return "echo: " + messages[-1]["content"]
@@ -245,6 +252,9 @@ def test_server_that_opens_a_new_turn_falls_back_to_the_walk():
         for request in scoring_requests(server):
             assert request["body"]["messages"][-1]["role"] == "user"  # no prefill sent
             assert "continue_final_message" not in request["body"]
+            # tokens up to where the options part and one more: the shared text's characters + 2
+            shared = os.path.commonprefix([canonical_answer(o) for o in PROBS])
+            assert request["body"]["max_tokens"] == len(shared) + 2 < max(len(canonical_answer(o)) for o in PROBS)
 
 
 def test_walk_on_a_prefill_server_when_asked():
@@ -349,3 +359,14 @@ def test_probe_reads_a_closing_brace_as_a_continued_prefill():
     llama_cpp_python = position('{"', [('{"', -0.98), ("{", -2.12), ("```", -2.38), ('"', -2.86), ("This", -3.33)])
     assert _continues(llama_server) and not _continues(llama_cpp_python)
     assert not _continues(position("The", [("The", -0.5), ("Blue", -1.0)]))  # prose: no brace at all
+
+
+def test_requests_sharing_a_prefix_are_sent_together_and_replies_keep_the_callers_order():
+    """A server's prefix cache (llama.cpp cache_prompt, vLLM prefix caching) reuses the prompt
+    of the previous request when the next one shares it: a batch goes out sorted by its text."""
+    with FakeOpenAIServer(echo) as server:
+        model = fast(server, max_concurrency=1)  # one at a time: the server sees the sending order
+        texts = ["record B: age 30", "record A: age 40", "record B: age 20", "record A: age 10"]
+        assert model.chat([conv(t) for t in texts], Decoding()) == [f"echo: {t}" for t in texts]
+        sent = [r["body"]["messages"][-1]["content"] for r in server.requests]
+        assert sent == sorted(texts)

@@ -34,6 +34,12 @@ def conv(text):
     return [{"role": "user", "content": text}]
 
 
+
+@pytest.fixture(autouse=True)
+def _slots_in_tmp(tmp_path, monkeypatch):
+    """The server slots' lock files (sce_checks/models/slots.py) go to a temporary cache dir."""
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+
 def fast(server, **kw):
     kw.setdefault("timeout_s", 1.0)
     kw.setdefault("max_retries", 1)
@@ -123,11 +129,12 @@ GARBAGE_LOGPROBS = ["nologprobs", "lp-null", "lp-notobject", "lp-nan", "lp-badto
 @pytest.mark.parametrize("fault", GARBAGE_LOGPROBS)
 def test_malformed_logprobs_in_a_scoring_answer_leave_the_row_undecided(fault):
     with FakeOpenAIServer(logprobs=True, flavour="llama-server", lm=ChoiceLM(PROBS)) as server:
-        model = fast(server, max_concurrency=1)  # requests in order, so the fault hits the second
+        # one at a time, sent in the order of their text (already sorted here), so the fault hits the second
+        model = fast(server, max_concurrency=1)
         assert model.scoring_support().method == "prefill"
         server.faults.extend([None, fault, None])  # the second of three scoring requests
         with pytest.warns(OptionScoringWarning, match="no usable logprobs for a scoring request") as caught:
-            rows = model.score_options([conv("one"), conv("two"), conv("three")], REPLIES)
+            rows = model.score_options([conv("1 one"), conv("2 two"), conv("3 three")], REPLIES)
         assert rows[1] == [-math.inf, -math.inf]
         assert rows[0] == rows[2] == pytest.approx([math.log(0.7), math.log(0.3)])
         assert len([w for w in caught if w.category is OptionScoringWarning]) == 1  # said once
