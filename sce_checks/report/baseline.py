@@ -90,6 +90,8 @@ def baseline_entry(r: CheckResult, sample_ids: Sequence[str], task_fp: Any) -> d
         "sample": _digest(list(sample_ids)),
         "task": _digest(task_fp),
         "examples": outcome_values(r),
+        # figures the x* budget left bounded (null above): [lower, upper], None for unbounded
+        "bounds": {k: r.figures[f"{k}_bounds"] for k in compared(r.check) if r.figures.get(f"{k}_bounds") is not None},
     }
 
 
@@ -137,6 +139,15 @@ def load_baseline(path) -> dict[str, Any]:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
                 raise UserInputError(f"{where}.figures.{metric}: expected a finite number or null, got {_short(value)}")
+        bounds = entry.get("bounds", {})
+        if not isinstance(bounds, dict):
+            raise UserInputError(f"{where}.bounds: expected an object of [lower, upper] pairs, got {_short(bounds)}")
+        for metric, pair in bounds.items():
+            if not (isinstance(pair, list) and len(pair) == 2 and all(
+                    x is None or (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+                    for x in pair)):
+                raise UserInputError(f"{where}.bounds.{metric}: expected [lower, upper] (numbers or null), "
+                                     f"got {_short(pair)}")
         if data["schema"] == BASELINE_SCHEMA:
             _check_examples(where, entry.get("examples"))
     return data
@@ -255,6 +266,8 @@ class Comparison:
         """One line that explains the row: the move, the paired difference with its interval, the
         test and the examples that moved."""
         what = f"{self.key} {self.metric}"
+        if self.how.startswith("bounded"):
+            return f"{what}: {self.how} (tolerance {self.tolerance:g})"
         if self.before is None or self.after is None:
             return f"{what}: undefined ({_fmt(self.before)} -> {_fmt(self.after)})"
         moved = "fell" if self.after < self.before else ("rose" if self.after > self.before else "stayed")
@@ -339,6 +352,31 @@ def _worse_by(check: str, metric: str, delta: float) -> float:
     return delta if lower_is_better(check, metric) else -delta
 
 
+def _interval(value: float | None, bounds: Any) -> tuple[float, float] | None:
+    """A figure as an interval: [value, value] when known, its x*-budget bounds when bounded
+    (None ends unbounded), None when undefined."""
+    if value is not None:
+        return (value, value)
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return None
+    lo, hi = bounds
+    return (-math.inf if lo is None else lo, math.inf if hi is None else hi)
+
+
+def _judge_bounds(row: Comparison, old: tuple[float, float], new: tuple[float, float]) -> None:
+    """A figure the x* budget left bounded in either run (sce_checks/search/grid.py): it regressed
+    when even its best case got worse by more than the tolerance, it held when even its worst case
+    did not, and otherwise it is undecided, which fails a gated figure as an undecided threshold
+    does (docs/scaling.md): a gate the bounds cannot decide never passes silently."""
+    spread = (new[0] - old[1], new[1] - old[0])  # after - before over the two intervals
+    worse = sorted(_worse_by(row.check, row.metric, d) for d in spread)
+    limit = row.tolerance + ROUNDING
+    shown = lambda iv: _fmt(iv[0]) if iv[0] == iv[1] else f"[{_fmt(iv[0])}, {_fmt(iv[1])}]"  # noqa: E731
+    state = "regressed" if worse[0] > limit else ("held" if worse[1] <= limit else "undecided")
+    row.how = f"bounded by the x* budget: {shown(old)} -> {shown(new)}, {state}"
+    row.regressed = row.gated and state != "held"
+
+
 def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]], tolerance: float | Tolerances = 0.0,
                     mode: str = "paired", alpha: float = 0.05, metrics: Sequence[str] = (),
                     path: str = "baseline") -> ComparisonReport:
@@ -370,6 +408,13 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
                              gated=not metrics or metric in metrics)
             rows.append(row)
             if before is None or after is None:
+                old_iv = _interval(before, (old.get("bounds") or {}).get(metric))
+                new_iv = _interval(after, (new.get("bounds") or {}).get(metric))
+                if old_iv is not None and new_iv is not None:  # bounded by the x* budget: judged on the bounds
+                    if not metrics and mode == "paired":
+                        row.gated = metric in primary_figures(check, tuple(old["figures"]))
+                    _judge_bounds(row, old_iv, new_iv)
+                    continue
                 # A figure over a subset (ICF over invalid SCEs, say) becomes undefined when the
                 # subset empties: shown, not failed; what emptied it moves figures that are compared.
                 row.how = "undefined"

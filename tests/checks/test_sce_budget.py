@@ -192,3 +192,56 @@ def test_one_bounded_example_against_a_gap():
     (m,) = run("far", budget=8, examples=A + [("B", (7, "d"))]).examples[:1]  # RCF_A in [0.4, 0.675]
     with pytest.raises(SCEAssertionError, match="SCE not minimal"):
         assert_example_valid(m, max_gap=0.3)
+
+
+def _rcf_a_row(report):
+    return next(c for c in report.rows if c.metric == "mean_rcf_a")
+
+
+def test_a_baseline_judges_a_bounded_figure_on_its_bounds(tmp_path):
+    """A baseline of the unbudgeted boundary policy (mean RCF_A exactly 0) against a budgeted far
+    run (mean RCF_A in [0, 0.725], above): the change is in [0, 0.725], so with tolerance 0 it is
+    undecided and fails the gate (mean_rcf_a is the primary minimality figure on a grid); with
+    tolerance 0.8 even the worst case holds; a run that is itself exact is tested as before."""
+    from sce_checks.report.baseline import compare_run, load_baseline, save_baseline
+
+    path = save_baseline(tmp_path / "b.json", [run("boundary", budget=0)], {})
+    baseline = load_baseline(path)
+    undecided = _rcf_a_row(compare_run(baseline, [run("far")], {}, 0.0, str(path), "paired"))
+    assert undecided.regressed and undecided.gated
+    assert "bounded by the x* budget: 0.00 -> [0.00, 0.73], undecided" in undecided.verdict()
+    held = _rcf_a_row(compare_run(baseline, [run("far")], {}, 0.8, str(path), "paired"))
+    assert not held.regressed and held.how.endswith("held")
+    exact = _rcf_a_row(compare_run(baseline, [run("far", budget=0)], {}, 0.0, str(path), "paired"))
+    # exact in both runs: the paired test, which one example cannot make significant (p = 1/2)
+    assert exact.how == "paired" and exact.delta == pytest.approx(0.5) and not exact.regressed
+
+
+def test_bounds_decide_a_regression_by_hand():
+    """Tolerance rule on intervals (report/baseline.py: `_judge_bounds`): before 0.1 exact, after
+    in [0.3, 0.5] (lower is better): the change is in [0.2, 0.4] -> regressed beyond 0.1, held
+    within 0.4, undecided at 0.3; malformed bounds are refused when the baseline is read."""
+    from sce_checks.report.baseline import compare_entries
+
+    def row(tolerance):
+        old = {"check": "sce", "figures": {"mean_rcf_a": 0.1}}
+        new = {"check": "sce", "figures": {"mean_rcf_a": None}, "bounds": {"mean_rcf_a": [0.3, 0.5]}}
+        return compare_entries([("sce/toy/-", old, new)], tolerance, mode="tolerance").rows[0]
+
+    assert row(0.1).regressed and row(0.1).how.endswith("regressed")
+    assert not row(0.4).regressed and row(0.4).how.endswith("held")
+    assert row(0.3).regressed and row(0.3).how.endswith("undecided")
+
+
+def test_malformed_bounds_in_a_baseline_are_refused(tmp_path):
+    from sce_checks.errors import UserInputError
+    from sce_checks.report.baseline import load_baseline, save_baseline
+
+    path = save_baseline(tmp_path / "b.json", [run("far")], {})
+    data = json.loads(path.read_text())
+    (entry,) = data["entries"].values()
+    assert entry["bounds"]["mean_rcf_a"] == [pytest.approx(0.0), pytest.approx(0.725)]
+    entry["bounds"]["mean_rcf_a"] = ["0", 1]
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserInputError, match=r"bounds\.mean_rcf_a: expected \[lower, upper\]"):
+        load_baseline(path)
