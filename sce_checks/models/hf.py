@@ -318,18 +318,32 @@ class HFChatModel:
 
                 processor = constrainer.processor(schema, len(chunk), ids.shape[1])
                 extra["logits_processor"] = LogitsProcessorList([processor])
+            json_end = None
+            if decoding.stop_after_json:
+                from transformers import StoppingCriteriaList
+
+                from sce_checks.models.json_stop import JsonObjectEnd
+
+                json_end = JsonObjectEnd(self.tokenizer, len(chunk), ids.shape[1])
+                extra["stopping_criteria"] = StoppingCriteriaList([json_end])
+                if schema is not None:
+                    processor.stopped = json_end.stopped_at
             try:
                 with torch.inference_mode():
                     out = self.model.generate(input_ids=ids, attention_mask=mask, **settings, **extra)
             except (RuntimeError, ValueError) as exc:
                 raise BackendError(f"model {self.name!r}: generation failed ({_one_line(exc)})") from exc
+            generated = [out[row, ids.shape[1] :].tolist() for row in range(len(chunk))]
+            if json_end is not None:
+                generated = [json_end.cut(row, tokens) for row, tokens in enumerate(generated)]
+                self._count("json_stopped_replies", sum(1 for end in json_end.stopped_at if end is not None))
             if schema is not None:
-                complete = processor.finish([out[row, ids.shape[1] :].tolist() for row in range(len(chunk))])
+                complete = processor.finish(generated)
                 self._count("constrained_replies", len(chunk))
                 if not all(complete):
                     self._count("constrained_unfinished", complete.count(False))
             for row, index in enumerate(chunk):
-                new = out[row, ids.shape[1] :].tolist()
+                new = generated[row]
                 for cut, token in enumerate(new):
                     if token in stop_set:
                         new = new[:cut]
