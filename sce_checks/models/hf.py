@@ -311,8 +311,7 @@ class HFChatModel:
         stop_set = set(stops)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            ids, mask, _ = self._left_pad([prompts[i] for i in chunk])
-            extra: dict[str, Any] = {}
+            ids, mask, extra = self._generation_inputs([prompts[i] for i in chunk])
             if schema is not None:
                 from transformers import LogitsProcessorList
 
@@ -352,6 +351,33 @@ class HFChatModel:
                 replies[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
             progress.advance(len(chunk))
         return replies
+
+    def _generation_inputs(self, prompts: list[list[int]]) -> tuple[Any, Any, dict[str, Any]]:
+        """``generate``'s input ids, attention mask and cache for a chunk of prompts. The token
+        prefix they share (system prompt, task text: `_shared_head`) is run once and its keys
+        and values handed to ``generate`` as a filled cache for every row; the rest of each
+        prompt is left-padded after it (position ids follow the mask, so each row's positions
+        continue the prefix without gaps)."""
+        import torch
+
+        head = self._shared_head(prompts, min(len(p) for p in prompts) - 1)
+        if head is None:
+            ids, mask, _ = self._left_pad(prompts)
+            return ids, mask, {}
+        from transformers import DynamicCache
+
+        tokens, layers = head
+        rows = len(prompts)
+        rest_ids, rest_mask, _ = self._left_pad([p[len(tokens):] for p in prompts])
+        ids = torch.cat([torch.tensor([tokens] * rows, dtype=torch.long, device=rest_ids.device), rest_ids], dim=1)
+        mask = torch.cat([torch.ones((rows, len(tokens)), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
+        cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers],
+                             config=self.model.config)
+        if self._forward_params is None:
+            import inspect
+
+            self._forward_params = frozenset(inspect.signature(self.model.forward).parameters)
+        return ids, mask, {"cache" if "cache" in self._forward_params else "past_key_values": cache}
 
     def constrainer(self) -> Any:
         """The llguidance state of this model (tokenizer wrapper, compiled grammars), built once."""
@@ -425,7 +451,10 @@ class HFChatModel:
         progress.advance(len(items) - len(order))  # nothing to run for them
         started = time.perf_counter()
         try:
-            head = self._shared_head([items[i] for i in order])
+            # every prompt keeps the tokens whose logits are scored: its continuations' common
+            # prefix and the token before it
+            head = self._shared_head([items[i].prompt for i in order],
+                                     min((len(items[i].prompt) - len(items[i].prefix) - 1 for i in order), default=0))
             # sorted by the length that remains after the shared prefix (the padding of a chunk)
             order.sort(key=lambda i: (len(items[i].prompt), max(len(r) for r in items[i].rests)))
             for chunk in self._score_chunks(order, items, len(head[0]) if head else 0):
@@ -458,16 +487,14 @@ class HFChatModel:
         out = self.model(**inputs)
         return out, (getattr(out, "cache", None) if new_name else getattr(out, "past_key_values", None))
 
-    def _shared_head(self, items: list[_ScoreItem]) -> tuple[list[int], list[tuple[Any, Any]]] | None:
-        """(tokens, per-layer keys and values) of the token prefix all ``items`` share, run once
-        with batch size 1; None when fewer than two prompts or under `MIN_SHARED_PREFIX` tokens.
-        Every prompt keeps at least the tokens whose logits are scored (its continuations' common
-        prefix and the token before it). The last few heads are remembered: the prompts of one
-        task share the same prefix call after call (a boundary search sends one call per ring)."""
-        if len(items) < 2:
+    def _shared_head(self, prompts: list[list[int]], limit: int) -> tuple[list[int], list[tuple[Any, Any]]] | None:
+        """(tokens, per-layer keys and values) of the token prefix all ``prompts`` share, at most
+        ``limit`` tokens, run once with batch size 1; None when fewer than two prompts or under
+        `MIN_SHARED_PREFIX` tokens. The last few heads are remembered: the prompts of one task
+        share the same prefix call after call (a boundary search sends one call per ring, and
+        the SCE requests start with the prediction prompt)."""
+        if len(prompts) < 2:
             return None
-        prompts = [item.prompt for item in items]
-        limit = min(len(item.prompt) - len(item.prefix) - 1 for item in items)
         shared = min(_common_prefix_len(prompts), limit)
         for tokens, layers in self._heads:  # a remembered head all prompts start with, nearly as long
             n = len(tokens)

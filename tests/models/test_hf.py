@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import shutil
 from pathlib import Path
@@ -406,3 +407,24 @@ def test_one_pass_scoring_handles_rows_of_different_widths(tiny_model):
     alone = [[tiny_model.score_replies([c], [[r]])[0][0] for r in row] for c, row in zip(convs, rows)]
     assert [len(r) for r in batched] == [3, 1, 2]
     assert _close(batched, alone)
+
+
+def test_batched_generation_with_a_shared_prefix_equals_one_by_one(tiny_model_dir):
+    """SCE requests of one task share their first turn up to the record: the batch runs that
+    prefix once and generates after it. The replies equal one conversation at a time (no shared
+    prefix) and a naive greedy loop; under a schema too."""
+    from sce_checks.prompts.grid import sce_conversation
+    from sce_checks.prompts.schemas import grid_sce_schema
+    from sce_checks.tasks.builtin_grids import INCOME
+
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=8))
+    convs = [sce_conversation(INCOME, INCOME.point_at(i), '{"answer": "Above $50,000"}', "Below $50,000", variant)
+             for i in (5, 300, 1200) for variant in ("unconstrained", "minimal")]
+    decoding = Decoding(max_new_tokens=8)
+    batched = model.chat(convs, decoding)
+    assert model.stats.extra["shared_prefix_tokens"] >= 16  # the prefix path ran
+    assert batched == [model.chat([c], decoding)[0] for c in convs]
+    assert batched == [naive_greedy(model, c, 8) for c in convs]
+    if importlib.util.find_spec("llguidance") is not None:
+        constrained = Decoding(max_new_tokens=40).with_schema(grid_sce_schema(INCOME))
+        assert model.chat(convs, constrained) == [model.chat([c], constrained)[0] for c in convs]
