@@ -2,17 +2,21 @@
 template.
 
 * ``chat``: left-padded batched generation in chunks of ``batch_size`` (conversations sorted by
-  prompt length so a chunk holds similar lengths; the order of the replies is restored). Greedy at
-  temperature 0. At temperature > 0 it samples, seeding torch's global generator with
-  ``Decoding.seed`` once per call when a seed is given: reproducible for the same batch, batch
-  size, device and versions, not across them (the sampled tokens depend on the batch layout).
-  With ``Decoding.json_schema`` set, every reply is constrained to that schema by
-  grammar-constrained decoding (llguidance, imported only then; sce_checks/models/constrained.py):
-  a logits processor in the same batched ``generate`` call keeps one matcher per row and masks
-  each step's logits to the tokens the schema allows, compact JSON (no whitespace outside
-  strings); once the JSON value is complete only a stop id is allowed, so the reply is the JSON
-  text itself. Greedy and sampled decoding alike. ``stats.extra`` counts ``constrained_replies``
-  and ``constrained_unfinished`` (replies cut by ``max_new_tokens`` before the value closed).
+  prompt length so a chunk holds similar lengths; the order of the replies is restored). The
+  token prefix a chunk's prompts share (system prompt, task text) runs once and is handed to
+  ``generate`` as a filled KV cache for every row (remembered between calls, with the scoring
+  prefixes). Greedy at temperature 0. At temperature > 0 it samples, seeding torch's global
+  generator with ``Decoding.seed`` once per call when a seed is given: reproducible for the same
+  batch, batch size, device and versions, not across them (the sampled tokens depend on the
+  batch layout). With ``Decoding.stop_after_json`` a row ends at the close of its first readable
+  JSON object (sce_checks/models/json_stop.py). With ``Decoding.json_schema`` set, every reply
+  is constrained to that schema by grammar-constrained decoding (llguidance, imported only then;
+  sce_checks/models/constrained.py): a logits processor in the same batched ``generate`` call
+  keeps one matcher per row and masks each step's logits to the tokens the schema allows,
+  compact JSON (no whitespace outside strings); once the JSON value is complete only a stop id
+  is allowed, so the reply is the JSON text itself. Greedy and sampled decoding alike.
+  ``stats.extra`` counts ``constrained_replies`` and ``constrained_unfinished`` (replies cut by
+  ``max_new_tokens`` before the value closed).
 * ``score_replies`` (the scoring primitive of `sce_checks.models.base`): the log-probability
   of given assistant replies to each conversation, each row its own list of replies. A reply is
   scored as the tokens the chat template writes for an assistant turn after the generation
@@ -21,13 +25,16 @@ template.
   (the reply's beginning, e.g. an explanation cut by its token budget; an empty reply then
   scores 0). ``score_options`` is ``score_replies`` with the same options on every row and
   ``complete=True``. One batched implementation (``_score_tokens``, also reachable on token ids
-  as `HFChatModel.score_token_continuations`): ``batch_size`` prompts per chunk, sorted by
-  length; the token prefix all prompts of a chunk share (system prompt, instructions, the start
-  of the text; at least ``MIN_SHARED_PREFIX`` tokens) runs ONCE and its KV cache is copied to
-  every row; each prompt, extended by its replies' common token prefix, then runs once,
-  left-padded; its cache is copied once per reply and the replies' remaining tokens run
-  right-padded in one batched forward. Logits are kept only for the scored columns
-  (``logits_to_keep``), log-softmax in fp32, sums in float64.
+  as `HFChatModel.score_token_continuations`): the token prefix all prompts of the call share
+  (system prompt, instructions, the start of the text; at least ``MIN_SHARED_PREFIX`` tokens)
+  runs ONCE, and is remembered for the next calls; the prompts, sorted by length, are cut into
+  chunks of about ``SCORE_TOKENS_PER_PASS`` tokens (scaled with ``batch_size``), and each chunk
+  is ONE forward pass on the prefix's cache: per row the prompt's remainder (extended by its
+  replies' common token prefix), left-padded, then one segment per reply (its tokens but the
+  last), which a 4-D attention mask lets see the prompt and itself but no other reply. Logits
+  are kept only for the trailing scored columns (``logits_to_keep``), log-softmax in fp32, sums
+  in float64. On CPU the attention runs torch's SDPA with grouped key/value heads as they are
+  (`_sdpa_gqa_attention`), not repeated into copies.
 """
 
 from __future__ import annotations
