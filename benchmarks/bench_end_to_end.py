@@ -497,6 +497,10 @@ def main() -> int:
             findings += [f"[{dataset}] {line}" for line in sce_agreement(task, ref, results)]
             findings.append(f"[{dataset}] " + same_sce_replies(task, model, meter, results))
             if task.kind == "grid":
+                info = results[0].info
+                findings.append(f"[{dataset}] sce-checks predicted {info['grid_points_predicted']} of {task.size} grid points "
+                                f"({100 * info['grid_fraction_predicted']:.0f}%) in {info['boundary_search_batches']} search batches; "
+                                f"the reference predicts all {task.size}")
                 findings += [f"[{dataset}] {line}" for line in grid_agreement(task, cached, ref, results)]
                 findings.append(f"[{dataset}] " + grid_validity_agreement(task, model, meter, ref, results))
                 findings.append(f"[{dataset}] reference whole-grid stage EXTRAPOLATED: {len(ref['sample'])} random grid points "
