@@ -380,11 +380,7 @@ class HFChatModel:
         mask = torch.cat([torch.ones((rows, len(tokens)), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
         cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers],
                              config=self.model.config)
-        if self._forward_params is None:
-            import inspect
-
-            self._forward_params = frozenset(inspect.signature(self.model.forward).parameters)
-        return ids, mask, {"cache" if "cache" in self._forward_params else "past_key_values": cache}
+        return ids, mask, {_generate_cache_name(): cache}
 
     def constrainer(self) -> Any:
         """The llguidance state of this model (tokenizer wrapper, compiled grammars), built once."""
@@ -668,6 +664,16 @@ def _use_gqa_sdpa(model: Any) -> None:
     AttentionInterface.register(_GQA_SDPA, _sdpa_gqa_attention)
     AttentionMaskInterface.register(_GQA_SDPA, sdpa_mask)
     model.set_attn_implementation(_GQA_SDPA)
+
+
+def _generate_cache_name() -> str:
+    """The name ``generate`` takes a filled KV cache by: ``cache`` since transformers 5 renamed
+    it (``past_key_values`` is deprecated there), ``past_key_values`` before."""
+    try:
+        from transformers.generation.utils import ALL_CACHE_NAMES
+    except ImportError:
+        return "past_key_values"
+    return "cache" if "cache" in ALL_CACHE_NAMES else "past_key_values"
 
 
 def _common_prefix_len(rows: list[list[int]]) -> int:
