@@ -658,12 +658,15 @@ def _use_gqa_sdpa(model: Any) -> None:
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) != "sdpa" or next(model.parameters()).device.type != "cpu":
         return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    AttentionInterface.register(_GQA_SDPA, _sdpa_gqa_attention)
-    AttentionMaskInterface.register(_GQA_SDPA, sdpa_mask)
-    model.set_attn_implementation(_GQA_SDPA)
+        AttentionInterface.register(_GQA_SDPA, _sdpa_gqa_attention)
+        AttentionMaskInterface.register(_GQA_SDPA, sdpa_mask)
+        model.set_attn_implementation(_GQA_SDPA)
+    except (ImportError, AttributeError, ValueError):  # a transformers without these hooks: its own SDPA
+        return
 
 
 def _generate_cache_name() -> str:
