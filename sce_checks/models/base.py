@@ -50,6 +50,7 @@ class Decoding:
     top_p: float = 1.0
     seed: int | None = None
     json_schema: str | None = None
+    stop_after_json: bool = False  # end the reply at the close of its first readable JSON object (models/json_stop.py)
 
     @property
     def deterministic(self) -> bool:
@@ -66,11 +67,14 @@ class Decoding:
         return replace(self, json_schema=text)
 
     def as_dict(self) -> dict[str, Any]:
-        """The parameters as the cache key and reports see them; ``json_schema`` only when set,
-        so the keys of free requests are those of earlier versions."""
+        """The parameters as the cache key and reports see them; ``json_schema`` and
+        ``stop_after_json`` only when set, so the keys of other requests are those of earlier
+        versions (a reply cut at its JSON object is another reply: it gets its own key)."""
         out = asdict(self)
         if self.json_schema is None:
             del out["json_schema"]
+        if not self.stop_after_json:
+            del out["stop_after_json"]
         return out
 
 

@@ -140,7 +140,10 @@ class SchemaLogitsProcessor(LogitsProcessor):
         self.vocab_size = vocab_size
         self.prompt_width = prompt_width
         self.name = name
-        self.done = [False] * len(matchers)  # emitted a stop id
+        self.done = [False] * len(matchers)  # emitted a stop id, or ended by ``stopped``
+        # per row, the generated tokens after which a stopping criterion ended it (None: not
+        # ended); set by the caller when another criterion (models/json_stop.py) can end rows
+        self.stopped: Sequence[int | None] | None = None
         self.consumed = [0] * len(matchers)  # generated tokens fed to the matcher
         self.bitmask = torch.zeros((len(matchers), (vocab_size + 31) // 32), dtype=torch.int32)
 
@@ -150,6 +153,9 @@ class SchemaLogitsProcessor(LogitsProcessor):
 
     def _advance(self, row: int, token: int) -> None:
         if self.done[row]:
+            return
+        if self.stopped is not None and self.stopped[row] is not None and self.consumed[row] >= self.stopped[row]:
+            self.done[row] = True  # ended by the stopping criterion: what follows is padding
             return
         self.consumed[row] += 1
         if token in self.stops:

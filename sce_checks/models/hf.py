@@ -2,17 +2,21 @@
 template.
 
 * ``chat``: left-padded batched generation in chunks of ``batch_size`` (conversations sorted by
-  prompt length so a chunk holds similar lengths; the order of the replies is restored). Greedy at
-  temperature 0. At temperature > 0 it samples, seeding torch's global generator with
-  ``Decoding.seed`` once per call when a seed is given: reproducible for the same batch, batch
-  size, device and versions, not across them (the sampled tokens depend on the batch layout).
-  With ``Decoding.json_schema`` set, every reply is constrained to that schema by
-  grammar-constrained decoding (llguidance, imported only then; sce_checks/models/constrained.py):
-  a logits processor in the same batched ``generate`` call keeps one matcher per row and masks
-  each step's logits to the tokens the schema allows, compact JSON (no whitespace outside
-  strings); once the JSON value is complete only a stop id is allowed, so the reply is the JSON
-  text itself. Greedy and sampled decoding alike. ``stats.extra`` counts ``constrained_replies``
-  and ``constrained_unfinished`` (replies cut by ``max_new_tokens`` before the value closed).
+  prompt length so a chunk holds similar lengths; the order of the replies is restored). The
+  token prefix a chunk's prompts share (system prompt, task text) runs once and is handed to
+  ``generate`` as a filled KV cache for every row (remembered between calls, with the scoring
+  prefixes). Greedy at temperature 0. At temperature > 0 it samples, seeding torch's global
+  generator with ``Decoding.seed`` once per call when a seed is given: reproducible for the same
+  batch, batch size, device and versions, not across them (the sampled tokens depend on the
+  batch layout). With ``Decoding.stop_after_json`` a row ends at the close of its first readable
+  JSON object (sce_checks/models/json_stop.py). With ``Decoding.json_schema`` set, every reply
+  is constrained to that schema by grammar-constrained decoding (llguidance, imported only then;
+  sce_checks/models/constrained.py): a logits processor in the same batched ``generate`` call
+  keeps one matcher per row and masks each step's logits to the tokens the schema allows,
+  compact JSON (no whitespace outside strings); once the JSON value is complete only a stop id
+  is allowed, so the reply is the JSON text itself. Greedy and sampled decoding alike.
+  ``stats.extra`` counts ``constrained_replies`` and ``constrained_unfinished`` (replies cut by
+  ``max_new_tokens`` before the value closed).
 * ``score_replies`` (the scoring primitive of `sce_checks.models.base`): the log-probability
   of given assistant replies to each conversation, each row its own list of replies. A reply is
   scored as the tokens the chat template writes for an assistant turn after the generation
@@ -21,13 +25,16 @@ template.
   (the reply's beginning, e.g. an explanation cut by its token budget; an empty reply then
   scores 0). ``score_options`` is ``score_replies`` with the same options on every row and
   ``complete=True``. One batched implementation (``_score_tokens``, also reachable on token ids
-  as `HFChatModel.score_token_continuations`): ``batch_size`` prompts per chunk, sorted by
-  length; the token prefix all prompts of a chunk share (system prompt, instructions, the start
-  of the text; at least ``MIN_SHARED_PREFIX`` tokens) runs ONCE and its KV cache is copied to
-  every row; each prompt, extended by its replies' common token prefix, then runs once,
-  left-padded; its cache is copied once per reply and the replies' remaining tokens run
-  right-padded in one batched forward. Logits are kept only for the scored columns
-  (``logits_to_keep``), log-softmax in fp32, sums in float64.
+  as `HFChatModel.score_token_continuations`): the token prefix all prompts of the call share
+  (system prompt, instructions, the start of the text; at least ``MIN_SHARED_PREFIX`` tokens)
+  runs ONCE, and is remembered for the next calls; the prompts, sorted by length, are cut into
+  chunks of about ``SCORE_TOKENS_PER_PASS`` tokens (scaled with ``batch_size``), and each chunk
+  is ONE forward pass on the prefix's cache: per row the prompt's remainder (extended by its
+  replies' common token prefix), left-padded, then one segment per reply (its tokens but the
+  last), which a 4-D attention mask lets see the prompt and itself but no other reply. Logits
+  are kept only for the trailing scored columns (``logits_to_keep``), log-softmax in fp32, sums
+  in float64. On CPU the attention runs torch's SDPA with grouped key/value heads as they are
+  (`_sdpa_gqa_attention`), not repeated into copies.
 """
 
 from __future__ import annotations
@@ -149,6 +156,9 @@ class HFChatModel:
         self._stop_ids: list[int] | None = None
         self._forward_params: frozenset[str] | None = None
         self._constrainer: Any = None  # llguidance state, built by the first constrained request
+        self.score_tokens = SCORE_TOKENS_PER_PASS * max(1, self.batch_size // 8)
+        self._heads: list[tuple[list[int], list[tuple[Any, Any]]]] = []  # remembered shared-prefix caches
+        _use_gqa_sdpa(self.model)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -308,25 +318,38 @@ class HFChatModel:
         stop_set = set(stops)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            ids, mask, _ = self._left_pad([prompts[i] for i in chunk])
-            extra: dict[str, Any] = {}
+            ids, mask, extra = self._generation_inputs([prompts[i] for i in chunk])
             if schema is not None:
                 from transformers import LogitsProcessorList
 
                 processor = constrainer.processor(schema, len(chunk), ids.shape[1])
                 extra["logits_processor"] = LogitsProcessorList([processor])
+            json_end = None
+            if decoding.stop_after_json:
+                from transformers import StoppingCriteriaList
+
+                from sce_checks.models.json_stop import JsonObjectEnd
+
+                json_end = JsonObjectEnd(self.tokenizer, len(chunk), ids.shape[1])
+                extra["stopping_criteria"] = StoppingCriteriaList([json_end])
+                if schema is not None:
+                    processor.stopped = json_end.stopped_at
             try:
                 with torch.inference_mode():
                     out = self.model.generate(input_ids=ids, attention_mask=mask, **settings, **extra)
             except (RuntimeError, ValueError) as exc:
                 raise BackendError(f"model {self.name!r}: generation failed ({_one_line(exc)})") from exc
+            generated = [out[row, ids.shape[1] :].tolist() for row in range(len(chunk))]
+            if json_end is not None:
+                generated = [json_end.cut(row, tokens) for row, tokens in enumerate(generated)]
+                self._count("json_stopped_replies", sum(1 for end in json_end.stopped_at if end is not None))
             if schema is not None:
-                complete = processor.finish([out[row, ids.shape[1] :].tolist() for row in range(len(chunk))])
+                complete = processor.finish(generated)
                 self._count("constrained_replies", len(chunk))
                 if not all(complete):
                     self._count("constrained_unfinished", complete.count(False))
             for row, index in enumerate(chunk):
-                new = out[row, ids.shape[1] :].tolist()
+                new = generated[row]
                 for cut, token in enumerate(new):
                     if token in stop_set:
                         new = new[:cut]
@@ -335,6 +358,29 @@ class HFChatModel:
                 replies[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
             progress.advance(len(chunk))
         return replies
+
+    def _generation_inputs(self, prompts: list[list[int]]) -> tuple[Any, Any, dict[str, Any]]:
+        """``generate``'s input ids, attention mask and cache for a chunk of prompts. The token
+        prefix they share (system prompt, task text: `_shared_head`) is run once and its keys
+        and values handed to ``generate`` as a filled cache for every row; the rest of each
+        prompt is left-padded after it (position ids follow the mask, so each row's positions
+        continue the prefix without gaps)."""
+        import torch
+
+        head = self._shared_head(prompts, min(len(p) for p in prompts) - 1)
+        if head is None:
+            ids, mask, _ = self._left_pad(prompts)
+            return ids, mask, {}
+        from transformers import DynamicCache
+
+        tokens, layers = head
+        rows = len(prompts)
+        rest_ids, rest_mask, _ = self._left_pad([p[len(tokens):] for p in prompts])
+        ids = torch.cat([torch.tensor([tokens] * rows, dtype=torch.long, device=rest_ids.device), rest_ids], dim=1)
+        mask = torch.cat([torch.ones((rows, len(tokens)), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
+        cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers],
+                             config=self.model.config)
+        return ids, mask, {_generate_cache_name(): cache}
 
     def constrainer(self) -> Any:
         """The llguidance state of this model (tokenizer wrapper, compiled grammars), built once."""
@@ -394,30 +440,34 @@ class HFChatModel:
         return self._score_tokens(prompts, continuations)
 
     def _score_tokens(self, prompts: list[list[int]], continuations: list[list[list[int]]]) -> list[list[float]]:
-        """The one scoring implementation: chunks of ``batch_size`` prompts (sorted by length),
-        each chunk scored by `_score_chunk`."""
+        """The one scoring implementation (module docstring): the token prefix every prompt of
+        the call shares runs once (its KV cache remembered for the next call), the prompts are
+        sorted by length and cut into chunks of about `SCORE_TOKENS_PER_PASS` tokens, and each
+        chunk is scored in ONE forward pass by `_score_chunk`."""
         if not prompts:
             return []
         items = [_score_item(p, c) for p, c in zip(prompts, continuations)]
         scores: list[list[float]] = [[0.0] * item.width for item in items]
-        order = sorted((i for i, item in enumerate(items) if item.rests), key=lambda i: len(items[i].prompt))
+        order = [i for i, item in enumerate(items) if item.rests]
         self.stats.score_calls += 1
         self.stats.score_conversations += len(items)
         progress.advance(len(items) - len(order))  # nothing to run for them
-        # batch_size prompts per pass; the continuations' pass then has one row per continuation,
-        # but only the continuations' tokens after their common prefix
-        per_chunk = self.batch_size
         started = time.perf_counter()
-        for start in range(0, len(order), per_chunk):
-            chunk = order[start : start + per_chunk]
-            try:
-                rows = self._score_chunk([items[i] for i in chunk])
-            except RuntimeError as exc:
-                raise BackendError(f"model {self.name!r}: scoring failed ({_one_line(exc)})") from exc
-            for index, row in zip(chunk, rows):
-                for column, value in zip(items[index].columns, row):
-                    scores[index][column] = value
-            progress.advance(len(chunk))
+        try:
+            # every prompt keeps the tokens whose logits are scored: its continuations' common
+            # prefix and the token before it
+            head = self._shared_head([items[i].prompt for i in order],
+                                     min((len(items[i].prompt) - len(items[i].prefix) - 1 for i in order), default=0))
+            # sorted by the length that remains after the shared prefix (the padding of a chunk)
+            order.sort(key=lambda i: (len(items[i].prompt), max(len(r) for r in items[i].rests)))
+            for chunk in self._score_chunks(order, items, len(head[0]) if head else 0):
+                rows = self._score_chunk([items[i] for i in chunk], head)
+                for index, row in zip(chunk, rows):
+                    for column, value in zip(items[index].columns, row):
+                        scores[index][column] = value
+                progress.advance(len(chunk))
+        except RuntimeError as exc:
+            raise BackendError(f"model {self.name!r}: scoring failed ({_one_line(exc)})") from exc
         self._count("score_ms", int((time.perf_counter() - started) * 1000))
         return scores
 
@@ -440,91 +490,133 @@ class HFChatModel:
         out = self.model(**inputs)
         return out, (getattr(out, "cache", None) if new_name else getattr(out, "past_key_values", None))
 
-    def _score_chunk(self, items: list[_ScoreItem]) -> list[list[float]]:
-        """Per item, the log-probability of each of its rests (in ``item.rests`` order) after its
-        prompt; every item has at least one rest. Two passes: the prompts (which also score each
-        rest's first token), then the rests' remaining tokens on copies of the prompts' cache."""
+    def _shared_head(self, prompts: list[list[int]], limit: int) -> tuple[list[int], list[tuple[Any, Any]]] | None:
+        """(tokens, per-layer keys and values) of the token prefix all ``prompts`` share, at most
+        ``limit`` tokens, run once with batch size 1; None when fewer than two prompts or under
+        `MIN_SHARED_PREFIX` tokens. The last few heads are remembered: the prompts of one task
+        share the same prefix call after call (a boundary search sends one call per ring, and
+        the SCE requests start with the prediction prompt)."""
+        if len(prompts) < 2:
+            return None
+        shared = min(_common_prefix_len(prompts), limit)
+        for tokens, layers in self._heads:  # a remembered head all prompts start with, nearly as long
+            n = len(tokens)
+            if shared - _HEAD_SLACK <= n <= shared and prompts[0][:n] == tokens:
+                self._count("shared_prefix_reused", 1)
+                return tokens, layers
+        if shared < MIN_SHARED_PREFIX:
+            return None
         import torch
 
+        tokens = prompts[0][:shared]
         with torch.inference_mode():
-            keep = max(len(item.prefix) for item in items) + 1
-            width = max(len(rest) for item in items for rest in item.rests) - 1  # of the second pass
-            out, cache, mask = self._prompt_pass(items, keep, width)
-            prompt_logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)  # column keep-1 predicts the first rest token
-            totals = [torch.zeros(len(item.rests), dtype=torch.float64) for item in items]
+            _, cache = self._forward(1, input_ids=torch.tensor([tokens], device=self.device), use_cache=True)
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self._heads = [(tokens, layers)] + self._heads[: _HEADS_KEPT - 1]
+        self._count("shared_prefix_tokens", shared)
+        return tokens, layers
+
+    def _score_chunks(self, order: list[int], items: list[_ScoreItem], shared: int) -> Iterator[list[int]]:
+        """``order`` cut into chunks whose single pass holds at most ``score_tokens`` query
+        tokens (rows x (longest remainder + rests)), and at most ``4 * score_tokens`` cached
+        tokens (rows x (shared prefix + width)); at least one prompt per chunk."""
+        chunk: list[int] = []
+        remainder = segments = seg_width = 0
+        for i in order:
+            item = items[i]
+            r = max(remainder, len(item.prompt) - shared)
+            s = max(segments, len(item.rests))
+            w = max(seg_width, max(len(rest) for rest in item.rests) - 1)
+            width = r + (s * w if w > 0 else 0)
+            rows = len(chunk) + 1
+            if chunk and (rows * width > self.score_tokens or rows * (shared + width) > 4 * self.score_tokens):
+                yield chunk
+                chunk = []
+                r = len(item.prompt) - shared
+                s = len(item.rests)
+                w = max(len(rest) for rest in item.rests) - 1
+            chunk.append(i)
+            remainder, segments, seg_width = r, s, w
+        if chunk:
+            yield chunk
+
+    def _score_chunk(self, items: list[_ScoreItem], head: tuple[list[int], list[tuple[Any, Any]]] | None) -> list[list[float]]:
+        """Per item, the log-probability of each of its rests (in ``item.rests`` order) after its
+        prompt, in ONE forward pass over the chunk (every item has at least one rest). Row b
+        holds, after the shared head's cached keys and values: the prompt's remainder,
+        left-padded to the chunk's longest, then one segment per rest: the rest's tokens but its
+        last (which is predicted, never fed), padded to the longest segment. A 4-D attention mask
+        lets the remainder attend causally to the head and itself, and each segment to the head,
+        the remainder and itself (never to another rest); position ids continue each prompt's
+        real length in every segment. The first token of every rest is scored from the last
+        remainder column; the continuations' common prefix from the columns before it."""
+        import torch
+
+        p = len(head[0]) if head else 0
+        remainders = [item.prompt[p:] for item in items]
+        rows = len(items)
+        r_width = max(len(r) for r in remainders)
+        n_seg = max(len(item.rests) for item in items)
+        s_width = max(len(rest) for item in items for rest in item.rests) - 1  # tokens fed per segment
+        q_width = r_width + (n_seg * s_width if s_width > 0 else 0)
+        ids = torch.full((rows, q_width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((rows, q_width), dtype=torch.long)
+        allowed = torch.zeros((rows, q_width, p + q_width), dtype=torch.bool)
+        diagonal = torch.arange(q_width)
+        allowed[:, diagonal, p + diagonal] = True  # padding attends to itself (no empty softmax row)
+        causal = torch.ones((q_width, q_width), dtype=torch.bool).tril()
+        for b, (item, rem) in enumerate(zip(items, remainders)):
+            pad = r_width - len(rem)
+            ids[b, pad:r_width] = torch.tensor(rem)
+            positions[b, pad:r_width] = torch.arange(p, p + len(rem))
+            allowed[b, pad:r_width, :p] = True
+            allowed[b, pad:r_width, p + pad : p + r_width] = causal[pad:r_width, pad:r_width]
+            for j, rest in enumerate(item.rests):
+                fed = rest[:-1]
+                if not fed:
+                    continue
+                lo, hi = r_width + j * s_width, r_width + j * s_width + len(fed)
+                ids[b, lo:hi] = torch.tensor(fed)
+                positions[b, lo:hi] = torch.arange(p + len(rem), p + len(rem) + len(fed))
+                allowed[b, lo:hi, : p + r_width] = allowed[b, r_width - 1, : p + r_width]
+                allowed[b, lo:hi, p + lo : p + hi] = causal[: len(fed), : len(fed)]
+        c_max = max(len(item.prefix) for item in items)
+        keep = c_max + 1 + (q_width - r_width)  # the trailing columns whose logits are read
+        with torch.inference_mode():
+            cache = None
+            if head:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
+                                                     for k, v in head[1]], config=self.model.config)
+            out, _ = self._forward(keep, cache, input_ids=ids.to(self.device), position_ids=positions.to(self.device),
+                                   attention_mask=allowed[:, None].to(self.device), use_cache=cache is not None)
+            logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
+            where_b, where_col, tokens, owners = [], [], [], []  # owners: (row, rest index or -1 for all)
+            base = c_max  # the column (of the kept ones) that predicts each rest's first token
             for b, item in enumerate(items):
                 c = len(item.prefix)
-                if c:
-                    cols = torch.arange(keep - 1 - c, keep - 1)
-                    totals[b][:] += prompt_logp[b, cols, torch.tensor(item.prefix)].double().sum().cpu()
-                firsts = torch.tensor([rest[0] for rest in item.rests])
-                totals[b][:] += prompt_logp[b, keep - 1, firsts].double().cpu()
-            if width > 0:
-                self._rest_pass(items, cache, mask, width, totals)
-        return [t.tolist() for t in totals]
-
-    def _prompt_pass(self, items: list[_ScoreItem], keep: int, width: int) -> tuple[Any, Any, Any]:
-        """The (extended) prompts, once each, left-padded so they all end at the last column; the
-        logits of the last ``keep`` columns. Prompts of one task share a long token prefix (system
-        prompt, preamble, question, instructions): that prefix runs once, its cache is copied to
-        every row, and only the remainders run per prompt. Returns the output, its KV cache and
-        the mask."""
-        import torch
-
-        prompts = [item.prompt for item in items]
-        shared = min(_common_prefix_len(prompts), min(len(p) for p in prompts) - keep)
-        if len(items) > 1 and shared >= MIN_SHARED_PREFIX:
-            head = torch.tensor([prompts[0][:shared]], device=self.device)
-            _, cache = self._forward(1, input_ids=head, use_cache=True)
-            cache.batch_repeat_interleave(len(items))
-            ids, rest_mask, _ = self._left_pad([p[shared:] for p in prompts])
-            mask = torch.cat([torch.ones((len(items), shared), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-            out, cache = self._forward(keep, cache, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                       use_cache=True)
-            self._count("shared_prefix_tokens", shared)
-            self._count("prompt_tokens", int(rest_mask.sum()) + shared)
-        else:
-            ids, mask, positions = self._left_pad(prompts)
-            out, cache = self._forward(keep, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                       use_cache=width > 0)
-            self._count("prompt_tokens", int(mask.sum()))
-        return out, cache, mask
-
-    def _rest_pass(self, items: list[_ScoreItem], cache: Any, mask: Any, width: int, totals: list[Any]) -> None:
-        """The rests' remaining tokens, right-padded, each on a copy of its prompt's cache; their
-        log-probabilities are added to ``totals``."""
-        import torch
-
-        row_of = [b for b, item in enumerate(items) for _ in item.rests]
-        cache.batch_select_indices(torch.tensor(row_of, dtype=torch.long, device=self.device))
-        rows = len(row_of)
-        rest_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
-        rest_mask = torch.zeros((rows, width), dtype=torch.long)
-        rest_pos = torch.zeros((rows, width), dtype=torch.long)
-        lengths = mask.sum(-1).tolist()
-        r = 0
-        for b, item in enumerate(items):
-            for rest in item.rests:
-                fed = rest[:-1]  # the last token is predicted, never fed
-                if fed:
-                    rest_ids[r, : len(fed)] = torch.tensor(fed)
-                    rest_mask[r, : len(fed)] = 1
-                rest_pos[r] = lengths[b] + torch.arange(width)
-                r += 1
-        full_mask = torch.cat([mask[torch.tensor(row_of, device=mask.device)], rest_mask.to(self.device)], dim=1)
-        out, _ = self._forward(None, cache, input_ids=rest_ids.to(self.device), attention_mask=full_mask,
-                               position_ids=rest_pos.to(self.device), use_cache=True)
-        rest_logp = torch.log_softmax(out.logits.float(), dim=-1)
-        self._count("option_tokens", int(rest_mask.sum()))
-        r = 0
-        for b, item in enumerate(items):
-            for j, rest in enumerate(item.rests):
-                if len(rest) > 1:
-                    targets = torch.tensor(rest[1:], device=rest_logp.device)
-                    cols = torch.arange(len(rest) - 1, device=rest_logp.device)
-                    totals[b][j] += rest_logp[r, cols, targets].double().sum().cpu()
-                r += 1
+                for t, token in enumerate(item.prefix):
+                    where_b.append(b), where_col.append(base - c + t), tokens.append(token), owners.append((b, -1))
+                for j, rest in enumerate(item.rests):
+                    where_b.append(b), where_col.append(base), tokens.append(rest[0]), owners.append((b, j))
+                    for k, token in enumerate(rest[1:]):
+                        col = base + 1 + j * s_width + k
+                        where_b.append(b), where_col.append(col), tokens.append(token), owners.append((b, j))
+            where = [torch.tensor(v, device=logp.device) for v in (where_b, where_col, tokens)]
+            values = logp[where[0], where[1], where[2]].double().cpu().tolist()
+        totals = [[0.0] * len(item.rests) for item in items]
+        shared_part = [0.0] * rows
+        for (b, j), value in zip(owners, values):
+            if j < 0:
+                shared_part[b] += value
+            else:
+                totals[b][j] += value
+        self._count("prompt_tokens", sum(len(r) for r in remainders) + p)
+        self._count("option_tokens", sum(len(rest) - 1 for item in items for rest in item.rests))
+        self._count("padded_tokens", rows * q_width - sum(len(r) for r in remainders)
+                    - sum(len(rest) - 1 for item in items for rest in item.rests))
+        return [[shared_part[b] + t for t in row] for b, row in enumerate(totals)]
 
     def _count(self, key: str, value: int) -> None:
         self.stats.extra[key] = self.stats.extra.get(key, 0) + value
@@ -532,6 +624,59 @@ class HFChatModel:
 
 MIN_SHARED_PREFIX = 16  # tokens; below this a separate prefix pass costs more than it saves (the one
 # threshold of every scoring path: score_options, score_replies, score_token_continuations)
+SCORE_TOKENS_PER_PASS = 4096  # query tokens of one scoring pass at batch size 8 (scaled with it):
+# large enough that the matrix products run near the machine's peak, small enough for the
+# attention mask and the cached keys (benchmarks/bench_end_to_end.py measures it)
+_HEADS_KEPT = 4  # shared-prefix caches remembered between scoring calls
+_HEAD_SLACK = 16  # a remembered prefix is reused when at most this many tokens shorter than the shared one
+_GQA_SDPA = "sce_sdpa_gqa"  # the attention implementation registered by `_use_gqa_sdpa`
+
+
+def _sdpa_gqa_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
+                        scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any) -> tuple[Any, None]:
+    """transformers' SDPA attention, but grouped-query heads are handed to torch's kernel as they
+    are (``enable_gqa``) also when there is a mask: transformers repeats the key and value heads
+    into copies on CPU whenever a mask is given (padding, scoring masks), which cost a fifth of a
+    scoring pass. The same arithmetic; anything unusual goes to transformers' own function."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    q_len, kv_len = query.shape[2], key.shape[2]
+    causal = q_len > 1 and attention_mask is None and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
+    plain = (dropout == 0.0 or not module.training) and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
+    if not plain or key.shape[1] == query.shape[1] or (causal and kv_len != q_len) or query.device.type != "cpu":
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
+                                                           is_causal=bool(causal), enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _use_gqa_sdpa(model: Any) -> None:
+    """Run ``model``'s attention through `_sdpa_gqa_attention` when it uses transformers' SDPA
+    attention on CPU (other implementations and devices are left as they are)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa" or next(model.parameters()).device.type != "cpu":
+        return
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(_GQA_SDPA, _sdpa_gqa_attention)
+        AttentionMaskInterface.register(_GQA_SDPA, sdpa_mask)
+        model.set_attn_implementation(_GQA_SDPA)
+    except (ImportError, AttributeError, ValueError):  # a transformers without these hooks: its own SDPA
+        return
+
+
+def _generate_cache_name() -> str:
+    """The name ``generate`` takes a filled KV cache by: ``cache`` since transformers 5 renamed
+    it (``past_key_values`` is deprecated there), ``past_key_values`` before."""
+    try:
+        from transformers.generation.utils import ALL_CACHE_NAMES
+    except ImportError:
+        return "past_key_values"
+    return "cache" if "cache" in ALL_CACHE_NAMES else "past_key_values"
 
 
 def _common_prefix_len(rows: list[list[int]]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import shutil
 from pathlib import Path
@@ -364,3 +365,66 @@ def test_scoring_and_generation_use_no_deprecated_transformers_api(tiny_model_di
     assert model.stats.extra.get("shared_prefix_tokens", 0) > 0
     expected = [[naive_option_logprob(model, c, o) for o in OPTIONS] for c in conversations]
     assert torch.allclose(torch.tensor(scores, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), atol=1e-4)
+
+
+def test_scores_do_not_depend_on_chunking_order_or_remembered_prefixes(tiny_model_dir):
+    """The one-pass scoring (options as masked segments after the prompt, chunks by token budget,
+    the shared prefix run once per call and remembered for the next) gives every prompt the
+    log-probabilities of a naive full forward in float64, to fp32 rounding (1e-5), whatever the
+    chunk size, the order of the prompts, or whether the prefix was remembered from a call before."""
+    import random
+
+    from sce_checks.prompts.common import canonical_answer
+    from sce_checks.prompts.grid import prediction_conversation
+    from sce_checks.tasks.builtin_grids import INCOME
+
+    convs = [prediction_conversation(INCOME, INCOME.point_at(i)) for i in (3, 40, 41, 700, 1500, 1919)]
+    options = [canonical_answer(o) for o in INCOME.options] + ["Below", '{"answer": "unknown, sorry"}']
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=8))
+    expected = torch.tensor([[naive_option_logprob(model, c, o) for o in options] for c in convs], dtype=torch.float64)
+    runs = {}
+    for budget in (1, 200, 10**6):  # one prompt per pass, a few, all in one
+        model.score_tokens = budget
+        model._heads.clear()
+        runs[budget] = model.score_options(convs, options)
+    assert model.stats.extra["shared_prefix_tokens"] >= 16
+    runs["again"] = model.score_options(convs, options)  # the remembered prefix, not recomputed
+    assert model.stats.extra["shared_prefix_reused"] >= 1
+    order = list(range(len(convs)))
+    random.Random(0).shuffle(order)
+    shuffled = model.score_options([convs[i] for i in order], options)
+    runs["shuffled"] = [shuffled[order.index(i)] for i in range(len(convs))]
+    for name, scores in runs.items():
+        assert torch.allclose(torch.tensor(scores, dtype=torch.float64), expected, atol=1e-5, rtol=0), name
+
+
+def test_one_pass_scoring_handles_rows_of_different_widths(tiny_model):
+    """Rows with different numbers of replies and reply lengths (empty, one token, many) in one
+    pass: each value equals scoring that reply alone."""
+    rows = [["Yes", "", "No, because the record says so."], ["A"], ["Because it is dull.", "Because."]]
+    convs = [MEDIUM, SHORT, LONG]
+    batched = tiny_model.score_replies(convs, rows)
+    alone = [[tiny_model.score_replies([c], [[r]])[0][0] for r in row] for c, row in zip(convs, rows)]
+    assert [len(r) for r in batched] == [3, 1, 2]
+    assert _close(batched, alone)
+
+
+def test_batched_generation_with_a_shared_prefix_equals_one_by_one(tiny_model_dir):
+    """SCE requests of one task share their first turn up to the record: the batch runs that
+    prefix once and generates after it. The replies equal one conversation at a time (no shared
+    prefix) and a naive greedy loop; under a schema too."""
+    from sce_checks.prompts.grid import sce_conversation
+    from sce_checks.prompts.schemas import grid_sce_schema
+    from sce_checks.tasks.builtin_grids import INCOME
+
+    model = load_model(f"hf:{tiny_model_dir}", ModelOptions(batch_size=8))
+    convs = [sce_conversation(INCOME, INCOME.point_at(i), '{"answer": "Above $50,000"}', "Below $50,000", variant)
+             for i in (5, 300, 1200) for variant in ("unconstrained", "minimal")]
+    decoding = Decoding(max_new_tokens=8)
+    batched = model.chat(convs, decoding)
+    assert model.stats.extra["shared_prefix_tokens"] >= 16  # the prefix path ran
+    assert batched == [model.chat([c], decoding)[0] for c in convs]
+    assert batched == [naive_greedy(model, c, 8) for c in convs]
+    if importlib.util.find_spec("llguidance") is not None:
+        constrained = Decoding(max_new_tokens=40).with_schema(grid_sce_schema(INCOME))
+        assert model.chat(convs, constrained) == [model.chat([c], constrained)[0] for c in convs]

@@ -1,0 +1,111 @@
+"""Stop a generated reply at the end of its JSON object (``Decoding.stop_after_json``).
+
+Every reply sce-checks asks for is one JSON object ("Reply with a JSON object only"). A model
+that keeps talking after it closes the object makes a batched ``generate`` run on to
+``max_new_tokens`` for the whole batch. `JsonObjectEnd`, a transformers stopping criterion,
+ends each row as soon as its reply holds the object the reply reader would take:
+
+* the row's text is scanned as `sce_checks.parsing` scans a reply for objects: a top-level
+  ``{`` opens a span, quotes (double or single, inside a span) are followed with their
+  backslash escapes, so braces inside strings are not counted, and the span ends where its
+  depth returns to 0;
+* a span that closes and reads as an object (`sce_checks.parsing`'s own reader, JSON or a
+  Python-literal dict) stops the row; one that does not read is passed over, as the reader
+  passes it over.
+
+So the lenient reading of a stopped reply is the reading of the full reply: the first object
+that reads. It can differ only where the full reply held more than one different object (the
+strict reading refuses that; the lenient one notes ``first_object``) or a fenced object after
+an unfenced one. The raw reply ends at the token that closed the object; that is why the
+request says so in its cache key (``Decoding.as_dict``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from transformers import StoppingCriteria
+
+from sce_checks.parsing import MAX_REPLY_CHARS, _load
+
+__all__ = ["JsonObjectScanner", "JsonObjectEnd"]
+
+
+class JsonObjectScanner:
+    """Text fed piece by piece; `feed` answers True once a top-level object has closed that
+    reads as a dict (then the scanner stays done)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote = ""
+        self.escape = False
+        self.span: list[str] = []
+        self.chars = 0
+        self.done = False
+
+    def feed(self, text: str) -> bool:
+        if self.done:
+            return True
+        for ch in text:
+            self.chars += 1
+            if self.depth > 0:
+                self.span.append(ch)
+            if self.quote:
+                if self.escape:
+                    self.escape = False
+                elif ch == "\\":
+                    self.escape = True
+                elif ch == self.quote:
+                    self.quote = ""
+                continue
+            if ch in "\"'" and self.depth > 0:
+                self.quote = ch
+            elif ch == "{":
+                if self.depth == 0:
+                    self.span = [ch]
+                self.depth += 1
+            elif ch == "}" and self.depth > 0:
+                self.depth -= 1
+                if self.depth == 0:
+                    value, _ = _load("".join(self.span))
+                    self.span = []
+                    if isinstance(value, dict):
+                        self.done = True
+                        return True
+        if self.chars > MAX_REPLY_CHARS:  # the reader would not look at such a reply: no use scanning
+            self.span = []
+        return False
+
+
+class JsonObjectEnd(StoppingCriteria):
+    """Per row of one ``generate`` call over left-padded prompts of ``prompt_width`` columns:
+    True from the step whose token closed the row's first readable object. ``stopped_at[row]``
+    is the number of generated tokens the reply keeps (None: never closed)."""
+
+    def __init__(self, tokenizer: Any, rows: int, prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.scanners = [JsonObjectScanner() for _ in range(rows)]
+        self.stopped_at: list[int | None] = [None] * rows
+        self._pieces: dict[int, str] = {}
+
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.tokenizer.decode([token])
+        return piece
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        generated = input_ids.shape[1] - self.prompt_width
+        done = []
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if self.stopped_at[row] is None and generated > 0 and self.scanners[row].feed(self._piece(token)):
+                self.stopped_at[row] = generated
+            done.append(self.stopped_at[row] is not None)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def cut(self, row: int, tokens: Sequence[int]) -> list[int]:
+        """The row's generated tokens up to the one that closed its object."""
+        end = self.stopped_at[row]
+        return list(tokens if end is None else tokens[:end])
