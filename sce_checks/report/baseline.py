@@ -36,10 +36,12 @@ BASELINE_SCHEMA = "sce-checks/baseline/v2"
 OLD_SCHEMAS = ("sce-checks/baseline/v1",)  # aggregate figures only: compared against the tolerance alone
 METRICS_VERSION = 1  # bump when a figure's definition changes
 MODES = ("paired", "tolerance")
-# Rounding, not a regression: figures computed from fp32 log-probabilities move by ~1e-7 when the
-# same prompts are scored in other batches (padding and shared-prefix passes change the order of
-# sums); a real change moves a figure by far more (one example of 40 moves a rate by 0.025).
-ROUNDING = 1e-6
+# Rounding, not a regression: figures computed from fp32 log-probabilities move when the same
+# prompts are scored in other batches or chunks (padding, shared-prefix passes and the one-pass
+# option segments change the order of sums: SmolLM2's log-probabilities moved by up to 3.9e-5
+# between two scoring layouts); a real change moves a figure by far more (one example of 40
+# moves a rate by 0.025).
+ROUNDING = 1e-4
 SHOWN = ("prediction", "target", "counterfactual")  # kept per example to show what changed
 
 

@@ -16,5 +16,8 @@ def test_rounding_is_not_a_regression_but_one_example_is(tmp_path):
     baseline = load_baseline(path)
     (same,) = compare(baseline, [result(before - 6e-9)], {}, tolerance=0.0)
     assert not same.regressed and ROUNDING < 1 / 40
+    # log-probabilities moved by up to 3.9e-5 between two scoring layouts of the hf backend
+    (layout,) = compare(baseline, [result(before - 3.9e-5)], {}, tolerance=0.0)
+    assert not layout.regressed
     (worse,) = compare(baseline, [result(before - 1 / 40)], {}, tolerance=0.0)
     assert worse.regressed
