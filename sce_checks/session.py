@@ -329,8 +329,11 @@ class SCESession:
             from sce_checks.report.changes import changes_html
             from sce_checks.report.html import write_html
 
+            from sce_checks.report.baseline import load_baseline, reference_results
+
+            references = [r for rep in reports for r in reference_results(load_baseline(rep.path), rep.path)]
             write_html(spec.html, results, env, extra_sections=[changes_html(reports)] if reports else (),
-                       skipped=self.skipped)
+                       skipped=self.skipped, references=references)
         if spec.save_baseline:
             from sce_checks.report.baseline import save_baseline
 

@@ -655,3 +655,26 @@ def compare_saved(paths: Sequence[str], tolerance: float | Tolerances = 0.0, mod
             report.notes.append(f"results in only one of the two, not compared: {', '.join(left)}")
         out.append(report)
     return out
+
+
+def reference_results(baseline: dict[str, Any], path: str) -> list[CheckResult]:
+    """The SCE entries of a loaded baseline as results the validity-minimality plot can draw
+    beside the run's (report/plots.py): validity, its Wilson interval from the stored per-example
+    outcomes (none for a v1 baseline, which has no counts), and the minimality figures. Nothing
+    is recomputed but the interval over the stored counts; other checks are not drawn there."""
+    from sce_checks.metrics.stats import wilson_interval
+
+    out = []
+    for key, entry in baseline.get("entries", {}).items():
+        check, dataset, variant = (key.split("/") + ["-", "-"])[:3]
+        if check != "sce":
+            continue
+        figures = dict(entry["figures"])
+        examples = entry.get("examples")
+        if examples:
+            outcomes = [e.get("outcomes", {}) for e in examples.values()]
+            generated = sum(1 for o in outcomes if o.get("generated") is True)
+            figures["validity_ci"] = list(wilson_interval(sum(1 for o in outcomes if o.get("valid") is True), generated))
+        out.append(CheckResult(check, f"baseline {Path(path).name}", dataset, None if variant == "-" else variant,
+                               entry.get("n", 0), figures, []))
+    return out

@@ -106,9 +106,10 @@ def _svg(fig) -> str:
     return text[text.index("<svg") :]
 
 
-def _plots(results: Sequence[CheckResult]) -> str:
+def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = ()) -> str:
     """The plots each result's check asks for (`Check.plots`), drawn over that check's results;
-    a plot with no data is one line saying why."""
+    a plot with no data is one line saying why. ``references``: a compared baseline's results,
+    drawn beside the run's on the validity-minimality plot only."""
     from sce_checks.checks import get_check
     from sce_checks.report.plots import PLOTS
 
@@ -118,7 +119,8 @@ def _plots(results: Sequence[CheckResult]) -> str:
     out = []
     for check, rs in by_check.items():
         for name in get_check(check).plots:
-            for plot in PLOTS[name](rs):
+            drawn_over = [*rs, *(r for r in references if r.check == check)] if name == "validity_minimality" else rs
+            for plot in PLOTS[name](drawn_over):
                 if plot.figure is None:
                     out.append(f'<p class="omitted" data-plot="{html_text(plot.name)}">{html_text(plot.title)}: '
                                f'not drawn, {html_text(plot.omitted)}.</p>')
@@ -131,7 +133,9 @@ def _plots(results: Sequence[CheckResult]) -> str:
 
 
 def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
-                skipped: Sequence[str] = ()) -> str:
+                skipped: Sequence[str] = (), references: Sequence[CheckResult] = ()) -> str:
+    """The page; ``references``: a compared baseline's results (report/baseline.py:
+    `reference_results`), points beside the run's on the validity-minimality plot."""
     env = html_text(
         f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
         f"prediction {environment.get('prediction')} | elicitation {environment.get('elicitation')} | "
@@ -158,7 +162,7 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
         parts.append("<ul>" + "".join(f"<li>{html_text(n)}</li>" for n in lines) + "</ul>")
     parts.extend(extra_sections)
     parts.append(boundary_section(results))
-    plots = _plots(results)
+    plots = _plots(results, references)
     if plots:
         parts.append("<h2>Figures</h2>")
         parts.append(plots)
@@ -169,7 +173,7 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
 
 
 def write_html(path, results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
-               skipped: Sequence[str] = ()) -> None:
+               skipped: Sequence[str] = (), references: Sequence[CheckResult] = ()) -> None:
     from sce_checks.report.json_report import write_atomic
 
-    write_atomic(path, render_html(results, environment, extra_sections, skipped))
+    write_atomic(path, render_html(results, environment, extra_sections, skipped, references))

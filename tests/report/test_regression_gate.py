@@ -87,6 +87,8 @@ def test_six_of_twenty_regressed_fails_the_default_gate_and_lists_them(workdir, 
     for name in ("r.md", "r.html"):
         text = (workdir / name).read_text()
         assert all(i in text for i in models["six"]) and "validity fell from 1.00 to 0.70" in text
+    # the baseline's points beside the run's on the validity-minimality plot (its legend)
+    assert "baseline base.json / toy / minimal" in (workdir / "r.html").read_text()
 
 
 def test_six_of_twenty_over_every_figure_is_not_significant_and_says_why(workdir, models, capsys):
@@ -239,3 +241,15 @@ def test_comparison_tables_fit_the_terminal(workdir, models, width):
         lines = text.splitlines()
         assert lines and max(len(line) for line in lines) <= width
         assert all(i in text for i in models["six"]) or "validity" in text
+
+
+def test_reference_points_of_a_baseline_by_hand(workdir, models):
+    """The baseline's SCE results as plot points: validity 20/20 with its Wilson 95% interval
+    from the stored outcomes, [0.839, 1] (n = 20, z = 1.96: centre (20 + 1.92) / 23.84 = 0.9195,
+    half-width 1.96 * sqrt(0 + 0.9604) / 23.84 = 0.0806)."""
+    from sce_checks.report.baseline import reference_results
+
+    refs = reference_results(load_baseline(workdir / "base.json"), "base.json")
+    assert {(r.model, r.variant) for r in refs} == {("baseline base.json", "unconstrained"), ("baseline base.json", "minimal")}
+    for r in refs:
+        assert r.figures["validity"] == 1.0 and r.figures["validity_ci"] == [pytest.approx(0.8389, abs=1e-4), 1.0]
