@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers.rule_models import POLICIES, TOY, RuleModel, read_record, toy_rule
+from tests.helpers.rule_models import POLICIES, TOY, RuleModel, toy_rule
 
 
 class PartlyShort(RuleModel):
@@ -17,13 +17,6 @@ class PartlyShort(RuleModel):
     def identity(self):
         return {"backend": "python", "model": f"partly-short/{sorted(self.short_on)}"}
 
-    def chat(self, conversations, decoding):
-        out = []
-        for conv in conversations:
-            x = read_record(self.task, conv[0]["content"])
-            if len(conv) == 1:
-                out.append(json.dumps({"answer": self.rule(x)}))
-                continue
-            cf = POLICIES["short" if x in self.short_on else "boundary"](self.task, self.rule, x)
-            out.append("```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```")
-        return out
+    def sce_text(self, x) -> str:
+        cf = POLICIES["short" if x in self.short_on else "boundary"](self.task, self.rule, x)
+        return "```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```"

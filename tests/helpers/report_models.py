@@ -75,22 +75,12 @@ class MixedRuleModel(RuleModel):
     def __init__(self, task: GridTask, rule) -> None:
         super().__init__(task, rule, "mixed")
 
-    def chat(self, conversations, decoding):
-        from tests.helpers.rule_models import read_record
-
-        out = []
-        for conv in conversations:
-            x = read_record(self.task, conv[0]["content"])
-            if len(conv) == 1:
-                out.append(json.dumps({"answer": self.rule(x)}))
-                continue
-            policy = mixed_policy(x)
-            if policy == "garbage":
-                out.append("I would rather not change this record.")
-            else:
-                cf = POLICIES[policy](self.task, self.rule, x)
-                out.append("```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```")
-        return out
+    def sce_text(self, x) -> str:
+        policy = mixed_policy(x)
+        if policy == "garbage":
+            return "I would rather not change this record."
+        cf = POLICIES[policy](self.task, self.rule, x)
+        return "```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```"
 
 
 class MixedTextModel(TextRuleModel):

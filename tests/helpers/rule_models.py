@@ -95,6 +95,10 @@ class RuleModel:
                 out.append(self.sce_reply(self.sce_count))
                 self.sce_count += 1
             else:
-                cf = POLICIES[self.policy](self.task, self.rule, x)
-                out.append("Here you go:\n```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```")
+                out.append(self.sce_text(x))
         return out
+
+    def sce_text(self, x) -> str:
+        """The SCE reply for record ``x`` (subclasses choose a policy per record)."""
+        cf = POLICIES[self.policy](self.task, self.rule, x)
+        return "Here you go:\n```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```"
