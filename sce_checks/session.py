@@ -311,7 +311,7 @@ class SCESession:
             return usage
         env = self.environment()
         spec = self.spec
-        reports, bad = self._compare_baselines(results, env)
+        reports, references, bad = self._compare_baselines(results, env)
         if spec.json:
             from sce_checks.report.json_report import write_json
 
@@ -329,9 +329,6 @@ class SCESession:
             from sce_checks.report.changes import changes_html
             from sce_checks.report.html import write_html
 
-            from sce_checks.report.baseline import load_baseline, reference_results
-
-            references = [r for rep in reports for r in reference_results(load_baseline(rep.path), rep.path)]
             write_html(spec.html, results, env, extra_sections=[changes_html(reports)] if reports else (),
                        skipped=self.skipped, references=references)
         if spec.save_baseline:
@@ -344,14 +341,15 @@ class SCESession:
             return pytest.ExitCode.TESTS_FAILED
         return usage
 
-    def _compare_baselines(self, results: list, env: dict) -> tuple[list, bool]:
+    def _compare_baselines(self, results: list, env: dict) -> tuple[list, list, bool]:
         """Every baseline of the run compared (``--baseline`` over all results, an audit file's
         over its own), by one rule: the spec's ``baseline_mode``, ``alpha`` and
         ``baseline_metrics``, or the audit file's own where it gives them (as its ``tolerance``)
         (sce_checks/report/baseline.py). A comparison that cannot be made
-        (another sample, a missing entry) is bad input: (reports so far, True)."""
+        (another sample, a missing entry) is bad input. Returns (the comparison reports, the
+        baselines' SCE results to draw beside the run's, whether a comparison failed)."""
         from sce_checks.errors import UserInputError
-        from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances
+        from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances, reference_results
 
         spec = self.spec
         run_gate = {"baseline_mode": spec.baseline_mode, "alpha": spec.alpha, "baseline_metrics": spec.baseline_metrics}
@@ -362,17 +360,19 @@ class SCESession:
             mine = [r for key, r in self._results.items()
                     if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["units"]]
             comparisons.append((path, audit["tolerance"], mine, {**run_gate, **audit.get("gate", {})}))
-        reports = []
+        reports, references = [], []
         for path, tolerance, subset, gate in comparisons:
             try:
-                reports.append(compare_run(load_baseline(path), subset, env, parse_tolerances(tolerance, "--sce-tolerance"),
+                baseline = load_baseline(path)
+                reports.append(compare_run(baseline, subset, env, parse_tolerances(tolerance, "--sce-tolerance"),
                                            path, gate["baseline_mode"], gate["alpha"], gate["baseline_metrics"]))
             except UserInputError as exc:
                 self.errors.append(str(exc))
                 self.input_errors.append(str(exc))
-                return reports, True
+                return reports, references, True
+            references.extend(reference_results(baseline, path))
         self.comparison_reports = reports
-        return reports, False
+        return reports, references, False
 
     def terminal_summary(self, tr) -> None:
         if self.is_worker:
