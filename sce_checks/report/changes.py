@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from sce_checks.report.safe import html_text, markdown_text
 
-HEADERS = ["result", "id", "", "what changed", "before: answer; SCE", "after: answer; SCE"]
+HEADERS = ["result", "id", "direction", "what changed", "before: answer; SCE", "after: answer; SCE"]
 SHOWN = 30  # rows shown in a report; the JSON report has them all
 
 
