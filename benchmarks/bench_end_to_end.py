@@ -448,15 +448,17 @@ def main() -> int:
     parser.add_argument("--text-limit", type=int, default=None, help="sentiment examples (default 5; --quick 1; 0: none)")
     parser.add_argument("--grid", default="income", help="grid dataset (default income)")
     parser.add_argument("--grid-sample", type=int, default=None, help="grid points the reference's whole-grid stage is timed on (default 48; --quick 12)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads for both sides (default 1: on a machine shared with other jobs, two "
-                             "threads wait on each other in every small product, which slowed generation up to 7x)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for both sides (default: torch's own, one per core, as an audit runs; "
+                             "on a machine shared with other jobs pass 1: there, two threads wait on each other in every "
+                             "small product, which slowed generation up to 7x)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     limit = args.limit if args.limit is not None else (2 if args.quick else 20)
     text_limit = args.text_limit if args.text_limit is not None else (1 if args.quick else 5)
     grid_sample = args.grid_sample or (12 if args.quick else 48)
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     began = time.perf_counter()
     peak = matmul_peak(torch.get_num_threads())
@@ -506,7 +508,7 @@ def main() -> int:
                 findings.append(f"[{dataset}] reference whole-grid stage EXTRAPOLATED: {len(ref['sample'])} random grid points "
                                 f"measured at {ref['per_point']:.3f} s per point, {task.size} points extrapolated")
     grid_task = load_task(args.grid)
-    peaks = [peak, matmul_peak(args.threads)]
+    peaks = [peak, matmul_peak(torch.get_num_threads())]
     peak = max(peaks)  # the machine's load moves: the best of the measurements is its peak
     focused = [scoring_pass(model, counter, grid_task, 64, peak)]
     focused += generation_pass(model, counter, meter, grid_task, task_examples(grid_task, 2 if args.quick else 4, args.seed + 1))

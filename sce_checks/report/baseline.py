@@ -264,6 +264,15 @@ class Comparison:
     gated: bool = True
     how: str = "tolerance"  # "paired" | "tolerance" | why no paired test was possible
 
+    def status(self) -> str:
+        """The row's verdict word, one for every report: REGRESSED, ok, undefined (no value on
+        one side) or not gated (shown and tested, but it cannot fail the gate)."""
+        if self.regressed:
+            return "REGRESSED"
+        if not self.gated:
+            return "not gated"
+        return "ok" if self.delta is not None or self.before == self.after else "undefined"
+
     def verdict(self) -> str:
         """One line that explains the row: the move, the paired difference with its interval, the
         test and the examples that moved."""
@@ -568,11 +577,8 @@ def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False
         paired = "-" if t is None else f"{t.delta:+.3f} [{t.low:+.3f}, {t.high:+.3f}] n={t.n}"
         test = "-" if t is None else f"{t.test} {_p(t.p)}" + (f" (Holm {_p(c.p_holm)})" if c.p_holm is not None else "")
         moved = "-" if t is None else f"{t.worse}/{t.better}"
-        status = "REGRESSED" if c.regressed else ("ok" if c.delta is not None or c.before == c.after else "undefined")
-        if not c.gated and not c.regressed:
-            status = "not gated"
         table.append([c.key, c.metric, fmt(c.before), fmt(c.after), ("-" if c.delta is None else f"{c.delta:+.4f}"),
-                      paired, test, moved, status])
+                      paired, test, moved, c.status()])
     headers = ["result", "metric", "before", "after", "delta", "paired delta [95% CI]", "p (one-sided)",
                "worse/better", "verdict"]
     return fit_table(headers, [[plain(c) for c in row] for row in table], width)
@@ -616,11 +622,15 @@ def read_saved(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         env = data.get("environment") or {}
         samples = env.get("samples") or {}
         entries = {}
-        for raw in data["results"]:
+        for n, raw in enumerate(data["results"]):
+            if not isinstance(raw, dict):
+                raise UserInputError(f"{shown}: results[{n}]: expected an object, got {type(raw).__name__}")
             try:
                 r = CheckResult.from_dict(raw)
-            except (TypeError, KeyError, AttributeError) as exc:
-                raise UserInputError(f"{shown}: a result could not be read ({exc})") from None
+            except KeyError as exc:
+                raise UserInputError(f"{shown}: results[{n}]: the field {exc.args[0]!r} is missing") from None
+            except (TypeError, AttributeError) as exc:
+                raise UserInputError(f"{shown}: results[{n}] could not be read ({exc})") from None
             s = samples.get(r.dataset, {})
             entries[_key(r)] = baseline_entry(r, s.get("ids", [e.id for e in r.examples]), s.get("task"))
         return entries, env

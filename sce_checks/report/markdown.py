@@ -46,12 +46,17 @@ def threshold_rows(results: Sequence[CheckResult]) -> list[list[str]]:
     return rows
 
 
+_GATE_WORDS = {"REGRESSED": "FAIL", "ok": "PASS", "undefined": "-"}  # `Comparison.status` as a gate verdict
+
+
 def baseline_rows(comparisons: Sequence[Any]) -> list[list[str]]:
-    """One row per figure compared with a baseline (report/baseline.py: `Comparison`): FAIL when
-    it regressed beyond its tolerance; figures undefined before and after are left out."""
+    """One row per figure compared with a baseline (report/baseline.py: `Comparison`), its
+    verdict the terminal's (`Comparison.status`) in gate words: FAIL, PASS, "-" (undefined) or
+    "not gated" (a figure that cannot fail the gate is no gate); figures undefined before and
+    after are left out."""
     four = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     return [[c.key, c.metric, four(c.before), four(c.after), "-" if c.delta is None else f"{c.delta:+.4f}",
-             "FAIL" if c.regressed else ("PASS" if c.delta is not None else "-")]
+             _GATE_WORDS.get(c.status(), c.status())]
             for c in comparisons if not (c.before is None and c.after is None)]
 
 

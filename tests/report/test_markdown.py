@@ -44,16 +44,19 @@ def test_every_gate_is_shown_with_pass_or_fail_and_the_verdict_comes_first():
     b.record_verdict("validity>=0.5", 0.0, passed=False, expected_failure=True)
     compared = [Comparison("sce/python:m/data1/minimal", "validity", 0.6, 0.0, -0.6, True),
                 Comparison("sce/python:m/data1/minimal", "mean_rcf_a", 0.2, 0.2, 0.0, False),
-                Comparison("sce/python:m/data1/minimal", "mean_icf_a", None, None, None, False)]  # undefined: left out
+                Comparison("sce/python:m/data1/minimal", "mean_icf_a", None, None, None, False),  # undefined: left out
+                Comparison("sce/python:m/data1/minimal", "mean_distance", 0.1, 0.3, 0.2, False, gated=False)]
     text = render_markdown([a, b], ENV, baselines=[("base.json", compared)])
-    assert text.splitlines()[2] == "**FAIL**: 2 of 4 gates failed"  # the expected failure is not a gate that failed
+    # the expected failure is not a gate that failed; a figure that is not gated is no gate
+    assert text.splitlines()[2] == "**FAIL**: 2 of 4 gates failed"
     gates = tables(github(text.split("## Gates")[1].split("## Worst")[0]))
     assert gates[0][1:] == [["python:m / data1 / minimal", "validity&gt;=0.8", "0.000", "FAIL"],
                             ["python:m / data1 / minimal", "generation_rate&gt;=0.5", "1.000", "PASS"],
                             ["python:m / data2 / minimal", "validity&gt;=0.5", "0.000", "XFAIL"]]
     assert gates[1][0] == ["result", "figure", "before", "after", "change", "verdict"]
     assert [row[1:] for row in gates[1][1:]] == [["validity", "0.6000", "0.0000", "-0.6000", "FAIL"],
-                                                ["mean_rcf_a", "0.2000", "0.2000", "+0.0000", "PASS"]]
+                                                ["mean_rcf_a", "0.2000", "0.2000", "+0.0000", "PASS"],
+                                                ["mean_distance", "0.1000", "0.3000", "+0.2000", "not gated"]]
     assert "Baseline base.json:" in text
 
     passing = result(3)

@@ -144,6 +144,18 @@ def test_compare_saved_reports_without_a_model(workdir, models, capsys):
     assert "missing.json: no such file" in capsys.readouterr().err
 
 
+def test_compare_names_the_result_and_the_field_it_cannot_read(workdir, models, capsys):
+    report = json.loads((workdir / "base-report.json").read_text())
+    del report["results"][0]["model"]
+    (workdir / "no-model.json").write_text(json.dumps(report))
+    assert main(["--compare", "base.json", "no-model.json"]) == 2
+    assert "no-model.json: results[0]: the field 'model' is missing" in capsys.readouterr().err
+    report["results"] = [None]
+    (workdir / "null-result.json").write_text(json.dumps(report))
+    assert main(["--compare", "base.json", "null-result.json"]) == 2
+    assert "null-result.json: results[0]: expected an object, got NoneType" in capsys.readouterr().err
+
+
 def test_compare_imports_no_model_library(workdir, models):
     import subprocess
     import sys
