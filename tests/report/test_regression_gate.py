@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -182,9 +183,17 @@ def test_a_v1_baseline_is_compared_on_its_aggregates(workdir, models, capsys):
 
 
 @pytest.mark.parametrize("name", ["smollm2.json", "smollm2-checks.json", "smollm2-schema.json"])
-def test_the_repository_v1_baselines_still_load(name):
+def test_the_repository_baselines_hold_every_example(name):
+    """The audits of audits/ are compared per example (v2): every entry lists its examples."""
     data = load_baseline(REPO / "baselines" / name)
-    assert data["schema"] == "sce-checks/baseline/v1" and data["entries"]
+    assert data["schema"] == "sce-checks/baseline/v2" and data["entries"]
+    assert all(entry["examples"] for entry in data["entries"].values())
+
+
+def test_a_baseline_saved_before_v2_still_loads():
+    """The repository's baseline of audits/smollm2.sce.toml as saved in v1 (figures only)."""
+    data = load_baseline(Path(__file__).parent / "data" / "smollm2.v1.json")
+    assert data["schema"] == "sce-checks/baseline/v1" and len(data["entries"]) == 4
 
 
 def test_plan_sample_size_from_the_command_line(capsys):
