@@ -183,6 +183,13 @@ def _sections(audit: Audit) -> list[tuple[str, Node]]:
     return [(r["variant"], s) for r, s in zip(audit.report["results"], sections)]
 
 
+def _result(audit: Audit, variant: str) -> dict:
+    return next(r for r in audit.report["results"] if r["variant"] == variant)
+
+
+GRID_PLOTS = ["feature_changes", "feature_changes", "minimality_distribution", "validity_minimality"]  # the feature changes once per variant
+
+
 def _plots(audit: Audit) -> tuple[list[str], list[str]]:
     drawn = [f.attrs["data-plot"] for f in audit.page.find("figure", "plot")]
     omitted = [p.attrs["data-plot"] for p in audit.page.find("p", "omitted") if "data-plot" in p.attrs]
@@ -303,7 +310,7 @@ def test_a_two_feature_grid_report(audits):
             if p.attrs["data-status"] == "unparsed":
                 assert rec["sce_reply"] in p.all_text() and rec["unparsed"] in p.all_text()
             (svg,) = p.find("svg", "map")
-            grid = next(r for r in a.report["results"] if r["variant"] == variant)["info"]["grid_predictions"]
+            grid = _result(a, variant)["info"]["grid_predictions"]
             check_map(svg, grid, rec["input"], report_models.plane_rule, report_models.PLANE)
             check_marks(svg, rec, grid)
     # the whole plane, once per variant, every example on it; some cells never predicted
@@ -311,7 +318,7 @@ def test_a_two_feature_grid_report(audits):
     assert len(planes) == 2
     unknown = 0
     for (variant, _), fig in zip(_sections(a), planes):
-        result = next(r for r in a.report["results"] if r["variant"] == variant)
+        result = _result(a, variant)
         grid = result["info"]["grid_predictions"]
         (svg,) = fig.find("svg", "map")
         unknown += check_map(svg, grid, {}, report_models.plane_rule, report_models.PLANE)
@@ -319,8 +326,7 @@ def test_a_two_feature_grid_report(audits):
             check_marks(svg, rec, grid)
     assert unknown == 2 * grid["codes"].count(".") > 0
     drawn, omitted = _plots(a)
-    assert sorted(drawn) == ["feature_changes", "feature_changes", "minimality_distribution", "validity_minimality"]
-    assert omitted == []
+    assert sorted(drawn) == GRID_PLOTS and omitted == []
 
 
 def test_a_four_feature_grid_report(audits):
@@ -332,7 +338,7 @@ def test_a_four_feature_grid_report(audits):
     names = [f.name for f in report_models.QUAD.features]
     maps = 0
     for variant, section in _sections(a):
-        result = next(r for r in a.report["results"] if r["variant"] == variant)
+        result = _result(a, variant)
         grid = result["info"]["grid_predictions"]
         panels = section.find("article", "panel")
         assert len(panels) == 16
@@ -353,8 +359,7 @@ def test_a_four_feature_grid_report(audits):
                 rec["reference"][0][n] != rec["input"][n] for n in names)
     assert maps == 32  # every example has an x*: each panel draws its slice
     drawn, omitted = _plots(a)
-    assert sorted(drawn) == ["feature_changes", "feature_changes", "minimality_distribution", "validity_minimality"]
-    assert omitted == []
+    assert sorted(drawn) == GRID_PLOTS and omitted == []
 
 
 def test_a_text_report(audits):
