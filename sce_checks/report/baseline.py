@@ -632,7 +632,10 @@ def read_saved(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
             except (TypeError, AttributeError) as exc:
                 raise UserInputError(f"{shown}: results[{n}] could not be read ({exc})") from None
             s = samples.get(r.dataset, {})
-            entries[_key(r)] = baseline_entry(r, s.get("ids", [e.id for e in r.examples]), s.get("task"))
+            try:
+                entries[_key(r)] = baseline_entry(r, s.get("ids", [e.id for e in r.examples]), s.get("task"))
+            except UserInputError as exc:  # an unknown check, a figure of the wrong type
+                raise UserInputError(f"{shown}: results[{n}]: {exc}") from None
         return entries, env
     baseline = load_baseline(path)
     entries = {k: dict(v, check=v.get("check") or k.split("/")[0]) for k, v in baseline["entries"].items()}

@@ -155,6 +155,11 @@ def test_compare_names_the_result_and_the_field_it_cannot_read(workdir, models, 
     (workdir / "null-result.json").write_text(json.dumps(report))
     assert main(["--compare", "base.json", "null-result.json"]) == 2
     assert "null-result.json: results[0]: expected an object, got NoneType" in capsys.readouterr().err
+    report = json.loads((workdir / "base-report.json").read_text())
+    report["results"][0]["check"] = 5
+    (workdir / "check-5.json").write_text(json.dumps(report))
+    assert main(["--compare", "base.json", "check-5.json"]) == 2
+    assert "check-5.json: results[0]: unknown check 5" in capsys.readouterr().err
 
 
 def test_compare_imports_no_model_library(workdir, models):
