@@ -32,10 +32,9 @@ template.
   is ONE forward pass on the prefix's cache: per row the prompt's remainder (extended by its
   replies' common token prefix), left-padded, then one segment per reply (its tokens but the
   last), which a 4-D attention mask lets see the prompt and itself but no other reply. Logits
-  are kept only for the trailing scored columns (``logits_to_keep``), log-probabilities in fp32
-  (each read token's logit less its column's log-sum-exp), sums in float64. On CPU the attention
-  runs torch's SDPA with grouped key/value heads as they are (`_sdpa_gqa_attention`), not
-  repeated into copies.
+  are kept only for the trailing scored columns (``logits_to_keep``), log-softmax in fp32, sums
+  in float64. On CPU the attention runs torch's SDPA with grouped key/value heads as they are
+  (`_sdpa_gqa_attention`), not repeated into copies.
 """
 
 from __future__ import annotations
@@ -592,10 +591,7 @@ class HFChatModel:
                                                      for k, v in head[1]], config=self.model.config)
             out, _ = self._forward(keep, cache, input_ids=ids.to(self.device), position_ids=positions.to(self.device),
                                    attention_mask=allowed[:, None].to(self.device), use_cache=cache is not None)
-            logits = out.logits[:, -keep:, :].float()
-            # log-softmax only where read: the token's logit less its column's log-sum-exp (the
-            # whole log-softmax matrix would be written and read once more for a few values)
-            norm = torch.logsumexp(logits, dim=-1)
+            logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
             where_b, where_col, tokens, owners = [], [], [], []  # owners: (row, rest index or -1 for all)
             base = c_max  # the column (of the kept ones) that predicts each rest's first token
             for b, item in enumerate(items):
@@ -607,8 +603,8 @@ class HFChatModel:
                     for k, token in enumerate(rest[1:]):
                         col = base + 1 + j * s_width + k
                         where_b.append(b), where_col.append(col), tokens.append(token), owners.append((b, j))
-            where = [torch.tensor(v, device=logits.device) for v in (where_b, where_col, tokens)]
-            values = (logits[where[0], where[1], where[2]] - norm[where[0], where[1]]).double().cpu().tolist()
+            where = [torch.tensor(v, device=logp.device) for v in (where_b, where_col, tokens)]
+            values = logp[where[0], where[1], where[2]].double().cpu().tolist()
         totals = [[0.0] * len(item.rests) for item in items]
         shared_part = [0.0] * rows
         for (b, j), value in zip(owners, values):
