@@ -339,6 +339,15 @@ class ComparisonReport:
     def regressed(self) -> list[Comparison]:
         return [c for c in self.rows if c.regressed]
 
+    def status(self) -> str:
+        """The headline every report shows: how many figures regressed."""
+        n = len(self.regressed)
+        return f"{n} regression(s)" if n else "no regressions"
+
+    def findings(self) -> list[str]:
+        """The lines under the headline: each regression's verdict, then the notes."""
+        return [f"REGRESSED: {c.verdict()}" for c in self.regressed] + [f"note: {n}" for n in self.notes]
+
     def to_dict(self) -> dict[str, Any]:
         """The comparison in the JSON report (``baseline`` key)."""
         def row(c: Comparison) -> dict[str, Any]:
@@ -589,14 +598,12 @@ def render_report(report: ComparisonReport, width: int | None = None) -> str:
     regressions, the notes and the examples that changed; tables no wider than ``width``."""
     from sce_checks.report.changes import changes_text
 
-    regressed = report.regressed
-    head = f"baseline {report.path}: " + (f"{len(regressed)} regression(s)" if regressed else "no regressions")
-    head += f" ({report.mode}" + (f", alpha {report.alpha:g}" if report.mode == "paired" else "") + ")"
+    head = f"baseline {report.path}: {report.status()} ({report.mode}"
+    head += (f", alpha {report.alpha:g}" if report.mode == "paired" else "") + ")"
     parts = [head, render_comparison(report.rows, width=width)]
-    if regressed:
-        parts.append("\n".join("REGRESSED: " + c.verdict() for c in regressed))
-    if report.notes:
-        parts.append("\n".join(f"note: {n}" for n in report.notes))
+    findings = report.findings()
+    if findings:
+        parts.append("\n".join(findings))
     text = changes_text(report.changes, width)
     if text:
         parts.append(text)

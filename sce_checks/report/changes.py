@@ -61,38 +61,34 @@ def changes_text(changes: Sequence[Any], width: int | None = None) -> str:
 def changes_markdown(reports: Sequence[Any]) -> str:
     """A Markdown section per baseline comparison: the verdict, the regressions, the changed
     examples (GitHub table)."""
-    from sce_checks.report.table import safe_table
+    from sce_checks.report.markdown import _table
 
     parts = []
     for report in reports:
-        regressed = report.regressed
         parts.append(f"## Baseline {markdown_text(report.path)}\n\n"
-                     + markdown_text(f"{len(regressed)} regression(s)" if regressed else "no regressions")
-                     + f" ({markdown_text(report.mode)})\n")
-        parts.extend(f"- {markdown_text('REGRESSED: ' + c.verdict())}" for c in regressed)
-        parts.extend(f"- {markdown_text('note: ' + n)}" for n in report.notes)
+                     + markdown_text(report.status()) + f" ({markdown_text(report.mode)})\n")
+        parts.extend(f"- {markdown_text(line)}" for line in report.findings())
         if report.changes:
             headers, rows = change_rows(report.changes)
             parts.append("\n" + markdown_text(_title(report.changes)) + "\n")
-            parts.append(safe_table(rows, headers, "github", markdown_text))
+            parts.append(_table(headers, rows))
     return "\n".join(parts) + ("\n" if parts else "")
 
 
 def changes_html(reports: Sequence[Any]) -> str:
     """An HTML fragment (a section per baseline comparison) for the HTML report's extra sections."""
+    from sce_checks.report.html import _table
+
     parts = []
     for report in reports:
-        regressed = report.regressed
         parts.append(f"<h2>Baseline {html_text(report.path)}</h2>")
-        status = f"{len(regressed)} regression(s)" if regressed else "no regressions"
-        parts.append(f"<p class='{'fail' if regressed else 'pass'}'>{html_text(status)} ({html_text(report.mode)})</p>")
-        lines = [f"REGRESSED: {c.verdict()}" for c in regressed] + [f"note: {n}" for n in report.notes]
+        parts.append(f"<p class='{'fail' if report.regressed else 'pass'}'>{html_text(report.status())} "
+                     f"({html_text(report.mode)})</p>")
+        lines = report.findings()
         if lines:
             parts.append("<ul>" + "".join(f"<li>{html_text(line)}</li>" for line in lines) + "</ul>")
         if report.changes:
             headers, rows = change_rows(report.changes)
             parts.append(f"<h3>{html_text(_title(report.changes))}</h3>")
-            head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
-            body = "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>" for row in rows)
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            parts.append(_table(headers, rows))
     return "\n".join(parts)

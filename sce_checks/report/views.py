@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map, plane_map
 from sce_checks.report.safe import html_text
+from sce_checks.report.summary import fmt as _fmt
 from sce_checks.results import CheckResult, ExampleRecord
 
 PANEL_CHECKS = ("sce",)  # checks whose records are SCE records (results.py: ExampleRecord's contract fields)
@@ -28,10 +29,6 @@ MAX_REPLY_CHARS = 2000  # of an unparsed reply shown in full
 
 
 # -- maps ------------------------------------------------------------------------------------------
-
-def _fmt(x: Any, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
 
 def _ticks(n: int, most: int) -> list[int]:
     if n <= most:
