@@ -96,11 +96,6 @@ class Threshold:
     def actual(self, result: CheckResult) -> Any:
         return figure(result, self.metric)
 
-    def holds(self, result: CheckResult) -> bool:
-        """False when the figure is undefined (no generated SCEs, say) or undecided by its bounds:
-        neither passes a gate."""
-        return self.decide(result) == PASS
-
     def decide(self, result: CheckResult) -> str:
         """`PASS`, `FAIL` or `UNDECIDED` (module docstring): a figure known exactly is compared; a
         bounded one passes or fails only when its whole interval does; undefined fails."""

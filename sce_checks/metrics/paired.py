@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from sce_checks.metrics.stats import wilson_interval
+
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -71,15 +73,6 @@ def mcnemar_p(worse: int, better: int) -> float:
     return float(binomtest(worse, n, 0.5, alternative="greater").pvalue)
 
 
-def wilson(k: int, n: int, z: float) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def newcombe_paired(a: int, b: int, c: int, d: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """Newcombe's method 10 (1998): the difference p2 - p1 of paired proportions and its score
     interval. ``a``: 1 before and after, ``b``: 1 before, 0 after, ``c``: 0 before, 1 after,
@@ -92,8 +85,8 @@ def newcombe_paired(a: int, b: int, c: int, d: int, confidence: float = CONFIDEN
         raise ValueError("no pairs")
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson(a + b, n, z)
-    l2, u2 = wilson(a + c, n, z)
+    l1, u1 = wilson_interval(a + b, n, z)  # n > 0: both limits are numbers
+    l2, u2 = wilson_interval(a + c, n, z)
     margins = (a + b) * (c + d) * (a + c) * (b + d)
     phi = (a * d - b * c) / math.sqrt(margins) if margins else 0.0
     theta = p2 - p1
