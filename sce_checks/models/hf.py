@@ -371,16 +371,12 @@ class HFChatModel:
         if head is None:
             ids, mask, _ = self._left_pad(prompts)
             return ids, mask, {}
-        from transformers import DynamicCache
-
         tokens, layers = head
         rows = len(prompts)
         rest_ids, rest_mask, _ = self._left_pad([p[len(tokens):] for p in prompts])
         ids = torch.cat([torch.tensor([tokens] * rows, dtype=torch.long, device=rest_ids.device), rest_ids], dim=1)
         mask = torch.cat([torch.ones((rows, len(tokens)), dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], dim=1)
-        cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers],
-                             config=self.model.config)
-        return ids, mask, {_generate_cache_name(): cache}
+        return ids, mask, {_generate_cache_name(): self._head_cache(head, rows)}
 
     def constrainer(self) -> Any:
         """The llguidance state of this model (tokenizer wrapper, compiled grammars), built once."""
@@ -583,12 +579,7 @@ class HFChatModel:
         c_max = max(len(item.prefix) for item in items)
         keep = c_max + 1 + (q_width - r_width)  # the trailing columns whose logits are read
         with torch.inference_mode():
-            cache = None
-            if head:
-                from transformers import DynamicCache
-
-                cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
-                                                     for k, v in head[1]], config=self.model.config)
+            cache = self._head_cache(head, rows)
             out, _ = self._forward(keep, cache, input_ids=ids.to(self.device), position_ids=positions.to(self.device),
                                    attention_mask=allowed[:, None].to(self.device), use_cache=cache is not None)
             logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
@@ -617,6 +608,16 @@ class HFChatModel:
         self._count("padded_tokens", rows * q_width - sum(len(r) for r in remainders)
                     - sum(len(rest) - 1 for item in items for rest in item.rests))
         return [[shared_part[b] + t for t in row] for b, row in enumerate(totals)]
+
+    def _head_cache(self, head: tuple[list[int], list[tuple[Any, Any]]] | None, rows: int) -> Any:
+        """A shared head's keys and values as the KV cache of ``rows`` rows (expanded views, no
+        copy); None without a head."""
+        if not head:
+            return None
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in head[1]],
+                            config=self.model.config)
 
     def _count(self, key: str, value: int) -> None:
         self.stats.extra[key] = self.stats.extra.get(key, 0) + value
