@@ -116,19 +116,17 @@ def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = (
     by_check: dict[str, list[CheckResult]] = {}
     for r in results:
         by_check.setdefault(r.check, []).append(r)
-    out = []
+    drawn, omitted = [], []
     for check, rs in by_check.items():
         for name in get_check(check).plots:
             drawn_over = [*rs, *(r for r in references if r.check == check)] if name == "validity_minimality" else rs
             for plot in PLOTS[name](drawn_over):
                 if plot.figure is None:
-                    out.append(f'<p class="omitted" data-plot="{html_text(plot.name)}">{html_text(plot.title)}: '
-                               f'not drawn, {html_text(plot.omitted)}.</p>')
+                    omitted.append(f'<p class="omitted" data-plot="{html_text(plot.name)}">{html_text(plot.title)}: '
+                                   f'not drawn, {html_text(plot.omitted)}.</p>')
                 else:
-                    out.append(f'<figure class="plot" data-plot="{html_text(plot.name)}">{_svg(plot.figure)}'
-                               f"<figcaption>{html_text(plot.title)}</figcaption></figure>")
-    drawn = [p for p in out if p.startswith("<figure")]
-    omitted = [p for p in out if not p.startswith("<figure")]
+                    drawn.append(f'<figure class="plot" data-plot="{html_text(plot.name)}">{_svg(plot.figure)}'
+                                 f"<figcaption>{html_text(plot.title)}</figcaption></figure>")
     return ('<div class="plots">' + "".join(drawn) + "</div>" if drawn else "") + "".join(omitted)
 
 

@@ -46,6 +46,8 @@ def threshold_rows(results: Sequence[CheckResult]) -> list[list[str]]:
     return rows
 
 
+WORST_EXAMPLES = 3  # rows of each worst-examples table
+
 _GATE_WORDS = {"REGRESSED": "FAIL", "ok": "PASS", "undefined": "-"}  # `Comparison.status` as a gate verdict
 
 
@@ -66,12 +68,13 @@ def gates_section(results: Sequence[CheckResult], baselines: Sequence[tuple[str,
     parts = ["## Gates"]
     if thresholds:
         parts.append(_table(["result", "threshold", "value", "verdict"], thresholds))
+    verdicts = [row[-1] for row in thresholds]
     for path, comparisons in baselines:
         rows = baseline_rows(comparisons)
+        verdicts += [row[-1] for row in rows]
         parts.append(markdown_text(f"Baseline {path}:") + "\n\n"
                      + (_table(["result", "figure", "before", "after", "change", "verdict"], rows) if rows
                         else "no figure compared"))
-    verdicts = [row[-1] for row in thresholds] + [row[-1] for _, c in baselines for row in baseline_rows(c)]
     judged = [v for v in verdicts if v in ("PASS", "FAIL")]
     failed = judged.count("FAIL")
     if not judged:
@@ -83,12 +86,18 @@ def gates_section(results: Sequence[CheckResult], baselines: Sequence[tuple[str,
 
 
 def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str] = (),
-                    baselines: Sequence[tuple[str, Sequence[Any]]] = (), examples: int = 3,
+                    baselines: Sequence[tuple[str, Sequence[Any]]] = (), examples: int = WORST_EXAMPLES,
                     max_bytes: int | None = None, extra: str = "") -> str:
     """The report as GitHub-flavoured Markdown; ``baselines`` are (path, comparisons) pairs. With
     ``max_bytes``, at most that many UTF-8 bytes: example sections are left out from the last
     (a line says how many), then, should that not be enough, the rest is cut at a line. ``extra``:
     Markdown made inert by its writer (report/changes.py: the examples that changed), after the gates."""
+    return _within(*_report_parts(results, environment, skipped, baselines, examples, extra), max_bytes)
+
+
+def _report_parts(results: Sequence[CheckResult], environment: dict[str, Any], skipped: Sequence[str],
+                  baselines: Sequence[tuple[str, Sequence[Any]]], examples: int, extra: str) -> tuple[str, list[str]]:
+    """(the report but its example tables, the example tables): what `_within` fits in a size."""
     libs = environment.get("libraries", {})
     env_line = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
     head = markdown_text(
@@ -113,7 +122,7 @@ def render_markdown(results: Sequence[CheckResult], environment: dict[str, Any],
                 for r in results for title, headers, rows in example_tables(r, examples)]
     if sections:
         fixed.append("## Worst examples")
-    return _within("\n\n".join(fixed), sections, max_bytes)
+    return "\n\n".join(fixed), sections
 
 
 def _joined(parts: Sequence[str]) -> str:
@@ -163,14 +172,14 @@ def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, 
     from sce_checks.errors import UserInputError
     from sce_checks.report.json_report import write_atomic
 
+    parts = _report_parts(results, environment, skipped, baselines, WORST_EXAMPLES, extra)  # rendered once for both
     if path:
-        write_atomic(path, render_markdown(results, environment, skipped, baselines, extra=extra))
+        write_atomic(path, _within(*parts, None))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         try:
             used = os.path.getsize(summary) if os.path.isfile(summary) else 0
-            text = render_markdown(results, environment, skipped, baselines,
-                                   max_bytes=STEP_SUMMARY_LIMIT - used - 1, extra=extra)
+            text = _within(*parts, STEP_SUMMARY_LIMIT - used - 1)
             if text:
                 with open(summary, "a", encoding="utf-8") as fh:
                     fh.write(text + "\n")

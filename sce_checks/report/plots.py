@@ -57,9 +57,9 @@ class VMPoint:
     marker: str = "o"
 
 
-def validity_minimality_points(results: Sequence[CheckResult], run: str | None = None) -> dict[str, list[VMPoint]]:
-    """The points of SCE results by task kind; ``run`` prefixes each label (to put several saved
-    reports, or a baseline, on one plot)."""
+def validity_minimality_points(results: Sequence[CheckResult]) -> dict[str, list[VMPoint]]:
+    """The points of SCE results by task kind (grid: RCF_A against validity, text: the mean
+    normalised edit distance); a result without both values has no point."""
     out: dict[str, list[VMPoint]] = {}
     for r in results:
         kind = _kind(r)
@@ -68,8 +68,7 @@ def validity_minimality_points(results: Sequence[CheckResult], run: str | None =
         if x is None or y is None:
             continue
         low, high = (r.get("validity_ci") or [None, None])[:2]
-        label = f"{run}: {_label(r)}" if run else _label(r)
-        out.setdefault(kind, []).append(VMPoint(label, x, y, low, high, "o" if r.variant != "minimal" else "s"))
+        out.setdefault(kind, []).append(VMPoint(_label(r), x, y, low, high, "o" if r.variant != "minimal" else "s"))
     return out
 
 
