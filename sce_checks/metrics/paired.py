@@ -190,15 +190,27 @@ def mcnemar_power(n: int, drop: float, changed: float, alpha: float = 0.05) -> f
     ``(changed - drop) / 2`` for the better (so the rate falls by ``drop``). The number of
     discordant pairs D is Binomial(n, changed); given D, the worse ones are
     Binomial(D, (changed + drop) / (2 changed)); power = sum over D of P(D) P(reject | D)."""
+    _check_design(drop, changed, alpha)
+    return _power(n, changed, _rejection(n, drop, changed, alpha))
+
+
+def _rejection(most: int, drop: float, changed: float, alpha: float):
+    """P(reject | D discordant pairs) for D = 0 .. ``most``: it depends on D alone, not on the
+    number of pairs, so one array serves every n up to ``most``."""
     import numpy as np
     from scipy.stats import binom
 
-    _check_design(drop, changed, alpha)
-    D = np.arange(n + 1)
-    k = critical_worse(D, alpha)
+    D = np.arange(most + 1)
     share_worse = (changed + drop) / (2 * changed)
-    reject = binom.sf(k - 1, D, share_worse)
-    return float(np.sum(binom.pmf(D, n, changed) * reject))
+    return binom.sf(critical_worse(D, alpha) - 1, D, share_worse)
+
+
+def _power(n: int, changed: float, rejection) -> float:
+    """Sum over D = 0 .. n of P(D discordant pairs among n) P(reject | D)."""
+    import numpy as np
+    from scipy.stats import binom
+
+    return float(np.sum(binom.pmf(np.arange(n + 1), n, changed) * rejection[: n + 1]))
 
 
 def _check_design(drop: float, changed: float, alpha: float) -> None:
@@ -234,8 +246,9 @@ def mcnemar_sample_size(drop: float, changed: float, alpha: float = 0.05, power:
         if hi > limit:
             return None
     # the power's sawtooth: scan the last doubling interval for the first n that reaches it
+    rejection = _rejection(hi, drop, changed, alpha)
     for n in range(lo, hi + 1):
-        if mcnemar_power(n, drop, changed, alpha) >= power:
+        if _power(n, changed, rejection) >= power:
             return n
     return hi
 
