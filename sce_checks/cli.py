@@ -159,20 +159,17 @@ def write_comparison_html(path: str, paths: Sequence[str], reports: Sequence[Any
     its file, so the validity-minimality plot has one point per run) with the comparisons."""
     from pathlib import Path
 
+    from sce_checks.report.baseline import read_saved_report
     from sce_checks.report.changes import changes_html
     from sce_checks.report.html import write_html
-    from sce_checks.report.json_report import SCHEMA_ID
-    from sce_checks.results import CheckResult
-    from sce_checks.tasks.grid_file import read_json, read_user_text
 
     results, env = [], {}
     for p in paths:
-        data = read_json(read_user_text(Path(p), p), p)
-        if data.get("schema") != SCHEMA_ID:
+        saved = read_saved_report(p)
+        if saved is None:
             continue  # a baseline: figures, no results to draw
-        env = env or data.get("environment") or {}
-        for raw in data.get("results", []):
-            r = CheckResult.from_dict(raw)
+        env = env or saved[1]
+        for r in saved[0]:
             r.model = f"{r.model} ({Path(p).name})"
             results.append(r)
     write_html(path, results, env, extra_sections=[changes_html(reports)])

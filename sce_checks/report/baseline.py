@@ -613,9 +613,10 @@ def render_report(report: ComparisonReport, width: int | None = None) -> str:
 # -- saved reports and baselines compared with each other (sce-audit --compare) -------------------------
 
 
-def read_saved(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The entries (as in a baseline) of a saved JSON report or baseline, and its environment;
-    `UserInputError` for anything else."""
+def read_saved_report(path: str) -> tuple[list[CheckResult], dict[str, Any]] | None:
+    """The results and environment of a saved JSON report, read as data: every field the
+    comparison and the HTML report use has the type the report writes (`_check_saved`), else one
+    `UserInputError` naming the file and the result; None when the file is a baseline instead."""
     from sce_checks.report.json_report import SCHEMA_ID
     from sce_checks.tasks.grid_file import read_json, read_user_text
 
@@ -623,26 +624,84 @@ def read_saved(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     if not Path(path).is_file():
         raise UserInputError(f"{shown}: no such file")
     data = read_json(read_user_text(Path(path), shown), shown)
-    if isinstance(data, dict) and data.get("schema") == SCHEMA_ID:
-        if not isinstance(data.get("results"), list):
-            raise UserInputError(f"{shown}: results: expected a list")
-        env = data.get("environment") or {}
+    if not (isinstance(data, dict) and data.get("schema") == SCHEMA_ID):
+        return None
+    if not isinstance(data.get("results"), list):
+        raise UserInputError(f"{shown}: results: expected a list")
+    env = data.get("environment")
+    if not isinstance(env, (dict, type(None))):
+        raise UserInputError(f"{shown}: environment: expected an object, got {type(env).__name__}")
+    results = []
+    for n, raw in enumerate(data["results"]):
+        if not isinstance(raw, dict):
+            raise UserInputError(f"{shown}: results[{n}]: expected an object, got {type(raw).__name__}")
+        try:
+            _check_saved(raw)
+            results.append(CheckResult.from_dict(raw))
+        except KeyError as exc:
+            raise UserInputError(f"{shown}: results[{n}]: the field {exc.args[0]!r} is missing") from None
+        except (TypeError, ValueError, AttributeError, UserInputError) as exc:
+            raise UserInputError(f"{shown}: results[{n}]: {exc}") from None
+    return results, env or {}
+
+
+_SAVED_HEAD = {"check": str, "model": str, "dataset": str, "variant": str, "n": int}
+_SAVED_EXAMPLE = {"id": str, "prediction": str, "target": str, "cf_prediction": str, "valid": bool, "distance": float,
+                  "min_distance": float, "prediction_reply": str, "sce_reply": str, "unparsed": str, "rcf_a": float,
+                  "rcf": float, "icf_a": float, "icf": float}  # ExampleRecord's typed fields (None allowed)
+
+
+def _check_saved(raw: dict[str, Any]) -> None:
+    """A saved result's fields have the types the JSON report writes: the head's, the figures
+    its check declares numbers (an interval two), the examples' typed fields, ``info`` an
+    object. TypeError (ValueError: an unknown check) names the first that does not."""
+    for name, kind in _SAVED_HEAD.items():
+        value = raw[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise TypeError(f"{name}: expected {kind.__name__}, got {value!r:.40}")
+    if not isinstance(raw.get("info", {}), dict) or not isinstance(raw.get("examples", []), list):
+        raise TypeError("info must be an object and examples a list")
+    task_kind = raw.get("info", {}).get("task_kind")
+    if task_kind is not None and not isinstance(task_kind, str):
+        raise TypeError(f"info.task_kind: expected a string, got {task_kind!r:.40}")
+    from sce_checks.checks import get_check
+
+    for figure in get_check(raw["check"]).figures:  # the figures the check declares
+        value = raw.get(figure.name)
+        if value is not None and not _is_number(value):
+            raise TypeError(f"the figure {figure.name}: expected a number or null, got {value!r:.40}")
+        interval = raw.get(f"{figure.name}_ci")
+        if figure.interval and interval is not None and not (
+                isinstance(interval, list) and len(interval) == 2 and all(v is None or _is_number(v) for v in interval)):
+            raise TypeError(f"the figure {figure.name}_ci: expected two numbers, got {interval!r:.40}")
+    for k, example in enumerate(raw.get("examples", [])):
+        if not isinstance(example, dict):
+            raise TypeError(f"examples[{k}]: expected an object, got {type(example).__name__}")
+        for name, kind in _SAVED_EXAMPLE.items():
+            value = example.get(name)
+            ok = value is None or (_is_number(value) if kind is float else isinstance(value, kind))
+            if not ok or (kind is not bool and isinstance(value, bool)):
+                raise TypeError(f"examples[{k}].{name}: expected {kind.__name__} or null, got {value!r:.40}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_saved(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The entries (as in a baseline) of a saved JSON report or baseline, and its environment;
+    `UserInputError` for anything else."""
+    saved = read_saved_report(path)
+    if saved is not None:
+        results, env = saved
         samples = env.get("samples") or {}
         entries = {}
-        for n, raw in enumerate(data["results"]):
-            if not isinstance(raw, dict):
-                raise UserInputError(f"{shown}: results[{n}]: expected an object, got {type(raw).__name__}")
-            try:
-                r = CheckResult.from_dict(raw)
-            except KeyError as exc:
-                raise UserInputError(f"{shown}: results[{n}]: the field {exc.args[0]!r} is missing") from None
-            except (TypeError, AttributeError) as exc:
-                raise UserInputError(f"{shown}: results[{n}] could not be read ({exc})") from None
-            s = samples.get(r.dataset, {})
+        for n, r in enumerate(results):
+            s = samples.get(r.dataset) if isinstance(samples.get(r.dataset), dict) else {}
             try:
                 entries[_key(r)] = baseline_entry(r, s.get("ids", [e.id for e in r.examples]), s.get("task"))
-            except UserInputError as exc:  # an unknown check, a figure of the wrong type
-                raise UserInputError(f"{shown}: results[{n}]: {exc}") from None
+            except UserInputError as exc:  # an unknown check, a sample that does not fit
+                raise UserInputError(f"{path}: results[{n}]: {exc}") from None
         return entries, env
     baseline = load_baseline(path)
     entries = {k: dict(v, check=v.get("check") or k.split("/")[0]) for k, v in baseline["entries"].items()}

@@ -65,9 +65,11 @@ def validity_minimality_points(results: Sequence[CheckResult]) -> dict[str, list
         kind = _kind(r)
         x = r.get("mean_rcf_a") if kind == "grid" else r.get("mean_distance")
         y = r.get("validity")
-        if x is None or y is None:
+        if not (_number(x) and _number(y)):
             continue
         low, high = (r.get("validity_ci") or [None, None])[:2]
+        if not (_number(low) and _number(high) and low <= y <= high):  # an edited file's interval is not one
+            low = high = None
         out.setdefault(kind, []).append(VMPoint(_label(r), x, y, low, high, "o" if r.variant != "minimal" else "s"))
     return out
 

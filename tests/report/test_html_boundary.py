@@ -220,3 +220,19 @@ def test_the_gap_distribution_is_the_ecdf_of_the_recorded_gaps():
     (line,) = plot.figure.axes[0].lines
     # the ECDF steps up by 1/3 at each gap: 0 -> 1/3, 0.25 -> 2/3, 0.5 -> 1
     assert list(line.get_xdata()) == [0.0, 0.0, 0.25, 0.5] and list(line.get_ydata()) == pytest.approx([0, 1 / 3, 2 / 3, 1])
+
+
+def test_a_validity_interval_that_does_not_hold_its_validity_draws_no_error_bar():
+    """A saved report's figures are drawn as they are, but an interval that does not contain
+    its own validity (an edited file) is not an interval: the point is drawn without one, and
+    the plot does not fail on a negative error bar."""
+    from sce_checks.report.plots import validity_minimality_figure, validity_minimality_points
+    from sce_checks.results import CheckResult
+
+    def result(variant, ci):
+        return CheckResult("sce", "m", "d", variant, 5, {"validity": 0.2, "validity_ci": ci, "mean_distance": 0.3},
+                           [], {"task_kind": "text"})
+
+    points = validity_minimality_points([result("unconstrained", [0.5, 0.9]), result("minimal", [0.05, 0.6])])["text"]
+    assert [(p.low, p.high) for p in points] == [(None, None), (0.05, 0.6)]
+    assert validity_minimality_figure(points, "text") is not None

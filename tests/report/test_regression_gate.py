@@ -156,10 +156,34 @@ def test_compare_names_the_result_and_the_field_it_cannot_read(workdir, models, 
     assert main(["--compare", "base.json", "null-result.json"]) == 2
     assert "null-result.json: results[0]: expected an object, got NoneType" in capsys.readouterr().err
     report = json.loads((workdir / "base-report.json").read_text())
-    report["results"][0]["check"] = 5
-    (workdir / "check-5.json").write_text(json.dumps(report))
-    assert main(["--compare", "base.json", "check-5.json"]) == 2
-    assert "check-5.json: results[0]: unknown check 5" in capsys.readouterr().err
+    report["results"][0]["check"] = "no_such_check"
+    (workdir / "unknown-check.json").write_text(json.dumps(report))
+    assert main(["--compare", "base.json", "unknown-check.json"]) == 2
+    assert "unknown-check.json: results[0]: unknown check 'no_such_check'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("check", 5, "check: expected str, got 5"),
+    ("validity", "abc", "the figure validity: expected a number or null, got 'abc'"),
+    ("validity_ci", [None, "x", 3], "the figure validity_ci: expected two numbers"),
+    ("info", {"task_kind": ["grid"]}, "info.task_kind: expected a string"),
+    ("examples.valid", "maybe", "examples[0].valid: expected bool or null, got 'maybe'"),
+    ("examples.distance", "far", "examples[0].distance: expected float or null, got 'far'"),
+])
+def test_compare_refuses_a_saved_result_of_the_wrong_types(workdir, models, capsys, where, value, message):
+    """A saved report is data: a figure or an example field of another type than the report
+    writes is one line naming the file and the result, for the comparison and its HTML alike."""
+    report = json.loads((workdir / "base-report.json").read_text())
+    result = report["results"][0]
+    if where.startswith("examples."):
+        result["examples"][0][where.split(".")[1]] = value
+    else:
+        result[where] = value
+    (workdir / "odd.json").write_text(json.dumps(report))
+    for args in (["--compare", "base-report.json", "odd.json"], ["--compare", "odd.json", "base.json", "--html", "o.html"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"odd.json: results[0]: {message}" in err and "Traceback" not in err
 
 
 def test_compare_imports_no_model_library(workdir, models):
