@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sce_checks.report.summary import example_tables, pct, summary_line
+from sce_checks.cells import fmt, pct, short, summary_line
+from sce_checks.layout import fit_table, terminal_width
 from sce_checks.results import CheckResult
+from sce_checks.safe import plain
 
 
 class SCEAssertionError(AssertionError):
@@ -30,12 +32,13 @@ def _explain(result: CheckResult, headline: str) -> str:
     """The failure, the result's one-line summary and the examples its check shows (the worst
     SCEs, another check's failing examples)."""
     from sce_checks.checks import get_check
-    from sce_checks.report.safe import plain
-    from sce_checks.report.table import fit_table, terminal_width
 
+    check = get_check(result.check)
     width = terminal_width()  # pytest prints the message in its failures section, as wide as its lines
-    lines = [headline, "  " + plain(get_check(result.check).summary_line(result) or summary_line(result))]
-    for title, headers, rows in example_tables(result, 3):
+    lines = [headline, "  " + plain(check.summary_line(result) or summary_line(result, check))]
+    shown = check.example_table(result, 3)
+    if shown:
+        title, headers, rows = shown
         lines.append(f"  {plain(title)}:")
         table = fit_table([plain(h) for h in headers], [[plain(c) for c in row] for row in rows], width - 4)
         lines.extend(("    " + line).rstrip() for line in table.splitlines())
@@ -92,8 +95,6 @@ def assert_minimality(
 def assert_example_valid(record, *, max_gap: float | None = None) -> None:
     """One example (from the ``sce_example`` fixture): its SCE was generated and is valid, and,
     with ``max_gap``, no farther than ``max_gap`` beyond the reference minimal counterfactual."""
-    from sce_checks.report.summary import fmt, short
-
     __tracebackhide__ = True
     where = (f"{record.id}: {short(record.input)} -> {short(record.counterfactual)}; "
              f"answer {record.prediction}, target {record.target}, answer on the SCE {record.cf_prediction}")

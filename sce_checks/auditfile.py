@@ -139,7 +139,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
     names = dict(zip(datasets, written))
     spec = spec.replace(datasets=tuple(datasets))
     checks, variants = list(spec.checks), list(spec.variants)
-    from sce_checks.report.baseline import parse_tolerances
+    from sce_checks.regression.tolerances import parse_tolerances
 
     tolerance = parse_tolerances(data.get("tolerance", 0.0), f"{path}: tolerance")
     gate = _gate(path, data)
@@ -165,7 +165,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
 def _gate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     """The baseline gate's settings the file gives, read as the settings table reads them."""
     from sce_checks.config import BY_NAME
-    from sce_checks.report.baseline import check_baseline_metrics
+    from sce_checks.regression.tolerances import check_baseline_metrics
 
     out = {key: BY_NAME[key].read(data[key], f"{path}: {key}") for key in _GATE_KEYS if key in data}
     check_baseline_metrics(out.get("baseline_metrics", ()), f"{path}: baseline_metrics")
@@ -189,7 +189,7 @@ def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
 def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
     """The audit's baseline read whole and its entries measured on the audit's own samples,
     at collection (the comparison itself happens at the end of the run)."""
-    from sce_checks.report.baseline import check_comparable, load_baseline
+    from sce_checks.regression.files import check_comparable, load_baseline
 
     try:
         check_comparable(load_baseline(baseline), spec, baseline)

@@ -116,7 +116,7 @@ class _Outcome:
 
 def plan(text: str) -> str:
     """``--plan-sample-size p=0.8,drop=0.1[,alpha=0.05][,power=0.8][,changed=0.2]``: one line."""
-    from sce_checks.metrics.paired import plan_sample_size
+    from sce_checks.regression.planning import plan_sample_size
 
     where = "--plan-sample-size"
     values: dict[str, float] = {}
@@ -141,13 +141,13 @@ def plan(text: str) -> str:
 
 def compare_files(paths: Sequence[str], spec: Any) -> int:
     """``--compare``: saved reports or baselines compared, printed, and drawn with --html."""
-    from sce_checks.report.baseline import compare_saved, render_report
+    from sce_checks.layout import terminal_width
+    from sce_checks.regression.saved import compare_saved
+    from sce_checks.report.comparison import render_report
 
     if len(paths) < 2:
         raise UserInputError("--compare: give at least two saved reports or baselines (the first is the reference)")
     reports = compare_saved(paths, list(spec.tolerances), spec.baseline_mode, spec.alpha, spec.baseline_metrics)
-    from sce_checks.report.table import terminal_width
-
     print("\n\n".join(render_report(r, terminal_width()) for r in reports))
     if spec.html:
         write_comparison_html(spec.html, paths, reports)
@@ -159,7 +159,7 @@ def write_comparison_html(path: str, paths: Sequence[str], reports: Sequence[Any
     its file, so the validity-minimality plot has one point per run) with the comparisons."""
     from pathlib import Path
 
-    from sce_checks.report.baseline import read_saved_report
+    from sce_checks.regression.saved import read_saved_report
     from sce_checks.report.changes import changes_html
     from sce_checks.report.html import write_html
 

@@ -144,10 +144,12 @@ def _number(raw: Any, kind: str) -> int | float | None:
     return None
 
 
-# The allowed values of two settings, here because the table is where settings are declared:
-# the SCE check's variants (checks/sce.py) and self_consistency's attribution methods.
+# The allowed values of three settings, here because the table is where settings are declared:
+# the SCE check's variants (checks/sce.py), self_consistency's attribution methods and the
+# baseline gate's modes (regression/gate.py).
 VARIANTS: tuple[str, ...] = ("unconstrained", "minimal")
 ATTRIBUTIONS: tuple[str, ...] = ("feature_ablation", "shapley_sampling")
+BASELINE_MODES: tuple[str, ...] = ("paired", "tolerance")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -193,7 +195,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("baseline_mode", "str", "paired", "paired: a figure regresses when the paired test on the examples both "
             "runs share is significant at --alpha (Holm-corrected) and it worsened by more than its tolerance; "
             "tolerance: when it worsened by more than its tolerance (docs/regression.md)", group="report",
-            choices=("paired", "tolerance"), audit_file=False),
+            choices=BASELINE_MODES, audit_file=False),
     Setting("alpha", "float", 0.05, "significance level of the paired baseline gate, one-sided, Holm-corrected "
             "across the gated figures", group="report", minimum=0, nonzero=True, maximum=1, metavar="A",
             audit_file=False),

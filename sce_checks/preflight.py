@@ -30,7 +30,8 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     from sce_checks.checks import check_names, units
     from sce_checks.config import BY_NAME
     from sce_checks.models import parse_spec
-    from sce_checks.report.baseline import check_baseline_metrics, check_comparable, load_baseline, parse_tolerances
+    from sce_checks.regression.files import check_comparable, load_baseline
+    from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
     from sce_checks.tasks import load_task
     from sce_checks.thresholds import Threshold
 

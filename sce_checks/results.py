@@ -11,6 +11,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The JSON report's schema id: report/json_report.py writes it, regression/saved.py reads reports by it.
+REPORT_SCHEMA = "sce-checks/report/v1"
+
+
 @dataclass
 class ExampleRecord:
     """One example of an SCE check. The first ten fields are the public contract."""

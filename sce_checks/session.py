@@ -35,7 +35,7 @@ class SCESession:
         self._environments: dict[str, dict] = {}
         self._wall: dict[Any, float] = {}  # result key -> seconds its audit took
         self._samples: dict[str, dict] = {}
-        self.comparison_reports: list = []  # report/baseline.py: ComparisonReport, shown at the end
+        self.comparison_reports: list = []  # regression/gate.py: ComparisonReport, shown at the end
         self._audit_baselines: dict[str, Any] = {}  # baseline path -> AuditFile
         self.errors: list[str] = []
         self.input_errors: list[str] = []  # bad model spec, dataset, server...: the run exits 2
@@ -332,7 +332,7 @@ class SCESession:
             write_html(spec.html, results, env, extra_sections=[changes_html(reports)] if reports else (),
                        skipped=self.skipped, references=references)
         if spec.save_baseline:
-            from sce_checks.report.baseline import save_baseline
+            from sce_checks.regression.files import save_baseline
 
             save_baseline(spec.save_baseline, results, env)
         if bad:
@@ -345,11 +345,14 @@ class SCESession:
         """Every baseline of the run compared (``--baseline`` over all results, an audit file's
         over its own), by one rule: the spec's ``baseline_mode``, ``alpha`` and
         ``baseline_metrics``, or the audit file's own where it gives them (as its ``tolerance``)
-        (sce_checks/report/baseline.py). A comparison that cannot be made
+        (sce_checks/regression/gate.py). A comparison that cannot be made
         (another sample, a missing entry) is bad input. Returns (the comparison reports, the
         baselines' SCE results to draw beside the run's, whether a comparison failed)."""
         from sce_checks.errors import UserInputError
-        from sce_checks.report.baseline import compare_run, load_baseline, parse_tolerances, reference_results
+        from sce_checks.regression.files import load_baseline
+        from sce_checks.regression.gate import compare_run
+        from sce_checks.regression.saved import reference_results
+        from sce_checks.regression.tolerances import parse_tolerances
 
         spec = self.spec
         run_gate = {"baseline_mode": spec.baseline_mode, "alpha": spec.alpha, "baseline_metrics": spec.baseline_metrics}
@@ -389,7 +392,7 @@ class SCESession:
         width = tr.config.get_terminal_writer().fullwidth
         tr.write_line(render_table(results, skipped=self.skipped, width=width))
         if self.comparison_reports:
-            from sce_checks.report.baseline import render_report
+            from sce_checks.report.comparison import render_report
 
             tr.write_line("")
             tr.write_line("\n\n".join(render_report(r, width) for r in self.comparison_reports))

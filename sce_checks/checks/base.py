@@ -83,10 +83,10 @@ class Figure:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A per-example outcome a baseline stores and a paired comparison tests (sce_checks/report/
-    baseline.py): the figures it underlies are compared example by example on the ids both runs
-    share, a binary outcome with the exact McNemar test, a continuous one with the Wilcoxon
-    signed-rank test (sce_checks/metrics/paired.py). ``read`` takes an example's JSON record
+    """A per-example outcome a baseline stores and a paired comparison tests (sce_checks/
+    regression/gate.py): the figures it underlies are compared example by example on the ids both
+    runs share, a binary outcome with the exact McNemar test, a continuous one with the Wilcoxon
+    signed-rank test (sce_checks/regression/paired.py). ``read`` takes an example's JSON record
     (`ExampleRecord.to_dict`: the record's fields with its ``extra`` keys beside them) and gives
     the value, or None where the example does not count for the figure (validity of an example
     without an SCE); by default the record's field called ``name``. A figure with a direction and
@@ -122,7 +122,7 @@ class Check:
     counts: ClassVar[tuple[str, ...]] = ()  # sample-size figures shown beside the headline ones
     reads_settings: ClassVar[tuple[str, ...]] = ()  # run settings read under another field name
     table_headers: ClassVar[list[str] | None] = None  # a results table of its own (else the shared one)
-    plots: ClassVar[tuple[str, ...]] = ()  # plots of sce_checks/report/plots.py drawn for its results
+    plots: ClassVar[tuple[str, ...]] = ()  # plots of report/plots.py drawn for its results
     outcomes: ClassVar[tuple[Outcome, ...]] = ()  # per-example outcomes under its figures, for paired baselines
 
     # -- units: the rows of results a check reports for a dataset --------------------------------
@@ -179,7 +179,7 @@ class Check:
 
     def summary_line(self, result: Any) -> str | None:
         """One line for assertion messages, or None for the usual one (unit, sample size and
-        headline figures: sce_checks/report/summary.py)."""
+        headline figures: sce_checks/cells.py, `summary_line`)."""
         return None
 
     def example_table(self, result: Any, k: int) -> tuple[str, list[str], list[list[str]]] | None:

@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from sce_checks.cells import short
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
 from sce_checks.checks.predict import Prediction, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
@@ -550,8 +551,6 @@ class CTCheck(_CounterfactualCheck):
 
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         """Examples whose prediction an insertion flipped, with the explanation that does not name it."""
-        from sce_checks.report.summary import short
-
         rows = []
         for e in result.examples:
             if e.extra.get("unfaithful"):

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from sce_checks import perturb
+from sce_checks.cells import short
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
 from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
@@ -521,8 +522,6 @@ class _PerturbationCheck(Check):
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         """Examples whose prediction moved: the failing perturbation, shrunk to its smallest
         failing edit, or the probe whose probability moved the wrong way."""
-        from sce_checks.report.summary import short
-
         rows = []
         for e in result.examples:
             if not e.extra.get("failed"):

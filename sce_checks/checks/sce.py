@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from sce_checks.cells import fmt, pct, short, thresholds_cell
 from sce_checks.checks import VARIANTS
 from sce_checks.checks.base import Check, Figure, Outcome
 from sce_checks.checks.predict import Prediction, Predictor, mark_unparsed, prediction_record, task_predictor
@@ -524,8 +525,6 @@ def worst_examples(result: CheckResult, k: int = 3) -> list[ExampleRecord]:
 
 
 def _validity_cell(r: CheckResult) -> str:
-    from sce_checks.report.summary import pct
-
     lo, hi = r.get("validity_ci") or (None, None)
     if r.get("validity") is None:
         return "-"
@@ -634,8 +633,6 @@ class SCECheck(Check):
         return runner(model, model_name, task, examples, settings)
 
     def table_row(self, r: CheckResult) -> list[str]:
-        from sce_checks.report.summary import fmt, pct, thresholds_cell
-
         def bounded(name: str, show: Callable[[Any], str]) -> str:
             """The figure, or its bounds when the x* search budget left it undecided."""
             bounds = r.get(f"{name}_bounds")
@@ -648,16 +645,12 @@ class SCECheck(Check):
                 bounded("mean_icf_a", fmt), bounded("tm_a", fmt), bounded("exact_match", pct), thresholds_cell(r), r.verdict]
 
     def summary_line(self, r: CheckResult) -> str:
-        from sce_checks.report.summary import pct
-
         lo, hi = r.get("validity_ci") or (None, None)
         return (f"{r.model} / {r.dataset} / {r.variant}: n={r.n}, generated={r.get('n_generated')} "
                 f"({pct(r.get('generation_rate'))}), validity={pct(r.get('validity'))} [95% CI {pct(lo)}, {pct(hi)}], "
                 f"strict validity={pct(r.get('strict_validity'))}")
 
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
-        from sce_checks.report.summary import fmt, short
-
         def min_dist(e: ExampleRecord) -> str:
             bounds = e.extra.get("min_distance_bounds")
             if e.min_distance is None and bounds:  # bounded by the x* search budget

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from sce_checks import perturb
+from sce_checks.cells import short
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
 from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
 from sce_checks.checks.predict import (Prediction, Predictor, mark_unparsed, prediction_record, task_predictor,
@@ -346,8 +347,6 @@ def _verdict(valid: bool | None) -> str:
 def _failing_cases(e: ExampleRecord) -> list[list[str]]:
     """How a stability example failed: the SCE of the perturbed input disagrees on validity;
     the counterfactual is not valid under every wording of the prediction prompt."""
-    from sce_checks.report.summary import short
-
     cases = []
     side = e.extra.get("perturbed") or {}
     if e.extra.get("validity_agrees") is False:
@@ -402,7 +401,5 @@ class StabilityCheck(Check):
         return [run_stability(model, model_name, task, examples, settings)]
 
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
-        from sce_checks.report.summary import short
-
         rows = [[e.id, short(e.input), *case] for e in result.examples for case in _failing_cases(e)][:k]
         return ("failing examples", FAILING_HEADERS, rows) if rows else None

@@ -2,15 +2,17 @@
 
 A user fixing a fine-tune needs these first: the examples whose SCE became invalid, went
 unparsed or got much less minimal, with the prediction and SCE before and after. The rows come
-from `sce_checks.report.baseline.Change` (computed there from the stored per-example outcomes);
-this module only lays them out, with model text made inert (report/safe.py).
+from `sce_checks.regression.changes.Change` (computed there from the stored per-example
+outcomes); this module only lays them out, with model text made inert (sce_checks/safe.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sce_checks.report.safe import html_text, markdown_text
+from sce_checks.cells import short
+from sce_checks.layout import fit_table
+from sce_checks.safe import html_text, markdown_text, plain
 
 HEADERS = ["result", "id", "direction", "what changed", "before: answer; SCE", "after: answer; SCE"]
 SHOWN = 30  # rows shown in a report; the JSON report has them all
@@ -27,8 +29,6 @@ def _value(v: Any) -> str:
 
 
 def _side(side: dict[str, Any]) -> str:
-    from sce_checks.report.summary import short
-
     sce = side.get("counterfactual")
     return f"{side.get('prediction')}; SCE {short(sce)}" if sce is not None else f"{side.get('prediction')}; no SCE"
 
@@ -51,9 +51,6 @@ def changes_text(changes: Sequence[Any], width: int | None = None) -> str:
     """The terminal table, no wider than ``width``, or "" when nothing changed."""
     if not changes:
         return ""
-    from sce_checks.report.safe import plain
-    from sce_checks.report.table import fit_table
-
     headers, rows = change_rows(changes)
     return _title(changes) + "\n" + fit_table(headers, [[plain(c) for c in row] for row in rows], width)
 

@@ -5,7 +5,7 @@ decision boundary of two-feature grids, and one panel per example of every SCE r
 worst first, sortable and filterable by a small inline script). Plots are matplotlib SVG, maps
 hand-written SVG, all inline: no external script, font or request, viewable offline; a Content
 Security Policy lets only the report's own script run. Every piece of text is made inert
-(report/safe.py: html_text), model replies included."""
+(sce_checks/safe.py: html_text), model replies included."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import hashlib
 import io
 from typing import Any, Sequence
 
-from sce_checks.report.safe import html_text
+from sce_checks.paths import write_atomic
 from sce_checks.report.summary import notes, result_tables
 from sce_checks.report.views import boundary_section, examples_section
 from sce_checks.results import CheckResult
+from sce_checks.safe import html_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -132,7 +133,7 @@ def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = (
 
 def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
                 skipped: Sequence[str] = (), references: Sequence[CheckResult] = ()) -> str:
-    """The page; ``references``: a compared baseline's results (report/baseline.py:
+    """The page; ``references``: a compared baseline's results (sce_checks/regression/saved.py:
     `reference_results`), points beside the run's on the validity-minimality plot."""
     env = html_text(
         f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
@@ -172,6 +173,4 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
 
 def write_html(path, results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),
                skipped: Sequence[str] = (), references: Sequence[CheckResult] = ()) -> None:
-    from sce_checks.report.json_report import write_atomic
-
     write_atomic(path, render_html(results, environment, extra_sections, skipped, references))

@@ -2,7 +2,7 @@
 pull request's checks page: the verdict first, the summary table, every gate (thresholds and
 baseline comparisons) with PASS/FAIL, notes, then the worst examples of each result.
 
-Every piece of text is escaped (report/safe.py: markdown_text): GitHub renders HTML and Markdown
+Every piece of text is escaped (sce_checks/safe.py: markdown_text): GitHub renders HTML and Markdown
 syntax, and model replies end up in the tables. GitHub takes at most 1 MiB of step summary per
 step and drops a larger one whole ("Step isolation and limits", GitHub Docs: Workflow commands
 for GitHub Actions), so what goes there is kept within what the step has left: the example
@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from sce_checks.report.safe import markdown_text
-from sce_checks.report.summary import example_tables, fmt, notes, result_tables
+from sce_checks.cells import fmt
+from sce_checks.paths import write_atomic
+from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.report.table import safe_table
 from sce_checks.results import CheckResult
+from sce_checks.safe import markdown_text
 
 STEP_SUMMARY_LIMIT = 1024 * 1024  # bytes a step's summary may take (GitHub Docs, see above)
 
@@ -52,7 +54,7 @@ _GATE_WORDS = {"REGRESSED": "FAIL", "ok": "PASS", "undefined": "-"}  # `Comparis
 
 
 def baseline_rows(comparisons: Sequence[Any]) -> list[list[str]]:
-    """One row per figure compared with a baseline (report/baseline.py: `Comparison`), its
+    """One row per figure compared with a baseline (sce_checks/regression/gate.py: `Comparison`), its
     verdict the terminal's (`Comparison.status`) in gate words: FAIL, PASS, "-" (undefined) or
     "not gated" (a figure that cannot fail the gate is no gate); figures undefined before and
     after are left out."""
@@ -170,7 +172,6 @@ def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, 
     """The report to ``path`` (when given) and appended to ``$GITHUB_STEP_SUMMARY`` (when set),
     there within what is left of the step's 1 MiB."""
     from sce_checks.errors import UserInputError
-    from sce_checks.report.json_report import write_atomic
 
     parts = _report_parts(results, environment, skipped, baselines, WORST_EXAMPLES, extra)  # rendered once for both
     if path:

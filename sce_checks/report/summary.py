@@ -1,51 +1,18 @@
 """The rows every human-readable report shows, computed once from result objects (terminal
 table, Markdown and HTML all render these rows; none recomputes a figure). What a check shows
 comes from its declaration in the registry (sce_checks/checks/base.py): its table, headline
-figures, sample sizes and failing examples; nothing here names a check."""
+figures, sample sizes and failing examples; nothing here names a check. The cells themselves
+(numbers, shares, model text, gates, figures) are sce_checks/cells.py's."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
-from sce_checks.report.safe import plain
+from sce_checks.cells import figures_cell, thresholds_cell
 from sce_checks.results import CheckResult
 
 CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", "verdict"]
 GATE_HEADERS = ("thresholds", "verdict")  # left out of a table where no row has a gate
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def short(value: Any, width: int = 60) -> str:
-    """``value`` (model text, a record) as one inert line (report/safe.py: `plain`) of at most
-    ``width`` characters: example tables, and the assertion messages pytest prints, show it."""
-    if isinstance(value, dict):
-        text = ", ".join(f"{k}={v}" for k, v in value.items())
-    else:
-        text = str(value)
-    text = plain(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def thresholds_cell(r: CheckResult) -> str:
-    """Each threshold judged on the result, failures first: ``FAIL validity>=0.8 (0.42)``."""
-    verdicts = sorted(r.info.get("thresholds") or [], key=lambda v: v["passed"])
-    parts = []
-    for v in verdicts:
-        mark = "ok" if v["passed"] else ("xfail" if v.get("expected_failure") else "FAIL")
-        shown = fmt(v["actual"]) if v.get("bounds") is None else f"in [{fmt(v['bounds'][0])}, {fmt(v['bounds'][1])}]"
-        parts.append(f"{mark}{' undecided' if v.get('undecided') else ''} {v['threshold']} ({shown})")
-    return "; ".join(parts) or "-"
 
 
 def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
@@ -53,37 +20,11 @@ def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
     return sorted(results, key=lambda r: r.verdict != "FAIL")
 
 
-def figure_cell(r: CheckResult, name: str) -> str:
-    """``phi 0.412`` or ``failure_rate 0.250 [0.089, 0.532]`` (Wilson 95% interval when there is one)."""
-    value = r.get(name)
-    ci = r.get(f"{name}_ci")
-    text = f"{name} {fmt(value)}"
-    if value is not None and ci and None not in ci:
-        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
-    return text
-
-
-def figures_cell(r: CheckResult) -> str:
-    """The check's headline figures, its notes (phi-CCT's 2x2 counts, ...), then its sample sizes."""
-    from sce_checks.checks import get_check
-
-    check = get_check(r.check)
-    parts = [figure_cell(r, f.name) for f in check.figures if f.headline and f.name in r.figures]
-    parts.extend(check.figure_notes(r))
-    parts.extend(f"{c} {r[c]}" for c in check.counts if r.get(c) is not None)
-    return "; ".join(parts) or "-"
-
-
-def summary_line(r: CheckResult) -> str:
-    """The usual one-line summary of a result: unit, sample size and headline figures."""
-    from sce_checks.checks import unit_of
-
-    return f"{r.model} / {r.dataset} / {unit_of(r)}: n={r.n}; {figures_cell(r)}"
-
-
 def check_row(r: CheckResult) -> list[str]:
     """The generic row of a result: model, dataset, check, n, figures, gates, verdict."""
-    return [r.model, r.dataset, r.check, str(r.n), figures_cell(r), thresholds_cell(r), r.verdict]
+    from sce_checks.checks import get_check
+
+    return [r.model, r.dataset, r.check, str(r.n), figures_cell(r, get_check(r.check)), thresholds_cell(r), r.verdict]
 
 
 def result_tables(results: Sequence[CheckResult]) -> list[tuple[list[str], list[list[str]]]]:

@@ -4,7 +4,7 @@ original, the SCE and the searched minimal edit side by side as word diffs for t
 reply and the reason of every unparsed SCE).
 
 Everything shown is read from the result (`CheckResult` and its records); every piece of text a
-model, a dataset or a task file wrote goes through report/safe.py (`html_text`) before it is
+model, a dataset or a task file wrote goes through sce_checks/safe.py (`html_text`) before it is
 laid out, attribute values included. The panels carry ``data-status``, ``data-gap`` and
 ``data-order`` attributes that the report's inline script sorts and filters by.
 """
@@ -15,10 +15,10 @@ import math
 import re
 from typing import Any, Callable, Sequence
 
+from sce_checks.cells import fmt as _fmt
 from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map, plane_map
-from sce_checks.report.safe import html_text
-from sce_checks.report.summary import fmt as _fmt
 from sce_checks.results import CheckResult, ExampleRecord
+from sce_checks.safe import html_text
 
 PANEL_CHECKS = ("sce",)  # checks whose records are SCE records (results.py: ExampleRecord's contract fields)
 MAX_PANELS = 60  # example panels per result (the worst first); the JSON report has every example

@@ -203,7 +203,8 @@ def test_a_baseline_judges_a_bounded_figure_on_its_bounds(tmp_path):
     run (mean RCF_A in [0, 0.725], above): the change is in [0, 0.725], so with tolerance 0 it is
     undecided and fails the gate (mean_rcf_a is the primary minimality figure on a grid); with
     tolerance 0.8 even the worst case holds; a run that is itself exact is tested as before."""
-    from sce_checks.report.baseline import compare_run, load_baseline, save_baseline
+    from sce_checks.regression.files import load_baseline, save_baseline
+    from sce_checks.regression.gate import compare_run
 
     path = save_baseline(tmp_path / "b.json", [run("boundary", budget=0)], {})
     baseline = load_baseline(path)
@@ -218,10 +219,10 @@ def test_a_baseline_judges_a_bounded_figure_on_its_bounds(tmp_path):
 
 
 def test_bounds_decide_a_regression_by_hand():
-    """Tolerance rule on intervals (report/baseline.py: `_judge_bounds`): before 0.1 exact, after
+    """Tolerance rule on intervals (regression/gate.py: `_judge_bounds`): before 0.1 exact, after
     in [0.3, 0.5] (lower is better): the change is in [0.2, 0.4] -> regressed beyond 0.1, held
     within 0.4, undecided at 0.3; malformed bounds are refused when the baseline is read."""
-    from sce_checks.report.baseline import compare_entries
+    from sce_checks.regression.gate import compare_entries
 
     def row(tolerance):
         old = {"check": "sce", "figures": {"mean_rcf_a": 0.1}}
@@ -235,7 +236,7 @@ def test_bounds_decide_a_regression_by_hand():
 
 def test_malformed_bounds_in_a_baseline_are_refused(tmp_path):
     from sce_checks.errors import UserInputError
-    from sce_checks.report.baseline import load_baseline, save_baseline
+    from sce_checks.regression.files import load_baseline, save_baseline
 
     path = save_baseline(tmp_path / "b.json", [run("far")], {})
     data = json.loads(path.read_text())

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from sce_checks.checks import get_check
-from sce_checks.report.baseline import Change, ComparisonReport
+from sce_checks.regression.changes import Change
+from sce_checks.regression.gate import ComparisonReport
 from sce_checks.report.changes import change_rows, changes_html, changes_markdown, changes_text
 
 

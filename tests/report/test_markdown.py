@@ -9,7 +9,7 @@ import re
 from markdown_it import MarkdownIt
 
 from sce_checks.cli import main
-from sce_checks.report.baseline import Comparison
+from sce_checks.regression.gate import Comparison
 from sce_checks.report.markdown import STEP_SUMMARY_LIMIT, render_markdown, write_markdown
 from sce_checks.results import CheckResult, ExampleRecord
 

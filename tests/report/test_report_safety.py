@@ -28,13 +28,14 @@ from markdown_it import MarkdownIt
 
 from sce_checks.checks.sce import SCESettings, run_text_sce
 from sce_checks.errors import UserInputError
+from sce_checks.paths import write_atomic
+from sce_checks.regression.files import save_baseline
 from sce_checks.report import json_report
-from sce_checks.report.baseline import save_baseline
 from sce_checks.report.html import render_html, write_html
-from sce_checks.report.json_report import write_atomic, write_json
+from sce_checks.report.json_report import write_json
 from sce_checks.report.markdown import render_markdown, write_markdown
-from sce_checks.report.safe import markdown_text, plain
 from sce_checks.report.table import render_table
+from sce_checks.safe import markdown_text, plain
 from tests.helpers.text_models import MINI_EXAMPLES, MINI_TASK, TextRuleModel
 
 PAYLOADS = [

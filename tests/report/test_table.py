@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from sce_checks.report.table import MIN_COLUMN, column_widths, display_width, fit_table, render_table, wrap
+from sce_checks.layout import MIN_COLUMN, column_widths, display_width, fit_table, wrap
+from sce_checks.report.table import render_table
 from sce_checks.results import CheckResult, ExampleRecord
 from tests.helpers.audit_process import run_sce_audit
 

@@ -10,8 +10,9 @@ import pytest
 from sce_checks.checks import Check, Figure, Outcome, all_checks, register_check
 from sce_checks.checks.base import compared_figures, outcome_of
 from sce_checks.errors import UserInputError
-from sce_checks.report.baseline import compare_run, load_baseline, save_baseline
-from sce_checks.metrics.paired import holm
+from sce_checks.regression.files import load_baseline, save_baseline
+from sce_checks.regression.gate import compare_run
+from sce_checks.regression.paired import holm
 from sce_checks.results import CheckResult, ExampleRecord
 
 
@@ -86,7 +87,8 @@ def test_inv_failures_are_compared_per_example(tmp_path):
 def test_significant_but_within_the_tolerance_passes():
     before = inv_result([False] * 20)
     after = inv_result([True] * 10 + [False] * 10)
-    from sce_checks.report.baseline import baseline_entry, compare_entries
+    from sce_checks.regression.files import baseline_entry
+    from sce_checks.regression.gate import compare_entries
 
     pair = [("inv/sentiment/-", baseline_entry(before, [], None), baseline_entry(after, [], None))]
     assert compare_entries(pair, {"*": 0.6}, "paired").regressed == []

@@ -3,7 +3,7 @@ baseline's model on known examples (tests/helpers/regression_models.py): 6 of 20
 20 regressed, none. The exit code, the verdict lines, the JSON / Markdown / HTML reports and
 ``sce-audit --compare`` follow one rule; old (v1) baselines are compared on their aggregates.
 
-The numbers, by hand (exact one-sided McNemar, sce_checks/metrics/paired.py): 6 examples valid
+The numbers, by hand (exact one-sided McNemar, sce_checks/regression/paired.py): 6 examples valid
 -> invalid and none the other way give p = 2^-6 = 0.0156 for validity in each of the two
 variants. Gating validity alone (the SCE check's primary figure, gated by default), Holm over the
 two variants compares the smaller p with 0.05 / 2 and the other with 0.05: both regress. Gating
@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 
 from sce_checks.cli import main
-from sce_checks.report.baseline import load_baseline
+from sce_checks.regression.files import load_baseline
 from tests.helpers.projects import REPO
 
 ARGS = ["--dataset", "toy.toml", "--limit", "20", "--seed", "3", "--prediction", "generate", "-q"]
@@ -282,8 +282,9 @@ def test_an_audit_file_baseline_follows_the_same_rule(project):
 
 @pytest.mark.parametrize("width", [80, 200])
 def test_comparison_tables_fit_the_terminal(workdir, models, width):
-    from sce_checks.report.baseline import compare_saved, render_comparison
+    from sce_checks.regression.saved import compare_saved
     from sce_checks.report.changes import changes_text
+    from sce_checks.report.comparison import render_comparison
 
     assert audit("--model", "python:partial:six", "--json", "six.json") == 0
     (report,) = compare_saved(["base.json", "six.json"])
@@ -297,7 +298,7 @@ def test_reference_points_of_a_baseline_by_hand(workdir, models):
     """The baseline's SCE results as plot points: validity 20/20 with its Wilson 95% interval
     from the stored outcomes, [0.839, 1] (n = 20, z = 1.96: centre (20 + 1.92) / 23.84 = 0.9195,
     half-width 1.96 * sqrt(0 + 0.9604) / 23.84 = 0.0806)."""
-    from sce_checks.report.baseline import reference_results
+    from sce_checks.regression.saved import reference_results
 
     refs = reference_results(load_baseline(workdir / "base.json"), "base.json")
     assert {(r.model, r.variant) for r in refs} == {("baseline base.json", "unconstrained"), ("baseline base.json", "minimal")}

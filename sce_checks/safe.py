@@ -11,6 +11,9 @@ reasons a model (or a dataset) wrote, so each cell goes through one of these bef
   ``$GITHUB_STEP_SUMMARY``) and Markdown's inline syntax escaped (no link, image, emphasis, code
   span or table-cell break comes from model text).
 * HTML reports use `plain` then ``html.escape``.
+
+A low module (it imports nothing of the package): the checks' table cells and the assertion
+messages pytest prints go through `plain` too (sce_checks/cells.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Paired tests and sample sizes (sce_checks/metrics/paired.py) against hand-computed tables.
+"""Paired tests and sample sizes (sce_checks/regression/paired.py, planning.py) against hand-computed tables.
 
 Definitions: the exact one-sided McNemar p-value is P(X >= b) for X ~ Binomial(b + c, 1/2), b
 the discordant pairs that got worse (McNemar 1947, exact form); the one-sided Wilcoxon
@@ -14,19 +14,21 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from sce_checks.metrics.paired import (
+from sce_checks.regression.paired import (
     binary_test,
     bootstrap_mean_interval,
     continuous_test,
     holm,
-    independent_changes,
     mcnemar_p,
+    newcombe_paired,
+    wilcoxon_p,
+)
+from sce_checks.regression.planning import (
+    independent_changes,
     mcnemar_power,
     mcnemar_sample_size,
-    newcombe_paired,
     plan_sample_size,
     smallest_detectable,
-    wilcoxon_p,
 )
 
 
