@@ -99,6 +99,31 @@ def test_significant_but_within_the_tolerance_passes():
     assert "not gated" in next(c for c in only.rows if c.metric == "failure_rate").verdict()
 
 
+def test_every_entry_point_gates_by_the_settings_defaults(tmp_path):
+    """`compare`, `compare_run`, `compare_entries` and `compare_saved` called without a mode or
+    alpha use the settings' defaults (paired, 0.05): the same verdict as when they are given.
+    Before the defaults were read from the settings table, `compare` alone fell back to the
+    tolerance rule."""
+    from sce_checks.config import BASELINE_MODES, BY_NAME, default
+    from sce_checks.regression.files import baseline_entry
+    from sce_checks.regression.gate import compare, compare_entries
+    from sce_checks.regression.saved import compare_saved
+
+    assert BY_NAME["baseline_mode"].choices is BASELINE_MODES and default("baseline_mode") == "paired"
+    before, after = inv_result([False] * 18 + [True, None]), inv_result([True] * 9 + [False] * 9 + [False, None])
+    path = save_baseline(tmp_path / "b.json", [before], {})
+    other = save_baseline(tmp_path / "a.json", [after], {})
+    given = compare_run(load_baseline(path), [after], {}, 0.0, str(path), "paired", 0.05)
+    (saved,) = compare_saved([str(path), str(other)])
+    pair = [("inv/sentiment/-", baseline_entry(before, [], None), baseline_entry(after, [], None))]
+    reports = [compare_run(load_baseline(path), [after], {}, 0.0, str(path)), saved, compare_entries(pair)]
+    assert all((r.mode, r.alpha) == ("paired", 0.05) for r in reports)
+    rows = [compare(load_baseline(path), [after], {}, 0.0, str(path))] + [r.rows for r in reports]
+    for got in rows:
+        assert [(c.metric, c.how, c.regressed, c.p_holm) for c in got] == [
+            (c.metric, c.how, c.regressed, c.p_holm) for c in given.rows]
+
+
 def test_v1_baseline_in_paired_mode_compares_aggregates_with_a_note(tmp_path):
     before, after = inv_result([False] * 20), inv_result([True] + [False] * 19)
     path = save_baseline(tmp_path / "b.json", [before], {})
