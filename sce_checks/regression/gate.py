@@ -28,7 +28,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.regression.changes import Change, changed_examples
 from sce_checks.regression.files import baseline_entry, entry_key, same_measurement
 from sce_checks.regression.paired import binary_test, continuous_test, holm
-from sce_checks.regression.planning import mcnemar_power, smallest_detectable
+from sce_checks.regression.planning import mcnemar_power, mcnemar_sample_size, smallest_detectable
 from sce_checks.regression.tolerances import ROUNDING, Tolerances, check_baseline_metrics, parse_tolerances
 from sce_checks.results import CheckResult, _clean
 
@@ -52,10 +52,15 @@ class Comparison:
     p_holm: float | None = None
     gated: bool = True
     how: str = "tolerance"  # "paired" | "tolerance" | why no paired test was possible
+    undecided: str | None = None  # why the gate cannot decide a worsening (it then fails: ``regressed`` is set)
 
     def status(self) -> str:
-        """The row's verdict word, one for every report: REGRESSED, ok, undefined (no value on
-        one side) or not gated (shown and tested, but it cannot fail the gate)."""
+        """The row's verdict word, one for every report: REGRESSED, UNDECIDED (got worse by more
+        than the tolerance, but the data cannot decide whether it regressed: it fails the gate),
+        ok, undefined (no value on one side) or not gated (shown and tested, but it cannot fail
+        the gate)."""
+        if self.undecided is not None:
+            return "UNDECIDED"
         if self.regressed:
             return "REGRESSED"
         if not self.gated:
@@ -84,6 +89,8 @@ class Comparison:
                  f"{t.worse} {'examples' if t.worse != 1 else 'example'} regressed, {t.better} improved"]
         if not self.gated:
             parts.append("not gated")
+        elif self.undecided is not None:
+            parts.append(f"undecided: {self.undecided}")
         elif self.p_holm is None:
             parts.append(f"cannot reach alpha with {t.worse + t.better} changed")
         return f"{line} ({', '.join(parts)})"
@@ -107,16 +114,24 @@ class ComparisonReport:
 
     @property
     def regressed(self) -> list[Comparison]:
+        """The rows that fail the gate: regressed, or undecided."""
         return [c for c in self.rows if c.regressed]
 
+    @property
+    def undecided(self) -> list[Comparison]:
+        return [c for c in self.rows if c.undecided is not None]
+
     def status(self) -> str:
-        """The headline every report shows: how many figures regressed."""
-        n = len(self.regressed)
-        return f"{n} regression(s)" if n else "no regressions"
+        """The headline every report shows: how many figures regressed, and how many the data
+        could not decide (both fail the gate)."""
+        undecided = len(self.undecided)
+        regressed = len(self.regressed) - undecided
+        parts = ([f"{regressed} regression(s)"] if regressed else []) + ([f"{undecided} undecided"] if undecided else [])
+        return ", ".join(parts) or "no regressions"
 
     def findings(self) -> list[str]:
-        """The lines under the headline: each regression's verdict, then the notes."""
-        return [f"REGRESSED: {c.verdict()}" for c in self.regressed] + [f"note: {n}" for n in self.notes]
+        """The lines under the headline: each failing row's verdict, then the notes."""
+        return [f"{c.status()}: {c.verdict()}" for c in self.regressed] + [f"note: {n}" for n in self.notes]
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison in the JSON report (``baseline`` key)."""
@@ -124,6 +139,8 @@ class ComparisonReport:
             out = {"result": c.key, "metric": c.metric, "before": c.before, "after": c.after, "delta": c.delta,
                    "tolerance": c.tolerance, "regressed": c.regressed, "gated": c.gated, "compared": c.how,
                    "verdict": c.verdict()}
+            if c.undecided is not None:
+                out["undecided"] = c.undecided
             if c.test is not None:
                 t = c.test
                 out.update({"test": t.test, "n_pairs": t.n, "paired_delta": t.delta, "paired_delta_ci": [t.low, t.high],
@@ -131,7 +148,7 @@ class ComparisonReport:
             return out
 
         return _clean({"path": self.path, "mode": self.mode, "alpha": self.alpha,
-                       "regressed": len(self.regressed), "rows": [row(c) for c in self.rows],
+                       "regressed": len(self.regressed), "undecided": len(self.undecided), "rows": [row(c) for c in self.rows],
                        "changed_examples": [{"result": ch.key, "id": ch.id, "worse": ch.worse,
                                              "moves": [list(m) for m in ch.moves], "before": ch.before,
                                              "after": ch.after} for ch in self.changes],
@@ -165,6 +182,8 @@ def _judge_bounds(row: Comparison, old: tuple[float, float], new: tuple[float, f
     state = "regressed" if worse[0] > limit else ("held" if worse[1] <= limit else "undecided")
     row.how = f"bounded by the x* budget: {shown(old)} -> {shown(new)}, {state}"
     row.regressed = row.gated and state != "held"
+    if row.gated and state == "undecided":
+        row.undecided = "the x* search budget's bounds cannot decide it"
 
 
 def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]], tolerance: float | Tolerances = 0.0,
@@ -234,6 +253,7 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
     for c, adjusted in zip(family, holm([c.test.p for c in family])):
         c.p_holm = adjusted
         c.regressed = adjusted <= alpha and _worse_by(c.check, c.metric, c.delta) > c.tolerance + ROUNDING
+    _mark_undecided(rows, family, alpha)
     if mode == "paired" and v1:
         notes.append(f"{path} is a v1 baseline (figures only): compared against the tolerance alone; save a new "
                      "baseline (v2) for paired tests on the examples")
@@ -241,6 +261,45 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
         notes.extend(_power_notes(rows, family, alpha))
     changes.sort(key=lambda ch: (not ch.worse, ch.key, ch.id))
     return ComparisonReport(path, mode, alpha, rows, changes, notes)
+
+
+def _mark_undecided(rows: Sequence[Comparison], family: Sequence[Comparison], alpha: float) -> None:
+    """A gated figure that got worse by more than its tolerance, whose paired test could not
+    reach ``alpha`` after Holm whatever its own outcome on these examples, is undecided, and an
+    undecided gate fails (as a figure the x* budget left undecided does): a gate that cannot
+    fail must not pass. "Whatever its outcome": every changed example moved for the worse (its
+    ``min_p``), the other gated figures' p-values as observed."""
+    for row in rows:
+        t = row.test
+        if t is None or not row.gated or row.regressed or _worse_by(row.check, row.metric, row.delta) <= row.tolerance + ROUNDING:
+            continue
+        others = [c.test.p for c in family if c is not row]
+        attainable = holm([t.min_p, *others])[0] if t.min_p <= alpha else t.min_p
+        if attainable <= alpha:
+            continue  # the test could have failed it: a decided pass
+        m = len(others) + 1
+        holm_text = f" after Holm over {m} figures" if m > 1 and t.min_p <= alpha else ""
+        row.undecided = (f"the smallest p-value {t.test} can give with {t.worse + t.better} changed "
+                         f"{'examples' if t.worse + t.better != 1 else 'example'} is {p_value(attainable)}"
+                         f"{holm_text}, above alpha {alpha:g}; {_needed(t, alpha / m)}")
+        row.regressed = True
+
+
+def _needed(t: Any, level: float) -> str:
+    """How many examples the gate would need to decide: the changed examples an exact one-sided
+    test needs at ``level`` (2^-k <= level), and the sample that gives them at this run's rate of
+    change (for a rate, the exact McNemar sample size for the observed drop at power 0.8)."""
+    changed = smallest_detectable(10**9, level)
+    text = f"it needs at least {changed} changed examples"
+    moved = t.worse + t.better
+    if moved == 0:
+        return text
+    share, drop = moved / t.n, (t.worse - t.better) / t.n
+    n = mcnemar_sample_size(drop, share, level, 0.8) if t.test == "McNemar" and 0 < drop <= share else None
+    if n is None:
+        n = math.ceil(changed / share)
+        return text + f", about {n} examples at this run's share of changed examples ({share:.2f})"
+    return text + f", {n} examples for power 0.8 at this run's drop ({drop:.2f}) and share of changed examples ({share:.2f})"
 
 
 def _power_notes(rows: Sequence[Comparison], family: Sequence[Comparison], alpha: float) -> list[str]:

@@ -50,7 +50,7 @@ def threshold_rows(results: Sequence[CheckResult]) -> list[list[str]]:
 
 WORST_EXAMPLES = 3  # rows of each worst-examples table
 
-_GATE_WORDS = {"REGRESSED": "FAIL", "ok": "PASS", "undefined": "-"}  # `Comparison.status` as a gate verdict
+_GATE_WORDS = {"REGRESSED": "FAIL", "UNDECIDED": "FAIL (undecided)", "ok": "PASS", "undefined": "-"}  # `Comparison.status` as a gate verdict
 
 
 def baseline_rows(comparisons: Sequence[Any]) -> list[list[str]]:

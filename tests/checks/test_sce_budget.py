@@ -214,8 +214,10 @@ def test_a_baseline_judges_a_bounded_figure_on_its_bounds(tmp_path):
     held = _rcf_a_row(compare_run(baseline, [run("far")], {}, 0.8, str(path), "paired"))
     assert not held.regressed and held.how.endswith("held")
     exact = _rcf_a_row(compare_run(baseline, [run("far", budget=0)], {}, 0.0, str(path), "paired"))
-    # exact in both runs: the paired test, which one example cannot make significant (p = 1/2)
-    assert exact.how == "paired" and exact.delta == pytest.approx(0.5) and not exact.regressed
+    # exact in both runs: the paired test, which one example cannot make significant (p = 1/2):
+    # it got worse and the test cannot decide it, so it fails as undecided
+    assert exact.how == "paired" and exact.delta == pytest.approx(0.5) and exact.regressed
+    assert exact.status() == "UNDECIDED" and "Wilcoxon can give with 1 changed example is 0.500" in exact.verdict()
 
 
 def test_bounds_decide_a_regression_by_hand():

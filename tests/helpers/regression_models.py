@@ -20,3 +20,15 @@ class PartlyShort(RuleModel):
     def sce_text(self, x) -> str:
         cf = POLICIES["short" if x in self.short_on else "boundary"](self.task, self.rule, x)
         return "```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```"
+
+
+class PartlyFar(PartlyShort):
+    """Valid but less minimal on chosen records: it jumps to the far corner of the other region
+    there (RCF_A > 0), and lands on its own boundary elsewhere."""
+
+    def identity(self):
+        return {"backend": "python", "model": f"partly-far/{sorted(self.short_on)}"}
+
+    def sce_text(self, x) -> str:
+        cf = POLICIES["far" if x in self.short_on else "boundary"](self.task, self.rule, x)
+        return "```json\n" + json.dumps(self.task.as_dict(cf)) + "\n```"
