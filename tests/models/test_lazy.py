@@ -51,12 +51,12 @@ def test_smollm2_identity_from_its_files_without_loading_it(tiny_model_dir, monk
     is run on the tiny weights instead of SmolLM2's (the tokenizer and folder are smollm2's own)."""
     from transformers import AutoModelForCausalLM
 
-    from sce_checks.models.smollm2 import existing_folder
+    from sce_checks.models.identity import converted_smollm2_folder
     from tests.helpers.tiny_llama import build_tiny_llama
 
     model, _ = build_tiny_llama(1234)
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *args, **kwargs: model)
-    folder = existing_folder()  # converted when the tiny model's tokenizer was made
+    folder = converted_smollm2_folder()  # converted when the tiny model's tokenizer was made
     assert folder is not None
     for options in OPTION_SETS:
         before = spec_identity(parse_spec("smollm2"), options)

