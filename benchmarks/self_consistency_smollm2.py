@@ -11,14 +11,13 @@ from __future__ import annotations
 import sys
 import time
 
-from sce_checks.audit import open_model
 from sce_checks.checks.self_consistency import SelfConsistencySettings, run_self_consistency
-from sce_checks.models import ModelOptions
+from sce_checks.models.opening import ModelOpener
 from sce_checks.tasks import load_task, task_examples
 
 
 def main(limit: int = 5, method: str = "feature_ablation") -> None:
-    model = open_model("smollm2", ModelOptions())
+    model = ModelOpener().open("smollm2")
     task = load_task("sentiment")
     examples = task_examples(task, limit, 0)
     started = time.perf_counter()

@@ -18,19 +18,22 @@ and the pytest options, by its name. The CLI and the pytest plugin are thin laye
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from sce_checks.checks import get_check
 from sce_checks.config import BY_NAME, RunSpec
 from sce_checks.environment import collect_environment
 from sce_checks.errors import CheckNotApplicable
-from sce_checks.models import ModelOptions, load_model_lazily
+from sce_checks.models.cache import CachedModel
+from sce_checks.models.opening import ModelOpener
+from sce_checks.notices import Notices, collecting
 from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
+from sce_checks.tasks import load_task, task_examples
 
 AuditConfig = RunSpec  # the Python API's name for the run specification
 
@@ -45,17 +48,6 @@ class AuditRun:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {dataset, check, reason}: not applicable here
 
 
-def open_model(spec: str, options: ModelOptions, cache: bool = True, cache_path: str | None = None):
-    """Open a backend and put the response cache in front of it. The cache is opened first: a
-    wrong cache path is reported before a model is loaded (sce_checks/models/cache.py). A
-    transformers model is loaded by the first request the cache cannot answer
-    (`load_model_lazily`): a fully cached rerun loads none."""
-    from sce_checks.models.cache import CachedModel, ResponseCache
-
-    store = ResponseCache(Path(cache_path) if cache_path else None) if cache else None
-    return CachedModel(load_model_lazily(spec, options), store)
-
-
 def backend_runtime(model: Any) -> dict[str, Any]:
     """Whether the backend behind ``model`` (a `CachedModel` or a bare backend) was loaded, and
     where it was, the device and dtype it ran on (`HFChatModel.runtime`). A backend that is not
@@ -65,22 +57,43 @@ def backend_runtime(model: Any) -> dict[str, Any]:
     return dict(probe()) if callable(probe) else {"model_loaded": True}
 
 
-def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None] | None = None) -> AuditRun:
+def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None] | None = None,
+              models: ModelOpener | None = None) -> AuditRun:
     """Run the configured checks on every dataset of ``config``.
 
     ``model`` may be given ready-made (any object with ``chat``); otherwise ``config.model`` is
-    loaded and cached. Bad input raises `UserInputError` before any model call (the
-    specification validated itself when it was made); a check that cannot run on a task or
-    backend (CCT without option scores, INV on a grid) is listed in ``AuditRun.skipped`` and the
-    others run. ``progress`` (e.g. ``print``) receives progress lines; a caller that installed its
-    own bar with `sce_checks.progress.showing` passes None.
-    """
-    from sce_checks.tasks import load_task, task_examples
+    opened by ``models`` (the pytest session hands its `ModelOpener`, which opens each model once
+    per session) or by an opener of its own (sce_checks/models/opening.py: parsed once, response
+    cache first, a transformers model loaded by the first request the cache cannot answer).
+    Bad input raises `UserInputError` before any model call (the specification validated itself
+    when it was made); a check that cannot run on a task or backend (CCT without option scores,
+    INV on a grid) is listed in ``AuditRun.skipped`` and the others run. ``progress`` (e.g.
+    ``print``) receives progress lines; a caller that installed its own bar with
+    `sce_checks.progress.showing` passes None.
 
+    Warnings (an unusable cache, a server without logprobs: sce_checks/notices.py) are listed in
+    ``AuditRun.environment["warnings"]``, one line each; where neither ``models`` nor a model
+    collecting them for its own run is given, each is also issued as a Python warning.
+    """
     checks = [get_check(name) for name in config.checks]
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
     if model is None:
-        model = open_model(config.model, ModelOptions.from_spec(config), not config.no_cache, config.cache_path())
+        model = (models or ModelOpener.for_run(config)).open(config.model)
+    notices = run_notices(model)
+    with collecting(notices):
+        return _run(config, model, progress, checks, tasks, notices)
+
+
+def run_notices(model: Any) -> Notices:
+    """Where a run's warnings go: the notices of the opener the model came from, else a collector
+    of the run's own that also issues them as Python warnings (a model built by the caller)."""
+    own = model.notices if isinstance(model, CachedModel) else None
+    return own if own is not None else Notices(echo=True)
+
+
+def _run(config: RunSpec, model: Any, progress: Callable[[str], None] | None, checks: list[Any], tasks: list[Any],
+         notices: Notices) -> AuditRun:
+    """The audit's loop over tasks and checks, and the environment of its results."""
     results: list[CheckResult] = []
     skipped: list[dict[str, str]] = []
     started = time.perf_counter()
@@ -113,6 +126,7 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
         model_calls=asdict(stats) if stats is not None else None,
         samples=samples,
         wall_seconds=round(time.perf_counter() - started, 3),
+        warnings=notices.lines,
     )
     return AuditRun(results, env, skipped)
 
@@ -120,8 +134,6 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
 def reads(check: Any) -> set[str]:
     """The run settings a check reads: its settings fields named like one, and the settings it
     declares it reads under another name (``reads_settings``)."""
-    import dataclasses
-
     return {f.name for f in dataclasses.fields(check.settings) if f.name in BY_NAME} | set(check.reads_settings)
 
 

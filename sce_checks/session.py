@@ -1,6 +1,8 @@
-"""Session state of the pytest plugin: the run specification resolved once, models loaded once,
-results computed once and shared, and the reports written at the end. Kept apart from plugin.py
-so the plugin module stays light (this module is imported at configure time but imports nothing
+"""Session state of the pytest plugin: the run specification resolved once, results computed once
+and shared, the run's warnings collected, and the reports written at the end. Models are opened
+by the audit side: the session holds one `ModelOpener` (sce_checks/models/opening.py) and hands
+it to every `run_audit`, so each model is opened once per session. Kept apart from plugin.py so
+the plugin module stays light (this module is imported at configure time but imports nothing
 heavy itself), and it never imports the plugin: the specification it is handed is all it reads."""
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any, Iterator, NoReturn
 import pytest
 
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
-from sce_checks.errors import EXIT_BAD_INPUT
+from sce_checks.errors import EXIT_BAD_INPUT, BackendError, UserInputError
+from sce_checks.models.opening import ModelOpener
+from sce_checks.notices import PREFIX, Notices
 
 SESSION_KEY = pytest.StashKey["SCESession"]()
 
@@ -25,13 +29,14 @@ class SCESession:
     def __init__(self, config: pytest.Config, spec: RunSpec) -> None:
         self.config = config
         self.spec = spec  # the options (command line, sce-audit's spec, ini, pyproject.toml), resolved
-        self._models: dict[str, Any] = {}
+        self.notices = Notices()  # warnings for the summary and the reports (sce_checks/notices.py)
+        self.models = ModelOpener.for_run(spec, self.notices)  # each model opened once, on first use
         # (model, dataset, unit, limit, seed, the check's settings) -> CheckResult; a unit is an SCE
         # variant or another check (sce_checks/checks/__init__.py)
         self._results: dict[tuple, Any] = {}
         self._spare: dict[tuple, Any] = {}  # computed with a requested result (ct with phi_cct), not yet asked for
         self._skips: dict[tuple, list[str]] = {}  # result key -> [task/check, why that check cannot run here]
-        self._failures: dict[Any, str] = {}  # model spec or result key -> why it could not be computed
+        self._failures: dict[Any, str] = {}  # result key (or bad input) -> why it could not be computed
         self._environments: dict[str, dict] = {}
         self._wall: dict[Any, float] = {}  # result key -> seconds its audit took
         self._samples: dict[str, dict] = {}
@@ -54,8 +59,6 @@ class SCESession:
             from pathlib import Path
 
             from sce_checks.models.cache import ResponseCache
-
-            from sce_checks.errors import UserInputError
 
             path = self.spec.cache_path()
             try:
@@ -80,25 +83,18 @@ class SCESession:
         items asking for the same thing fail at once, and the run exits 2."""
         message = f"sce-checks: {exc}"
         self._failures[key] = message
-        self.input_errors.append(str(exc))
+        if str(exc) not in self.input_errors:  # a model that cannot be opened fails every result it serves
+            self.input_errors.append(str(exc))
         pytest.fail(message, pytrace=False)
 
     # -- models and results --------------------------------------------------------------------
     def model(self, spec: RunSpec):
-        """The model ``spec`` names, loaded once per session and wrapped in the response cache."""
-        from sce_checks.audit import open_model
-        from sce_checks.errors import BackendError, UserInputError
-        from sce_checks.models import ModelOptions
-
-        name = spec.model
-        if name in self._failures:
-            pytest.fail(self._failures[name], pytrace=False)
-        if name not in self._models:
-            try:
-                self._models[name] = open_model(name, ModelOptions.from_spec(self.spec), not self.spec.no_cache, self.spec.cache_path())
-            except (UserInputError, BackendError) as exc:
-                self._fail(name, exc)
-        return self._models[name]
+        """The model ``spec`` names (the ``sce_model`` fixture), opened once per session behind
+        the response cache."""
+        try:
+            return self.models.open(spec.model)
+        except (UserInputError, BackendError) as exc:
+            self._fail(("model", spec.model), exc)
 
     def _key(self, spec: RunSpec, dataset: str, unit: str) -> tuple:
         from sce_checks.checks import check_of, get_check
@@ -111,7 +107,6 @@ class SCESession:
         interventions. A check that cannot run here skips the asking test with the reason."""
         from sce_checks.audit import run_audit
         from sce_checks.checks import check_of, family_of, get_check, unit_of, units
-        from sce_checks.errors import BackendError, UserInputError
 
         dataset = dataset or spec.datasets[0]
         unit = unit or units(spec.checks, spec.variants)[0]
@@ -131,7 +126,7 @@ class SCESession:
             run_spec = spec.replace(datasets=(dataset,), checks=family_of(check.name), variants=variants)
             try:
                 with self.progress():
-                    run = run_audit(run_spec, model=self.model(spec))
+                    run = run_audit(run_spec, models=self.models)
             except (UserInputError, BackendError) as exc:
                 self._fail(key, exc)
             for r in run.results:  # keyed by the dataset *spec* the user gave (a name or a path)
@@ -227,7 +222,8 @@ class SCESession:
     def environment(self) -> dict[str, Any]:
         """One model: that model's run environment (identity, dtype, batch size, model calls),
         with the samples of every dataset and the wall time of all runs. Several models: the
-        settings they share and each model's identity under ``models``."""
+        settings they share and each model's identity under ``models``. Either way the warnings
+        of the whole session (every worker's), one line each, under ``warnings``."""
         from sce_checks.environment import collect_environment
 
         envs = self._environments
@@ -235,6 +231,7 @@ class SCESession:
             env = dict(next(iter(envs.values())))
             env["samples"] = dict(self._samples)
             env["wall_seconds"] = round(sum(self._wall.values()), 3)
+            env["warnings"] = self.notices.lines
             return env
         first = next(iter(envs.values()), {})
         return collect_environment(
@@ -247,6 +244,7 @@ class SCESession:
             parsing=first.get("parsing"),
             samples=self._samples,
             wall_seconds=round(sum(self._wall.values()), 3),
+            warnings=self.notices.lines,
         )
 
     def add_audit_baseline(self, audit) -> None:
@@ -272,6 +270,7 @@ class SCESession:
             "input_errors": self.input_errors,
             "preflight_errors": self.preflight_errors,
             "skips": [[[str(part) for part in k], v] for k, v in self._skips.items()],
+            "warnings": self.notices.lines,
         }, default=str)
 
     def absorb(self, payload: str) -> None:
@@ -293,6 +292,7 @@ class SCESession:
         self.input_errors.extend(e for e in data.get("input_errors", []) if e not in self.input_errors)
         self.preflight_errors.extend(e for e in data.get("preflight_errors", []) if e not in self.preflight_errors)
         self._skips.update((tuple(k), v) for k, v in data.get("skips", []))
+        self.notices.extend(data.get("warnings", []))
 
     # -- end of session ------------------------------------------------------------------------
     def finish(self, exitstatus: int) -> int | None:
@@ -300,7 +300,7 @@ class SCESession:
         comparison fails (merged, never masking an earlier failure). On an xdist worker, hand
         the results to the controller instead."""
         if self.is_worker:
-            if self._results or self.input_errors:
+            if self._results or self.input_errors or self.notices:
                 self.config.workeroutput["sce_checks"] = self.export()
             return None
         # bad input or an unusable backend failed the items that met it: exit 2, not 1 (sce_checks/errors.py)
@@ -382,19 +382,22 @@ class SCESession:
             return
         for err in self.preflight_errors:
             tr.write_line(f"sce-checks: {err}", red=True)
-        results = self.results
-        if not results and not self.errors and not self.skipped:
+        results, warnings = self.results, self.notices.lines
+        if not results and not self.errors and not self.skipped and not warnings:
             return
         from sce_checks.report.table import render_table
 
         tr.write_sep("=", "sce-checks")
         # as wide as pytest's own lines: the terminal's width (COLUMNS when set), 80 in a pipe
         width = tr.config.get_terminal_writer().fullwidth
-        tr.write_line(render_table(results, skipped=self.skipped, width=width))
+        if results or self.errors or self.skipped:  # not for warnings alone
+            tr.write_line(render_table(results, skipped=self.skipped, width=width))
         if self.comparison_reports:
             from sce_checks.report.comparison import render_report
 
             tr.write_line("")
             tr.write_line("\n\n".join(render_report(r, width) for r in self.comparison_reports))
+        for line in warnings:  # what the cache and the backends warned about, once each (sce_checks/notices.py)
+            tr.write_line(f"{PREFIX}{line}", yellow=True)
         for err in self.errors:
             tr.write_line(f"sce-checks error: {err}", red=True)

@@ -34,6 +34,7 @@ __all__ = [
     "load_model",
     "load_model_lazily",
     "parse_spec",
+    "Spec",
     "supports_scoring",
     "SPEC_HELP",
 ]
@@ -79,8 +80,11 @@ class Spec:
         return f"{self.kind}:{self.target}"
 
 
-def parse_spec(spec: str) -> Spec:
-    """Parse a model spec string; raise `UserInputError` naming what is accepted."""
+def parse_spec(spec: str | Spec) -> Spec:
+    """Parse a model spec string; raise `UserInputError` naming what is accepted. A `Spec` is
+    already parsed (so `load_model` and `load_model_lazily` take one too)."""
+    if isinstance(spec, Spec):
+        return spec
     if not isinstance(spec, str) or not spec.strip():
         raise UserInputError(f"empty model spec; {SPEC_HELP}")
     spec = spec.strip()

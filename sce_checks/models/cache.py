@@ -37,25 +37,30 @@ without it and never changes a figure (docs/reliability.md):
   number where a reply string belongs, a score list of the wrong length or type) is a miss:
   recomputed and overwritten, counted (``ResponseCache.rejected_rows``, and
   ``cache_rows_rejected`` in the model-call counts) and reported by one `CacheRowWarning`.
+
+Each warning goes through sce_checks/notices.py: in an audit, one line of its summary and its
+report's environment; a Python warning where the cache is used on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import numbers
 import sqlite3
 import threading
 import time
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from sce_checks import progress
+from sce_checks import notices, progress
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, supports_reply_scoring, supports_scoring
+from sce_checks.notices import Notices
+from sce_checks.paths import cache_dir
 
 __all__ = ["CacheCorruptionWarning", "CacheRowWarning", "CacheUnavailableWarning", "CacheWarning", "CachedModel",
            "ResponseCache", "cache_key", "check_cache_path"]
@@ -139,8 +144,6 @@ def _header_is_valid(path: Path) -> bool:
 
 
 def _default_path() -> Path:
-    from sce_checks.paths import cache_dir
-
     return cache_dir() / "responses.sqlite"
 
 
@@ -307,7 +310,7 @@ class ResponseCache:
         """One warning of each ``what`` per cache: a fault is reported, not repeated per batch."""
         if what not in self._warned:
             self._warned.add(what)
-            warnings.warn(warning, stacklevel=4)
+            notices.warn(warning)
 
     def _disable(self, why: str) -> None:
         """Stop using the cache for this run: no reads, no writes."""
@@ -498,6 +501,16 @@ def _accept(kind: str, lengths: Mapping[str, int]) -> Callable[[str, Any], Any]:
     return accept
 
 
+def _collected(method: Callable) -> Callable:
+    """Run a `CachedModel` method with its run's `Notices` collecting (sce_checks/notices.py): what
+    the cache and the backend warn about on the way lands in that run's summary."""
+    @functools.wraps(method)
+    def run(self: "CachedModel", *args: Any, **kwargs: Any) -> Any:
+        with notices.collecting(self.notices):
+            return method(self, *args, **kwargs)
+    return run
+
+
 class CachedModel:
     """Puts a `ResponseCache` in front of any backend.
 
@@ -505,27 +518,33 @@ class CachedModel:
     where possible; only the misses go to the inner model, in one batched call, and their replies are
     stored at once (an interrupted audit resumes where it stopped). Identical conversations in
     one batch are sent once. Sampling requests bypass the cache. ``cache=None`` passes
-    everything through (still counting calls in ``stats``).
+    everything through (still counting calls in ``stats``). ``notices``: the run's collector of
+    warnings, active during every request (None: the caller's, or Python warnings).
     """
 
-    def __init__(self, inner: Any, cache: ResponseCache | None) -> None:
+    def __init__(self, inner: Any, cache: ResponseCache | None, notices: Notices | None = None) -> None:
         self.inner = inner
         self.cache = cache
+        self.notices = notices
         self.stats = CallStats()
         self._identity: dict[str, Any] | None = None
 
+    @_collected
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
             probe = getattr(self.inner, "identity", None)
             self._identity = dict(probe()) if callable(probe) else {"backend": type(self.inner).__name__}
         return dict(self._identity)
 
+    @_collected
     def can_score(self) -> bool:
         return supports_scoring(self.inner)
 
+    @_collected
     def can_score_replies(self) -> bool:
         return supports_reply_scoring(self.inner)
 
+    @_collected
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
         conversations = list(conversations)
         if self.cache is None or not decoding.deterministic:
@@ -534,6 +553,7 @@ class CachedModel:
         return self._cached("chat", conversations, params,
                             lambda todo: self._send_chat([conversations[i] for i in todo], decoding))
 
+    @_collected
     def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
         if not self.can_score():
             raise UserInputError(
@@ -551,6 +571,7 @@ class CachedModel:
                             lambda todo: self._send_scores([conversations[i] for i in todo], options),
                             [len(options)] * len(conversations))
 
+    @_collected
     def score_replies(
         self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
     ) -> list[list[float]]:

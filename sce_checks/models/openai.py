@@ -49,7 +49,8 @@ options' texts part. What a server supports is detected once per model object by
   tokens are walked to the point where the options part;
 - *none*: no usable logprobs (none at all, malformed ones, or a probe the server refused or
   failed): ``can_score()`` is False and checks generate and parse instead; the backend says so
-  once per model object (`OptionScoringWarning`).
+  once per model object (`OptionScoringWarning`, through sce_checks/notices.py: one line of the
+  audit's summary and its report, a Python warning where the backend is used on its own).
 
 Each option's score is the log-prob of the shared tokens after the prefill plus that of its first
 distinct token (``-inf`` when not among the top 20). This ranks the options as the model's
@@ -71,19 +72,19 @@ import os
 import random
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from sce_checks import progress
+from sce_checks import notices, progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import http
 from sce_checks.models.slots import server_slots
 from sce_checks.models.base import CallStats, Conversation, Decoding
 from sce_checks.parsing import REASONS, load_json
+from sce_checks.paths import cache_dir
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 DOWN_STATUS = {502, 503, 504}  # the server (or the gateway before it) says it is down: trips the breaker
@@ -207,8 +208,6 @@ class OpenAIChatModel:
         self._down_lock = threading.Lock()
         self._warned: set[str] = set()
         if slots_dir is True:
-            from sce_checks.paths import cache_dir
-
             slots_dir = cache_dir()
         self._slots = server_slots(self.base_url, Path(slots_dir) if slots_dir else None)
 
@@ -287,7 +286,7 @@ class OpenAIChatModel:
     def _warn_once(self, topic: str, message: str) -> None:
         if topic not in self._warned:
             self._warned.add(topic)
-            warnings.warn(OptionScoringWarning(message), stacklevel=2)
+            notices.warn(OptionScoringWarning(message))
 
     # -- detection -----------------------------------------------------------------------------
     def _detect(self) -> ScoringSupport:

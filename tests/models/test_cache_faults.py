@@ -519,6 +519,15 @@ def results(path: Path) -> list:
     return json.loads(path.read_text())["results"]
 
 
+def said_once(out: str, report: Path, text: str) -> None:
+    """The cache's warning reached the user as one line of the audit's summary (never as a source
+    path and a line of code: sce_checks/notices.py) and is recorded in the report."""
+    lines = [line for line in out.splitlines() if line.startswith("sce-checks: warning: ")]
+    assert len(lines) == 1 and text in lines[0], out
+    assert "Warning" not in out and ".py:" not in out and "Traceback" not in out
+    assert json.loads(report.read_text())["environment"]["warnings"] == [lines[0].removeprefix("sce-checks: warning: ")]
+
+
 def test_cli_a_cache_path_that_is_a_directory_exits_2_with_one_line(workdir, capsys):
     (workdir / "bad" / "responses.sqlite").mkdir(parents=True)
     for extra in ([], ["--clear-cache"]):
@@ -540,7 +549,7 @@ def test_cli_rows_holding_integers_change_no_figure(workdir, capsys):
     assert audit("--json", "second.json") == 0
     out = capsys.readouterr().out
     assert results(workdir / "second.json") == results(workdir / "first.json")
-    assert out.count("CacheRowWarning") == 1 and "Traceback" not in out
+    said_once(out, workdir / "second.json", "entries unusable")
     report = json.loads((workdir / "second.json").read_text())
     assert report["environment"]["model_calls"]["extra"] == {"cache_rows_rejected": changed}
 
@@ -556,7 +565,7 @@ def test_cli_a_read_only_cache_holding_every_answer_gives_the_same_report(workdi
     assert "Cache" not in out  # nothing had to be written: nothing to warn about
     assert audit("--json", "more.json", "--limit", "14") == 0  # two more examples: computed, not stored
     out = capsys.readouterr().out
-    assert out.count("CacheUnavailableWarning") == 1 and "cannot be written" in out
+    said_once(out, workdir / "more.json", "cannot be written")
 
 
 def test_cli_a_full_disk_gives_the_same_report(workdir, monkeypatch, capsys):
@@ -574,7 +583,7 @@ def test_cli_a_full_disk_gives_the_same_report(workdir, monkeypatch, capsys):
     assert audit("--json", "full.json") == 0
     out = capsys.readouterr().out
     assert results(workdir / "full.json") == results(workdir / "first.json")
-    assert out.count("CacheUnavailableWarning") == 1 and "database or disk is full" in out
+    said_once(out, workdir / "full.json", "database or disk is full")
 
 
 # -- kill and resume --------------------------------------------------------------------------------
