@@ -15,7 +15,7 @@ import pytest
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
 from sce_checks.errors import EXIT_BAD_INPUT, BackendError, UserInputError
 from sce_checks.models.opening import ModelOpener
-from sce_checks.notices import PREFIX, Notices
+from sce_checks.notices import PREFIX, Notices, collecting
 
 SESSION_KEY = pytest.StashKey["SCESession"]()
 
@@ -56,14 +56,9 @@ class SCESession:
     def clear_cache_if_asked(self) -> None:
         """``--sce-clear-cache``: once, on the controller (never by a worker mid-run)."""
         if self.spec.clear_cache and not self.spec.no_cache and not self.is_worker:
-            from pathlib import Path
-
-            from sce_checks.models.cache import ResponseCache
-
-            path = self.spec.cache_path()
             try:
-                with ResponseCache(Path(path) if path else None) as cache:
-                    cache.clear()
+                with collecting(self.notices):  # the run's cache, which its models then use
+                    self.models.response_cache().clear()
             except UserInputError as exc:  # one line and a usage error, not a traceback
                 raise pytest.UsageError(str(exc)) from None
 

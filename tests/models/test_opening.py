@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 
@@ -131,3 +132,16 @@ def test_the_model_collects_what_its_backend_warns_about_in_any_caller(workdir):
             assert model.chat([conv("x")], GREEDY) == ["hi"]
     [line] = kept.lines
     assert f"{server.url} (model 'm')" in line and "no option scoring" in line
+
+
+def test_sce_audit_clear_cache_empties_the_cache_the_run_then_uses(workdir, capsys):
+    from sce_checks.cli import main
+
+    def calls(*extra: str) -> int:
+        assert main(["--model", "python:toy_models:boundary", "--dataset", "toy.toml", "--limit", "3", "-q",
+                     "--prediction", "generate", "--json", "r.json", *extra]) == 0
+        return json.loads((workdir / "r.json").read_text())["environment"]["model_calls"]["chat_calls"]
+
+    assert calls() > 0 and calls() == 0  # the rerun is answered from the cache
+    assert calls("--clear-cache") > 0 and calls() == 0  # cleared, then filled again by the same run
+    capsys.readouterr()
