@@ -29,8 +29,9 @@ def imports(path: Path) -> list[tuple[str, bool]]:
         if isinstance(node, ast.Import):
             out += [(alias.name, id(node) in top) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{alias.name}" for alias in node.names]
-            sub = [n for n in names if (MODELS / f"{n.rsplit('.', 1)[1]}.py").exists() and node.module == "sce_checks.models"]
+            # ``from sce_checks.models import http``: the submodule, not the package
+            sub = [f"{node.module}.{alias.name}" for alias in node.names
+                   if node.module == "sce_checks.models" and (MODELS / f"{alias.name}.py").exists()]
             out += [(n, id(node) in top) for n in sub] or [(node.module, id(node) in top)]
     return out
 
