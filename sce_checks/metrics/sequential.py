@@ -1,0 +1,402 @@
+"""Anytime-valid sequential gates: confidence sequences for means of values in [0, 1], and the
+paired comparisons of a baseline, updated batch by batch (docs/sequential.md).
+
+A fixed-n gate looks at its figure once, after ``--limit`` examples. A sequential audit looks
+after every batch and stops as soon as every gate is decided; looking many times at a fixed-n
+interval would raise its error rate far above alpha. A *confidence sequence* (CS) holds at every
+sample size at once: P(some t has mean outside C_t) <= alpha, so it can be read after each batch
+and the audit can stop whenever it likes.
+
+Method: betting (Waudby-Smith and Ramdas 2023, "Estimating means of bounded random variables by
+betting", JRSS-B 86:1-27; WSR below). To test "the mean is at most m", bet on each new value
+exceeding m: the capital
+
+    K_t(m) = prod_{i <= t} (1 + lambda_i(m) (x_i - m)),   lambda_i(m) = min(lambda_i, c / m)
+
+is a non-negative supermartingale when the mean is at most m, for any bets lambda_i >= 0 chosen
+from the values before x_i (predictable), so by Ville's inequality it ever reaches 1/alpha with
+probability at most alpha. The truncation c / m (c = 1/2, as WSR's default) keeps every factor
+at least 1 - c. The lower end of the CS is the smallest m whose capital never reached 1/alpha;
+K_t(m) falls as m grows (each factor does), so the excluded means form an interval [0, lower).
+The upper end is the same construction on 1 - x. Taking the largest capital over all t <= n
+(not only the last) is the running intersection of the CS, valid by the same inequality.
+
+Bets: WSR's predictable plug-in ("PrPl") with their regularised estimates
+``mu_t = (1/2 + sum x_i) / (t + 1)`` and ``var_t = (1/4 + sum (x_i - mu_i)^2) / (t + 1)``:
+
+* no horizon: ``lambda_t = sqrt(2 log(1/alpha) / (var_{t-1} t log(1 + t)))``, WSR's bets for a
+  CS over an unbounded time (their hedged capital process with log(2/alpha) is the two-sided
+  case: `confidence_sequence`);
+* a horizon n (the audit's ``--limit``): a mixture (average of capitals, still a supermartingale)
+  of two bettors, 3/4 on ``lambda_t = sqrt(2 log(1/alpha) / (var_{t-1} n))``, WSR's bets for an
+  interval at a fixed n, and 1/4 on the same tuned to n / 8, which stops easy gates sooner
+  (docs/sequential.md measures both against the alternatives).
+
+Binary outcomes are the special case x in {0, 1}; measured against the one-sided beta-binomial
+mixture of Howard et al. (2021, Ann. Statist. 49:1055-1080) the betting bets decide more gates at
+limit 160 (docs/sequential.md), so both kinds share one method.
+
+One-sided gates spend alpha on one side each: a gate ``x >= t`` passes when the lower bound at
+level ``alpha`` exceeds t (its error, a false pass, is at most alpha whenever the mean is at most
+t) and fails early when the upper bound at level ``fail_alpha`` (default alpha) is below t (a
+false early fail, at most fail_alpha whenever the mean is at least t). Neither is halved: a gate
+needs only its one side to guard its error. The interval (lower, upper) shown beside a gate is
+therefore a (1 - alpha - fail_alpha) CS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from sce_checks.errors import UserInputError
+
+TRUNCATION = 0.5  # c: no bet stakes more than half the capital (every factor >= 1 - c); WSR's default
+PRIOR_MEAN, PRIOR_VAR = 0.5, 0.25  # WSR's regularisation: one pseudo-observation at 1/2, variance 1/4
+EARLY_SHARE, EARLY_WEIGHT = 0.125, 0.25  # the second bettor: tuned to horizon / 8, a quarter of the capital
+BISECTIONS = 40  # bound precision 2^-40
+OPS = (">=", ">", "<=", "<")
+PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
+
+
+def unit_values(values: Sequence[float] | np.ndarray, what: str = "values") -> np.ndarray:
+    """``values`` as a float array, refused in one line unless every one is a number in [0, 1]."""
+    x = np.asarray(values, dtype=float).ravel()
+    bad = np.flatnonzero(~((x >= 0.0) & (x <= 1.0)))  # NaN fails both comparisons
+    if bad.size:
+        i = int(bad[0])
+        raise UserInputError(f"sequential gate: {what} must be numbers in [0, 1]; got {x[i]!r} at position {i} "
+                             f"({bad.size} of {x.size} out of range)")
+    return x
+
+
+def _level(alpha: float, name: str = "alpha") -> float:
+    if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
+        raise UserInputError(f"sequential gate: {name} must be in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _horizon(horizon: int | None) -> int | None:
+    if horizon is not None and (not isinstance(horizon, (int, np.integer)) or horizon < 1):
+        raise UserInputError(f"sequential gate: horizon must be a positive number of examples, got {horizon!r}")
+    return None if horizon is None else int(horizon)
+
+
+def plugin_bets(x: np.ndarray, alpha: float, horizon: int | None = None) -> list[tuple[float, np.ndarray]]:
+    """The bettors as (weight, untruncated bets lambda_1..n), along the last axis of ``x``.
+
+    Bet t uses x_1..x_{t-1} only (WSR's regularised variance before t), which is what makes the
+    capital a supermartingale under the null."""
+    x = np.asarray(x, dtype=float)
+    n = x.shape[-1]
+    t = np.arange(1, n + 1, dtype=float)
+    mu = (PRIOR_MEAN + np.cumsum(x, axis=-1)) / (t + 1)
+    var = (PRIOR_VAR + np.cumsum((x - mu) ** 2, axis=-1)) / (t + 1)
+    var_before = np.concatenate([np.full(x.shape[:-1] + (1,), PRIOR_VAR), var[..., :-1]], axis=-1)
+    budget = 2.0 * math.log(1.0 / alpha) / var_before
+    if horizon is None:
+        return [(1.0, np.sqrt(budget / (t * np.log1p(t))))]
+    early = max(1.0, horizon * EARLY_SHARE)
+    return [(1.0 - EARLY_WEIGHT, np.sqrt(budget / horizon)), (EARLY_WEIGHT, np.sqrt(budget / early))]
+
+
+def log_wealth(x: np.ndarray, m: float | np.ndarray, bets: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """log K_t(m), t = 1..n along the last axis: the capital of betting that the mean of ``x``
+    exceeds ``m`` (module docstring), a weighted mixture of the bettors in ``bets``.
+
+    ``m`` is a number in [0, 1] or an array that broadcasts against ``x[..., :1]`` (one m per
+    row). Computed in log space: a factor is at least 1 - c, so log1p never sees -1."""
+    x = np.asarray(x, dtype=float)
+    m = np.asarray(m, dtype=float)
+    with np.errstate(divide="ignore"):
+        cap = TRUNCATION / m  # m = 0: no cap (x - m >= 0, the factor cannot fall below 1)
+    logs = [math.log(w) + np.cumsum(np.log1p(np.minimum(lam, cap) * (x - m)), axis=-1) for w, lam in bets]
+    if len(logs) == 1:
+        return logs[0]
+    return np.logaddexp.reduce(np.stack(logs), axis=0)
+
+
+def _excluded_below(x: np.ndarray, m: float, bets: list, level: float) -> bool:
+    """The capital at ``m`` reached 1/level at some t: every mean <= m is excluded."""
+    return bool(x.size) and float(np.max(log_wealth(x, m, bets))) >= math.log(1.0 / level)
+
+
+def lower_bound(x: np.ndarray, bets: list[tuple[float, np.ndarray]], level: float) -> float:
+    """The lower end of the CS after all of ``x``: the smallest m whose capital never reached
+    1/level, found by bisection (the capital falls as m grows) and rounded down, so the bound
+    stays valid. 0.0 when no m > 0 is excluded."""
+    x = np.asarray(x, dtype=float)
+    if not _excluded_below(x, 0.0, bets, level):
+        return 0.0
+    lo, hi = 0.0, 1.0  # K_t(1) <= 1 < 1/level: m = 1 is never excluded
+    for _ in range(BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        if _excluded_below(x, mid, bets, level):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def confidence_sequence(values: Sequence[float] | np.ndarray, alpha: float = 0.05,
+                        horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided CS at level ``alpha``: (lower, upper) after each of the n values.
+
+    Each side at alpha / 2: with ``horizon=None`` this is WSR's hedged capital CS (theta = 1/2,
+    c = 1/2, PrPl bets with log(2/alpha)), with the running intersection. O(n^2): for plots and
+    tests; an audit updates `ConfidenceSequence` batch by batch."""
+    x = unit_values(values)
+    alpha = _level(alpha)
+    horizon = _horizon(horizon)
+    lows, highs = np.zeros(x.size), np.ones(x.size)
+    for t in range(1, x.size + 1):
+        head = x[:t]
+        lows[t - 1] = lower_bound(head, plugin_bets(head, alpha / 2, horizon), alpha / 2)
+        highs[t - 1] = 1.0 - lower_bound(1.0 - head, plugin_bets(1.0 - head, alpha / 2, horizon), alpha / 2)
+    return lows, highs
+
+
+class ConfidenceSequence:
+    """Time-uniform bounds on the mean of values in [0, 1], fed batch by batch.
+
+    ``alpha_lower`` / ``alpha_upper``: the error of each side (the mean below ``lower``, above
+    ``upper``, at any time); the defaults make a two-sided 95% CS. ``horizon``: the sample size
+    the bets are tuned for (the audit's limit); the bounds stay valid past it."""
+
+    def __init__(self, alpha_lower: float = 0.025, alpha_upper: float = 0.025, horizon: int | None = None):
+        self.alpha_lower = _level(alpha_lower, "alpha_lower")
+        self.alpha_upper = _level(alpha_upper, "alpha_upper")
+        self.horizon = _horizon(horizon)
+        self.values = np.zeros(0)
+        self.lower, self.upper = 0.0, 1.0
+
+    @property
+    def n(self) -> int:
+        return int(self.values.size)
+
+    def update(self, values: Sequence[float] | np.ndarray, what: str = "values") -> tuple[float, float]:
+        """Add a batch (in the audit's order); returns the new (lower, upper)."""
+        self.values = np.concatenate([self.values, unit_values(values, what)])
+        x = self.values
+        self.lower = lower_bound(x, plugin_bets(x, self.alpha_lower, self.horizon), self.alpha_lower)
+        flipped = 1.0 - x
+        self.upper = 1.0 - lower_bound(flipped, plugin_bets(flipped, self.alpha_upper, self.horizon),
+                                       self.alpha_upper)
+        return self.lower, self.upper
+
+    def shows_above(self, m: float) -> bool:
+        """The mean exceeds ``m``, at level alpha_lower: the capital at m reached 1/alpha_lower."""
+        if m < 0.0:
+            return True
+        if m >= 1.0:
+            return False
+        x = self.values
+        return _excluded_below(x, m, plugin_bets(x, self.alpha_lower, self.horizon), self.alpha_lower)
+
+    def shows_below(self, m: float) -> bool:
+        """The mean is below ``m``, at level alpha_upper (the same bet on 1 - x)."""
+        if m > 1.0:
+            return True
+        if m <= 0.0:
+            return False
+        x = 1.0 - self.values
+        return _excluded_below(x, 1.0 - m, plugin_bets(x, self.alpha_upper, self.horizon), self.alpha_upper)
+
+
+@dataclass
+class SequentialGate:
+    """One threshold on a mean figure, decided as examples arrive: ``validity >= 0.8`` is
+    ``SequentialGate("binary", ">=", 0.8)``, ``mean_rcf_a <= 0.1`` is
+    ``SequentialGate("mean", "<=", 0.1)``.
+
+    ``kind``: "binary" (values 0 or 1: validity, exact match, failure rates) or "mean" (values in
+    [0, 1]: Gower distance, RCF_A, TVD). ``state()`` is "pass" once the CS lies wholly on the
+    passing side (the mean is shown to satisfy the gate strictly, at level ``alpha``), "fail" once
+    it lies wholly on the failing side (at level ``fail_alpha``, default alpha), else "undecided";
+    the first decision stands (later batches still narrow the interval). ``final()`` is the
+    verdict when the audit stops: an undecided gate fails, as an undecided threshold does
+    (sce_checks/thresholds.py). ``>`` and ``>=`` (``<`` and ``<=``) decide alike: the mean
+    exactly at the threshold never passes with probability above alpha."""
+
+    kind: str
+    op: str
+    threshold: float
+    alpha: float = 0.05
+    horizon: int | None = None
+    fail_alpha: float | None = None
+    history: list[tuple[int, float, float]] = field(default_factory=list, init=False)
+    _state: str = field(default=UNDECIDED, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("binary", "mean"):
+            raise UserInputError(f"sequential gate: kind must be 'binary' or 'mean', got {self.kind!r}")
+        if self.op not in OPS:
+            raise UserInputError(f"sequential gate: op must be one of {', '.join(OPS)}, got {self.op!r}")
+        if not math.isfinite(self.threshold):
+            raise UserInputError(f"sequential gate: the threshold must be a number, got {self.threshold!r}")
+        self.alpha = _level(self.alpha)
+        self.fail_alpha = self.alpha if self.fail_alpha is None else _level(self.fail_alpha, "fail_alpha")
+        low, high = (self.alpha, self.fail_alpha) if self.higher else (self.fail_alpha, self.alpha)
+        self.cs = ConfidenceSequence(low, high, self.horizon)
+        self._decide()  # a threshold outside [0, 1] is decided before any example
+
+    @property
+    def higher(self) -> bool:
+        """The gate passes on high values (``>=``, ``>``)."""
+        return self.op in (">=", ">")
+
+    @property
+    def n(self) -> int:
+        return self.cs.n
+
+    def update(self, values: Sequence[float] | np.ndarray) -> str:
+        """Add a batch of per-example values (in the audit's order); returns ``state()``."""
+        values = np.asarray(values, dtype=float).ravel()
+        if self.kind == "binary" and np.any((values != 0.0) & (values != 1.0)):
+            bad = values[(values != 0.0) & (values != 1.0)][0]
+            raise UserInputError(f"sequential gate: binary outcomes must be 0 or 1, got {bad!r}")
+        lower, upper = self.cs.update(values)
+        self.history.append((self.n, lower, upper))
+        self._decide()
+        return self._state
+
+    def _decide(self) -> None:
+        if self._state != UNDECIDED:
+            return
+        above, below = self.cs.shows_above(self.threshold), self.cs.shows_below(self.threshold)
+        passed, failed = (above, below) if self.higher else (below, above)
+        if failed:  # both (an empty CS): fail, never a false pass
+            self._state = FAIL
+        elif passed:
+            self._state = PASS
+
+    def interval(self) -> tuple[float, float]:
+        """(lower, upper) bounds on the mean now; (0, 1) before any example."""
+        return self.cs.lower, self.cs.upper
+
+    def state(self) -> str:
+        return self._state
+
+    def final(self) -> str:
+        """"pass" or "fail" when the audit stops here: undecided fails."""
+        return PASS if self._state == PASS else FAIL
+
+
+@dataclass
+class SequentialComparison:
+    """One figure compared with a baseline on the same examples, decided as pairs arrive.
+
+    Gates the mean change towards worse, w = before - after (``better="higher"``) or
+    after - before (``better="lower"``), in [-1, 1], against ``tolerance``: ``state()`` is "fail"
+    (regressed) once the CS shows w > tolerance at level ``alpha``, "pass" once it shows
+    w < tolerance at level ``pass_alpha`` (default alpha), else "undecided". ``final()`` turns
+    undecided into "pass": as in the fixed-n paired gate (docs/regression.md), a regression must
+    be shown; with tolerance 0 only an improvement can be shown early, so a comparison without a
+    tolerance runs to the limit unless it regresses.
+
+    ``kind="binary"`` (0/1 outcomes, tolerance 0) is a sequential McNemar test: a concordant pair
+    has w = 0 = m and leaves the capital unchanged, so the capital bets on the discordant pairs
+    alone, and it is a supermartingale whenever P(worse | discordant) <= 1/2, whatever the
+    share of discordant pairs. ``kind="continuous"``: values in [0, 1], the CS of the mean paired
+    difference. Either way the CS runs on (w + 1) / 2 in [0, 1]."""
+
+    kind: str
+    better: str = "higher"
+    tolerance: float = 0.0
+    alpha: float = 0.05
+    horizon: int | None = None
+    pass_alpha: float | None = None
+    worse: int = field(default=0, init=False)
+    improved: int = field(default=0, init=False)
+    history: list[tuple[int, float, float]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("binary", "continuous"):
+            raise UserInputError(f"sequential comparison: kind must be 'binary' or 'continuous', got {self.kind!r}")
+        if self.better not in ("higher", "lower"):
+            raise UserInputError(f"sequential comparison: better must be 'higher' or 'lower', got {self.better!r}")
+        if not (isinstance(self.tolerance, (int, float)) and 0.0 <= self.tolerance < 1.0):
+            raise UserInputError(f"sequential comparison: tolerance must be in [0, 1), got {self.tolerance!r}")
+        self.alpha = _level(self.alpha)
+        self.pass_alpha = self.alpha if self.pass_alpha is None else _level(self.pass_alpha, "pass_alpha")
+        # w <= tolerance passes: the gate "(w + 1) / 2 <= (tolerance + 1) / 2", failing at alpha
+        self.gate = SequentialGate("mean", "<=", (self.tolerance + 1.0) / 2.0, self.pass_alpha, self.horizon,
+                                   fail_alpha=self.alpha)
+
+    @property
+    def n(self) -> int:
+        return self.gate.n
+
+    def update(self, before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> str:
+        """Add a batch of pairs (the same examples' outcomes in the baseline and now)."""
+        b, a = unit_values(before, "baseline outcomes"), unit_values(after, "outcomes")
+        if b.size != a.size:
+            raise UserInputError(f"sequential comparison: {b.size} baseline outcomes but {a.size} outcomes")
+        if self.kind == "binary" and np.any((b % 1 != 0) | (a % 1 != 0)):
+            raise UserInputError("sequential comparison: binary outcomes must be 0 or 1")
+        w = b - a if self.better == "higher" else a - b
+        self.worse += int(np.count_nonzero(w > 0))
+        self.improved += int(np.count_nonzero(w < 0))
+        state = self.gate.update((w + 1.0) / 2.0)
+        self.history.append((self.n, *self.interval()))
+        return state
+
+    def interval(self) -> tuple[float, float]:
+        """(lower, upper) bounds on the mean change after - before; (-1, 1) before any pair."""
+        lo, hi = self.gate.interval()
+        w_lo, w_hi = 2.0 * lo - 1.0, 2.0 * hi - 1.0
+        return (-w_hi, -w_lo) if self.better == "higher" else (w_lo, w_hi)
+
+    def state(self) -> str:
+        return self.gate.state()
+
+    def final(self) -> str:
+        """"pass" or "fail" when the audit stops here: undecided passes (no regression shown)."""
+        return FAIL if self.gate.state() == FAIL else PASS
+
+
+@dataclass(frozen=True)
+class GatePaths:
+    """The decisions of many simulated sequential audits: per run, the state when it stopped
+    and the examples it used."""
+
+    state: np.ndarray  # "pass" | "fail" | "undecided"
+    n: np.ndarray
+
+
+def gate_paths(x: np.ndarray, op: str, threshold: float, alpha: float = 0.05, *, batch: int = 8,
+               horizon: int | None = None, fail_alpha: float | None = None) -> GatePaths:
+    """`SequentialGate` over every row of ``x`` (runs x examples, values in [0, 1]) at once,
+    looking after each ``batch`` examples: the same capitals, vectorised for simulations
+    (benchmarks/bench_sequential.py); tests check both agree. The horizon defaults to the row
+    length, as an audit's does to its limit."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[1] == 0 or batch < 1:
+        raise UserInputError("gate_paths: x must be runs x examples, batch a positive number")
+    unit_values(x)
+    gate = SequentialGate("mean", op, threshold, alpha, horizon or x.shape[1], fail_alpha)  # validates
+    runs, limit = x.shape
+    ends = np.unique(np.r_[np.arange(batch, limit, batch), limit]) - 1
+    above = _shown(x, threshold, gate.cs.alpha_lower, gate.horizon, ends)
+    below = _shown(1.0 - x, 1.0 - threshold, gate.cs.alpha_upper, gate.horizon, ends)
+    passed, failed = (above, below) if gate.higher else (below, above)
+    decided = passed | failed
+    first = np.where(decided.any(axis=1), decided.argmax(axis=1), ends.size - 1)
+    rows = np.arange(runs)
+    state = np.full(runs, UNDECIDED, dtype=object)
+    state[passed[rows, first]] = PASS
+    state[failed[rows, first]] = FAIL
+    if gate.state() != UNDECIDED:  # a threshold outside [0, 1]
+        return GatePaths(np.full(runs, gate.state(), dtype=object), np.zeros(runs, dtype=int))
+    return GatePaths(state, ends[first] + 1)
+
+
+def _shown(x: np.ndarray, m: float, level: float, horizon: int, ends: np.ndarray) -> np.ndarray:
+    """Per run and look: the capital at ``m`` has reached 1/level by then (runs x looks)."""
+    if m < 0.0 or m >= 1.0:
+        return np.full((x.shape[0], ends.size), m < 0.0)
+    reached = np.maximum.accumulate(log_wealth(x, m, plugin_bets(x, level, horizon)), axis=1)
+    return reached[:, ends] >= math.log(1.0 / level)
