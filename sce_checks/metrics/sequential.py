@@ -394,6 +394,18 @@ def gate_paths(x: np.ndarray, op: str, threshold: float, alpha: float = 0.05, *,
     return GatePaths(state, ends[first] + 1)
 
 
+def comparison_paths(worse: np.ndarray, tolerance: float = 0.0, alpha: float = 0.05, *, batch: int = 8,
+                     horizon: int | None = None, pass_alpha: float | None = None) -> GatePaths:
+    """`SequentialComparison` over every row of ``worse`` (runs x pairs of the change towards
+    worse, in [-1, 1]) at once: "fail" is a regression shown at ``alpha``."""
+    w = np.asarray(worse, dtype=float)
+    if np.any(~((w >= -1.0) & (w <= 1.0))):
+        raise UserInputError("comparison_paths: the changes must be numbers in [-1, 1]")
+    comparison = SequentialComparison("continuous", "lower", tolerance, alpha, horizon, pass_alpha)  # validates
+    return gate_paths((w + 1.0) / 2.0, "<=", (tolerance + 1.0) / 2.0, comparison.pass_alpha, batch=batch,
+                      horizon=horizon, fail_alpha=comparison.alpha)
+
+
 def _shown(x: np.ndarray, m: float, level: float, horizon: int, ends: np.ndarray) -> np.ndarray:
     """Per run and look: the capital at ``m`` has reached 1/level by then (runs x looks)."""
     if m < 0.0 or m >= 1.0:
