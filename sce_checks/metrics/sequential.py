@@ -68,7 +68,7 @@ def unit_values(values: Sequence[float] | np.ndarray, what: str = "values") -> n
     bad = np.flatnonzero(~((x >= 0.0) & (x <= 1.0)))  # NaN fails both comparisons
     if bad.size:
         i = int(bad[0])
-        raise UserInputError(f"sequential gate: {what} must be numbers in [0, 1]; got {x[i]!r} at position {i} "
+        raise UserInputError(f"sequential gate: {what} must be numbers in [0, 1]; got {float(x[i])} at position {i} "
                              f"({bad.size} of {x.size} out of range)")
     return x
 
