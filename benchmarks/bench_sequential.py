@@ -16,7 +16,8 @@ draws:
 Per case: the share of runs whose sequential gate passed, failed early, or was undecided at the
 limit, its final pass rate (undecided fails a threshold and passes a comparison), the mean
 examples used (a fixed-n audit uses the limit), and the fixed-n gates' pass rates on the same
-draws. ``--bettors`` compares the betting strategies (and the beta-binomial mixture of Howard et
+draws (and, for validity, the fixed-n Wilson gate re-read after every batch: what peeking at a
+fixed-n interval costs). ``--bettors`` compares the betting strategies (and the beta-binomial mixture of Howard et
 al. 2021 on binary outcomes) that docs/sequential.md chose between. Prints ``false_pass_rate:``
 (the worst threshold gate with the truth at its threshold) and ``false_regression_rate:`` (the
 worst comparison with no regression beyond its tolerance).
@@ -70,8 +71,9 @@ def shifted(rng: np.random.Generator, delta: float, runs: int, limit: int) -> np
     return np.where(moved, 2 * delta + rng.uniform(-0.3, 0.3, size=(runs, limit)), 0.0)
 
 
-def wilson_lower(k: np.ndarray, n: int) -> np.ndarray:
-    """The Wilson 95% lower bound of sce_checks/metrics/stats.py, vectorised over counts."""
+def wilson_lower(k: np.ndarray, n) -> np.ndarray:
+    """The Wilson 95% lower bound of sce_checks/metrics/stats.py, vectorised over counts (and
+    sample sizes)."""
     p = k / n
     z2 = Z_95 * Z_95
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
@@ -112,15 +114,19 @@ def threshold_cases(rng, runs: int, limit: int, batch: int, alpha: float) -> lis
     for p in (0.70, 0.75, 0.80, 0.85, 0.90, 0.95, 1.0):
         x = binary(rng, p, runs, limit)
         k = x.sum(axis=1)
+        ends = np.unique(np.r_[np.arange(batch, limit, batch), limit])
+        peeked = wilson_lower(np.cumsum(x, axis=1)[:, ends - 1], ends) >= VALIDITY
         fixed = {"fixed-n interval pass": float(np.mean(wilson_lower(k, limit) >= VALIDITY)),
-                 "fixed-n point pass": float(np.mean(k / limit >= VALIDITY))}
+                 "fixed-n point pass": float(np.mean(k / limit >= VALIDITY)),
+                 "interval re-read per batch": float(np.mean(peeked.any(axis=1)))}
         side = "at threshold" if p == VALIDITY else ("failing" if p < VALIDITY else "passing")
         rows.append(row(f"validity>={VALIDITY}", f"p={p:.2f}", side,
                         gate_paths(x, ">=", VALIDITY, alpha, batch=batch), False, fixed))
     for mu in (0.15, 0.125, 0.10, 0.075, 0.05, 0.025):
         x = distance(rng, mu, runs, limit)
         fixed = {"fixed-n interval pass": float(np.mean(student_bound(x, alpha, upper=True) <= DISTANCE)),
-                 "fixed-n point pass": float(np.mean(x.mean(axis=1) <= DISTANCE))}
+                 "fixed-n point pass": float(np.mean(x.mean(axis=1) <= DISTANCE)),
+                 "interval re-read per batch": float("nan")}
         side = "at threshold" if mu == DISTANCE else ("failing" if mu > DISTANCE else "passing")
         rows.append(row(f"mean_rcf_a<={DISTANCE}", f"mu={mu:.3f}", side,
                         gate_paths(x, "<=", DISTANCE, alpha, batch=batch), False, fixed))
@@ -173,42 +179,58 @@ def beta_binomial_wealth(x: np.ndarray, m: float, concentration: float) -> np.nd
     return betaln(a0 + s, b0 + f) + upper - betaln(a0, b0) - prior_upper - s * math.log(m) - f * math.log(1 - m)
 
 
-def bettor_paths(x: np.ndarray, threshold: float, alpha: float, batch: int, wealth) -> tuple[float, float]:
-    """Pass rate and mean examples of a ``>=`` gate whose capital at m is ``wealth(x, m)``."""
+def bettor_paths(x: np.ndarray, op: str, threshold: float, alpha: float, batch: int, wealth) -> tuple[float, float]:
+    """Pass rate and mean examples of a gate whose capital betting that the mean exceeds m is
+    ``wealth(x, m)`` (the same on 1 - x for the other side)."""
     limit = x.shape[1]
     ends = np.unique(np.r_[np.arange(batch, limit, batch), limit]) - 1
     bar = math.log(1 / alpha)
     up = np.maximum.accumulate(wealth(x, threshold), axis=1)[:, ends] >= bar
     down = np.maximum.accumulate(wealth(1 - x, 1 - threshold), axis=1)[:, ends] >= bar
-    decided = up | down
+    passed, failed = (up, down) if op == ">=" else (down, up)
+    decided = passed | failed
     first = np.where(decided.any(axis=1), decided.argmax(axis=1), ends.size - 1)
     rows = np.arange(x.shape[0])
-    return float(np.mean(up[rows, first] & ~down[rows, first])), float(np.mean(ends[first] + 1))
+    return float(np.mean(passed[rows, first] & ~failed[rows, first])), float(np.mean(ends[first] + 1))
+
+
+def strategies(alpha: float, limit: int) -> dict:
+    """name -> wealth(x, m): WSR's bets, the bets tuned to the limit, the two-bettor mixture
+    with c = 1/2 and as used (c = 3/4 on the main bettor), and the beta-binomial mixture."""
+    def betting(horizon, bettors=slice(None), main_truncation=None):
+        def wealth(x, m):
+            bets = plugin_bets(x, alpha, horizon)[bettors]
+            if main_truncation is not None:
+                bets[0] = bets[0]._replace(truncation=main_truncation)
+            if len(bets) == 1:
+                bets[0] = bets[0]._replace(weight=1.0)
+            return log_wealth(x, m, bets)
+        return wealth
+
+    return {"WSR PrPl, no horizon": betting(None),
+            "tuned to limit, c=1/2": betting(limit, slice(0, 1), 0.5),
+            "limit + limit/8, c=1/2": betting(limit, slice(None), 0.5),
+            "limit (c=3/4) + limit/8 (used)": betting(limit),
+            "beta-binomial r=5": lambda x, m: beta_binomial_wealth(x, m, 5.0),
+            "beta-binomial r=15": lambda x, m: beta_binomial_wealth(x, m, 15.0)}
 
 
 def bettors(rng, runs: int, limit: int, batch: int, alpha: float) -> list[dict]:
-    """The strategies compared in docs/sequential.md, on ``>=`` gates at a few truths."""
-    def betting(horizon):
-        return lambda x, m: log_wealth(x, m, plugin_bets(x, alpha, horizon))
-
-    strategies = {"PrPl, no horizon (WSR)": betting(None),
-                  "PrPl tuned to the limit": lambda x, m: log_wealth(x, m, [(1.0, plugin_bets(x, alpha, limit)[0][1])]),
-                  "mixture: limit and limit/8 (used)": betting(limit),
-                  "beta-binomial, r=5": lambda x, m: beta_binomial_wealth(x, m, 5.0),
-                  "beta-binomial, r=15": lambda x, m: beta_binomial_wealth(x, m, 15.0)}
-    cases = [("binary", 0.8, d) for d in (0.0, 0.05, 0.10, 0.15, 0.20)] + \
-            [("binary", 0.5, d) for d in (0.0, 0.10, 0.20)] + \
-            [("distance", 0.1, d) for d in (0.0, 0.025, 0.05)]
+    """Pass rate / mean examples per strategy (docs/sequential.md, "Choosing the bets")."""
+    cases = [("binary", ">=", 0.8, t) for t in (0.8, 0.85, 0.9, 1.0)] + \
+            [("binary", ">=", 0.5, t) for t in (0.5, 0.6, 0.7)] + \
+            [("binary", "<=", 0.1, t) for t in (0.1, 0.05)] + \
+            [("distance", "<=", 0.1, t) for t in (0.1, 0.075, 0.05)] + \
+            [("distance", ">=", 0.1, t) for t in (0.125, 0.15)]
     rows = []
-    for kind, threshold, gap in cases:
-        truth = threshold + gap
+    for kind, op, threshold, truth in cases:
         x = binary(rng, truth, runs, limit) if kind == "binary" else distance(rng, truth, runs, limit)
-        entry = {"outcomes": kind, "gate": f">= {threshold}", "truth": f"{truth:.3f}"}
-        for name, wealth in strategies.items():
+        entry = {"outcomes": kind, "gate": f"{op} {threshold}", "truth": f"{truth:.3f}"}
+        for name, wealth in strategies(alpha, limit).items():
             if kind != "binary" and name.startswith("beta"):
                 entry[name] = "-"
                 continue
-            passed, used = bettor_paths(x, threshold, alpha, batch, wealth)
+            passed, used = bettor_paths(x, op, threshold, alpha, batch, wealth)
             entry[name] = f"{passed:.3f} / {used:.0f}"
         rows.append(entry)
     return rows
@@ -239,7 +261,7 @@ def main() -> int:
     print(f"\nSequentialGate.update, one audit at a time: {class_timing(rng, args.limit, args.batch, args.alpha):.2f} "
           "ms per batch")
     if args.bettors:
-        print("\npass rate / mean examples of a >= gate, per betting strategy:")
+        print("\npass rate / mean examples of a gate, per betting strategy:")
         print(tabulate(bettors(rng, runs, args.limit, args.batch, args.alpha), headers="keys", tablefmt="github"))
     at = [r for r in gates if r["side"] == "at threshold"]
     print(f"false_pass_rate: {max(r['final pass'] for r in at):.4f}")

@@ -15,8 +15,8 @@ exceeding m: the capital
 
 is a non-negative supermartingale when the mean is at most m, for any bets lambda_i >= 0 chosen
 from the values before x_i (predictable), so by Ville's inequality it ever reaches 1/alpha with
-probability at most alpha. The truncation c / m (c = 1/2, as WSR's default) keeps every factor
-at least 1 - c. The lower end of the CS is the smallest m whose capital never reached 1/alpha;
+probability at most alpha. The truncation c / m (c < 1) keeps every factor at least 1 - c,
+so one bad value never ruins the bettor. The lower end of the CS is the smallest m whose capital never reached 1/alpha;
 K_t(m) falls as m grows (each factor does), so the excluded means form an interval [0, lower).
 The upper end is the same construction on 1 - x. Taking the largest capital over all t <= n
 (not only the last) is the running intersection of the CS, valid by the same inequality.
@@ -24,13 +24,15 @@ The upper end is the same construction on 1 - x. Taking the largest capital over
 Bets: WSR's predictable plug-in ("PrPl") with their regularised estimates
 ``mu_t = (1/2 + sum x_i) / (t + 1)`` and ``var_t = (1/4 + sum (x_i - mu_i)^2) / (t + 1)``:
 
-* no horizon: ``lambda_t = sqrt(2 log(1/alpha) / (var_{t-1} t log(1 + t)))``, WSR's bets for a
-  CS over an unbounded time (their hedged capital process with log(2/alpha) is the two-sided
-  case: `confidence_sequence`);
-* a horizon n (the audit's ``--limit``): a mixture (average of capitals, still a supermartingale)
-  of two bettors, 3/4 on ``lambda_t = sqrt(2 log(1/alpha) / (var_{t-1} n))``, WSR's bets for an
-  interval at a fixed n, and 1/4 on the same tuned to n / 8, which stops easy gates sooner
-  (docs/sequential.md measures both against the alternatives).
+* no horizon: ``lambda_t = sqrt(2 log(1/alpha) / (var_{t-1} t log(1 + t)))`` with c = 1/2,
+  WSR's bets for a CS over an unbounded time (their hedged capital process, with log(2/alpha) on
+  each side, is the two-sided case: `confidence_sequence`);
+* a horizon n (the audit's ``--limit``): a mixture (weighted average of capitals, still a
+  supermartingale) of two bettors: 3/4 of the capital on ``lambda_t = sqrt(2 log(1/alpha) /
+  (var_{t-1} n))``, WSR's bets for an interval at a fixed n, with c = 3/4 (their other suggested
+  truncation: a figure near 0 gated from above, mean RCF_A <= 0.1, needs bets the c = 1/2 cap
+  forbids), and 1/4 on the same bets tuned to n / 8 with c = 1/2, which stops easy gates sooner
+  (docs/sequential.md measures these choices against the alternatives).
 
 Binary outcomes are the special case x in {0, 1}; measured against the one-sided beta-binomial
 mixture of Howard et al. (2021, Ann. Statist. 49:1055-1080) the betting bets decide more gates at
@@ -48,13 +50,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from sce_checks.errors import UserInputError
 
-TRUNCATION = 0.5  # c: no bet stakes more than half the capital (every factor >= 1 - c); WSR's default
+TRUNCATION = 0.5  # c: a bet stakes at most half the capital at risk (every factor >= 1 - c); WSR's default
+MAIN_TRUNCATION = 0.75  # c of the bettor tuned to the horizon (WSR's other suggestion; docs/sequential.md)
 PRIOR_MEAN, PRIOR_VAR = 0.5, 0.25  # WSR's regularisation: one pseudo-observation at 1/2, variance 1/4
 EARLY_SHARE, EARLY_WEIGHT = 0.125, 0.25  # the second bettor: tuned to horizon / 8, a quarter of the capital
 BISECTIONS = 40  # bound precision 2^-40
@@ -85,8 +88,17 @@ def _horizon(horizon: int | None) -> int | None:
     return None if horizon is None else int(horizon)
 
 
-def plugin_bets(x: np.ndarray, alpha: float, horizon: int | None = None) -> list[tuple[float, np.ndarray]]:
-    """The bettors as (weight, untruncated bets lambda_1..n), along the last axis of ``x``.
+class Bettor(NamedTuple):
+    """One betting strategy of the mixture: its share of the capital, its truncation c, and its
+    untruncated bets lambda_1..n (along the last axis of the values)."""
+
+    weight: float
+    truncation: float
+    bets: np.ndarray
+
+
+def plugin_bets(x: np.ndarray, alpha: float, horizon: int | None = None) -> list[Bettor]:
+    """The bettors of the module docstring on ``x`` (values along the last axis).
 
     Bet t uses x_1..x_{t-1} only (WSR's regularised variance before t), which is what makes the
     capital a supermartingale under the null."""
@@ -98,12 +110,13 @@ def plugin_bets(x: np.ndarray, alpha: float, horizon: int | None = None) -> list
     var_before = np.concatenate([np.full(x.shape[:-1] + (1,), PRIOR_VAR), var[..., :-1]], axis=-1)
     budget = 2.0 * math.log(1.0 / alpha) / var_before
     if horizon is None:
-        return [(1.0, np.sqrt(budget / (t * np.log1p(t))))]
+        return [Bettor(1.0, TRUNCATION, np.sqrt(budget / (t * np.log1p(t))))]
     early = max(1.0, horizon * EARLY_SHARE)
-    return [(1.0 - EARLY_WEIGHT, np.sqrt(budget / horizon)), (EARLY_WEIGHT, np.sqrt(budget / early))]
+    return [Bettor(1.0 - EARLY_WEIGHT, MAIN_TRUNCATION, np.sqrt(budget / horizon)),
+            Bettor(EARLY_WEIGHT, TRUNCATION, np.sqrt(budget / early))]
 
 
-def log_wealth(x: np.ndarray, m: float | np.ndarray, bets: list[tuple[float, np.ndarray]]) -> np.ndarray:
+def log_wealth(x: np.ndarray, m: float | np.ndarray, bets: list[Bettor]) -> np.ndarray:
     """log K_t(m), t = 1..n along the last axis: the capital of betting that the mean of ``x``
     exceeds ``m`` (module docstring), a weighted mixture of the bettors in ``bets``.
 
@@ -112,8 +125,9 @@ def log_wealth(x: np.ndarray, m: float | np.ndarray, bets: list[tuple[float, np.
     x = np.asarray(x, dtype=float)
     m = np.asarray(m, dtype=float)
     with np.errstate(divide="ignore"):
-        cap = TRUNCATION / m  # m = 0: no cap (x - m >= 0, the factor cannot fall below 1)
-    logs = [math.log(w) + np.cumsum(np.log1p(np.minimum(lam, cap) * (x - m)), axis=-1) for w, lam in bets]
+        per_stake = 1.0 / m  # m = 0: no cap (x - m >= 0, the factor cannot fall below 1)
+    logs = [math.log(b.weight) + np.cumsum(np.log1p(np.minimum(b.bets, b.truncation * per_stake) * (x - m)), axis=-1)
+            for b in bets]
     if len(logs) == 1:
         return logs[0]
     return np.logaddexp.reduce(np.stack(logs), axis=0)
@@ -124,7 +138,7 @@ def _excluded_below(x: np.ndarray, m: float, bets: list, level: float) -> bool:
     return bool(x.size) and float(np.max(log_wealth(x, m, bets))) >= math.log(1.0 / level)
 
 
-def lower_bound(x: np.ndarray, bets: list[tuple[float, np.ndarray]], level: float) -> float:
+def lower_bound(x: np.ndarray, bets: list[Bettor], level: float) -> float:
     """The lower end of the CS after all of ``x``: the smallest m whose capital never reached
     1/level, found by bisection (the capital falls as m grows) and rounded down, so the bound
     stays valid. 0.0 when no m > 0 is excluded."""

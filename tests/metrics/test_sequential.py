@@ -56,31 +56,33 @@ def test_first_bound_by_hand():
     # x_1 = 1, alpha = 0.5, each side at a = 0.25: lambda_1 = sqrt(2 log 4 / (1/4 * 1 * log 2))
     # = sqrt(16) = 4; K_1(m) = 1 + min(4, 1/(2m)) (1 - m) reaches 1/a = 4 at m = 1/7 (there
     # 1/(2m) = 3.5 < 4 and 1 + 3.5 * 6/7 = 4): the lower end is 1/7, the upper stays 1
-    assert plugin_bets(np.ones(1), 0.25)[0][1][0] == pytest.approx(4.0)
+    assert plugin_bets(np.ones(1), 0.25)[0].bets[0] == pytest.approx(4.0)
     lower, upper = confidence_sequence([1.0], alpha=0.5)
     assert lower[0] == pytest.approx(1 / 7, abs=1e-9) and lower[0] <= 1 / 7
     assert upper[0] == 1.0
     # at alpha 0.05 the largest capital after one value is 1 + lambda_1 = 1 + 6.52 < 40: nothing excluded
-    assert 1 + plugin_bets(np.ones(1), 0.025)[0][1][0] == pytest.approx(7.525, abs=1e-3)
+    assert 1 + plugin_bets(np.ones(1), 0.025)[0].bets[0] == pytest.approx(7.525, abs=1e-3)
     assert confidence_sequence([1.0], 0.05) == (pytest.approx([0.0]), pytest.approx([1.0]))
 
 
-def test_mixture_capital_by_hand():
-    # x = 1, 0, 1 against m = 0.4, alpha 0.05, horizon 16: bettors tuned to 16 (weight 3/4) and
-    # to 16/8 = 2 (weight 1/4). Regularised variances before each value: 1/4; after x_1 = 1,
-    # mu_1 = 1.5/2 = 0.75, var_1 = (0.25 + 0.25^2) / 2 = 0.15625; after x_2 = 0, mu_2 = 1.5/3 =
-    # 0.5, var_2 = (0.25 + 0.0625 + 0.25) / 3 = 0.1875. Bets sqrt(2 log 20 / (var h)), capped
-    # at c/m = 1.25.
+@pytest.mark.parametrize("m", [0.4, 0.7])
+def test_mixture_capital_by_hand(m):
+    # x = 1, 0, 1 against m, alpha 0.05, horizon 16: bettors tuned to 16 (weight 3/4, c = 3/4)
+    # and to 16/8 = 2 (weight 1/4, c = 1/2). Regularised variances before each value: 1/4;
+    # after x_1 = 1, mu_1 = 1.5/2 = 0.75, var_1 = (0.25 + 0.25^2) / 2 = 0.15625; after x_2 = 0,
+    # mu_2 = 1.5/3 = 0.5, var_2 = (0.25 + 0.0625 + 0.25) / 3 = 0.1875. Bets
+    # sqrt(2 log 20 / (var h)) (1.22, 1.38, 1.26 for h = 16), capped at c/m: at m = 0.4 the caps
+    # 1.875 and 1.25 bind only the early bettor, at m = 0.7 (1.07 and 0.71) both.
     var = [0.25, 0.15625, 0.1875]
-    x, m = [1.0, 0.0, 1.0], 0.4
+    x = [1.0, 0.0, 1.0]
 
-    def capital(h):
+    def capital(h, c):
         k = 1.0
         for v, xi in zip(var, x):
-            k *= 1 + min(math.sqrt(2 * math.log(20) / (v * h)), 1.25) * (xi - m)
+            k *= 1 + min(math.sqrt(2 * math.log(20) / (v * h)), c / m) * (xi - m)
         return k
 
-    expected = 0.75 * capital(16) + 0.25 * capital(2)
+    expected = 0.75 * capital(16, 0.75) + 0.25 * capital(2, 0.5)
     got = log_wealth(np.array(x), m, plugin_bets(np.array(x), 0.05, horizon=16))
     assert math.exp(got[-1]) == pytest.approx(expected, rel=1e-12)
 
