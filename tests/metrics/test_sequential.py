@@ -174,6 +174,8 @@ def test_all_zeros_and_all_ones():
     cs = ConfidenceSequence()
     assert (cs.n, cs.lower, cs.upper) == (0, 0.0, 1.0)
     assert cs.update([0.4]) == (0.0, 1.0)
+    gate = SequentialGate("binary", ">=", 0.5)  # a batch without a single SCE adds no validity outcome
+    assert gate.update([]) == "undecided" and gate.history == [(0, 0.0, 1.0)]
 
 
 @pytest.mark.parametrize("values, shown", [([1.5], "1.5 at position 0"), ([0.2, -0.1], "-0.1 at position 1"),
