@@ -249,7 +249,7 @@ class SequentialGate:
             raise UserInputError(f"sequential gate: kind must be 'binary' or 'mean', got {self.kind!r}")
         if self.op not in OPS:
             raise UserInputError(f"sequential gate: op must be one of {', '.join(OPS)}, got {self.op!r}")
-        if not math.isfinite(self.threshold):
+        if not (isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)):
             raise UserInputError(f"sequential gate: the threshold must be a number, got {self.threshold!r}")
         self.alpha = _level(self.alpha)
         self.fail_alpha = self.alpha if self.fail_alpha is None else _level(self.fail_alpha, "fail_alpha")
@@ -270,8 +270,8 @@ class SequentialGate:
         """Add a batch of per-example values (in the audit's order); returns ``state()``."""
         values = np.asarray(values, dtype=float).ravel()
         if self.kind == "binary" and np.any((values != 0.0) & (values != 1.0)):
-            bad = values[(values != 0.0) & (values != 1.0)][0]
-            raise UserInputError(f"sequential gate: binary outcomes must be 0 or 1, got {bad!r}")
+            bad = float(values[(values != 0.0) & (values != 1.0)][0])
+            raise UserInputError(f"sequential gate: binary outcomes must be 0 or 1, got {bad}")
         lower, upper = self.cs.update(values)
         self.history.append((self.n, lower, upper))
         self._decide()

@@ -187,7 +187,8 @@ def test_values_outside_the_unit_interval_are_refused(values, shown):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: SequentialGate("binary", ">=", 0.5).update([0.5]), "binary outcomes must be 0 or 1"),
+    (lambda: SequentialGate("binary", ">=", 0.5).update([0.5]), "binary outcomes must be 0 or 1, got 0.5$"),
+    (lambda: SequentialGate("mean", ">=", "0.5"), "threshold must be a number"),
     (lambda: SequentialGate("median", ">=", 0.5), "kind must be"),
     (lambda: SequentialGate("mean", "==", 0.5), "op must be one of"),
     (lambda: SequentialGate("mean", ">=", 0.5, alpha=1.5), "alpha must be in"),
