@@ -57,7 +57,3 @@ def answer_schema(options: Sequence[str]) -> dict[str, Any]:
     """A generated answer: ``{"answer": <one of the options>}``."""
     return _object({"answer": {"type": "string", "enum": list(options)}})
 
-
-def sce_schema(task: Any) -> dict[str, Any]:
-    """The SCE schema for a task of either kind."""
-    return grid_sce_schema(task) if task.kind == "grid" else text_sce_schema()

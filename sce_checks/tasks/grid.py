@@ -84,11 +84,6 @@ class GridTask:
                 raise ValueError(f"feature {f.name!r}: increases={f.increases!r} is not one of the options {list(self.options)}")
 
     @property
-    def directional_features(self) -> tuple[Feature, ...]:
-        """The features with a declared direction (`Feature.increases`), for the DIR test."""
-        return tuple(f for f in self.features if f.increases is not None)
-
-    @property
     def size(self) -> int:
         n = 1
         for f in self.features:
