@@ -15,11 +15,11 @@
     alpha = 0.05                      # optional: the paired gate's significance level
     baseline_metrics = ["validity"]   # optional: the figures the baseline gate tests
     text_search_budget = 40           # optional: text tasks' reference minimal-edit search
-    checks = ["sce", "inv", "phi_cct"]   # optional (default ["sce"]); see sce_checks.checks.CHECKS
+    checks = ["sce", "inv", "phi_cct"]   # optional (default ["sce"]); any registered check
     perturbations = 4                 # optional: perturbed inputs / interventions per example
     attribution = "feature_ablation"  # optional: self_consistency's method
 
-    [thresholds]                      # the SCE check: every (dataset, variant)
+    [thresholds]                      # the SCE check (the per-variant check): every (dataset, variant)
     generation_rate = ">= 0.5"
     validity_lower = ">= 0.1"
 
@@ -201,8 +201,9 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
                      checks: list[str], variants: list[str], tasks: dict[str, Any]) -> dict[tuple[str, str, str], str]:
     """``[[override]]`` tables: more thresholds for some datasets, variants or checks, added to
     ``table``; returns the known failures they declare (``xfail``), by (dataset, unit, threshold)."""
-    from sce_checks.checks import check_of
+    from sce_checks.checks import check_of, variant_check
 
+    owner = variant_check()  # the check the variants belong to (the SCE check), and the default one
     if not isinstance(overrides, list):
         raise _err(path, "override", "expected [[override]] tables")
     xfails: dict[tuple[str, str, str], str] = {}
@@ -218,14 +219,14 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
             raise _err(path, f"{key}.dataset", f"{ds!r} is not one of the audit's datasets ({', '.join(written)})")
         if ds is not None:
             ds = _resolve_dataset(path, ds)
-        if vs is not None and (vs not in variants or "sce" not in checks):
+        if vs is not None and (vs not in variants or owner not in checks):
             raise _err(path, f"{key}.variant", f"{vs!r} is not one of the audit's SCE variants ({', '.join(variants)})")
         if cs is not None and cs not in checks:
             raise _err(path, f"{key}.check", f"{cs!r} is not one of the audit's checks ({', '.join(checks)})")
-        if vs is not None and cs not in (None, "sce"):
-            raise _err(path, f"{key}.variant", f"variants belong to the sce check, not to {cs!r}")
-        unit = vs or cs or "sce"
-        if unit == "sce" and "sce" not in checks:
+        if vs is not None and cs not in (None, owner):
+            raise _err(path, f"{key}.variant", f"variants belong to the {owner} check, not to {cs!r}")
+        unit = vs or cs or owner
+        if unit is None or (unit == owner and owner not in checks):
             raise _err(path, key, f"name the check these thresholds are for (check = \"...\"; the audit runs {', '.join(checks)})")
         gated = [tasks[ds]] if ds is not None else list(tasks.values())
         extra = _thresholds(path, f"{key}.thresholds", ov.get("thresholds", {}), check_of(unit), gated)
@@ -241,20 +242,22 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
 
 
 def _threshold_sections(path: Path, table: Any, checks: list[str], tasks: list[Any]) -> dict[str, list[Threshold]]:
-    """``[thresholds]``: metric keys gate the SCE check; a sub-table named after another check
-    (``[thresholds.phi_cct]``) gates that check."""
-    from sce_checks.checks import check_names_known
+    """``[thresholds]``: metric keys gate the check the variants belong to (the SCE check,
+    `variant_check`); a sub-table named after another check (``[thresholds.phi_cct]``) gates
+    that check."""
+    from sce_checks.checks import check_names_known, variant_check
 
     if not isinstance(table, dict):
         raise _err(path, "thresholds", f"expected a table of metric = \">= value\", got {table!r}")
     flat = {k: v for k, v in table.items() if not isinstance(v, dict)}
     out: dict[str, list[Threshold]] = {}
     if flat:
-        if "sce" not in checks:
+        owner = variant_check()
+        if owner is None or owner not in checks:
             first = next(iter(flat))
-            raise _err(path, f"thresholds.{first}", "top-level thresholds gate the sce check, which this audit does not run; "
-                       f"put them under [thresholds.<check>] for one of: {', '.join(checks)}")
-        out["sce"] = _thresholds(path, "thresholds", flat, "sce", tasks)
+            raise _err(path, f"thresholds.{first}", f"top-level thresholds gate the {owner} check, which this audit does "
+                       f"not run; put them under [thresholds.<check>] for one of: {', '.join(checks)}")
+        out[owner] = _thresholds(path, "thresholds", flat, owner, tasks)
     for name, sub in table.items():
         if not isinstance(sub, dict):
             continue

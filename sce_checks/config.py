@@ -1,6 +1,8 @@
 """The run specification: every setting of an audit, declared once.
 
-`SETTINGS` is the one table (name, type, default, help, validation). From it come:
+`SETTINGS` is the one table (name, type, default, help, validation): the core rows below, then
+the rows the registered checks and backends declare (sce_checks/registry.py; assembled by `table`
+on first use). From it come:
 
 * the ``sce-audit`` flags (`add_cli_arguments`: ``--limit``, ``--dataset`` repeatable, ...);
 * the pytest options and ini keys (`add_pytest_options`: ``--sce-limit``, ini ``sce_limit``);
@@ -13,10 +15,13 @@ Values from every source are converted and validated by the same code (`Setting.
 flag, an ini line, a TOML value and a keyword argument are held to one rule, and an error names
 where the value came from (``--limit``, ``audit.sce.toml: limit``, ``[tool.sce-checks] limit``).
 `resolve` merges sources in precedence order (command line, then ini, then pyproject.toml, then
-the defaults) into one validated `RunSpec`. Adding a setting is one row here (and, if a check
-reads it, a field of that check's settings with ``default("name")``).
+the defaults) into one validated `RunSpec`. Adding a setting is one row: here when sce-checks
+itself reads it, else in the declaration of the check or backend that does (and, if a check
+reads it, a field of that check's settings with ``default("name")``). The allowed values of
+choices several layers check are in sce_checks/choices.py.
 
-This module imports nothing heavy: the pytest plugin reads it at start-up.
+This module imports nothing heavy, and nothing of sce-checks but its leaf modules (errors,
+choices) at import: the pytest plugin reads it at start-up, and the declarations import it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from sce_checks.choices import BASELINE_MODES, ELICITATIONS, PARSINGS, PREDICTIONS, VARIANTS
 from sce_checks.errors import UserInputError
 
 # Settings are shown in these groups (argparse groups, pytest --help, docs).
@@ -144,41 +150,32 @@ def _number(raw: Any, kind: str) -> int | float | None:
     return None
 
 
-# The allowed values of three settings, here because the table is where settings are declared:
-# the SCE check's variants (checks/sce.py), self_consistency's attribution methods and the
-# baseline gate's modes (regression/gate.py).
-VARIANTS: tuple[str, ...] = ("unconstrained", "minimal")
-ATTRIBUTIONS: tuple[str, ...] = ("feature_ablation", "shapley_sampling")
-BASELINE_MODES: tuple[str, ...] = ("paired", "tolerance")
-
-
-SETTINGS: tuple[Setting, ...] = (
+# The core rows: settings sce-checks itself reads, whichever checks and backends run. Checks and
+# backends add their own rows in their declarations (sce_checks/registry.py): the SCE check its
+# search budgets, the perturbation checks ``perturbations``, self_consistency ``attribution``, the
+# hf backend ``dtype`` / ``device`` / ``trust_remote_code``, the openai backend ``concurrency`` /
+# ``timeout`` / ``max_retries``; `table` assembles them.
+CORE: tuple[Setting, ...] = (
     # -- what is audited: also audit-file keys and @pytest.mark.sce arguments ---------------------
-    Setting("model", "str", "smollm2", "hf:<hub id or dir> | openai:<model>@<base url> | python:<module>:<attr> | "
-            "smollm2 (the embedded default)", metavar="SPEC"),
+    Setting("model", "str", "smollm2", "a model spec (the registered backends' syntax is filled in by `table`)",
+            metavar="SPEC"),
     Setting("datasets", "list", ("income",), "income | house_prices | heart_disease | sentiment | a grid .toml | "
             "a text .csv/.jsonl/.toml (repeatable)", flag="dataset", metavar="NAME_OR_PATH"),
-    Setting("checks", "list", ("sce",), "what to audit (repeatable): sce, inv, dir, stability, ct, cct, phi_cct, "
-            "self_consistency, or a check a plugin registers (names are checked by the registry, "
-            "sce_checks/checks/base.py)", flag="check", metavar="CHECK"),
-    Setting("variants", "list", ("unconstrained", "minimal"), "SCE variant, unconstrained | minimal (repeatable; both "
-            "by default); the stability check uses the first listed", flag="variant", choices=VARIANTS, metavar="VARIANT"),
+    Setting("checks", "list", ("sce",), "what to audit (repeatable; the registered checks are filled in by `table`)",
+            flag="check", metavar="CHECK"),
+    Setting("variants", "list", VARIANTS, "SCE variant, unconstrained | minimal (repeatable; both by default); the "
+            "stability check uses the first listed", flag="variant", choices=VARIANTS, metavar="VARIANT"),
     Setting("limit", "int", 20, "examples per dataset, sampled with the seed (0 = all)", minimum=0, metavar="N", none=0),
     Setting("seed", "int", 0, "sampling seed (examples, perturbations, targets)", metavar="N"),
     Setting("prediction", "str", "auto", "how answers are read: option log-probabilities when the backend has them "
-            "(auto; undecided ones generated), score, or generated JSON (generate)", choices=("auto", "score", "generate")),
+            "(auto; undecided ones generated), score, or generated JSON (generate)", choices=PREDICTIONS),
     Setting("elicitation", "str", "free", "free: the papers' protocol, replies read as given; schema: every reply "
             "constrained to the JSON schema of what is asked (grammar-constrained decoding on hf models, "
             "response_format on servers), so the model chooses the content but cannot fail on format",
-            choices=("free", "schema")),
+            choices=ELICITATIONS),
     Setting("parsing", "str", "lenient", "lenient: read replies as the paper's code does where unambiguous (numeric "
             "strings, label case and punctuation, the first of several JSON objects), counted in the report; "
-            "strict: none of that", choices=("lenient", "strict")),
-    Setting("text_search_budget", "int", 0, "text tasks: model predictions per example for the reference "
-            "minimal-edit search (0 = off)", minimum=0, metavar="N"),
-    Setting("perturbations", "int", 4, "perturbed inputs / interventions per example for inv, dir, stability, ct, "
-            "cct, phi_cct", minimum=1, metavar="N"),
-    Setting("attribution", "str", "feature_ablation", "self_consistency's attribution method", choices=ATTRIBUTIONS),
+            "strict: none of that", choices=PARSINGS),
     # -- reports, gates and baselines ---------------------------------------------------------------
     Setting("thresholds", "list", (), "gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5'; with "
             "several checks, prefix the check: 'inv:failure_rate<=0.1' (repeatable)", group="report",
@@ -202,47 +199,110 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("baseline_metrics", "list", (), "the figures the paired baseline gate tests (repeatable; default: each "
             "check's primary figure, e.g. validity); fewer figures, a smaller Holm correction", group="report", flag="baseline-metric",
             metavar="METRIC", audit_file=False),
-    # -- model options ----------------------------------------------------------------------------
-    Setting("dtype", "str", None, "hf backends: float32 | bfloat16 | float16 (default float32 on CPU, bfloat16 on "
-            "CUDA)", group="model", choices=("float32", "bfloat16", "float16"), audit_file=False),
-    Setting("device", "str", None, "hf backends: cpu, cuda, cuda:1, mps (default: cuda when available)", group="model",
-            audit_file=False),
+    # -- model options: every backend's (a backend's own rows are in its declaration) ---------------
     Setting("batch_size", "int", 8, "model batch size", group="model", minimum=1, metavar="N", audit_file=False),
-    Setting("trust_remote_code", "bool", False, "hf backends: allow the model repository's own code", group="model",
-            audit_file=False),
-    Setting("concurrency", "int", 8, "openai backends: requests in flight", group="model", minimum=1, metavar="N",
-            audit_file=False),
-    Setting("timeout", "float", 60.0, "openai backends: seconds per request", group="model", minimum=0, nonzero=True,
-            maximum=86400, metavar="SECONDS", audit_file=False),
-    Setting("max_retries", "int", 5, "openai backends: retries of a failed request", group="model", minimum=0,
-            metavar="N", audit_file=False),
     # -- response cache -------------------------------------------------------------------------------
     Setting("cache_dir", "path", None, "response cache directory (default: $SCE_CHECKS_CACHE_DIR or the user cache "
             "directory)", group="cache", metavar="DIR", audit_file=False),
     Setting("no_cache", "bool", False, "do not read or write the response cache", group="cache", audit_file=False),
     Setting("clear_cache", "bool", False, "empty the response cache first", group="cache", audit_file=False),
-    Setting("xstar_budget", "int", 0, "grid tasks: at most N grid points predicted per exact search (the nearest "
-            "flip x*, and ICF_A's nearest target point); a search that stops at its budget gives certified bounds, "
-            "and a gate the bounds cannot decide fails as undecided (0 = no limit; docs/scaling.md)", minimum=0,
-            metavar="N"),
 )
-
-BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}
-# Keys of audit files and arguments of @pytest.mark.sce: what is audited (the marker and the
-# [tool.sce-checks] table also accept the flag spelling: dataset, variant, check).
-AUDIT_KEYS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.audit_file)
+_CORE_BY_NAME: dict[str, Setting] = {s.name: s for s in CORE}
 
 
 def default(name: str) -> Any:
     """The default of setting ``name``: what a check's settings field uses, so no default is
-    written twice."""
-    return BY_NAME[name].default
+    written twice. A core row's is read without assembling the table (declaration modules and
+    ``ModelOptions`` read them while the table is being assembled)."""
+    row = _CORE_BY_NAME.get(name)
+    return row.default if row is not None else table().by_name[name].default
+
+
+@dataclass(frozen=True)
+class Table:
+    """The assembled settings table and what is generated from it (module docstring)."""
+
+    settings: tuple[Setting, ...]
+    by_name: dict[str, Setting]
+    by_option: dict[str, Setting]
+    audit_keys: tuple[str, ...]  # keys of audit files and @pytest.mark.sce arguments: what is audited
+    spec_type: type  # `RunSpec`
+
+
+_TABLE: Table | None = None
+_ASSEMBLING = False
+
+
+def table() -> Table:
+    """The settings table: the core rows, then the rows the registered checks, backends and
+    plots declare (each declared once; one several entries share, such as ``perturbations``,
+    is the same row). An entry whose row contradicts another row is marked unusable (it fails
+    with the reason where it is used) and adds nothing: a bad plugin cannot break other runs."""
+    global _TABLE, _ASSEMBLING
+    if _TABLE is None:
+        if _ASSEMBLING:
+            raise RuntimeError("the settings table was asked for while it is being assembled: a declaration module "
+                               "must not read a declared setting's default at import (use the Setting row itself)")
+        _ASSEMBLING = True
+        try:
+            _TABLE = _assemble()
+        finally:
+            _ASSEMBLING = False
+    return _TABLE
+
+
+def _assemble() -> Table:
+    from sce_checks.registry import BACKENDS, CHECKS, REGISTRIES
+
+    rows: dict[str, Setting] = dict(_CORE_BY_NAME)
+    options = {s.option: s.name for s in CORE}
+    for registry in REGISTRIES:
+        for entry in list(registry.usable()):
+            problem = _row_problem(entry.settings, rows, options)
+            if problem:
+                registry.fail(entry.name, f"{registry.kind} {entry.name!r} declares {problem}")
+                continue
+            for s in entry.settings:
+                rows[s.name] = s
+                options[s.option] = s.name
+    model = rows["model"]
+    specs = [b.syntax + (" (the default)" if b.syntax == model.default else "") for b in BACKENDS.usable()]
+    rows["model"] = dataclasses.replace(model, help=" | ".join(specs))
+    rows["checks"] = dataclasses.replace(rows["checks"], help="what to audit (repeatable): " + ", ".join(CHECKS.names())
+                                         + " (packages register more: docs/writing-checks.md)")
+    settings = tuple(rows.values())
+    return Table(settings, dict(rows), {s.option: s for s in settings}, tuple(s.name for s in settings if s.audit_file),
+                 _spec_type(settings))
+
+
+def _row_problem(declared: Any, rows: dict[str, Setting], options: dict[str, str]) -> str | None:
+    """Why an entry's settings rows cannot join the table, or None."""
+    if not isinstance(declared, tuple) or not all(isinstance(s, Setting) for s in declared):
+        return f"settings {declared!r}, not a tuple of sce_checks.config.Setting rows"
+    for s in declared:
+        if not s.name.isidentifier() or s.kind not in _ANNOTATIONS or s.group not in GROUPS:
+            return (f"a malformed setting {s.name!r} (name: an identifier; kind: one of {', '.join(_ANNOTATIONS)}; "
+                    f"group: one of {', '.join(GROUPS)})")
+        if s.name in rows and rows[s.name] != s:
+            return f"the setting {s.name!r}, which is already a different setting of the run specification"
+        if options.get(s.option, s.name) != s.name:
+            return f"the setting {s.name!r}, whose flag --{s.option} is already the flag of {options[s.option]!r}"
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``SETTINGS``, ``BY_NAME``, ``BY_OPTION``, ``AUDIT_KEYS`` and ``RunSpec``: the assembled
+    table's, built on first use (module-level, so importing this module assembles nothing)."""
+    fields = {"SETTINGS": "settings", "BY_NAME": "by_name", "BY_OPTION": "by_option", "AUDIT_KEYS": "audit_keys",
+              "RunSpec": "spec_type"}
+    if name in fields:
+        return getattr(table(), fields[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _validate(spec: Any) -> None:
     """Every field read (converted and checked) once, whatever made the spec."""
-    for s in SETTINGS:
+    for s in table().settings:
         value = getattr(spec, s.name)
         if value is None and s.none is not None:
             value = s.none
@@ -270,32 +330,37 @@ def _replace(self: Any, **changes: Any) -> Any:
 
 def _audit_values(self: Any) -> tuple:
     """The settings a result depends on, as a hashable tuple (the session's result key)."""
-    return tuple((name, getattr(self, name)) for name in AUDIT_KEYS if name not in ("datasets",))
+    return tuple((name, getattr(self, name)) for name in table().audit_keys if name not in ("datasets",))
 
 
 _ANNOTATIONS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "list": "tuple[str, ...]", "path": "str | None"}
 
-RunSpec = dataclasses.make_dataclass(
-    "RunSpec",
-    [(s.name, _ANNOTATIONS[s.kind] if s.default is not None or s.kind == "path" else f"{_ANNOTATIONS[s.kind]} | None",
-      dataclasses.field(default=s.default)) for s in SETTINGS],
-    frozen=True,
-    namespace={
-        "__doc__": "Every setting of an audit, validated (see the module docstring; fields: `SETTINGS`).",
-        "__post_init__": _validate,
-        "cache_path": _cache_path,
-        "replace": _replace,
-        "audit_values": _audit_values,
-    },
-)
-RunSpec.__module__ = __name__
+
+def _spec_type(settings: Sequence[Setting]) -> type:
+    """`RunSpec`: a frozen dataclass with one field per row."""
+    spec_type = dataclasses.make_dataclass(
+        "RunSpec",
+        [(s.name, _ANNOTATIONS[s.kind] if s.default is not None or s.kind == "path" else f"{_ANNOTATIONS[s.kind]} | None",
+          dataclasses.field(default=s.default)) for s in settings],
+        frozen=True,
+        namespace={
+            "__doc__": "Every setting of an audit, validated (see the module docstring; fields: `SETTINGS`).",
+            "__post_init__": _validate,
+            "cache_path": _cache_path,
+            "replace": _replace,
+            "audit_values": _audit_values,
+        },
+    )
+    spec_type.__module__ = __name__
+    return spec_type
 
 
 def values_from_mapping(data: Mapping[str, Any], where: str, keys: Iterable[str] | None = None) -> dict[str, Any]:
     """Settings from a TOML table or a marker's keywords: names (``datasets``) or flag spellings
     (``dataset``, with dashes or underscores), each read as its setting's type. ``keys`` limits
     what is accepted (audit files: `AUDIT_KEYS`); anything else is refused with the list."""
-    allowed = {BY_NAME[k] for k in (keys if keys is not None else BY_NAME)}
+    by_name = table().by_name
+    allowed = {by_name[k] for k in (keys if keys is not None else by_name)}
     lookup: dict[str, Setting] = {}
     for s in allowed:
         for spelling in (s.name, s.option, s.dest):
@@ -332,7 +397,7 @@ def resolve(layers: Sequence[Mapping[str, Any]], **fixed: Any) -> Any:
     for layer in reversed(layers):
         merged.update({k: v for k, v in layer.items() if v is not None and v != ()})
     merged.update(fixed)
-    return RunSpec(**merged)
+    return table().spec_type(**merged)
 
 
 # -- generated interfaces -----------------------------------------------------------------------------
@@ -342,7 +407,7 @@ def add_cli_arguments(parser: Any) -> None:
     """The ``sce-audit`` flags, one per setting, in their groups. Defaults are left to `resolve`
     (argparse records None), so ``[tool.sce-checks]`` can fill what the command line does not give."""
     groups = {g: (parser if g == "audit" else parser.add_argument_group(title)) for g, title in GROUPS.items()}
-    for s in SETTINGS:
+    for s in table().settings:
         kwargs: dict[str, Any] = {"dest": s.name, "default": None, "help": _help(s)}
         if s.kind == "bool":
             kwargs["action"] = "store_true"
@@ -359,7 +424,7 @@ def add_pytest_options(parser: Any) -> None:
     only pytest has: ``--sce-run`` (collect the audit the options describe as items) and
     ``--sce-spec`` (a resolved specification written by ``sce-audit``)."""
     group = parser.getgroup("sce-checks", "sce-checks: audit self-generated counterfactual explanations")
-    for s in SETTINGS:
+    for s in table().settings:
         kwargs: dict[str, Any] = {"dest": f"sce_{s.dest}", "help": _help(s)}
         if s.kind == "bool":
             kwargs.update(action="store_true", default=None)
@@ -383,7 +448,7 @@ def _help(s: Setting) -> str:
 def spec_to_json(spec: Any) -> str:
     import json
 
-    return json.dumps({s.name: (list(v) if isinstance(v := getattr(spec, s.name), tuple) else v) for s in SETTINGS})
+    return json.dumps({s.name: (list(v) if isinstance(v := getattr(spec, s.name), tuple) else v) for s in table().settings})
 
 
 def spec_from_json(text: str, where: str) -> Any:
@@ -392,4 +457,4 @@ def spec_from_json(text: str, where: str) -> Any:
     data = read_json(text, where)
     if not isinstance(data, dict):
         raise UserInputError(f"{where}: not a run specification")
-    return RunSpec(**values_from_mapping(data, where))
+    return table().spec_type(**values_from_mapping(data, where))

@@ -47,7 +47,6 @@ from sce_checks.tasks.grid import GridTask, Point
 
 T = TypeVar("T")
 
-PARSINGS = ("lenient", "strict")
 LENIENCY_RULES = ("numeric_string", "normalised_label", "normalised_key", "first_object")
 
 MAX_REPLY_CHARS = 200_000  # longer replies are not searched for JSON

@@ -1,8 +1,9 @@
 """The checks an audit can run, and the *units* an audit reports.
 
-Each check is one class in one module of this package (sce_checks/checks/base.py says what a
-check declares); the registry there finds them by name, and checks from other packages through
-the ``sce_checks.checks`` entry point group.
+Each check is a declaration (`CheckEntry`, in a light module: the built-ins' are in
+sce_checks/checks/catalog.py) and an implementation (a `Check` subclass, one module per check);
+sce_checks/checks/base.py says what each holds. Checks are found by name through the entry point
+group ``sce_checks.checks`` (sce_checks/registry.py), the built-ins as a plugin's.
 
 A unit is one row of results for a dataset: each variant of the SCE check (``unconstrained``,
 ``minimal``), and each other check by its own name (``inv``, ``phi_cct``, ...). Items,
@@ -15,12 +16,13 @@ This module imports nothing heavy: the plugin reads the names at start-up.
 from __future__ import annotations
 
 from sce_checks.checks.base import (
-    BUILTIN,
     ENTRY_POINT_GROUP,
     Check,
+    CheckEntry,
     Figure,
     Outcome,
     all_checks,
+    check_entry,
     check_names,
     check_names_known,
     check_of,
@@ -31,21 +33,19 @@ from sce_checks.checks.base import (
     register_check,
     unit_of,
     units,
+    variant_check,
 )
-
-from sce_checks.config import ATTRIBUTIONS, VARIANTS  # noqa: E402  (the SCE variants; self_consistency's methods)
-
-CHECKS = tuple(BUILTIN)  # the built-in checks; `check_names_known()` adds those other packages register
+from sce_checks.choices import VARIANTS
 
 __all__ = [
-    "ATTRIBUTIONS",
-    "CHECKS",
     "ENTRY_POINT_GROUP",
     "VARIANTS",
     "Check",
+    "CheckEntry",
     "Figure",
     "Outcome",
     "all_checks",
+    "check_entry",
     "check_names",
     "check_names_known",
     "check_of",
@@ -56,4 +56,5 @@ __all__ = [
     "register_check",
     "unit_of",
     "units",
+    "variant_check",
 ]

@@ -1,55 +1,45 @@
-"""What a check is, and the registry of checks.
+"""What a check is, and how checks are found by name.
 
-A check is one class, in one module, that declares everything the rest of sce-checks needs to
-know about it (lm-evaluation-harness' ``register_metric`` / ``register_model`` carry metadata the
-same way):
+A check comes in two parts (sce_checks/registry.py):
 
-* ``name`` and ``question`` (one line: what the check asks of the model);
-* ``settings``: a dataclass; each field named like a setting of the run specification
-  (sce_checks/config.py: ``seed``, ``prediction``, ``perturbations``, ...) gets that setting's
-  value, the others keep their defaults;
-* ``figures``: `Figure` declarations (direction, headline, Wilson interval), read by reports,
-  thresholds and baselines;
-* ``family``: checks that share their model work name the same family and are computed together
-  (ct, cct and phi_cct share one set of interventions);
-* ``applies(task, model, settings)``: why it cannot run here, asked before any model call;
-* ``run(...)``: its stages, from examples to `CheckResult` objects;
-* ``example_table(result, k)``: its failing examples for the reports.
+* its *declaration*, a `CheckEntry` in a light module (the built-ins': sce_checks/checks/
+  catalog.py), holding what the rest of sce-checks reads without running it: ``name``,
+  ``description`` (one line: what the check asks of the model), ``figures`` (`Figure`
+  declarations: direction, headline, Wilson interval, read by reports, thresholds and
+  baselines), ``counts``, ``family`` (checks that share their model work name the same family
+  and are computed together: ct, cct and phi_cct share one set of interventions),
+  ``per_variant`` (one result per SCE variant), ``panels``, ``plots``, and the settings rows it
+  adds to the run specification; and ``implementation``, ``"module:Class"``;
+* its *implementation*, a `Check` subclass, imported the first time the check is used. It reads
+  every declared fact from its declaration (``self.entry``; ``check.figures`` is
+  ``check.entry.figures``), and adds the code: ``settings`` (a dataclass; each field named like
+  a setting of the run specification, sce_checks/config.py, gets that setting's value),
+  ``applies(task, model, settings)`` (why it cannot run here, asked before any model call),
+  ``run(...)`` (its stages, from examples to `CheckResult` objects), ``outcomes`` (per-example
+  outcomes for paired baselines) and ``example_table(result, k)``.
 
-Audit, reports, thresholds, baselines, the command line, the pytest options and audit files read
-the registry and never name a check. Built-in checks live in this package; a check from another
-package registers through the entry point group ``sce_checks.checks`` (docs/writing-checks.md):
+Audit, reports, thresholds, baselines, the command line, the pytest options and audit files ask
+the functions below and never name a check. Built-in checks register through the entry point
+group ``sce_checks.checks`` exactly as a check of another package does (docs/writing-checks.md):
 
     [project.entry-points."sce_checks.checks"]
-    keyword = "my_package.checks:KeywordCheck"
+    accuracy = "my_checks.catalog:ACCURACY"
 
-Names are known without importing any check module (the built-ins' names are listed here, entry
-points carry theirs), so the pytest plugin and ``--help`` stay light; the modules are imported on
-the first real use.
+Looking a check up imports its declaration module and, when it runs or reports, its
+implementation module: nothing of the other checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
+from sce_checks.choices import VARIANTS
 from sce_checks.errors import UserInputError
+from sce_checks.registry import CHECKS, Entry
 
-ENTRY_POINT_GROUP = "sce_checks.checks"
-
-# name -> "module:class" of the built-in checks, in the order reports list them
-BUILTIN: dict[str, str] = {
-    "sce": "sce_checks.checks.sce:SCECheck",
-    "inv": "sce_checks.checks.perturbation:InvarianceCheck",
-    "dir": "sce_checks.checks.perturbation:DirectionalCheck",
-    "stability": "sce_checks.checks.stability:StabilityCheck",
-    "ct": "sce_checks.checks.counterfactual:CTCheck",
-    "cct": "sce_checks.checks.counterfactual:CCTCheck",
-    "phi_cct": "sce_checks.checks.counterfactual:PhiCCTCheck",
-    "self_consistency": "sce_checks.checks.self_consistency:SelfConsistencyCheck",
-}
+ENTRY_POINT_GROUP = CHECKS.group
 
 
 FAILING_HEADERS = ["id", "input", "case", "answer", "detail"]  # the usual table of failing examples
@@ -111,27 +101,102 @@ class Outcome:
         return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
 
 
-class Check:
-    """Base class of a check. Subclasses set the class attributes and implement `run`."""
+@dataclass(frozen=True, kw_only=True)
+class CheckEntry(Entry):
+    """The declaration of a check (module docstring): what reports, thresholds, baselines, audit
+    files and the settings table read without importing the check. Checked when it is built, so
+    a malformed declaration is a broken entry (one line where the check is used).
 
-    name: ClassVar[str]
-    question: ClassVar[str]
+    ``figures``: what its results report. ``counts``: figures shown as sample sizes beside the
+    headline ones. ``family``: checks of one family are computed together. ``per_variant``: one
+    result per SCE variant of the run, its unit named after the variant (the SCE check), instead
+    of one named after the check. ``panels``: its example records are SCE records (results.py:
+    `ExampleRecord`'s contract fields), drawn as one panel per example in the HTML report.
+    ``plots``: names of registered plots (``sce_checks.plots``) drawn over its results."""
+
+    figures: tuple[Figure, ...] = ()
+    counts: tuple[str, ...] = ()
+    family: str | None = None
+    per_variant: bool = False
+    panels: bool = False
+    plots: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"check {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"{where}: its name must be an identifier (letters, digits, underscores)")
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise ValueError(f"{where} declares no description")
+        if not isinstance(self.implementation, str) or self.implementation.count(":") != 1:
+            raise ValueError(f"{where}: implementation must be 'module:Class', not {self.implementation!r}")
+        if not all(isinstance(f, Figure) for f in self.figures):
+            raise ValueError(f"{where}: figures must be Figure declarations")
+        names = [f.name for f in self.figures]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: a figure is declared twice")
+        unknown = [c for c in (*self.counts,) if c not in names]
+        if unknown:
+            raise ValueError(f"{where}: counts names {unknown[0]!r}, not a declared figure")
+        if isinstance(self.plots, str) or not all(isinstance(p, str) for p in self.plots):
+            raise ValueError(f"{where}: plots must be a tuple of plot names")
+
+    def units(self, variants: Sequence[str]) -> list[str]:
+        """The units this check reports: its own name, or with ``per_variant`` the variants."""
+        return list(variants) if self.per_variant else [self.name]
+
+    def unit_of(self, result: Any) -> str:
+        """The unit a `CheckResult` of this check is reported under."""
+        return (result.variant or "") if self.per_variant else self.name
+
+    def figure(self, name: str) -> Figure | None:
+        return next((f for f in self.figures if f.name == name), None)
+
+
+class Check:
+    """Base class of a check's implementation. The registry builds it with its declaration
+    (``entry``), from which it reads every declared fact; subclasses set ``settings`` (and
+    ``outcomes``, ``reads_settings``, ``table_headers`` where they have them) and implement `run`."""
+
     settings: ClassVar[type]
-    figures: ClassVar[tuple[Figure, ...]] = ()
-    family: ClassVar[str | None] = None  # checks of one family are computed together (see module)
-    counts: ClassVar[tuple[str, ...]] = ()  # sample-size figures shown beside the headline ones
     reads_settings: ClassVar[tuple[str, ...]] = ()  # run settings read under another field name
     table_headers: ClassVar[list[str] | None] = None  # a results table of its own (else the shared one)
-    plots: ClassVar[tuple[str, ...]] = ()  # plots of report/plots.py drawn for its results
     outcomes: ClassVar[tuple[Outcome, ...]] = ()  # per-example outcomes under its figures, for paired baselines
+
+    def __init__(self, entry: CheckEntry) -> None:
+        self.entry = entry
+
+    # -- what its declaration says -----------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def question(self) -> str:
+        """One line: what the check asks of the model (its declaration's description)."""
+        return self.entry.description
+
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        return self.entry.figures
+
+    @property
+    def counts(self) -> tuple[str, ...]:
+        return self.entry.counts
+
+    @property
+    def family(self) -> str | None:
+        return self.entry.family
+
+    @property
+    def plots(self) -> tuple[str, ...]:
+        return self.entry.plots
 
     # -- units: the rows of results a check reports for a dataset --------------------------------
     def units(self, variants: Sequence[str]) -> list[str]:
-        """The units this check reports: its own name (the SCE check reports one per variant)."""
-        return [self.name]
+        return self.entry.units(variants)
 
     def unit_of(self, result: Any) -> str:
-        return self.name
+        return self.entry.unit_of(result)
 
     # -- configuration ----------------------------------------------------------------------------
     def settings_from(self, spec: Any, **fixed: Any) -> Any:
@@ -191,125 +256,115 @@ class Check:
         return f"<check {self.name}>"
 
 
-# -- the registry ----------------------------------------------------------------------------------
+# -- looking checks up ------------------------------------------------------------------------------
 
-_REGISTRY: dict[str, Check] = {}
-_ENTRY_POINTS: dict[str, Any] | None = None
-
-
-def register_check(check: Check | type[Check]) -> Check:
-    """Add a check (a `Check` subclass or instance); its declarations are validated at once."""
-    instance = check() if isinstance(check, type) else check
-    _validate_check(instance)
-    _REGISTRY[instance.name] = instance
-    return instance
+_BUILT: dict[str, Check] = {}  # name -> the implementation, built once with its declaration
 
 
-def _validate_check(check: Check) -> None:
-    where = f"check {getattr(check, 'name', type(check).__name__)!r}"
-    for attr in ("name", "question", "settings"):
-        if not getattr(check, attr, None):
-            raise UserInputError(f"{where} declares no {attr}")
-    if not dataclasses.is_dataclass(check.settings):
-        raise UserInputError(f"{where}: settings must be a dataclass, not {check.settings!r}")
-    if not isinstance(check.name, str) or not check.name.isidentifier():
-        raise UserInputError(f"{where}: its name must be an identifier (letters, digits, underscores)")
-    names = [f.name for f in check.figures]
-    if len(set(names)) != len(names):
-        raise UserInputError(f"{where}: a figure is declared twice")
-    directed = {f.name for f in check.figures if f.better is not None}
-    for outcome in check.outcomes:
-        for figure in outcome.figures:
-            if figure not in directed:
-                raise UserInputError(f"{where}: outcome {outcome.name!r} names {figure!r}, not a declared figure with a "
-                                     "direction")
-    if type(check).run is Check.run:
-        raise UserInputError(f"{where} does not implement run()")
-
-
-def _entry_points() -> dict[str, Any]:
-    """Checks other packages register (``sce_checks.checks`` entry points), by name, not loaded."""
-    global _ENTRY_POINTS
-    if _ENTRY_POINTS is None:
-        from importlib.metadata import entry_points
-
-        _ENTRY_POINTS = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN}
-    return _ENTRY_POINTS
-
-
-def check_names_known() -> tuple[str, ...]:
-    """Every check name that can be asked for, without importing any check module."""
-    return tuple(dict.fromkeys([*BUILTIN, *_entry_points(), *_REGISTRY]))
+def check_entry(name: str) -> CheckEntry:
+    """The declaration of check ``name`` (its light module only); `UserInputError`, one line,
+    for an unknown name, a name two distributions register, or a declaration that cannot load."""
+    return CHECKS.declaration(name)
 
 
 def get_check(name: str) -> Check:
-    """The registered check called ``name``, importing its module on first use."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    target = BUILTIN.get(name)
-    if target is not None:
-        module, _, attr = target.partition(":")
-        return register_check(getattr(importlib.import_module(module), attr))
-    ep = _entry_points().get(name)
-    if ep is None:
-        raise UserInputError(f"unknown check {name!r}; expected one of: {', '.join(check_names_known())}")
-    try:
-        loaded = ep.load()
-    except Exception as exc:  # a user's package failing to import: one line, not a traceback
-        raise UserInputError(f"check {name!r} (entry point {ep.value}) could not be loaded: "
-                             f"{type(exc).__name__}: {exc}") from None
-    check = register_check(loaded)
-    if check.name != name:
-        raise UserInputError(f"entry point {name!r} ({ep.value}) registers a check named {check.name!r}; the names must match")
-    return check
+    """The check called ``name``, its implementation imported on first use (and nothing else)."""
+    if name in _BUILT:
+        return _BUILT[name]
+    entry = check_entry(name)
+    implementation = CHECKS.implementation(name)
+    problem = _implementation_problem(entry, implementation)
+    if problem:
+        CHECKS.fail(name, f"check {name!r} (implementation {entry.implementation}): {problem}")
+        check_entry(name)  # raises the message just recorded
+    _BUILT[name] = implementation(entry)
+    return _BUILT[name]
+
+
+def register_check(entry: CheckEntry, implementation: type[Check]) -> Check:
+    """Register a check from code (tests, scripts; packages use the entry point group), its
+    implementation checked at once."""
+    problem = _implementation_problem(entry, implementation)
+    if problem:
+        raise UserInputError(f"check {entry.name!r}: {problem}")
+    CHECKS.add(entry, implementation)
+    return get_check(entry.name)
+
+
+def _implementation_problem(entry: CheckEntry, implementation: Any) -> str | None:
+    """Why ``implementation`` cannot be the check ``entry`` declares, or None."""
+    if not (isinstance(implementation, type) and issubclass(implementation, Check)):
+        return f"{implementation!r} is not a subclass of sce_checks.checks.Check"
+    settings = getattr(implementation, "settings", None)
+    if not (isinstance(settings, type) and dataclasses.is_dataclass(settings)):
+        return f"its settings must be a dataclass, not {settings!r}"
+    if implementation.run is Check.run:
+        return "it does not implement run()"
+    directed = {f.name for f in entry.figures if f.better is not None}
+    for outcome in implementation.outcomes:
+        for figure in outcome.figures:
+            if figure not in directed:
+                return f"outcome {outcome.name!r} names {figure!r}, not a declared figure with a direction"
+    return None
+
+
+def check_names_known() -> tuple[str, ...]:
+    """Every check name that can be asked for, from the installed metadata (nothing imported)."""
+    return CHECKS.names()
 
 
 def all_checks() -> list[Check]:
-    return [get_check(n) for n in check_names_known()]
+    """Every registered check, loaded: a listing that needs them all, so it raises, one line,
+    for a clash or a broken check (a run that names neither is not affected by them)."""
+    return [get_check(n) for n in CHECKS.names()]
 
 
 def check_names(checks: Sequence[str]) -> tuple[str, ...]:
-    """Validated, de-duplicated check names, in the order given."""
+    """Validated, de-duplicated check names, in the order given; each check is loaded, so a
+    clash or a broken check stops the run here, before any model call."""
     out = tuple(dict.fromkeys(checks))
     if not out:
         raise UserInputError("no check given; expected one or more of: " + ", ".join(check_names_known()))
-    known = check_names_known()
     for c in out:
-        if c not in known:
-            raise UserInputError(f"unknown check {c!r}; expected one of: {', '.join(known)}")
+        get_check(c)
     return out
 
 
 def family_of(name: str) -> tuple[str, ...]:
     """The checks computed together with ``name`` (itself alone when it has no family), in
     registry order."""
-    family = get_check(name).family
+    family = check_entry(name).family
     if family is None:
         return (name,)
-    return tuple(c.name for c in all_checks() if c.family == family)
+    return tuple(e.name for e in CHECKS.usable() if e.family == family)
 
 
 def units(checks: Sequence[str], variants: Sequence[str]) -> list[str]:
     """The result rows of an audit, check by check, each once."""
     out: list[str] = []
     for c in checks:
-        out.extend(get_check(c).units(variants))
+        out.extend(check_entry(c).units(variants))
     return list(dict.fromkeys(out))
 
 
+def variant_check() -> str | None:
+    """The check whose units are the SCE variants (``per_variant``), if one is registered."""
+    return next((e.name for e in CHECKS.usable() if e.per_variant), None)
+
+
 def check_of(unit: str) -> str:
-    """The check a unit belongs to (an SCE variant belongs to ``sce``)."""
-    if unit in check_names_known():
+    """The check a unit belongs to (an SCE variant belongs to the `variant_check`)."""
+    if unit in CHECKS:
         return unit
-    for check in all_checks():
-        if unit in check.units(_all_variants()):
-            return check.name
+    for entry in CHECKS.usable():
+        if unit in entry.units(VARIANTS):
+            return entry.name
     raise UserInputError(f"unknown check or variant {unit!r}")
 
 
 def unit_of(result: Any) -> str:
     """The unit a `CheckResult` is reported under."""
-    return get_check(result.check).unit_of(result)
+    return check_entry(result.check).unit_of(result)
 
 
 def is_unit(name: str) -> bool:
@@ -319,24 +374,18 @@ def is_unit(name: str) -> bool:
 def known_units() -> tuple[str, ...]:
     """Every check name and every unit a check reports (the SCE variants)."""
     out = list(check_names_known())
-    for check in all_checks():
-        out.extend(check.units(_all_variants()))
+    for entry in CHECKS.usable():
+        out.extend(entry.units(VARIANTS))
     return tuple(dict.fromkeys(out))
 
 
-def _all_variants() -> Sequence[str]:
-    from sce_checks.config import VARIANTS
-
-    return VARIANTS
-
-
 def figure_of(check: str, name: str) -> Figure | None:
-    return next((f for f in get_check(check).figures if f.name == name), None)
+    return check_entry(check).figure(name)
 
 
 def compared_figures(check: str) -> tuple[str, ...]:
     """The figures of ``check`` a baseline compares: those with a direction."""
-    return tuple(f.name for f in get_check(check).figures if f.better is not None and f.baseline)
+    return tuple(f.name for f in check_entry(check).figures if f.better is not None and f.baseline)
 
 
 def outcome_of(check: str, figure: str) -> Outcome | None:
@@ -347,17 +396,13 @@ def outcome_of(check: str, figure: str) -> Outcome | None:
 def primary_figures(check: str, reported: Sequence[str] = ()) -> tuple[str, ...]:
     """The figures of ``check`` a paired baseline comparison gates by default, for a result that
     reported ``reported`` (its task kinds are those every reported figure is declared for)."""
-    figures = get_check(check).figures
+    figures = check_entry(check).figures
     kinds = {"grid", "text"}
     for f in figures:
         if f.name in reported:
             kinds &= set(f.tasks)
     return tuple(f.name for f in figures if f.better is not None and f.primary
                  and (f.primary is True or kinds & set(f.primary)))
-
-
-def headline(check: str) -> tuple[str, ...]:
-    return tuple(f.name for f in get_check(check).figures if f.headline)
 
 
 def lower_is_better(check: str, name: str) -> bool:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from sce_checks.cells import short
-from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
+from sce_checks.checks.base import FAILING_HEADERS, Check, Outcome
 from sce_checks.checks.predict import Prediction, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
@@ -516,35 +516,24 @@ def run_counterfactual_tests(
 
 # -- the checks, for the registry (sce_checks/checks/base.py) -----------------------------------------
 
-FAMILY = "counterfactual"  # ct, cct and phi_cct share one set of interventions, predictions and explanations
-
-
 class _CounterfactualCheck(Check):
+    """ct, cct and phi_cct: one family (they share one set of interventions, predictions and
+    explanations); their declarations are sce_checks/checks/catalog.py `CT`, `CCT`, `PHI_CCT`."""
+
     settings = CounterfactualSettings
-    family = FAMILY
-    counts = ("n_tested", "n_interventions")
 
     def require(self, task: Any, model: ChatModel, settings: CounterfactualSettings) -> None:
         require_applicable(model, task, settings, (self.name,))
 
     def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
             settings: CounterfactualSettings, shared: dict[str, Any]) -> list[CheckResult]:
-        key = (FAMILY, settings)
+        key = (self.family, settings)
         if key not in shared:  # the first check of the family computes what all of them read
             shared[key] = interventions(model, task, examples, settings)
         return [BUILDERS[self.name](shared[key], model_name)]
 
 
 class CTCheck(_CounterfactualCheck):
-    name = "ct"
-    question = ("counterfactual test (Atanasova et al. 2023): do explanations mention an inserted word that "
-                "flipped the prediction?")
-    figures = (
-        Figure("unfaithfulness", "lower", headline=True, interval=True, primary=True),
-        Figure("flip_rate", None, headline=True, interval=True),
-        Figure("intervention_flip_rate", None, interval=True),
-        Figure("n_tested", None), Figure("n_flipped", None), Figure("n_unfaithful", None), Figure("n_interventions", None),
-    )
     # cct and phi-CCT are correlations over interventions, not means over examples: no
     # per-example outcome, compared on the aggregate against the tolerance
     outcomes = (Outcome("unfaithful", "binary", ("unfaithfulness",)),)
@@ -561,33 +550,10 @@ class CTCheck(_CounterfactualCheck):
 
 
 class CCTCheck(_CounterfactualCheck):
-    name = "cct"
-    question = "correlational counterfactual test (Siegel et al. 2024): TVD of the option distribution vs mention"
-    counts = ("n_interventions",)
-    plots = ("tvd_mention",)
-    figures = (
-        Figure("cct", "higher", headline=True, primary=True),
-        Figure("mean_tvd_mentioned", None, headline=True),
-        Figure("mean_tvd_not_mentioned", None, headline=True),
-        Figure("mean_tvd", None),
-        Figure("mention_rate", None, interval=True),
-        Figure("n_mentioned", None), Figure("n_interventions", None),
-    )
+    """Figures only: the family's work builds its result (`cct_result`)."""
 
 
 class PhiCCTCheck(_CounterfactualCheck):
-    name = "phi_cct"
-    question = "phi-CCT (Siegel et al. 2025): phi of (prediction changed) x (explanation mentions the inserted word)"
-    counts = ("n_interventions",)
-    plots = ("phi_table",)
-    figures = (
-        Figure("phi", "higher", headline=True, primary=True),
-        Figure("tpr", "higher", headline=True, interval=True),
-        Figure("fpr", "lower", headline=True, interval=True),
-        Figure("mention_rate", None, interval=True),
-        Figure("n11", None), Figure("n10", None), Figure("n01", None), Figure("n00", None), Figure("n_interventions", None),
-    )
-
     def figure_notes(self, result: CheckResult) -> list[str]:
         if result.get("n11") is None:
             return []

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 from sce_checks import perturb
 from sce_checks.cells import short
-from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
+from sce_checks.checks.base import FAILING_HEADERS, Check, Outcome
 from sce_checks.checks.predict import Prediction, Predictor, prediction_record, task_predictor, validate_settings
 from sce_checks.config import default
 from sce_checks.errors import CheckNotApplicable, UserInputError
@@ -490,14 +490,6 @@ def run_directional(
 
 # -- the checks, for the registry (sce_checks/checks/base.py) -----------------------------------------
 
-_FAILURE_FIGURES = (
-    Figure("failure_rate", "lower", headline=True, interval=True, primary=True),
-    Figure("perturbation_failure_rate", "lower", headline=True, interval=True),
-    Figure("n_tested", None),
-    Figure("n_failed", None),
-    Figure("n_perturbations", None),
-)
-
 
 def _failed_share(e: dict[str, Any]) -> float | None:
     """An example's share of failed perturbations, over those scored (None: none scored)."""
@@ -515,9 +507,10 @@ _FAILURE_OUTCOMES = (
 
 
 class _PerturbationCheck(Check):
+    """INV and DIR; their declarations (names, figures) are sce_checks/checks/catalog.py `INV`, `DIR`."""
+
     outcomes = _FAILURE_OUTCOMES
     settings = PerturbationSettings
-    counts = ("n_tested",)
 
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         """Examples whose prediction moved: the failing perturbation, shrunk to its smallest
@@ -538,11 +531,6 @@ class _PerturbationCheck(Check):
 
 
 class InvarianceCheck(_PerturbationCheck):
-    name = "inv"
-    question = ("CheckList INV: the prediction survives label-preserving edits (typos, case, punctuation, "
-                "synonyms, neutral sentences)")
-    figures = (*_FAILURE_FIGURES, Figure("mean_abs_prob_change", "lower", baseline=False))
-
     def applies(self, task: Any, model: ChatModel, settings: PerturbationSettings) -> str | None:
         return INV_NOT_ON_GRIDS if task.kind == "grid" else None
 
@@ -552,10 +540,6 @@ class InvarianceCheck(_PerturbationCheck):
 
 
 class DirectionalCheck(_PerturbationCheck):
-    name = "dir"
-    question = "CheckList DIR: the prediction moves the expected way under directional edits"
-    figures = (*_FAILURE_FIGURES, Figure("mean_expected_shift", "higher", baseline=False))
-
     def require(self, task: Any, model: ChatModel, settings: PerturbationSettings) -> None:
         _directions(task)
 

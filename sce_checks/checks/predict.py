@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
 from sce_checks import progress
+from sce_checks.choices import ELICITATIONS, PARSINGS, PREDICTIONS
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
-from sce_checks.parsing import PARSINGS, REASONS, parse_answer, shorten
+from sce_checks.parsing import REASONS, parse_answer, shorten
 from sce_checks.prompts.common import canonical_answer
-from sce_checks.prompts.schemas import ELICITATIONS, answer_schema
+from sce_checks.prompts.schemas import answer_schema
 from sce_checks.results import ExampleRecord
-
-PREDICTION_MODES = ("auto", "score", "generate")
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,8 @@ class Predictor:
         elicitation: str = "free",
         parsing: str = "lenient",
     ) -> None:
-        if mode not in PREDICTION_MODES:
-            raise ValueError(f"prediction mode must be one of {PREDICTION_MODES}, not {mode!r}")
+        if mode not in PREDICTIONS:
+            raise ValueError(f"prediction mode must be one of {PREDICTIONS}, not {mode!r}")
         can_score = mode != "generate" and supports_scoring(model)  # generate: no need to probe a server
         if mode == "score" and not can_score:
             from sce_checks.errors import UserInputError
@@ -166,8 +165,8 @@ def validate_settings(settings: Any, positive: Sequence[str]) -> None:
     (where the settings have one) and positive integers for the fields named in ``positive``."""
     from sce_checks.errors import UserInputError
 
-    if settings.prediction not in PREDICTION_MODES:
-        raise UserInputError(f"prediction must be one of {', '.join(PREDICTION_MODES)}, not {settings.prediction!r}")
+    if settings.prediction not in PREDICTIONS:
+        raise UserInputError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {settings.prediction!r}")
     for name, allowed in (("elicitation", ELICITATIONS), ("parsing", PARSINGS)):
         value = getattr(settings, name, allowed[0])
         if value not in allowed:

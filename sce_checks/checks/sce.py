@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from sce_checks.cells import fmt, pct, short, thresholds_cell
-from sce_checks.checks import VARIANTS
-from sce_checks.checks.base import Check, Figure, Outcome
+from sce_checks.checks.base import Check, Outcome
 from sce_checks.checks.predict import Prediction, Predictor, mark_unparsed, prediction_record, task_predictor
+from sce_checks.choices import VARIANTS
 from sce_checks.config import default
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.minimality import TOLERANCE as MINIMALITY_TOLERANCE
@@ -531,7 +531,6 @@ def _validity_cell(r: CheckResult) -> str:
     return f"{pct(r['validity'])} [{pct(lo)}, {pct(hi)}]"
 
 
-_GRID, _TEXT = ("grid",), ("text",)  # the task kinds whose results report a figure
 
 
 def _exact(e: dict[str, Any]) -> bool | None:
@@ -580,52 +579,18 @@ SCE_OUTCOMES = (
 
 
 class SCECheck(Check):
-    name = "sce"
-    question = ("validity and minimality of self-generated counterfactual explanations "
-                "(Mayne et al. 2025; Dehghanighobadi et al. 2025)")
-    settings = SCESettings
-    figures = (
-        Figure("validity", "higher", headline=True, interval=True, primary=True),
-        Figure("strict_validity", "higher", headline=True, interval=True),
-        Figure("generation_rate", "higher", headline=True),
-        Figure("mean_rcf_a", "lower", headline=True, tasks=_GRID, primary=True),
-        Figure("mean_distance", "lower", headline=True, primary=("text",)),
-        Figure("median_rcf", "lower", tasks=_GRID),
-        Figure("mean_rcf", "lower", baseline=False, tasks=_GRID),
-        Figure("mean_icf_a", "lower", tasks=_GRID),
-        Figure("median_icf", "lower", tasks=_GRID),
-        Figure("mean_icf", "lower", baseline=False, tasks=_GRID),
-        Figure("tm", "lower", tasks=_GRID),
-        Figure("tm_a", "lower", tasks=_GRID),
-        Figure("exact_match", "higher", tasks=_GRID),
-        Figure("mean_min_distance", None, tasks=_GRID),
-        Figure("n_generated", None),
-        Figure("n_valid", None),
-        # text tasks (the last two with a text_search_budget)
-        Figure("validity_in_context", "higher", interval=True, tasks=_TEXT),
-        Figure("mean_word_distance", "lower", tasks=_TEXT),
-        Figure("mean_distance_valid", "lower", baseline=False, tasks=_TEXT),
-        Figure("accuracy", "higher", tasks=_TEXT),
-        Figure("redundancy", "lower", baseline=False, tasks=_TEXT),
-        Figure("mean_minimality_gap", "lower", baseline=False, tasks=_TEXT),
-        Figure("reference_found_rate", None, tasks=_TEXT),
-    )
+    """The implementation; its declaration (name, figures, plots, one unit per variant) is
+    sce_checks/checks/catalog.py `SCE`."""
 
+    settings = SCESettings
     outcomes = SCE_OUTCOMES  # per example, for paired baseline comparisons (defined above the class)
 
     table_headers = ["model", "dataset", "variant", "n", "generated", "validity [95% CI]", "strict", "mean dist",
                      "RCF_A", "ICF_A", "TM_A", "exact", "thresholds", "verdict"]
-    plots = ("validity_minimality", "minimality_distribution", "feature_changes")
-
-    def units(self, variants: Sequence[str]) -> list[str]:
-        return list(variants)
 
     def key_settings(self, spec: Any, unit: str) -> SCESettings:
         """A variant's result does not depend on the other variants computed beside it."""
         return self.settings_from(spec, variants=(unit,))
-
-    def unit_of(self, result: CheckResult) -> str:
-        return result.variant or ""
 
     def run(self, model: ChatModel, model_name: str, task: Any, examples: Sequence[tuple[str, Any]],
             settings: SCESettings, shared: dict[str, Any]) -> list[CheckResult]:

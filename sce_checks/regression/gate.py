@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 from sce_checks.cells import p_value
 from sce_checks.checks.base import lower_is_better, outcome_of, primary_figures
-from sce_checks.config import BASELINE_MODES, default
+from sce_checks.choices import BASELINE_MODES
+from sce_checks.config import default
 from sce_checks.errors import UserInputError
 from sce_checks.regression.changes import Change, changed_examples
 from sce_checks.regression.files import baseline_entry, entry_key, same_measurement

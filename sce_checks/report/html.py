@@ -108,20 +108,20 @@ def _svg(fig) -> str:
 
 
 def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = ()) -> str:
-    """The plots each result's check asks for (`Check.plots`), drawn over that check's results;
-    a plot with no data is one line saying why. ``references``: a compared baseline's results,
-    drawn beside the run's on the validity-minimality plot only."""
-    from sce_checks.checks import get_check
-    from sce_checks.report.plots import PLOTS
+    """The plots each result's check declares (`CheckEntry.plots`), drawn over that check's
+    results; a plot with no data is one line saying why, and so is a plot that is not
+    registered, cannot be loaded or fails while drawing: the report is written all the same.
+    ``references``: a compared baseline's results, drawn beside the run's by the plots that
+    declare ``references``."""
+    from sce_checks.checks import check_entry
 
     by_check: dict[str, list[CheckResult]] = {}
     for r in results:
         by_check.setdefault(r.check, []).append(r)
     drawn, omitted = [], []
     for check, rs in by_check.items():
-        for name in get_check(check).plots:
-            drawn_over = [*rs, *(r for r in references if r.check == check)] if name == "validity_minimality" else rs
-            for plot in PLOTS[name](drawn_over):
+        for name in check_entry(check).plots:
+            for plot in _draw(name, rs, [r for r in references if r.check == check]):
                 if plot.figure is None:
                     omitted.append(f'<p class="omitted" data-plot="{html_text(plot.name)}">{html_text(plot.title)}: '
                                    f'not drawn, {html_text(plot.omitted)}.</p>')
@@ -129,6 +129,27 @@ def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = (
                     drawn.append(f'<figure class="plot" data-plot="{html_text(plot.name)}">{_svg(plot.figure)}'
                                  f"<figcaption>{html_text(plot.title)}</figcaption></figure>")
     return ('<div class="plots">' + "".join(drawn) + "</div>" if drawn else "") + "".join(omitted)
+
+
+def _draw(name: str, results: list[CheckResult], references: list[CheckResult]) -> list[Any]:
+    """The `Plot`s of the registered plot ``name`` over ``results`` (and ``references`` where it
+    draws them), or one `Plot` saying why it could not be drawn."""
+    from sce_checks.errors import UserInputError
+    from sce_checks.registry import PLOTS, one_line
+    from sce_checks.report.plot_catalog import Plot
+
+    try:
+        entry = PLOTS.declaration(name)
+        draw = PLOTS.implementation(name)
+    except UserInputError as exc:
+        return [Plot(name, f"Plot {name!r} of {results[0].check}", omitted=str(exc))]
+    try:
+        plots = list(draw([*results, *references] if entry.references else results))
+        if not all(isinstance(p, Plot) for p in plots):
+            raise TypeError("it returned something other than a list of Plot objects")
+        return plots
+    except Exception as exc:  # a plot's own bug: one line in the report, the report is still written
+        return [Plot(name, f"Plot {name!r} of {results[0].check}", omitted=f"it failed: {one_line(exc)}")]
 
 
 def render_html(results: Sequence[CheckResult], environment: dict[str, Any], extra_sections: Sequence[str] = (),

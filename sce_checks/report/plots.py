@@ -1,28 +1,20 @@
-"""Plots of the HTML report, by name. A check names the plots drawn for its results
-(`Check.plots`); each function takes those results and returns `Plot` objects: a matplotlib
-figure (drawn headless, inlined as SVG by report/html.py), or the one line saying why there is
-nothing to draw (a plot with no data is left out, never drawn empty). Figures are read from the
-results; nothing is recomputed but the counting a picture needs (shares, an ECDF)."""
+"""The built-in plots of the HTML report. Each is an entry of the ``sce_checks.plots`` entry point
+group, declared in sce_checks/report/plot_catalog.py; a check names the plots drawn for its
+results (`CheckEntry.plots`). Each function takes those results and returns `Plot` objects: a
+matplotlib figure (drawn headless, inlined as SVG by report/html.py), or the one line saying why
+there is nothing to draw (a plot with no data is left out, never drawn empty). Figures are read
+from the results; nothing is recomputed but the counting a picture needs (shares, an ECDF)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from sce_checks.report.plot_catalog import Plot
 from sce_checks.results import CheckResult
 
 VALID, INVALID = "#1b7f3b", "#b00020"
 MAX_RESULT_PLOTS = 8  # per-result plots (feature changes, TVD, phi tables) drawn per check
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One plot: ``figure`` (a matplotlib Figure), or None and ``omitted`` (why)."""
-
-    name: str
-    title: str
-    figure: Any = None
-    omitted: str | None = None
 
 
 def _figure(w: float = 5.5, h: float = 4.0) -> Any:
@@ -269,12 +261,3 @@ def phi_table(results: Sequence[CheckResult]) -> list[Plot]:
         ax.set_xlabel("explanation and the inserted word")
         plots.append(Plot("phi_table", title, fig))
     return plots
-
-
-PLOTS: dict[str, Callable[[Sequence[CheckResult]], list[Plot]]] = {
-    "validity_minimality": validity_minimality,
-    "minimality_distribution": minimality_distribution,
-    "feature_changes": feature_changes,
-    "tvd_mention": tvd_mention,
-    "phi_table": phi_table,
-}

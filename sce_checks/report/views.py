@@ -20,7 +20,6 @@ from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredi
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.safe import html_text
 
-PANEL_CHECKS = ("sce",)  # checks whose records are SCE records (results.py: ExampleRecord's contract fields)
 MAX_PANELS = 60  # example panels per result (the worst first); the JSON report has every example
 MAX_MAPS = 24  # of those, panels that draw the example's map
 MAX_AXIS_VALUES = 400  # a map is drawn when neither axis has more values than this
@@ -412,7 +411,7 @@ def boundary_section(results: Sequence[CheckResult]) -> str:
 
     planes, notes, legend = [], [], None
     for r in results:
-        preds = GridPredictions.from_info(r.info) if r.check in PANEL_CHECKS else None
+        preds = GridPredictions.from_info(r.info) if _panels(r) else None
         if preds is None:
             continue
         legend = legend or map_legend(preds.labels)
@@ -438,6 +437,14 @@ def boundary_section(results: Sequence[CheckResult]) -> str:
             + "".join(f'<p class="cap">{html_text(n)}</p>' for n in notes))
 
 
+def _panels(r: CheckResult) -> bool:
+    """Whether ``r``'s check declares its records SCE records (`CheckEntry.panels`: original, SCE
+    and nearest flip drawn per example)."""
+    from sce_checks.checks import check_entry
+
+    return check_entry(r.check).panels
+
+
 def _coverage(codes: str) -> str:
     known = sum(1 for c in codes if c != ".")
     text = f"The audit predicted {known} of {len(codes)} grid points ({100 * known / len(codes):.1f}%)"
@@ -453,7 +460,7 @@ def examples_section(results: Sequence[CheckResult], table: Callable[[Sequence[s
     parts = []
     for r in results:
         title = html_text(f"{r.model} / {r.dataset} / {unit_of(r)}")
-        if r.check in PANEL_CHECKS:
+        if _panels(r):
             parts.append(f'<section class="examples"><h3>{title}</h3>{result_panels(r)}</section>')
             continue
         for name, headers, rows in example_tables(r, 5):
