@@ -266,8 +266,7 @@ def _assemble() -> Table:
                 rows[s.name] = s
                 options[s.option] = s.name
     model = rows["model"]
-    specs = [b.syntax + (" (the default)" if b.syntax == model.default else "") for b in BACKENDS.usable()]
-    rows["model"] = dataclasses.replace(model, help=" | ".join(specs))
+    rows["model"] = dataclasses.replace(model, help=" | ".join(b.syntax for b in BACKENDS.usable()))
     rows["checks"] = dataclasses.replace(rows["checks"], help="what to audit (repeatable): " + ", ".join(CHECKS.names())
                                          + " (packages register more: docs/writing-checks.md)")
     settings = tuple(rows.values())

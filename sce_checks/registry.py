@@ -144,8 +144,9 @@ class Registry:
         return sources[0]
 
     def _fail(self, name: str, message: str) -> UserInputError:
-        self._failures[name] = message
-        return UserInputError(message)
+        """Record why ``name`` is unusable: every later use raises the same line."""
+        self.fail(name, message)
+        return UserInputError(self._failures[name])
 
     def declaration(self, name: str) -> Any:
         """The declaration of ``name``, importing only its (light) module; `UserInputError`, one

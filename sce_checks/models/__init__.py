@@ -57,7 +57,8 @@ _OPTION_FIELDS = {"dtype": "dtype", "device": "device", "batch_size": "batch_siz
 @dataclass(frozen=True)
 class ModelOptions:
     """Backend settings a user can pass from the command line or pytest options. ``extra``: the
-    values of the settings other backends declare (a plugin backend's own rows), by name."""
+    values of the settings rows other backends declare (a plugin backend's own), by name; their
+    defaults when not given."""
 
     dtype: str | None = None  # "float32" | "bfloat16" | "float16" | None (backend default)
     device: str | None = None  # "cpu" | "cuda" | "cuda:1" | "mps" | None (auto)
@@ -66,7 +67,7 @@ class ModelOptions:
     max_concurrency: int = CONCURRENCY.default  # openai backend: parallel requests in flight
     timeout_s: float = TIMEOUT.default  # openai backend: per request
     max_retries: int = MAX_RETRIES.default  # openai backend
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=lambda: declared_option_defaults())
 
     @classmethod
     def from_spec(cls, spec: Any) -> "ModelOptions":
@@ -74,6 +75,11 @@ class ModelOptions:
         extra = {s.name: getattr(spec, s.name) for b in BACKENDS.usable() for s in b.settings
                  if s.name not in _OPTION_FIELDS and hasattr(spec, s.name)}
         return cls(**{f: getattr(spec, name) for name, f in _OPTION_FIELDS.items()}, extra=extra)
+
+
+def declared_option_defaults() -> dict[str, Any]:
+    """The defaults of the settings rows backends declare beyond `ModelOptions`' own fields."""
+    return {s.name: s.default for b in BACKENDS.usable() for s in b.settings if s.name not in _OPTION_FIELDS}
 
 
 def spec_help() -> str:

@@ -1,25 +1,23 @@
-"""A check from another package: the worked example of docs/writing-checks.md, installed from a
-temporary package (a module and its .dist-info with the ``sce_checks.checks`` entry point, what
-pip writes), runs end to end everywhere a built-in check does: ``sce-audit --check``, thresholds,
-the JSON report, baselines, audit files and the ``sce_audit`` fixture. Each run is a fresh
-process, as a user's would be (the registry reads entry points once per process)."""
+"""A check from another package: the worked example of docs/writing-checks.md (its declaration,
+implementation, plot and ``pyproject.toml`` entry points, read from the page), installed from a
+temporary package as pip would, runs end to end everywhere a built-in check does: ``sce-audit
+--check``, thresholds, the JSON and HTML reports, baselines, audit files and the ``sce_audit``
+fixture. A broken or clashing plugin is one line where it is used and leaves other checks working.
+Each run is a fresh process, as a user's would be (the registry reads entry points once per
+process)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from importlib import resources
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from sce_checks.tasks import load_task, task_examples
+from tests.helpers.plugin_packages import Runner, install, install_doc_examples
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
 
 RULES = '''
@@ -35,34 +33,16 @@ def classify(messages):
 GOOD = ("good", "great", "best", "fun", "beautiful", "funny", "moving", "wonderful")
 
 
-def example_module() -> str:
-    """The check module of docs/writing-checks.md, as written there."""
-    text = (REPO / "docs" / "writing-checks.md").read_text(encoding="utf-8")
-    (code,) = [block for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "# my_checks.py" in block]
-    return code
-
-
 @pytest.fixture
-def installed(tmp_path, monkeypatch):
-    """The example package on a site folder of its own, a model module, and an environment whose
-    Python finds both; returns a function running ``python -m <args>`` there."""
+def installed(tmp_path):
+    """The docs' example packages on a site folder of their own, a model module, and a runner
+    of ``python -m <args>`` whose Python finds both."""
     site = tmp_path / "site"
-    site.mkdir()
-    (site / "my_checks.py").write_text(example_module())
-    info = site / "my_checks-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-checks\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[sce_checks.checks]\naccuracy = my_checks:AccuracyCheck\n")
+    install_doc_examples(site)
     work = tmp_path / "work"
     work.mkdir()
     (work / "rules.py").write_text(RULES)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(work), str(REPO)]),
-               SCE_CHECKS_CACHE_DIR=str(tmp_path / "cache"))
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
-
-    return work, run
+    return work, Runner(work, [site], tmp_path / "cache")
 
 
 def expected_accuracy(limit: int) -> float:
@@ -77,7 +57,8 @@ def test_a_user_check_runs_from_the_command_line_with_thresholds_reports_and_bas
     work, run = installed
     cli = ["sce_checks.cli", "--model", "python:rules:classify", "--dataset", "sentiment", "--limit", "8",
            "--check", "accuracy", "--prediction", "generate", "-q"]
-    done = run(*cli, "--threshold", "accuracy:accuracy>=0", "--json", "r.json", "--save-baseline", "b.json")
+    done = run(*cli, "--threshold", "accuracy:accuracy>=0", "--json", "r.json", "--save-baseline", "b.json",
+               "--html", "r.html")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((work / "r.json").read_text())
     jsonschema.validate(report, SCHEMA)
@@ -89,6 +70,8 @@ def test_a_user_check_runs_from_the_command_line_with_thresholds_reports_and_bas
     assert "accuracy" in done.stdout and "n_labelled 8" in done.stdout  # the terminal table, headline and counts
     baseline = json.loads((work / "b.json").read_text())
     assert baseline["entries"]["accuracy/sentiment/-"]["figures"] == {"accuracy": r["accuracy"]}  # compared: has a direction
+    page = (work / "r.html").read_text()  # the check's own plot, a registered entry of the plugin
+    assert '<figure class="plot" data-plot="accuracy_by_label">' in page and "Accuracy by gold label" in page
 
     again = run(*cli, "--baseline", "b.json")
     assert again.returncode == 0 and "no regressions" in again.stdout
@@ -123,11 +106,62 @@ def test_a_user_check_in_audit_files_and_the_fixture(installed):
     assert re.search(r"test_acc\.py::test_accuracy PASSED", out), out
 
 
-def test_a_broken_entry_point_is_one_line(installed, tmp_path):
+def test_looking_the_check_up_imports_its_declaration_and_nothing_of_other_checks(installed):
     work, run = installed
-    (tmp_path / "site" / "my_checks.py").write_text("raise ImportError('missing dependency: foo')\n")
-    done = run("sce_checks.cli", "--model", "python:rules:classify", "--dataset", "sentiment", "--check", "accuracy", "-q")
-    assert done.returncode == 2
+    done = run.python(
+        "import sys\n"
+        "from sce_checks.checks import check_entry, check_of, get_check, units\n"
+        "from sce_checks.config import SETTINGS\n"
+        "assert check_entry('accuracy').plots == ('accuracy_by_label',)\n"
+        "assert units(['sce', 'accuracy'], ['minimal']) == ['minimal', 'accuracy'] and check_of('minimal') == 'sce'\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('my_checks', 'sce_checks.checks.'))))\n"
+        "get_check('accuracy')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('my_checks', 'sce_checks.checks.'))))\n")
+    assert done.returncode == 0, done.stderr
+    declared, used = (eval(line) for line in done.stdout.splitlines())
+    assert declared == ["my_checks", "my_checks.catalog", "sce_checks.checks.base", "sce_checks.checks.catalog"]
+    assert set(used) - set(declared) == {"my_checks.accuracy", "sce_checks.checks.predict"}  # no other check module
+
+
+def one_line_error(done) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
     err = done.stderr.strip()
-    assert "check 'accuracy' (entry point my_checks:AccuracyCheck) could not be loaded: ImportError: missing dependency: foo" in err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+AUDIT_ARGS = ("sce_checks.cli", "--model", "python:rules:classify", "--dataset", "sentiment", "--limit", "4", "--prediction",
+              "generate", "-q")
+
+
+def test_a_broken_declaration_or_implementation_is_one_line_and_breaks_nothing_else(installed, tmp_path):
+    work, run = installed
+    accuracy = tmp_path / "site" / "my_checks" / "accuracy.py"
+    accuracy.write_text("raise ImportError('missing dependency: foo')\n")
+    err = one_line_error(run(*AUDIT_ARGS, "--check", "accuracy"))
+    assert err.endswith("check 'accuracy' (implementation my_checks.accuracy:AccuracyCheck, entry point "
+                        "my_checks.catalog:ACCURACY, distribution my-checks) could not be loaded: ImportError: missing "
+                        "dependency: foo")
+    (tmp_path / "site" / "my_checks" / "catalog.py").write_text("import no_such_module\n")
+    err = one_line_error(run(*AUDIT_ARGS, "--check", "accuracy"))
+    assert err.endswith("check 'accuracy' (entry point my_checks.catalog:ACCURACY, distribution my-checks) could not be "
+                        "loaded: ModuleNotFoundError: No module named 'no_such_module'")
+    other = run(*AUDIT_ARGS, "--check", "inv", "--check", "sce", "--threshold", "inv:failure_rate<=1", "--html", "r.html")
+    assert other.returncode == 0, other.stdout + other.stderr  # a run that does not use it does not notice it
+
+
+def test_a_check_registered_twice_is_one_line_naming_both_distributions(installed, tmp_path):
+    work, run = installed
+    twin = tmp_path / "twin"
+    install(twin, "twin-checks", {"twin_checks.py": "from my_checks.catalog import ACCURACY\n"},
+            {"sce_checks.checks": {"accuracy": "twin_checks:ACCURACY"}})
+    install(twin, "shadow", {"shadow.py": "from sce_checks.checks.catalog import INV\n"},
+            {"sce_checks.checks": {"inv": "shadow:INV"}})
+    run.env["PYTHONPATH"] = str(twin) + ":" + run.env["PYTHONPATH"]
+    err = one_line_error(run(*AUDIT_ARGS, "--check", "accuracy"))
+    assert "check 'accuracy' is registered twice, by " in err
+    assert "my-checks (my_checks.catalog:ACCURACY)" in err and "twin-checks (twin_checks:ACCURACY)" in err
+    err = one_line_error(run(*AUDIT_ARGS, "--check", "inv"))  # a plugin named like a built-in: not silently dropped
+    assert "check 'inv' is registered twice, by sce-checks (sce_checks.checks.catalog:INV) and by shadow (shadow:INV)" in err
+    done = run(*AUDIT_ARGS, "--check", "sce", "--check", "dir")
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sce_checks.checks import Check, Figure, Outcome, all_checks, register_check
+from sce_checks.checks import Check, CheckEntry, Figure, Outcome, all_checks, register_check
 from sce_checks.checks.base import compared_figures, outcome_of
 from sce_checks.errors import UserInputError
 from sce_checks.regression.files import load_baseline, save_baseline
@@ -24,21 +24,18 @@ def test_every_compared_figure_has_a_per_example_outcome_but_the_correlations():
 
 
 def test_an_outcome_on_an_undeclared_figure_is_refused():
+    import dataclasses
+
     class Bad(Check):
-        name = "bad_outcome"
-        question = "?"
-        settings = type("S", (), {"__dataclass_fields__": {}})
-        figures = (Figure("rate", "higher"),)
+        settings = dataclasses.make_dataclass("S", [])
         outcomes = (Outcome("x", "binary", ("rates",)),)
 
         def run(self, *args):
             return []
 
-    import dataclasses
-
-    Bad.settings = dataclasses.make_dataclass("S", [])
+    entry = CheckEntry(name="bad_outcome", description="?", implementation="nowhere:Bad", figures=(Figure("rate", "higher"),))
     with pytest.raises(UserInputError, match="outcome 'x' names 'rates'"):
-        register_check(Bad)
+        register_check(entry, Bad)
 
 
 def inv_result(failed: list[bool | None]) -> CheckResult:
