@@ -260,7 +260,7 @@ def _assemble() -> Table:
         for entry in list(registry.usable()):
             problem = _row_problem(entry.settings, rows, options)
             if problem:
-                registry.fail(entry.name, f"{registry.kind} {entry.name!r} declares {problem}")
+                registry.fail(entry.name, f"{registry.kind} {entry.name!r} ({registry.where(entry.name)}) declares {problem}")
                 continue
             for s in entry.settings:
                 rows[s.name] = s
@@ -282,11 +282,19 @@ def _row_problem(declared: Any, rows: dict[str, Setting], options: dict[str, str
         if not s.name.isidentifier() or s.kind not in _ANNOTATIONS or s.group not in GROUPS:
             return (f"a malformed setting {s.name!r} (name: an identifier; kind: one of {', '.join(_ANNOTATIONS)}; "
                     f"group: one of {', '.join(GROUPS)})")
+        if s.name in _RESERVED:
+            return f"the setting {s.name!r}, a name sce-checks keeps for itself ({', '.join(sorted(_RESERVED))})"
         if s.name in rows and rows[s.name] != s:
             return f"the setting {s.name!r}, which is already a different setting of the run specification"
         if options.get(s.option, s.name) != s.name:
             return f"the setting {s.name!r}, whose flag --{s.option} is already the flag of {options[s.option]!r}"
     return None
+
+
+# Names a declared row may not take: flags sce-audit and the plugin define beside the table
+# (cli.build_parser, add_pytest_options) and the methods of `RunSpec`.
+_RESERVED = frozenset({"help", "quiet", "compare", "plan_sample_size", "run", "spec", "cache_path", "replace",
+                       "audit_values"})
 
 
 def __getattr__(name: str) -> Any:

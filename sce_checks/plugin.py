@@ -165,7 +165,7 @@ def sce_audit(request: pytest.FixtureRequest):
     by every test that asks for it; all SCE variants of a dataset are computed in one batched
     pass, ct / cct / phi_cct from one set of interventions. A check that cannot run on the task or
     backend (cct without option scores, inv on a grid) skips the test with the reason."""
-    from sce_checks.checks import check_names_known, get_check
+    from sce_checks.checks import check_names_known, get_check, variant_check
     from sce_checks.errors import UserInputError
 
     spec = _test_spec(request)
@@ -177,7 +177,7 @@ def sce_audit(request: pytest.FixtureRequest):
                                               f"{', '.join(check_names_known())}"))
         owner = get_check(check) if check is not None else None
         if variant is not None and owner is not None and variant not in owner.units(spec.variants + (variant,)):
-            session.fail_input(UserInputError(f"{request.node.nodeid}: sce_audit: variant= belongs to check='sce', "
+            session.fail_input(UserInputError(f"{request.node.nodeid}: sce_audit: variant= belongs to check={variant_check()!r}, "
                                               f"not {check!r}"))
         unit = variant or (owner.units(spec.variants)[0] if owner is not None else None)
         return session.result(spec, dataset=dataset, unit=unit, node=request.node)

@@ -183,6 +183,10 @@ class Registry:
         self._implementations[name] = loaded
         return loaded
 
+    def where(self, name: str) -> str:
+        """Where ``name`` is registered, for messages: its entry point(s) and distribution(s)."""
+        return "; ".join(s.where() for s in self._all().get(name, ()))
+
     def fail(self, name: str, message: str) -> None:
         """Mark ``name`` unusable (its declaration contradicts another's): using it raises
         ``message``; searches over `usable` pass it by."""

@@ -161,3 +161,16 @@ def test_docs_name_every_builtin_entry_point_in_pyproject():
         for name in registry.names():
             assert f"\n{name} = " in text, name
     assert Path(REPO / "docs" / "writing-backends.md").is_file()
+
+
+@pytest.mark.parametrize("rows, message", [
+    ((config.Setting("quiet", "bool", False, "?"),), "a name sce-checks keeps for itself"),
+    ((config.Setting("limit", "int", 3, "?"),), "the setting 'limit', which is already a different setting"),
+    ((config.Setting("my_limit", "int", 3, "?", flag="limit"),), "whose flag --limit is already the flag of 'limit'"),
+    ((config.Setting("x", "number", 3, "?"),), "a malformed setting 'x'"),
+    ([config.Setting("x", "int", 3, "?")], "not a tuple of sce_checks.config.Setting rows"),
+])
+def test_a_declared_row_that_contradicts_the_table_is_refused(rows, message):
+    table = dict(config.BY_NAME)
+    assert message in config._row_problem(rows, table, {s.option: s.name for s in table.values()})
+    assert config._row_problem((table["perturbations"],), table, {}) is None  # the same row again: shared

@@ -97,7 +97,8 @@ def test_a_backend_registered_twice_or_contradicting_a_setting_is_one_line(insta
     assert ("model backend 'python' is registered twice, by sce-checks (sce_checks.models.catalog:PYTHON) and by py-twin "
             "(py_twin:PYTHON)") in err
     err = one_line_error(run(*KEYWORDS[:2], "limited:x", *KEYWORDS[3:]))
-    assert "model backend 'limited' declares the setting 'limit', which is already a different setting" in err
+    assert ("model backend 'limited' (entry point bad_rows:LIMITED, distribution bad-rows) declares the setting 'limit', "
+            "which is already a different setting") in err
     done = run(*KEYWORDS, "--limit", "3")  # the core row stands; the other backends are untouched
     assert done.returncode == 0, done.stdout + done.stderr
 
