@@ -110,10 +110,21 @@ class Registry:
             self._sources = found
         if self._own is not None and not any(s.distribution == self._own for srcs in self._sources.values()
                                              for s in srcs):
-            raise UserInputError(f"the installed metadata of sce-checks registers no {self.group} entry points, so it "
-                                 "is out of date; reinstall sce-checks (pip install -e <its folder>, or pip install "
-                                 "sce-checks)")
+            raise UserInputError(f"the installed metadata of sce-checks{self._own_metadata()} registers no {self.group} "
+                                 "entry points, so it is out of date; reinstall sce-checks (pip install -e <its folder>, "
+                                 "or pip install sce-checks)")
         return self._sources
+
+    def _own_metadata(self) -> str:
+        """Where the metadata of sce-checks was found (a stale ``*.egg-info`` early on the path
+        shadows the installed one), for the message above."""
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        try:
+            path = getattr(distribution(self._own), "_path", None)
+        except PackageNotFoundError:
+            return " (none found)"
+        return f" ({path})" if path else ""
 
     def _distribution(self, ep: Any) -> str:
         dist = getattr(ep, "dist", None)

@@ -134,7 +134,7 @@ class CheckEntry(Entry):
         names = [f.name for f in self.figures]
         if len(set(names)) != len(names):
             raise ValueError(f"{where}: a figure is declared twice")
-        unknown = [c for c in (*self.counts,) if c not in names]
+        unknown = [c for c in self.counts if c not in names]
         if unknown:
             raise ValueError(f"{where}: counts names {unknown[0]!r}, not a declared figure")
         if isinstance(self.plots, str) or not all(isinstance(p, str) for p in self.plots):
