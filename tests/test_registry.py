@@ -93,7 +93,7 @@ def test_lookups_import_only_declarations():
             "family_of('ct'); units(['sce', 'inv'], ['minimal'])\n"
             "loaded = [m for m in sys.modules if m.startswith('sce_checks')]\n"
             "print(sorted(m for m in loaded if m.rpartition('.')[2] in ('sce', 'perturbation', 'stability', "
-            "'counterfactual', 'self_consistency', 'hf', 'openai', 'python', 'loaders', 'plots', 'smollm2')))\n"
+            "'counterfactual', 'self_consistency', 'hf', 'openai', 'python', 'plots', 'smollm2')))\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'matplotlib', 'numpy'}))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr

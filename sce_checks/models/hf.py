@@ -50,9 +50,11 @@ from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
 from sce_checks.models.fingerprint import parameters_fingerprint, remembered_folder_fingerprint
-from sce_checks.models.identity import hf_folder, keyed_settings, transformers_identity
+from sce_checks.models.identity import hf_folder, keyed_settings, spec_identity, transformers_identity
+from sce_checks.models.lazy import LazyModel
 
-__all__ = ["MIN_SHARED_PREFIX", "HFChatModel", "quiet_progress", "resolve_device", "resolve_dtype"]
+__all__ = ["MIN_SHARED_PREFIX", "HFChatModel", "load", "load_lazily", "quiet_progress", "require_torch",
+           "resolve_device", "resolve_dtype"]
 
 
 def resolve_device(device: str | None) -> str:
@@ -687,3 +689,41 @@ def _common_prefix_len(rows: list[list[int]]) -> int:
         if any(r[i] != t for r in rows):
             return i
     return n
+
+
+# -- the loader its declaration names (sce_checks/models/catalog.py: HF) ---------------------------------
+
+def load(spec: Any, options: Any, lazily: bool = False) -> Any:
+    """The model of ``hf:<hub id or local dir>`` (a parsed `Spec`, `ModelOptions`); with
+    ``lazily``, one built by its first request when its files give its identity (`load_lazily`)."""
+    lazy = load_lazily(spec, options, load) if lazily else None
+    if lazy is not None:
+        return lazy
+    require_torch(spec)
+    return HFChatModel.from_pretrained(spec.target, options)
+
+
+def load_lazily(spec: Any, options: Any, build: Any) -> LazyModel | None:
+    """A transformers backend whose identity its files give (a local folder, a hub model in the
+    local cache, smollm2 once converted: sce_checks/models/identity.py), built by ``build(spec,
+    options)`` on its first request (`LazyModel`), so a rerun answered wholly from the response
+    cache imports neither torch nor transformers; None when its files are not there yet."""
+    try:
+        identity = spec_identity(spec, options)
+    except OSError:  # files that cannot be read: loading says what is wrong with them
+        identity = None
+    if identity is None:
+        return None
+    return LazyModel(identity, lambda: build(spec, options), HFChatModel)
+
+
+def require_torch(spec: Any) -> None:
+    """`UserInputError` naming the spec when torch or transformers cannot be imported."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise UserInputError(
+            f"model spec {str(spec)!r} needs torch and transformers, which are not importable "
+            f"({exc}); install them with: pip install torch transformers"
+        ) from None

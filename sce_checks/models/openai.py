@@ -635,3 +635,10 @@ def _option_scores(tokens: Sequence[_Token], options: list[str]) -> list[float]:
             out.append(s + best)
         return out if any(v > -math.inf for v in out) else undecided
     return undecided
+
+
+def load(spec: Any, options: Any) -> OpenAIChatModel:
+    """The loader its declaration names (sce_checks/models/catalog.py: OPENAI): the client of
+    ``openai:<model>@<base url>`` (a parsed `Spec`) with the run's `ModelOptions`."""
+    return OpenAIChatModel(model=spec.target, base_url=spec.base_url or "", max_concurrency=options.max_concurrency,
+                           timeout_s=options.timeout_s, max_retries=options.max_retries)

@@ -33,7 +33,7 @@ from sce_checks import progress
 from sce_checks.errors import BackendError, SceError, UserInputError
 from sce_checks.models.base import ChatModel, Conversation, Decoding
 
-__all__ = ["FunctionModel", "PythonObjectModel", "load_python_model"]
+__all__ = ["FunctionModel", "PythonObjectModel", "load", "load_python_model"]
 
 
 def _one_line(text: str) -> str:
@@ -289,3 +289,9 @@ class PythonObjectModel:
 
     def __repr__(self) -> str:
         return f"PythonObjectModel({self.spec!r})"
+
+
+def load(spec: Any, options: Any) -> ChatModel:
+    """The loader its declaration names (sce_checks/models/catalog.py: PYTHON): the callable or
+    object ``python:<module>:<attr>`` (a parsed `Spec`) names."""
+    return load_python_model(spec.target)

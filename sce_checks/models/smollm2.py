@@ -21,10 +21,10 @@ from typing import Any
 from filelock import FileLock
 
 from sce_checks.errors import BackendError
-from sce_checks.models.hf import HFChatModel, quiet_progress
+from sce_checks.models.hf import HFChatModel, load_lazily, quiet_progress, require_torch
 from sce_checks.models.identity import smollm2_folders
 
-__all__ = ["converted_folder", "load_smollm2", "smollm2_tokenizer"]
+__all__ = ["converted_folder", "load", "load_smollm2", "smollm2_tokenizer"]
 
 
 def converted_folder() -> Path:
@@ -92,3 +92,13 @@ def load_smollm2(options: Any) -> HFChatModel:
     use) through the hf backend, named ``smollm2``. ``options`` is a `ModelOptions` (dtype, device,
     batch size; ``trust_remote_code`` is irrelevant: it is a plain Llama)."""
     return HFChatModel.from_pretrained(str(converted_folder()), options, name="smollm2")
+
+
+def load(spec: Any, options: Any, lazily: bool = False) -> Any:
+    """The loader its declaration names (sce_checks/models/catalog.py: SMOLLM2): `load_smollm2`,
+    lazily like an hf model (`sce_checks.models.hf.load_lazily`) when asked."""
+    lazy = load_lazily(spec, options, load) if lazily else None
+    if lazy is not None:
+        return lazy
+    require_torch(spec)
+    return load_smollm2(options)
