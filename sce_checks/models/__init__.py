@@ -48,7 +48,7 @@ __all__ = [
     "SPEC_HELP",
 ]
 
-# run-specification setting -> ModelOptions field, for the settings every backend may read
+# run-specification setting -> ModelOptions field: the settings the built-in backends read (the others: `extra`)
 _OPTION_FIELDS = {"dtype": "dtype", "device": "device", "batch_size": "batch_size",
                   "trust_remote_code": "trust_remote_code", "concurrency": "max_concurrency", "timeout": "timeout_s",
                   "max_retries": "max_retries"}
