@@ -94,18 +94,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_PARSED: dict[str, Spec] = {}  # spec string -> its Spec: preflight, audit files and the opener share one parse
+
+
 def parse_spec(spec: str | Spec) -> Spec:
     """Parse a model spec string (a `Spec` passes through); raise `UserInputError` naming what
-    is accepted. Only the backend's declaration is imported."""
+    is accepted. Only the backend's declaration is imported. A string is parsed once per
+    process: preflight's check and the opener's load get the same `Spec`."""
     if isinstance(spec, Spec):
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise UserInputError(f"empty model spec; {spec_help()}")
-    text = spec.strip()
-    name, sep, rest = text.partition(":")
-    if name not in BACKENDS:
-        raise UserInputError(f"unknown model spec {text!r}; {spec_help()}")
-    return BACKENDS.declaration(name).read(rest if sep and rest else None, text)
+    if spec not in _PARSED:
+        text = spec.strip()
+        name, sep, rest = text.partition(":")
+        if name not in BACKENDS:
+            raise UserInputError(f"unknown model spec {text!r}; {spec_help()}")
+        _PARSED[spec] = BACKENDS.declaration(name).read(rest if sep and rest else None, text)
+    return _PARSED[spec]
 
 
 def load_model(spec: str | Spec, options: ModelOptions | None = None) -> ChatModel:

@@ -145,13 +145,16 @@ def reference_results(baseline: dict[str, Any], path: str) -> list[CheckResult]:
     """The SCE entries of a loaded baseline as results the validity-minimality plot can draw
     beside the run's (report/plots.py): validity, its Wilson interval from the stored per-example
     outcomes (none for a v1 baseline, which has no counts), and the minimality figures. Nothing
-    is recomputed but the interval over the stored counts; other checks are not drawn there."""
+    is recomputed but the interval over the stored counts; the entries of checks whose
+    declaration does not draw that plot are left out."""
     from sce_checks.metrics.stats import wilson_interval
+    from sce_checks.registry import CHECKS
 
+    drawn = {e.name for e in CHECKS.usable() if "validity_minimality" in e.plots}
     out = []
     for key, entry in baseline.get("entries", {}).items():
         check, dataset, variant = (key.split("/") + ["-", "-"])[:3]
-        if check != "sce":
+        if check not in drawn:
             continue
         figures = dict(entry["figures"])
         examples = entry.get("examples")
