@@ -121,9 +121,17 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
 def judge(result: CheckResult, threshold, *, expected_failure: bool = False) -> tuple[Any, str | None]:
     """Judge a `Threshold` on ``result`` and note the verdict on it (every report shows it):
     (the figure, None when it holds or else the failure's explanation)."""
+    from sce_checks.stopping import explain_gate, sequential_verdict
     from sce_checks.thresholds import PASS, UNDECIDED, figure_bounds
 
-    actual, decision = threshold.actual(result), threshold.decide(result)
+    actual = threshold.actual(result)
+    gate = sequential_verdict(result, threshold)
+    if gate is not None:  # --sequential: the confidence sequence decides, not the figure at the stop
+        passed = gate["final"] == PASS
+        result.record_verdict(str(threshold), actual, passed, expected_failure=expected_failure,
+                              undecided=gate["state"] == UNDECIDED)
+        return actual, None if passed else _explain(result, explain_gate(gate, result.info["sequential"]))
+    decision = threshold.decide(result)
     bounds = figure_bounds(result, threshold.metric) if actual is None else None
     result.record_verdict(str(threshold), actual, decision == PASS, expected_failure=expected_failure,
                           bounds=bounds, undecided=decision == UNDECIDED)

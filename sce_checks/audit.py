@@ -38,7 +38,7 @@ from sce_checks.tasks import load_task, task_examples
 AuditConfig = RunSpec  # the Python API's name for the run specification
 
 # Settings every report records, whichever checks ran; the others only when a check of the run reads them.
-_ALWAYS_RECORDED = ("model", "checks", "limit", "seed")
+_ALWAYS_RECORDED = ("model", "checks", "limit", "seed", "sequential")
 
 
 @dataclass
@@ -77,6 +77,11 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
     """
     checks = [get_check(name) for name in config.checks]
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
+    if config.sequential:  # a gate no confidence sequence can answer: refused before the model opens
+        from sce_checks.checks import units
+        from sce_checks.stopping import check_sequential
+
+        check_sequential(config.thresholds, units(config.checks, config.variants))
     if model is None:
         model = (models or ModelOpener.for_run(config)).open(config.model)
     notices = run_notices(model)
@@ -99,20 +104,14 @@ def _run(config: RunSpec, model: Any, progress: Callable[[str], None] | None, ch
     started = time.perf_counter()
     samples = {}
     for task in tasks:
-        examples = task_examples(task, config.limit or None, config.seed)
+        examples = task_examples(task, config.limit or None, config.seed, shuffled=config.sequential)
+        if config.sequential:
+            done, skips, examples = _audit_sequentially(config, model, progress, checks, task, examples)
+        else:
+            done, skips = _audit_task(config, model, progress, checks, task, examples)
+        results.extend(done)
+        skipped.extend(skips)
         samples[task.name] = {"ids": [i for i, _ in examples], "task": task.fingerprint()}
-        shared: dict[Any, Any] = {}  # work checks of one family share on this task (interventions, ...)
-        for check in checks:
-            settings = check.settings_from(config)
-            why = check.applies(task, model, settings)
-            if why is not None:
-                skipped.append({"dataset": task.name, "check": check.name, "reason": why})
-                continue
-            with showing(ProgressBar(progress)) if progress else nullcontext():
-                try:
-                    results.extend(check.run(model, config.model, task, examples, settings, shared))
-                except CheckNotApplicable as exc:
-                    skipped.append({"dataset": task.name, "check": check.name, "reason": str(exc)})
     identity = model.identity() if hasattr(model, "identity") else {"backend": type(model).__name__}
     stats = getattr(model, "stats", None)
     runtime = backend_runtime(model)  # resolved device and dtype only where the model loaded
@@ -129,6 +128,44 @@ def _run(config: RunSpec, model: Any, progress: Callable[[str], None] | None, ch
         warnings=notices.lines,
     )
     return AuditRun(results, env, skipped)
+
+
+def _audit_task(config: RunSpec, model: Any, progress: Callable[[str], None] | None, checks: list[Any], task: Any,
+                examples: list[tuple[str, Any]]) -> tuple[list[CheckResult], list[dict[str, str]]]:
+    """Every check of the run on ``examples`` of ``task``: (results, checks that cannot run here)."""
+    results: list[CheckResult] = []
+    skipped: list[dict[str, str]] = []
+    shared: dict[Any, Any] = {}  # work checks of one family share on these examples (interventions, ...)
+    for check in checks:
+        settings = check.settings_from(config)
+        why = check.applies(task, model, settings)
+        if why is not None:
+            skipped.append({"dataset": task.name, "check": check.name, "reason": why})
+            continue
+        with showing(ProgressBar(progress)) if progress else nullcontext():
+            try:
+                results.extend(check.run(model, config.model, task, examples, settings, shared))
+            except CheckNotApplicable as exc:
+                skipped.append({"dataset": task.name, "check": check.name, "reason": str(exc)})
+    return results, skipped
+
+
+def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], None] | None, checks: list[Any],
+                        task: Any, examples: list[tuple[str, Any]]) -> tuple[list[CheckResult], list, list]:
+    """``--sequential`` (sce_checks/stopping.py): the checks on batch after batch of ``examples``
+    until the run's gates on this task are decided, then once more on the audited prefix (from
+    the cache). Returns (results, skipped, the examples audited)."""
+    from sce_checks.checks import unit_of, units
+    from sce_checks.stopping import ALPHA, answered_twice, attach, audit_sequentially, parsed_thresholds, questions
+
+    run_units = units([c.name for c in checks], config.variants)
+    gates = questions(parsed_thresholds(config.thresholds), run_units, ALPHA, len(examples) or None)
+    with answered_twice(model) as answering:
+        results, skipped, block = audit_sequentially(
+            examples, config.batch_size, gates,
+            lambda batch: _audit_task(config, answering, progress, checks, task, list(batch)), unit_of)
+    attach(results, block, gates, unit_of)
+    return results, skipped, examples[: block["stopped_after"]]
 
 
 def reads(check: Any) -> set[str]:

@@ -75,6 +75,12 @@ class AuditFile:
 
         return units(self.spec.checks, self.spec.variants)
 
+    def gates_of(self, dataset: str) -> tuple[str, ...]:
+        """Every threshold of ``dataset``, each with its unit (``minimal:validity>=0.5``): the gates
+        a sequential audit of the dataset decides before it stops."""
+        return tuple(sorted({f"{unit}:{t.metric}{t.op}{t.value!r}" for (d, unit), gates in self.thresholds.items()
+                             if d == dataset for t in gates}))
+
     def over(self, base: Any) -> Any:
         """The specification the audit computes with: its own settings (what is audited) over the
         session's (model options, cache, reports)."""
@@ -155,6 +161,14 @@ def load_audit_file(path: str | Path) -> AuditFile:
                 if check_of(u) == unit:
                     table[(d, u)].extend(gates)
     xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants, tasks)
+    if spec.sequential:
+        from sce_checks.stopping import questions
+
+        for (dataset, unit), gates in table.items():
+            try:
+                questions(gates, [unit], 0.05, None)
+            except UserInputError as exc:
+                raise _err(path, "sequential", str(exc)) from None
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline

@@ -88,7 +88,10 @@ class ThresholdItem(pytest.Item):
         from sce_checks.assertions import judge
 
         session = session_of(self.config)
-        result = session.result(self.audit.over(session.spec), dataset=self.dataset, unit=self.unit, node=self)
+        spec = self.audit.over(session.spec)
+        if spec.sequential:  # the audit of this dataset stops when the gates of all its items are decided
+            spec = spec.replace(thresholds=self.audit.gates_of(self.dataset))
+        result = session.result(spec, dataset=self.dataset, unit=self.unit, node=self)
         if self.threshold is None:
             return
         try:

@@ -176,6 +176,9 @@ CORE: tuple[Setting, ...] = (
     Setting("parsing", "str", "lenient", "lenient: read replies as the paper's code does where unambiguous (numeric "
             "strings, label case and punctuation, the first of several JSON objects), counted in the report; "
             "strict: none of that", choices=PARSINGS),
+    Setting("sequential", "bool", False, "audit each dataset's examples in a seeded random order, --batch-size at a "
+            "time, and stop as soon as an anytime-valid confidence sequence decides every gate (an undecided gate "
+            "fails at --limit; docs/sequential.md)"),
     # -- reports, gates and baselines ---------------------------------------------------------------
     Setting("thresholds", "list", (), "gate, e.g. 'validity>=0.8', 'mean_rcf_a<=0.05', 'validity_lower>=0.5'; with "
             "several checks, prefix the check: 'inv:failure_rate<=0.1' (repeatable)", group="report",

@@ -47,6 +47,10 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     tasks = [load_task(dataset) for dataset in spec.datasets]
     for text in spec.thresholds:  # a gate applies to every dataset of the run
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
+    if spec.sequential:
+        from sce_checks.stopping import check_sequential
+
+        check_sequential(spec.thresholds, run_units, option("thresholds"))
     parse_tolerances(list(spec.tolerances), option("tolerances"))
     check_baseline_metrics(spec.baseline_metrics, option("baseline_metrics"))
     check_outputs(spec, option)

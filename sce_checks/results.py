@@ -107,7 +107,9 @@ class CheckResult:
             "n": self.n,
         }
         out.update(self.figures)
-        out["info"] = self.info
+        out["info"] = {k: v for k, v in self.info.items() if k != "sequential"}
+        if "sequential" in self.info:  # --sequential: where and why the audit stopped (sce_checks/stopping.py)
+            out["sequential"] = self.info["sequential"]
         if with_examples:
             out["examples"] = [e.to_dict() for e in self.examples]
         return _clean(out)
@@ -118,6 +120,8 @@ class CheckResult:
         data = dict(data)
         head = {k: data.pop(k) for k in ("check", "model", "dataset", "variant", "n")}
         info = data.pop("info", {})
+        if "sequential" in data:
+            info = {**info, "sequential": data.pop("sequential")}
         raw_examples = data.pop("examples", [])
         names = set(ExampleRecord.__dataclass_fields__) - {"extra"}
         examples = []

@@ -94,7 +94,9 @@ class SCESession:
     def _key(self, spec: RunSpec, dataset: str, unit: str) -> tuple:
         from sce_checks.checks import check_of, get_check
 
-        return (spec.model, dataset, unit, spec.limit, spec.seed, get_check(check_of(unit)).key_settings(spec, unit))
+        # a sequential audit stops where its gates are decided: its results depend on them
+        gates = ("sequential", tuple(sorted(spec.thresholds))) if spec.sequential else ()
+        return (spec.model, dataset, unit, spec.limit, spec.seed, get_check(check_of(unit)).key_settings(spec, unit), *gates)
 
     def result(self, spec: RunSpec, dataset: str | None = None, unit: str | None = None, node=None):
         """The shared result of one (dataset, unit) under ``spec``, computed on first request: all

@@ -77,14 +77,19 @@ def load_task(name_or_path: str | os.PathLike[str]) -> Task:
     return load_text_data(spec)
 
 
-def sample_indices(population: int, limit: int | None, seed: int) -> list[int]:
+def sample_indices(population: int, limit: int | None, seed: int, shuffled: bool = False) -> list[int]:
     """Which examples to audit: a seeded sample without replacement, sorted so runs read in
-    dataset order; everything when ``limit`` is None or covers the population."""
+    dataset order; everything when ``limit`` is None or covers the population.
+
+    ``shuffled`` (a sequential audit, which may stop after any prefix): the same examples in
+    the seeded random order they were drawn in, so every prefix is itself a seeded random
+    sample; the whole population is shuffled when ``limit`` covers it."""
     if limit is not None and limit < 0:
         raise UserInputError(f"limit must be None (all) or a non-negative integer, not {limit}")
     if limit is None or limit >= population:
-        return list(range(population))
-    return sorted(random.Random(seed).sample(range(population), limit))
+        return random.Random(seed).sample(range(population), population) if shuffled else list(range(population))
+    drawn = random.Random(seed).sample(range(population), limit)
+    return drawn if shuffled else sorted(drawn)
 
 
 def _grid_id(task: GridTask, index: int) -> str:
@@ -92,10 +97,11 @@ def _grid_id(task: GridTask, index: int) -> str:
     return f"{task.name}-{index:0{width}d}"
 
 
-def task_examples(task: Task, limit: int | None, seed: int) -> list[tuple[str, Any]]:
+def task_examples(task: Task, limit: int | None, seed: int, shuffled: bool = False) -> list[tuple[str, Any]]:
     """The audited examples as ``(id, input)`` pairs: for grids ``("income-00042", point)`` with
-    the grid index in the id (stable across runs), for text tasks ``(example id, text)``."""
+    the grid index in the id (stable across runs), for text tasks ``(example id, text)``.
+    ``shuffled``: in the seeded random order of a sequential audit (`sample_indices`)."""
     if task.kind == "grid":
-        return [(_grid_id(task, i), task.point_at(i)) for i in sample_indices(task.size, limit, seed)]
+        return [(_grid_id(task, i), task.point_at(i)) for i in sample_indices(task.size, limit, seed, shuffled)]
     examples = task.examples
-    return [(examples[i].id, examples[i].text) for i in sample_indices(len(examples), limit, seed)]
+    return [(examples[i].id, examples[i].text) for i in sample_indices(len(examples), limit, seed, shuffled)]

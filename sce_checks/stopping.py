@@ -1,0 +1,227 @@
+"""Sequential audits (``--sequential``): each dataset's examples in a seeded random order, a batch
+at a time, every gate of the run updated after each batch with an anytime-valid confidence
+sequence (sce_checks/metrics/sequential.py), and the audit of the dataset stopped as soon as
+every gate is decided, or at ``--limit`` (docs/sequential.md, "Sequential audits").
+
+A gate on figure F of a check is a sequential question only when F is the mean of a per-example
+outcome the check declares (`Outcome`, sce_checks/checks/base.py): the rate of a binary outcome
+(validity), or ``mean_<outcome>`` of a continuous one whose values lie in [0, 1] (mean RCF_A).
+``F_lower>=t``, ``F_upper<=t`` and ``F>=t`` ask the same sequential question (is the mean above
+t?): the confidence sequence already is the interval a Wilson bound stands in for at a fixed n.
+Medians, correlations and figures without an outcome are refused before any model call.
+
+The audit runs each check on each new batch alone; once stopped, every check runs once more on
+the whole audited prefix, so the reported figures are the check's own, computed on the examples
+audited. Every model call of that last pass is answered by the response cache (with
+``--no-cache``, by a cache of the run's own in a temporary folder), so it costs no model call.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from sce_checks.errors import UserInputError
+from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, SequentialGate
+
+ALPHA = 0.05  # each gate's error: a false pass (or a false early fail) at most 5%, as the Wilson bounds' 95%
+ROUNDING = 1e-9  # float noise around [0, 1] (a Gower gap of -1e-17) is clipped, never more
+
+
+@dataclass
+class SequentialQuestion:
+    """One sequential gate on one unit: the figure's outcome, and the thresholds as written
+    (``str(Threshold)``) that ask it (``validity>=0.5`` and ``validity_lower>=0.5`` share one)."""
+
+    unit: str
+    figure: str
+    outcome: Any  # sce_checks.checks.base.Outcome
+    gate: SequentialGate
+    thresholds: list[str] = field(default_factory=list)
+    decided_at: int | None = None  # examples audited when the gate was decided
+
+    def as_dict(self, threshold: str) -> dict[str, Any]:
+        return {"threshold": threshold, "figure": self.figure, "state": self.gate.state(),
+                "final": self.gate.final(), "decided_at": self.decided_at, "n": self.gate.n,
+                "history": [[n, lo, hi] for n, lo, hi in self.gate.history]}
+
+
+def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
+    """(figure, outcome, gate kind) of ``threshold`` on ``check`` under ``--sequential``, or
+    `UserInputError` in one line saying why it cannot be gated sequentially."""
+    from sce_checks.checks import get_check
+    from sce_checks.checks.base import outcome_of
+
+    metric = threshold.metric
+    declared = {f.name: f for f in get_check(check).figures}
+    name = metric
+    for suffix in ("_lower", "_upper"):
+        base = metric[: -len(suffix)]
+        if metric.endswith(suffix) and base in declared and declared[base].interval:
+            name = base
+    outcome = outcome_of(check, name) if name in declared else None
+
+    def refuse(why: str) -> UserInputError:
+        return UserInputError(f"--sequential cannot gate {threshold} on {check}: {why}; a sequential gate needs the "
+                              "mean of a per-example outcome in [0, 1] (a rate such as validity, or a mean_ figure)")
+
+    if outcome is None:
+        raise refuse(f"{name} has no per-example outcome")
+    if outcome.kind == "binary":
+        return name, outcome, "binary"
+    if name != f"mean_{outcome.name}" or "spearman" in name:
+        kind = "a median" if name.startswith("median") else "not the mean of its per-example values"
+        raise refuse(f"{name} is {kind}")
+    return name, outcome, "mean"
+
+
+def questions(thresholds: Sequence[Any], run_units: Sequence[str], alpha: float, horizon: int | None) -> list[SequentialQuestion]:
+    """The sequential gates of a run: one per (unit, figure, direction, value), each listing the
+    thresholds that ask it. Refuses (`UserInputError`) a threshold no sequential gate can answer."""
+    from sce_checks.checks import check_of
+
+    out: dict[tuple, SequentialQuestion] = {}
+    for threshold in thresholds:
+        for unit in run_units:
+            if not threshold.applies_to(unit):
+                continue
+            figure, outcome, kind = gated_figure(threshold, check_of(unit))
+            key = (unit, figure, threshold.op in (">=", ">"), threshold.value)
+            if key not in out:
+                gate = SequentialGate(kind, threshold.op, threshold.value, alpha, horizon)
+                out[key] = SequentialQuestion(unit, figure, outcome, gate)
+            if str(threshold) not in out[key].thresholds:
+                out[key].thresholds.append(str(threshold))
+    return list(out.values())
+
+
+def parsed_thresholds(texts: Sequence[str], where: str = "--threshold") -> list[Any]:
+    from sce_checks.thresholds import Threshold
+
+    return [Threshold.parse(t, where) for t in texts]
+
+
+def check_sequential(texts: Sequence[str], run_units: Sequence[str], where: str = "--threshold") -> None:
+    """Refuse, before any model call, a threshold ``--sequential`` cannot gate."""
+    questions(parsed_thresholds(texts, where), run_units, 0.05, None)
+
+
+def outcome_values(question: SequentialQuestion, result: Any) -> list[float]:
+    """The new examples' outcome values of ``result`` (a batch's `CheckResult`), Nones skipped."""
+    values = []
+    for record in result.examples:
+        value = question.outcome.value(record.to_dict())
+        if value is None:
+            continue
+        value = float(value)
+        if not (-ROUNDING <= value <= 1.0 + ROUNDING) or math.isnan(value):
+            raise UserInputError(f"--sequential cannot gate {question.figure} on {result.dataset}: example "
+                                 f"{record.id} has {question.outcome.name} = {value}, outside [0, 1]")
+        values.append(min(1.0, max(0.0, value)))
+    return values
+
+
+@contextmanager
+def answered_twice(model: Any) -> Iterator[Any]:
+    """``model`` with a response cache behind it for the block, so the final pass over the
+    audited prefix is answered without a model call: the model's own cache, else (``--no-cache``,
+    or a model handed over without one) a cache of the run's own in a temporary folder."""
+    from sce_checks.models.cache import CachedModel, ResponseCache
+
+    if isinstance(model, CachedModel) and model.cache is not None:
+        yield model
+        return
+    with tempfile.TemporaryDirectory(prefix="sce-sequential-") as folder:
+        cache = ResponseCache(f"{folder}/responses.sqlite")
+        try:
+            if isinstance(model, CachedModel):
+                model.cache = cache
+                try:
+                    yield model
+                finally:
+                    model.cache = None
+            else:
+                yield CachedModel(model, cache)
+        finally:
+            cache.close()
+
+
+def audit_sequentially(examples: Sequence[tuple[str, Any]], batch_size: int, gates: list[SequentialQuestion],
+                       run_checks: Callable[[Sequence[tuple[str, Any]]], tuple[list, list]],
+                       unit_of: Callable[[Any], str]) -> tuple[list, list, dict[str, Any]]:
+    """Feed ``gates`` batch by batch (``run_checks(batch)`` -> (results, skipped)) until every
+    gate is decided or ``examples`` run out; then ``run_checks`` once more on the audited prefix.
+    Returns (results, skipped, the ``sequential`` block of each result, without its gates)."""
+    audited = 0
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        results, _ = run_checks(batch)
+        audited = start + len(batch)
+        for question in gates:
+            for result in results:
+                if unit_of(result) != question.unit:
+                    continue
+                values = outcome_values(question, result)
+                if values and question.gate.update(values) != UNDECIDED and question.decided_at is None:
+                    question.decided_at = audited  # a decided gate stands; its interval still narrows
+        if gates and all(q.gate.state() != UNDECIDED for q in gates):
+            break
+    results, skipped = run_checks(examples[:audited])
+    return results, skipped, {"stopped_after": audited, "limit": len(examples),
+                              "decided": bool(gates) and all(q.gate.state() != UNDECIDED for q in gates),
+                              "reason": stop_reason(gates, audited, len(examples))}
+
+
+def stop_reason(gates: list[SequentialQuestion], audited: int, limit: int) -> str:
+    """Why the audit stopped where it did, one clause (the reports' line)."""
+    if not gates:
+        return "no gate to decide: every example audited"
+    open_ = [q for q in gates if q.gate.state() == UNDECIDED]
+    if not open_:
+        shown = ", ".join(f"{q.thresholds[0]} {'passed' if q.gate.state() == PASS else 'failed'} at n={q.decided_at}"
+                          for q in gates)
+        return f"every gate decided ({shown})"
+    return (f"limit reached with {len(open_)} gate(s) undecided ({', '.join(q.thresholds[0] for q in open_)}), "
+            "which fail")
+
+
+def attach(results: list, block: dict[str, Any], gates: list[SequentialQuestion], unit_of: Callable[[Any], str]) -> None:
+    """Every result of the dataset carries the ``sequential`` block, with its own unit's gates."""
+    for result in results:
+        mine = [q.as_dict(t) for q in gates if q.unit == unit_of(result) for t in q.thresholds]
+        result.info["sequential"] = {**block, "gates": mine}
+
+
+def sequential_verdict(result: Any, threshold: Any) -> dict[str, Any] | None:
+    """The sequential gate of ``result`` that answers ``threshold``, or None (not a sequential run)."""
+    block = result.info.get("sequential") or {}
+    return next((g for g in block.get("gates") or [] if g["threshold"] == str(threshold)), None)
+
+
+def explain_gate(gate: dict[str, Any], block: dict[str, Any]) -> str:
+    """One line: how a sequential gate ended, with its confidence sequence."""
+    history = gate["history"]
+    shown = "; ".join(f"n={n} [{lo:.3f}, {hi:.3f}]" for n, lo, hi in history[-6:])
+    more = f"... {len(history) - 6} earlier looks; " if len(history) > 6 else ""
+    if gate["state"] == UNDECIDED:
+        return (f"{gate['threshold']} is undecided after {block['stopped_after']} of {block['limit']} examples "
+                f"(--sequential): the confidence sequence of {gate['figure']} still contains the threshold "
+                f"({more}{shown})")
+    word = "does not hold" if gate["state"] == FAIL else "holds"
+    return (f"{gate['threshold']} {word} (--sequential, decided at n={gate['decided_at']}): the confidence sequence "
+            f"of {gate['figure']} lies wholly on the {'failing' if gate['state'] == FAIL else 'passing'} side "
+            f"({more}{shown})")
+
+
+def summary_lines(results: Sequence[Any]) -> list[str]:
+    """One line per sequentially audited dataset: when and why its audit stopped."""
+    seen: dict[str, str] = {}
+    for result in results:
+        block = result.info.get("sequential")
+        if block and result.dataset not in seen:
+            seen[result.dataset] = (f"sequential: {result.dataset} stopped after {block['stopped_after']} of "
+                                    f"{block['limit']} examples: {block['reason']}")
+    return list(seen.values())
