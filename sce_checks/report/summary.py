@@ -85,10 +85,13 @@ def reading_line(result: CheckResult) -> str:
 
 
 def notes(results: Sequence[CheckResult], skipped: Sequence[str] = ()) -> list[str]:
-    """Per result, a line of unparsed outputs and one of leniently read ones; then one per check
-    that could not run."""
+    """Per sequentially audited dataset, when and why its audit stopped (--sequential); per
+    result, a line of unparsed outputs and one of leniently read ones; then one per check that
+    could not run."""
+    from sce_checks.stopping import summary_lines
+
     lines = [line for r in results for line in (unparsed_line(r), reading_line(r)) if line]
-    return lines + [f"not applicable: {line}" for line in skipped]
+    return summary_lines(results) + lines + [f"not applicable: {line}" for line in skipped]
 
 
 def example_tables(result: CheckResult, k: int) -> list[tuple[str, list[str], list[list[str]]]]:

@@ -1,0 +1,173 @@
+"""``--sequential`` end to end on rule models with a chosen validity (tests/helpers/sequential_models.py,
+a 200-point grid): clear passes and fails stop early with fewer model calls than the fixed run,
+a borderline model runs to the limit and fails undecided, a figure no confidence sequence can
+gate is refused before any model call, and the JSON report, the pytest option and the audit-file
+key carry it (docs/sequential.md, "Sequential audits")."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from sce_checks.cli import main
+from sce_checks.errors import UserInputError
+from sce_checks.stopping import check_sequential, gated_figure
+from sce_checks.tasks import sample_indices
+from sce_checks.thresholds import Threshold
+from tests.helpers.projects import REPO
+from tests.helpers.sequential_models import BIG_TOML, MODELS
+
+LIMIT = 160
+
+
+@pytest.fixture
+def bigdir(tmp_path, monkeypatch):
+    (tmp_path / "big.toml").write_text(BIG_TOML)
+    (tmp_path / "big_models.py").write_text(MODELS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def audit(model: str, *args: str, report: str = "r.json") -> tuple[int, dict]:
+    code = main(["--model", f"python:big_models:{model}", "--dataset", "big.toml", "--limit", str(LIMIT),
+                 "--batch-size", "8", "--variant", "minimal", "--prediction", "generate", "--threshold", "validity>=0.5",
+                 "--json", report, "-q", *args])
+    return code, json.loads(open(report).read())
+
+
+def block(report: dict) -> dict:
+    (result,) = report["results"]
+    return result["sequential"]
+
+
+def conversations(report: dict) -> int:
+    return report["environment"]["model_calls"]["chat_conversations"]
+
+
+@pytest.mark.parametrize("model, code, state", [("sure", 0, "pass"), ("never", 1, "fail")])
+def test_a_clear_gate_stops_in_the_first_half_with_fewer_model_calls(bigdir, model, code, state):
+    fixed_code, fixed = audit(model, "--no-cache", report="fixed.json")
+    got, report = audit(model, "--sequential", "--no-cache")
+    assert (fixed_code, got) == (code, code)
+    seq = block(report)
+    assert seq["decided"] and seq["stopped_after"] <= LIMIT // 2 and seq["limit"] == LIMIT
+    (gate,) = seq["gates"]
+    assert gate["threshold"] == "validity>=0.5" and gate["state"] == state and gate["decided_at"] == seq["stopped_after"]
+    assert [n for n, _, _ in gate["history"]] == list(range(8, seq["stopped_after"] + 1, 8))
+    assert report["results"][0]["n"] == seq["stopped_after"] < fixed["results"][0]["n"] == LIMIT
+    assert conversations(report) < conversations(fixed)
+    assert report["environment"]["sequential"] is True
+    assert len(report["environment"]["samples"]["big"]["ids"]) == seq["stopped_after"]
+    schema = json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
+    jsonschema.validate(report, schema)
+
+
+def test_the_last_pass_over_the_prefix_costs_no_model_call(bigdir):
+    """The figures come from the checks run once more on the audited prefix: answered by the
+    response cache, or under --no-cache by the run's own, so both runs send the same requests."""
+    _, cached = audit("sure", "--sequential")
+    _, uncached = audit("sure", "--sequential", "--no-cache", report="u.json")
+    assert conversations(cached) == conversations(uncached) > 0
+    assert cached["results"][0]["validity"] == 1.0 and cached["results"][0]["n_generated"] == block(cached)["stopped_after"]
+
+
+def test_a_borderline_model_runs_to_the_limit_and_fails_undecided(bigdir, capsys):
+    code, report = audit("half", "--sequential")
+    assert code == 1
+    seq = block(report)
+    assert seq["stopped_after"] == LIMIT and not seq["decided"]
+    assert seq["gates"][0]["state"] == "undecided" and seq["gates"][0]["final"] == "fail"
+    assert "undecided" in seq["reason"]
+    out = capsys.readouterr().out
+    assert f"validity>=0.5 is undecided after {LIMIT} of {LIMIT} examples (--sequential)" in out
+    assert f"sequential: big stopped after {LIMIT} of {LIMIT} examples: limit reached with 1 gate(s) undecided" in out
+    verdict = report["results"][0]["info"]["thresholds"][0]
+    assert verdict["passed"] is False and verdict["undecided"] is True
+
+
+def test_the_stop_line_is_in_the_terminal_and_markdown(bigdir, capsys):
+    code, report = audit("sure", "--sequential", "--markdown", "r.md")
+    n = block(report)["stopped_after"]
+    line = f"sequential: big stopped after {n} of {LIMIT} examples: every gate decided (validity>=0.5 passed at n={n})"
+    assert code == 0 and line in capsys.readouterr().out
+    assert line.replace(">", "&gt;") in (bigdir / "r.md").read_text()
+
+
+def test_a_rerun_from_the_cache_stops_at_the_same_example_without_a_model_call(bigdir):
+    _, first = audit("never", "--sequential")
+    _, again = audit("never", "--sequential", report="again.json")
+    assert block(again)["stopped_after"] == block(first)["stopped_after"]
+    assert block(again)["gates"] == block(first)["gates"]
+    assert conversations(again) == 0
+
+
+@pytest.mark.parametrize("threshold", ["median_rcf<=0.1", "tm<=0.1", "perturbation_failure_rate<=0.1"])
+def test_a_figure_no_sequence_can_gate_is_refused_before_any_model_call(bigdir, capsys, threshold):
+    check = "inv" if threshold.startswith("perturbation") else "sce"
+    extra = ["--check", check] if check != "sce" else []
+    code = main(["--model", "python:big_models:sure", "--dataset", "big.toml", "--sequential", "--threshold", threshold,
+                 "--prediction", "generate", "-q", *extra])
+    assert code == 2
+    err = capsys.readouterr()
+    lines = [line for line in (err.out + err.err).splitlines() if "--sequential cannot gate" in line]
+    assert len(lines) == 1 and threshold in lines[0]
+    model = sys.modules.get("big_models")
+    assert model is None or model.sure.calls == 0 or not (bigdir / "cache").exists()
+
+
+def test_which_figures_a_sequence_can_gate():
+    assert gated_figure(Threshold.parse("validity_lower>=0.5"), "sce")[::2] == ("validity", "binary")
+    assert gated_figure(Threshold.parse("validity>=0.5"), "sce")[::2] == ("validity", "binary")
+    assert gated_figure(Threshold.parse("mean_rcf_a<=0.1"), "sce")[::2] == ("mean_rcf_a", "mean")
+    assert gated_figure(Threshold.parse("failure_rate_upper<=0.2"), "inv")[::2] == ("failure_rate", "binary")
+    for text, check in [("median_rcf<=0.1", "sce"), ("phi>=0.2", "phi_cct"), ("mean_spearman>=0.2", "self_consistency")]:
+        with pytest.raises(UserInputError, match="--sequential cannot gate"):
+            gated_figure(Threshold.parse(text), check)
+    check_sequential(["validity>=0.5", "minimal:validity_lower>=0.5"], ["unconstrained", "minimal"])
+
+
+def test_the_sequential_order_is_the_same_sample_in_seeded_random_order():
+    shuffled = sample_indices(200, 160, 3, shuffled=True)
+    assert sorted(shuffled) == sample_indices(200, 160, 3) and shuffled != sorted(shuffled)
+    assert sample_indices(200, 160, 3, shuffled=True) == shuffled
+    whole = sample_indices(50, None, 1, shuffled=True)
+    assert sorted(whole) == list(range(50)) and whole != list(range(50))
+    assert shuffled[:8] == random.Random(3).sample(range(200), 160)[:8]
+
+
+@pytest.fixture
+def bigproject(pytester, monkeypatch, tmp_path):
+    pytester.makefile(".toml", big=BIG_TOML)
+    pytester.makepyfile(big_models=MODELS)
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    return pytester
+
+
+def test_the_pytest_option_and_the_audit_file_key(bigproject):
+    common = ["-p", "no:cacheprovider", "--sce-dataset", "big.toml", "--sce-limit", str(LIMIT), "--sce-prediction",
+              "generate", "--sce-variant", "minimal", "--sce-model", "python:big_models:never"]
+    run = bigproject.runpytest(*common, "--sce-run", "--sce-sequential", "--sce-threshold", "validity_lower>=0.5",
+                               "--sce-json", "opt.json")
+    assert run.ret == 1
+    seq = json.loads((bigproject.path / "opt.json").read_text())["results"][0]["sequential"]
+    assert seq["gates"][0]["threshold"] == "validity_lower>=0.5" and seq["stopped_after"] <= LIMIT // 2
+    (bigproject.path / "big.sce.toml").write_text(
+        'model = "python:big_models:sure"\ndatasets = ["big.toml"]\nvariants = ["minimal"]\nlimit = 160\n'
+        'prediction = "generate"\nsequential = true\n[thresholds]\nvalidity = ">= 0.5"\n')
+    run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml", "--sce-json", "file.json")
+    assert run.ret == 0
+    seq = json.loads((bigproject.path / "file.json").read_text())["results"][0]["sequential"]
+    assert seq["decided"] and seq["gates"][0]["state"] == "pass" and seq["stopped_after"] <= LIMIT // 2
+    (bigproject.path / "big.sce.toml").write_text(
+        'model = "python:big_models:sure"\ndatasets = ["big.toml"]\nsequential = true\n[thresholds]\nmedian_rcf = "<= 0.1"\n')
+    run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml")
+    assert run.ret == 2
+    run.stdout.fnmatch_lines(["*big.sce.toml: sequential: --sequential cannot gate median_rcf<=0.1*"])
