@@ -106,12 +106,15 @@ def _run(config: RunSpec, model: Any, progress: Callable[[str], None] | None, ch
     for task in tasks:
         examples = task_examples(task, config.limit or None, config.seed, shuffled=config.sequential)
         if config.sequential:
-            done, skips, examples = _audit_sequentially(config, model, progress, checks, task, examples)
+            done, skips = _audit_sequentially(config, model, progress, checks, task, examples)
         else:
             done, skips = _audit_task(config, model, progress, checks, task, examples)
         results.extend(done)
         skipped.extend(skips)
-        samples[task.name] = {"ids": [i for i, _ in examples], "task": task.fingerprint()}
+        # the sample drawn, in dataset order: what a baseline is measured on (a sequential audit
+        # audits a prefix of it, in its seeded order: each result's "sequential" block says how much)
+        drawn = task_examples(task, config.limit or None, config.seed) if config.sequential else examples
+        samples[task.name] = {"ids": [i for i, _ in drawn], "task": task.fingerprint()}
     identity = model.identity() if hasattr(model, "identity") else {"backend": type(model).__name__}
     stats = getattr(model, "stats", None)
     runtime = backend_runtime(model)  # resolved device and dtype only where the model loaded
@@ -151,10 +154,10 @@ def _audit_task(config: RunSpec, model: Any, progress: Callable[[str], None] | N
 
 
 def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], None] | None, checks: list[Any],
-                        task: Any, examples: list[tuple[str, Any]]) -> tuple[list[CheckResult], list, list]:
+                        task: Any, examples: list[tuple[str, Any]]) -> tuple[list[CheckResult], list]:
     """``--sequential`` (sce_checks/stopping.py): the checks on batch after batch of ``examples``
     until the run's gates on this task are decided, then once more on the audited prefix (from
-    the cache). Returns (results, skipped, the examples audited)."""
+    the cache). Returns (results, checks that cannot run here)."""
     from sce_checks.checks import unit_of, units
     from sce_checks.stopping import ALPHA, answered_twice, attach, audit_sequentially, parsed_thresholds, questions
 
@@ -165,7 +168,7 @@ def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], N
             examples, config.batch_size, gates,
             lambda batch: _audit_task(config, answering, progress, checks, task, list(batch)), unit_of)
     attach(results, block, gates, unit_of)
-    return results, skipped, examples[: block["stopped_after"]]
+    return results, skipped
 
 
 def reads(check: Any) -> set[str]:

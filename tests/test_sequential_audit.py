@@ -64,7 +64,7 @@ def test_a_clear_gate_stops_in_the_first_half_with_fewer_model_calls(bigdir, mod
     assert report["results"][0]["n"] == seq["stopped_after"] < fixed["results"][0]["n"] == LIMIT
     assert conversations(report) < conversations(fixed)
     assert report["environment"]["sequential"] is True
-    assert len(report["environment"]["samples"]["big"]["ids"]) == seq["stopped_after"]
+    assert report["environment"]["samples"] == fixed["environment"]["samples"]  # the sample a baseline is measured on
     schema = json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
     jsonschema.validate(report, schema)
 
@@ -171,3 +171,15 @@ def test_the_pytest_option_and_the_audit_file_key(bigproject):
     run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml")
     assert run.ret == 2
     run.stdout.fnmatch_lines(["*big.sce.toml: sequential: --sequential cannot gate median_rcf<=0.1*"])
+
+
+def test_a_baseline_is_compared_on_the_examples_audited(bigdir, capsys):
+    """Under --sequential the fixed-n paired gate runs on the examples both runs share: the
+    audited prefix of the baseline's sample."""
+    assert audit("sure", "--save-baseline", "base.json")[0] == 0
+    code, report = audit("never", "--sequential", "--baseline", "base.json", "--threshold", "generation_rate>=0.5")
+    assert code == 1
+    rows = {row["metric"]: row for row in report["baseline"][0]["rows"]}
+    assert rows["validity"]["regressed"] and rows["validity"]["n_pairs"] == block(report)["stopped_after"]
+    code, _ = audit("sure", "--sequential", "--baseline", "base.json", report="same.json")
+    assert code == 0
