@@ -72,9 +72,11 @@ def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
         raise refuse(f"{name} has no per-example outcome")
     if outcome.kind == "binary":
         return name, outcome, "binary"
-    if name != f"mean_{outcome.name}" or "spearman" in name:
-        kind = "a median" if name.startswith("median") else "not the mean of its per-example values"
+    if name != f"mean_{outcome.name}":
+        kind = "a median" if name.startswith("median") else "not declared as the mean of its per-example values"
         raise refuse(f"{name} is {kind}")
+    if "spearman" in name:  # the one declared mean of values outside [0, 1]: refused here, not mid-run
+        raise refuse(f"{name} is a mean of correlations, in [-1, 1]")
     return name, outcome, "mean"
 
 
