@@ -92,12 +92,16 @@ def test_a_borderline_model_runs_to_the_limit_and_fails_undecided(bigdir, capsys
     assert verdict["passed"] is False and verdict["undecided"] is True
 
 
-def test_the_stop_line_is_in_the_terminal_and_markdown(bigdir, capsys):
-    code, report = audit("sure", "--sequential", "--markdown", "r.md")
+def test_the_stop_line_is_in_the_terminal_and_markdown_and_the_html_plots_the_sequence(bigdir, capsys):
+    code, report = audit("sure", "--sequential", "--markdown", "r.md", "--html", "r.html")
     n = block(report)["stopped_after"]
     line = f"sequential: big stopped after {n} of {LIMIT} examples: every gate decided (validity>=0.5 passed at n={n})"
     assert code == 0 and line in capsys.readouterr().out
     assert line.replace(">", "&gt;") in (bigdir / "r.md").read_text()
+    html = (bigdir / "r.html").read_text()
+    assert 'data-plot="sequential_gates"' in html and f"stopped after {n} of {LIMIT} examples" in html
+    _, fixed = audit("sure", "--html", "fixed.html", report="fixed.json")
+    assert 'data-plot="sequential_gates"' not in (bigdir / "fixed.html").read_text()
 
 
 def test_a_rerun_from_the_cache_stops_at_the_same_example_without_a_model_call(bigdir):

@@ -126,9 +126,17 @@ def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = (
                     omitted.append(f'<p class="omitted" data-plot="{html_text(plot.name)}">{html_text(plot.title)}: '
                                    f'not drawn, {html_text(plot.omitted)}.</p>')
                 else:
-                    drawn.append(f'<figure class="plot" data-plot="{html_text(plot.name)}">{_svg(plot.figure)}'
-                                 f"<figcaption>{html_text(plot.title)}</figcaption></figure>")
+                    drawn.append(_figure_html(plot))
+    if any(r.info.get("sequential") for r in results):  # --sequential: every check's gates (not a registered plot yet)
+        from sce_checks.report.plots import sequential_gates
+
+        drawn.extend(_figure_html(plot) for plot in sequential_gates(results))
     return ('<div class="plots">' + "".join(drawn) + "</div>" if drawn else "") + "".join(omitted)
+
+
+def _figure_html(plot: Any) -> str:
+    return (f'<figure class="plot" data-plot="{html_text(plot.name)}">{_svg(plot.figure)}'
+            f"<figcaption>{html_text(plot.title)}</figcaption></figure>")
 
 
 def _draw(name: str, results: list[CheckResult], references: list[CheckResult]) -> list[Any]:

@@ -261,3 +261,43 @@ def phi_table(results: Sequence[CheckResult]) -> list[Plot]:
         ax.set_xlabel("explanation and the inserted word")
         plots.append(Plot("phi_table", title, fig))
     return plots
+
+
+# -- sequential audits: each gate's confidence sequence against its threshold ------------------------
+
+def sequential_gates(results: Sequence[CheckResult]) -> list[Plot]:
+    """Per result of a ``--sequential`` audit (sce_checks/stopping.py), the confidence sequence of
+    each gated figure over the examples audited (the band between its bounds after each batch)
+    against the threshold, with where the gate was decided. Nothing for other results."""
+    plots = []
+    for r in [r for r in results if (r.info.get("sequential") or {}).get("gates")][:MAX_RESULT_PLOTS]:
+        block = r.info["sequential"]
+        fig = _figure(5.5, 3.4)
+        ax = fig.add_subplot()
+        for i, gate in enumerate(block["gates"]):
+            history = gate["history"]
+            if not history:
+                continue
+            n = [h[0] for h in history]
+            color = {"pass": VALID, "fail": INVALID}.get(gate["state"], "#555555")
+            ax.fill_between(n, [h[1] for h in history], [h[2] for h in history], step="post", alpha=0.25, color=color,
+                            label=f"{gate['threshold']}: {gate['state']}")
+            ax.step(n, [h[1] for h in history], where="post", color=color, lw=1)
+            ax.step(n, [h[2] for h in history], where="post", color=color, lw=1)
+            ax.axhline(_threshold_value(gate["threshold"]), color=color, ls="--", lw=1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("examples with a value (per gate)")
+        ax.set_ylabel("confidence sequence of the figure")
+        ax.legend(fontsize=7, loc="best")
+        title = (f"Sequential gates: {_label(r)}, stopped after {block['stopped_after']} of {block['limit']} "
+                 f"examples ({block['reason']})")
+        plots.append(Plot("sequential_gates", title, fig))
+    return plots
+
+
+def _threshold_value(text: str) -> float:
+    """The number of a threshold as written (``validity>=0.5`` -> 0.5)."""
+    from sce_checks.thresholds import Threshold
+
+    return Threshold.parse(text, "sequential gate").value
+
