@@ -158,10 +158,13 @@ def audit_sequentially(examples: Sequence[tuple[str, Any]], batch_size: int, gat
     gate is decided or ``examples`` run out; then ``run_checks`` once more on the audited prefix.
     Returns (results, skipped, the ``sequential`` block of each result, without its gates)."""
     audited = 0
+    reported: set[str] = set()
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
         results, _ = run_checks(batch)
         audited = start + len(batch)
+        reported |= {unit_of(r) for r in results}
+        gates = [q for q in gates if q.unit in reported]  # a check that cannot run here has no gate to wait for
         for question in gates:
             for result in results:
                 if unit_of(result) != question.unit:

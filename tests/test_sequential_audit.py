@@ -187,3 +187,36 @@ def test_a_baseline_is_compared_on_the_examples_audited(bigdir, capsys):
     assert rows["validity"]["regressed"] and rows["validity"]["n_pairs"] == block(report)["stopped_after"]
     code, _ = audit("sure", "--sequential", "--baseline", "base.json", report="same.json")
     assert code == 0
+
+
+class _Record:
+    def __init__(self, id: str, valid: bool) -> None:
+        self.id, self.valid = id, valid
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "valid": self.valid}
+
+
+class _Result:
+    def __init__(self, unit: str, batch) -> None:
+        self.unit, self.dataset, self.info = unit, "d", {}
+        self.examples = [_Record(i, v) for i, v in batch]
+
+
+def test_the_loop_stops_when_its_gates_are_decided_and_ignores_a_check_that_cannot_run():
+    """`audit_sequentially` on a stand-in for the checks: a gate on a unit with no result (its
+    check cannot run here) is not waited for; the last pass runs on the audited prefix."""
+    from sce_checks.stopping import audit_sequentially, parsed_thresholds, questions
+
+    examples = [(f"e{i}", True) for i in range(160)]
+    calls = []
+
+    def run_checks(batch):
+        calls.append(len(batch))
+        return [_Result("minimal", batch)], [{"check": "inv"}]
+
+    gates = questions(parsed_thresholds(["minimal:validity>=0.5", "inv:failure_rate<=0.5"]), ["minimal", "inv"], 0.05, 160)
+    results, _, block = audit_sequentially(examples, 8, gates, run_checks, lambda r: r.unit)
+    assert block["decided"] and block["stopped_after"] == calls[-1] == len(results[0].examples) < 160
+    assert calls[:-1] == [8] * (len(calls) - 1)
+    assert "validity>=0.5 passed" in block["reason"] and "failure_rate" not in block["reason"]
