@@ -159,14 +159,16 @@ def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], N
     until the run's gates on this task are decided, then once more on the audited prefix (from
     the cache). Returns (results, checks that cannot run here)."""
     from sce_checks.checks import unit_of, units
-    from sce_checks.stopping import ALPHA, answered_twice, attach, audit_sequentially, parsed_thresholds, questions
+    from sce_checks.stopping import (ALPHA, answered_twice, attach, audit_sequentially, baseline_questions,
+                                     parsed_thresholds, questions)
 
     run_units = units([c.name for c in checks], config.variants)
     gates = questions(parsed_thresholds(config.thresholds), run_units, ALPHA, len(examples) or None)
     with answered_twice(model) as answering:
         results, skipped, block = audit_sequentially(
             examples, config.batch_size, gates,
-            lambda batch: _audit_task(config, answering, progress, checks, task, list(batch)), unit_of)
+            lambda batch: _audit_task(config, answering, progress, checks, task, list(batch)), unit_of,
+            lambda first: baseline_questions(config, first, unit_of, len(examples) or 1))
     attach(results, block, gates, unit_of)
     return results, skipped
 

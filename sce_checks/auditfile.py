@@ -81,6 +81,15 @@ class AuditFile:
         return tuple(sorted({f"{unit}:{t.metric}{t.op}{t.value!r}" for (d, unit), gates in self.thresholds.items()
                              if d == dataset for t in gates}))
 
+    def sequential_spec(self, spec: Any, dataset: str) -> Any:
+        """``spec`` (from `over`) as a sequential audit of ``dataset`` needs it: the gates it
+        decides before it stops, and this file's baseline, whose gated figures it decides too."""
+        spec = spec.replace(thresholds=self.gates_of(dataset))
+        if not self.baseline:
+            return spec
+        tolerances = tuple(f"{v!r}" if k == "*" else f"{k}={v!r}" for k, v in sorted(self.tolerance.items()))
+        return spec.replace(baseline=self.baseline, tolerances=tolerances, **self.gate)
+
     def over(self, base: Any) -> Any:
         """The specification the audit computes with: its own settings (what is audited) over the
         session's (model options, cache, reports)."""

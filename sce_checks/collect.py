@@ -90,7 +90,7 @@ class ThresholdItem(pytest.Item):
         session = session_of(self.config)
         spec = self.audit.over(session.spec)
         if spec.sequential:  # the audit of this dataset stops when the gates of all its items are decided
-            spec = spec.replace(thresholds=self.audit.gates_of(self.dataset))
+            spec = self.audit.sequential_spec(spec, self.dataset)
         result = session.result(spec, dataset=self.dataset, unit=self.unit, node=self)
         if self.threshold is None:
             return

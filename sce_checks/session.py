@@ -95,7 +95,8 @@ class SCESession:
         from sce_checks.checks import check_of, get_check
 
         # a sequential audit stops where its gates are decided: its results depend on them
-        gates = ("sequential", tuple(sorted(spec.thresholds))) if spec.sequential else ()
+        gates = ("sequential", tuple(sorted(spec.thresholds)), spec.baseline, spec.tolerances, spec.baseline_mode,
+                 spec.alpha, spec.baseline_metrics) if spec.sequential else ()
         return (spec.model, dataset, unit, spec.limit, spec.seed, get_check(check_of(unit)).key_settings(spec, unit), *gates)
 
     def result(self, spec: RunSpec, dataset: str | None = None, unit: str | None = None, node=None):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from sce_checks.errors import UserInputError
-from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, SequentialGate
+from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, SequentialComparison, SequentialGate
 
 ALPHA = 0.05  # each gate's error: a false pass (or a false early fail) at most 5%, as the Wilson bounds' 95%
 ROUNDING = 1e-9  # float noise around [0, 1] (a Gower gap of -1e-17) is clipped, never more
@@ -43,10 +43,100 @@ class SequentialQuestion:
     thresholds: list[str] = field(default_factory=list)
     decided_at: int | None = None  # examples audited when the gate was decided
 
+    def state(self) -> str:
+        return self.gate.state()
+
+    def feed(self, result: Any, audited: int) -> None:
+        """The new examples of ``result`` (a batch's `CheckResult` of this unit)."""
+        values = outcome_values(self, result)
+        if values and self.gate.update(values) != UNDECIDED and self.decided_at is None:
+            self.decided_at = audited  # a decided gate stands; its interval still narrows
+
+    def told(self) -> str:
+        return f"{self.thresholds[0]} {'passed' if self.state() == PASS else 'failed'} at n={self.decided_at}"
+
     def as_dict(self, threshold: str) -> dict[str, Any]:
         return {"threshold": threshold, "figure": self.figure, "state": self.gate.state(),
                 "final": self.gate.final(), "decided_at": self.decided_at, "n": self.gate.n,
                 "history": [[n, lo, hi] for n, lo, hi in self.gate.history]}
+
+
+@dataclass
+class BaselineQuestion:
+    """A figure a baseline comparison gates, as a condition for stopping: a `SequentialComparison`
+    of the new examples' outcomes with the baseline's outcomes of the same examples. The verdict
+    stays the fixed-n paired gate's on the examples audited (docs/regression.md); this only keeps
+    the audit going until a regression, or its absence beyond the tolerance, is shown."""
+
+    unit: str
+    key: str  # the baseline entry: check/dataset/variant
+    figure: str
+    outcome: Any
+    before: dict[str, Any]  # example id -> the baseline's outcome
+    comparison: SequentialComparison
+    decided_at: int | None = None
+
+    def state(self) -> str:
+        return self.comparison.state()
+
+    def feed(self, result: Any, audited: int) -> None:
+        pairs = []
+        for record in result.examples:
+            old, new = self.before.get(record.id), self.outcome.value(record.to_dict())
+            if old is not None and new is not None:
+                pairs.append((float(old), float(new)))
+        if not pairs:
+            return
+        olds, news = zip(*pairs)
+        if self.comparison.update(_unit(olds), _unit(news)) != UNDECIDED and self.decided_at is None:
+            self.decided_at = audited
+
+    def told(self) -> str:
+        shown = "a regression shown" if self.state() == FAIL else "no regression beyond the tolerance"
+        return f"baseline {self.figure}: {shown} at n={self.decided_at}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"baseline": self.key, "figure": self.figure, "tolerance": self.comparison.tolerance,
+                "state": self.state(), "decided_at": self.decided_at, "n": self.comparison.n,
+                "history": [[n, lo, hi] for n, lo, hi in self.comparison.history]}
+
+
+def _unit(values: Sequence[float]) -> list[float]:
+    return [min(1.0, max(0.0, v)) if -ROUNDING <= v <= 1.0 + ROUNDING else v for v in values]
+
+
+def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any], str], horizon: int) -> list[BaselineQuestion]:
+    """The stopping conditions ``spec.baseline`` adds for ``results`` (a first batch): per result,
+    the figures its paired comparison gates (``--baseline-metric``, else the check's primary
+    figures) that are a rate or a mean of an outcome in [0, 1]. None without a paired baseline."""
+    if not spec.baseline or spec.baseline_mode != "paired":
+        return []
+    from sce_checks.checks.base import figure_of, primary_figures
+    from sce_checks.regression.files import entry_key, load_baseline
+    from sce_checks.regression.tolerances import parse_tolerances
+    from sce_checks.thresholds import Threshold
+
+    entries = load_baseline(spec.baseline).get("entries", {})
+    tolerances = parse_tolerances(list(spec.tolerances))
+    out = []
+    for result in results:
+        key = entry_key(result)
+        old = entries.get(key)
+        if not old or old.get("examples") is None:
+            continue
+        for name in spec.baseline_metrics or primary_figures(result.check, tuple(old["figures"])):
+            figure = figure_of(result.check, name)
+            if figure is None or figure.better is None or name not in old["figures"]:
+                continue
+            try:
+                _, outcome, kind = gated_figure(Threshold(name, ">=", 0.5), result.check)
+            except UserInputError:
+                continue  # not a mean of an outcome: no condition, the fixed-n gate alone
+            before = {i: e["outcomes"].get(outcome.name) for i, e in old["examples"].items()}
+            comparison = SequentialComparison("binary" if kind == "binary" else "continuous", figure.better,
+                                              min(tolerances.get(name, tolerances["*"]), 0.99), spec.alpha, horizon)
+            out.append(BaselineQuestion(unit_of(result), key, name, outcome, before, comparison))
+    return out
 
 
 def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
@@ -153,44 +243,62 @@ def answered_twice(model: Any) -> Iterator[Any]:
 
 def audit_sequentially(examples: Sequence[tuple[str, Any]], batch_size: int, gates: list[SequentialQuestion],
                        run_checks: Callable[[Sequence[tuple[str, Any]]], tuple[list, list]],
-                       unit_of: Callable[[Any], str]) -> tuple[list, list, dict[str, Any]]:
+                       unit_of: Callable[[Any], str],
+                       more: Callable[[list], list] = lambda results: []) -> tuple[list, list, dict[str, Any]]:
     """Feed ``gates`` batch by batch (``run_checks(batch)`` -> (results, skipped)) until every
     gate is decided or ``examples`` run out; then ``run_checks`` once more on the audited prefix.
-    Returns (results, skipped, the ``sequential`` block of each result, without its gates)."""
+    ``more(first results)``: further conditions to decide before stopping (`BaselineQuestion`).
+    Returns (results, skipped, the ``sequential`` block of each result, its gates aside)."""
     audited = 0
     reported: set[str] = set()
+    waiting: list[Any] = list(gates)
+    baseline: list[BaselineQuestion] = []
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
         results, _ = run_checks(batch)
         audited = start + len(batch)
+        if not reported:
+            baseline = more(results)
         reported |= {unit_of(r) for r in results}
-        gates = [q for q in gates if q.unit in reported]  # a check that cannot run here has no gate to wait for
-        for question in gates:
+        # a check that cannot run here has no gate to wait for
+        waiting = [q for q in [*gates, *baseline] if q.unit in reported]
+        for question in waiting:
             for result in results:
-                if unit_of(result) != question.unit:
-                    continue
-                values = outcome_values(question, result)
-                if values and question.gate.update(values) != UNDECIDED and question.decided_at is None:
-                    question.decided_at = audited  # a decided gate stands; its interval still narrows
-        if gates and all(q.gate.state() != UNDECIDED for q in gates):
+                if unit_of(result) == question.unit:
+                    question.feed(result, audited)
+        if waiting and not any(_pending(q) for q in waiting):
             break
     results, skipped = run_checks(examples[:audited])
-    return results, skipped, {"stopped_after": audited, "limit": len(examples),
-                              "decided": bool(gates) and all(q.gate.state() != UNDECIDED for q in gates),
-                              "reason": stop_reason(gates, audited, len(examples))}
+    block = {"stopped_after": audited, "limit": len(examples),
+             "decided": bool(waiting) and not any(_pending(q) for q in waiting),
+             "reason": stop_reason(waiting, audited, len(examples))}
+    if baseline:
+        block["baseline"] = [q.as_dict() for q in baseline]
+    return results, skipped, block
+
+
+def _pending(question: Any) -> bool:
+    """The audit waits for this one: an undecided gate, or an undecided baseline comparison that
+    has pairs (a figure no audited example measured in both runs, such as mean RCF_A without a
+    valid SCE, does not hold the audit up; the paired gate reports it)."""
+    if question.state() != UNDECIDED:
+        return False
+    return not isinstance(question, BaselineQuestion) or question.comparison.n > 0
 
 
 def stop_reason(gates: list[SequentialQuestion], audited: int, limit: int) -> str:
     """Why the audit stopped where it did, one clause (the reports' line)."""
     if not gates:
         return "no gate to decide: every example audited"
-    open_ = [q for q in gates if q.gate.state() == UNDECIDED]
+    open_ = [q for q in gates if _pending(q)]
     if not open_:
-        shown = ", ".join(f"{q.thresholds[0]} {'passed' if q.gate.state() == PASS else 'failed'} at n={q.decided_at}"
-                          for q in gates)
-        return f"every gate decided ({shown})"
-    return (f"limit reached with {len(open_)} gate(s) undecided ({', '.join(q.thresholds[0] for q in open_)}), "
-            "which fail")
+        return f"every gate decided ({', '.join(q.told() for q in gates if q.state() != UNDECIDED)})"
+    thresholds = [q.thresholds[0] for q in open_ if isinstance(q, SequentialQuestion)]
+    figures = [q.figure for q in open_ if isinstance(q, BaselineQuestion)]
+    parts = [f"{len(thresholds)} gate(s) undecided ({', '.join(thresholds)}), which fail"] if thresholds else []
+    if figures:
+        parts.append(f"the baseline comparison of {', '.join(figures)} undecided, left to the paired gate")
+    return "limit reached with " + "; ".join(parts)
 
 
 def attach(results: list, block: dict[str, Any], gates: list[SequentialQuestion], unit_of: Callable[[Any], str]) -> None:

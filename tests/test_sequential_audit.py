@@ -170,6 +170,16 @@ def test_the_pytest_option_and_the_audit_file_key(bigproject):
     assert run.ret == 0
     seq = json.loads((bigproject.path / "file.json").read_text())["results"][0]["sequential"]
     assert seq["decided"] and seq["gates"][0]["state"] == "pass" and seq["stopped_after"] <= LIMIT // 2
+    base = bigproject.runpytest(*common, "--sce-run", "--sce-model", "python:big_models:sure", "--sce-save-baseline", "b.json")
+    assert base.ret == 0
+    (bigproject.path / "big.sce.toml").write_text(
+        'model = "python:big_models:never"\ndatasets = ["big.toml"]\nvariants = ["minimal"]\nlimit = 160\n'
+        'prediction = "generate"\nsequential = true\nbaseline = "b.json"\ntolerance = 0.1\n'
+        '[thresholds]\ngeneration_rate = ">= 0.5"\n')
+    run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml", "--sce-json", "fb.json")
+    assert run.ret == 1  # the threshold holds; the baseline's validity regressed
+    seq = json.loads((bigproject.path / "fb.json").read_text())["results"][0]["sequential"]
+    assert seq["stopped_after"] <= LIMIT // 2 and {c["figure"]: c["state"] for c in seq["baseline"]}["validity"] == "fail"
     (bigproject.path / "big.sce.toml").write_text(
         'model = "python:big_models:sure"\ndatasets = ["big.toml"]\nsequential = true\n[thresholds]\nmedian_rcf = "<= 0.1"\n')
     run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml")
@@ -184,9 +194,18 @@ def test_a_baseline_is_compared_on_the_examples_audited(bigdir, capsys):
     code, report = audit("never", "--sequential", "--baseline", "base.json", "--threshold", "generation_rate>=0.5")
     assert code == 1
     rows = {row["metric"]: row for row in report["baseline"][0]["rows"]}
-    assert rows["validity"]["regressed"] and rows["validity"]["n_pairs"] == block(report)["stopped_after"]
-    code, _ = audit("sure", "--sequential", "--baseline", "base.json", report="same.json")
-    assert code == 0
+    assert rows["validity"]["regressed"] and rows["validity"]["n_pairs"] == block(report)["stopped_after"] < LIMIT
+    conditions = {c["figure"]: c for c in block(report)["baseline"]}  # the primary figures
+    assert conditions["validity"]["state"] == "fail" and conditions["mean_rcf_a"]["n"] == 0  # no valid SCE now
+    # the audit stops only once the baseline's gated figure is decided too: with no tolerance, no
+    # change can be shown to be harmless, so an unchanged model runs to the limit
+    code, same = audit("sure", "--sequential", "--baseline", "base.json", report="same.json")
+    assert code == 0 and block(same)["stopped_after"] == LIMIT and block(same)["baseline"][0]["state"] == "undecided"
+    assert block(same)["baseline"][0]["figure"] == "validity"
+    assert "left to the paired gate" in block(same)["reason"]
+    code, tolerant = audit("sure", "--sequential", "--baseline", "base.json", "--tolerance", "0.2", report="t.json")
+    assert code == 0 and block(tolerant)["stopped_after"] < LIMIT and block(tolerant)["decided"]
+    assert {c["state"] for c in block(tolerant)["baseline"]} == {"pass"}
 
 
 class _Record:
