@@ -171,11 +171,11 @@ def load_audit_file(path: str | Path) -> AuditFile:
                     table[(d, u)].extend(gates)
     xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants, tasks)
     if spec.sequential:
-        from sce_checks.stopping import questions
+        from sce_checks.stopping import ALPHA, questions
 
         for (dataset, unit), gates in table.items():
             try:
-                questions(gates, [unit], 0.05, None)
+                questions(gates, [unit], ALPHA, None)
             except UserInputError as exc:
                 raise _err(path, "sequential", str(exc)) from None
     base = None

@@ -198,7 +198,7 @@ def parsed_thresholds(texts: Sequence[str], where: str = "--threshold") -> list[
 
 def check_sequential(texts: Sequence[str], run_units: Sequence[str], where: str = "--threshold") -> None:
     """Refuse, before any model call, a threshold ``--sequential`` cannot gate."""
-    questions(parsed_thresholds(texts, where), run_units, 0.05, None)
+    questions(parsed_thresholds(texts, where), run_units, ALPHA, None)
 
 
 def outcome_values(question: SequentialQuestion, result: Any) -> list[float]:
