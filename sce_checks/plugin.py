@@ -211,6 +211,10 @@ def sce_example(request: pytest.FixtureRequest):
     for record in result.examples:
         if record.id == example_id:
             return record
+    stopped = result.info.get("sequential")
+    if stopped:  # --sequential audited a prefix of the sample
+        pytest.skip(f"sce-checks: example {example_id} not audited: the sequential audit of {result.dataset} stopped "
+                    f"after {stopped['stopped_after']} of {stopped['limit']} examples")
     raise pytest.fail(f"sce-checks: example {example_id} is not in {result.dataset}/{unit}", pytrace=False)
 
 

@@ -239,3 +239,15 @@ def test_the_loop_stops_when_its_gates_are_decided_and_ignores_a_check_that_cann
     assert block["decided"] and block["stopped_after"] == calls[-1] == len(results[0].examples) < 160
     assert calls[:-1] == [8] * (len(calls) - 1)
     assert "validity>=0.5 passed" in block["reason"] and "failure_rate" not in block["reason"]
+
+
+def test_sce_example_items_beyond_the_audited_prefix_are_skipped(bigproject):
+    bigproject.makepyfile(test_each="""
+        def test_each(sce_example):
+            assert sce_example.valid
+    """)
+    run = bigproject.runpytest("-p", "no:cacheprovider", "--sce-dataset", "big.toml", "--sce-limit", "40",
+                               "--sce-prediction", "generate", "--sce-variant", "minimal", "--sce-model",
+                               "python:big_models:sure", "--sce-sequential", "--sce-threshold", "validity>=0.5")
+    outcomes = run.parseoutcomes()
+    assert outcomes["passed"] + outcomes["skipped"] == 40 and 0 < outcomes["passed"] < 40
