@@ -114,23 +114,21 @@ def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = (
     ``references``: a compared baseline's results, drawn beside the run's by the plots that
     declare ``references``."""
     from sce_checks.checks import check_entry
+    from sce_checks.registry import PLOTS
 
     by_check: dict[str, list[CheckResult]] = {}
     for r in results:
         by_check.setdefault(r.check, []).append(r)
+    every_check = tuple(e.name for e in PLOTS.usable() if e.every_check)
     drawn, omitted = [], []
     for check, rs in by_check.items():
-        for name in check_entry(check).plots:
+        for name in dict.fromkeys([*check_entry(check).plots, *every_check]):
             for plot in _draw(name, rs, [r for r in references if r.check == check]):
                 if plot.figure is None:
                     omitted.append(f'<p class="omitted" data-plot="{html_text(plot.name)}">{html_text(plot.title)}: '
                                    f'not drawn, {html_text(plot.omitted)}.</p>')
                 else:
                     drawn.append(_figure_html(plot))
-    if any(r.info.get("sequential") for r in results):  # --sequential: every check's gates (not a registered plot yet)
-        from sce_checks.report.plots import sequential_gates
-
-        drawn.extend(_figure_html(plot) for plot in sequential_gates(results))
     return ('<div class="plots">' + "".join(drawn) + "</div>" if drawn else "") + "".join(omitted)
 
 

@@ -25,9 +25,12 @@ class Plot:
 class PlotEntry(Entry):
     """The declaration of a plot. ``implementation``: ``"module:function"``, a function taking
     the results of one check and returning a list of `Plot` objects. ``references``: a
-    compared baseline's results are drawn beside the run's (`sce-audit --baseline ... --html`)."""
+    compared baseline's results are drawn beside the run's (`sce-audit --baseline ... --html`).
+    ``every_check``: drawn over the results of every check without being named by one; it
+    returns nothing (not even a line saying why) where they carry nothing for it."""
 
     references: bool = False
+    every_check: bool = False  # drawn over every check's results, named by no check (it draws what they all carry)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -61,4 +64,10 @@ PHI_TABLE = PlotEntry(
     name="phi_table",
     description="phi-CCT's 2x2 table: prediction changed x explanation mentions the inserted word",
     implementation="sce_checks.report.plots:phi_table",
+)
+SEQUENTIAL_GATES = PlotEntry(
+    name="sequential_gates",
+    description="--sequential: each gated figure's confidence sequence against its threshold over the examples audited",
+    implementation="sce_checks.report.plots:sequential_gates",
+    every_check=True,
 )
