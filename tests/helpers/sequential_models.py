@@ -9,27 +9,12 @@ from __future__ import annotations
 import textwrap
 
 from sce_checks.tasks.grid import Feature, GridTask, integer_feature
+from tests.helpers.projects import TOY_TOML
 from tests.helpers.rule_models import RuleModel
 
-BIG_TOML = textwrap.dedent(
-    """
-    name = "big"
-    question = "Is this record a yes?"
-    preamble = "A toy record."
-    options = ["No", "Yes"]
-    [[features]]
-    name = "x"
-    label = "X value"
-    type = "integer"
-    min = 0
-    max = 39
-    [[features]]
-    name = "level"
-    label = "Level"
-    type = "ordinal"
-    values = ["a", "b", "c", "d", "e"]
-    """
-)
+# the toy grid of tests/helpers/projects.py, widened to x in 0..39: 200 points
+BIG_TOML = TOY_TOML.replace('name = "toy"', 'name = "big"').replace("max = 10", "max = 39")
+assert BIG_TOML != TOY_TOML and "max = 39" in BIG_TOML
 
 BIG = GridTask(
     name="big",
