@@ -53,7 +53,7 @@ class SequentialQuestion:
             self.decided_at = audited  # a decided gate stands; its interval still narrows
 
     def told(self) -> str:
-        return f"{self.thresholds[0]} {'passed' if self.state() == PASS else 'failed'} at n={self.decided_at}"
+        return f"{self.unit}: {self.thresholds[0]} {'passed' if self.state() == PASS else 'failed'} at n={self.decided_at}"
 
     def as_dict(self, threshold: str) -> dict[str, Any]:
         return {"threshold": threshold, "figure": self.figure, "state": self.gate.state(),

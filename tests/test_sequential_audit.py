@@ -95,7 +95,7 @@ def test_a_borderline_model_runs_to_the_limit_and_fails_undecided(bigdir, capsys
 def test_the_stop_line_is_in_the_terminal_and_markdown_and_the_html_plots_the_sequence(bigdir, capsys):
     code, report = audit("sure", "--sequential", "--markdown", "r.md", "--html", "r.html")
     n = block(report)["stopped_after"]
-    line = f"sequential: big stopped after {n} of {LIMIT} examples: every gate decided (validity>=0.5 passed at n={n})"
+    line = f"sequential: big stopped after {n} of {LIMIT} examples: every gate decided (minimal: validity>=0.5 passed at n={n})"
     assert code == 0 and line in capsys.readouterr().out
     assert line.replace(">", "&gt;") in (bigdir / "r.md").read_text()
     html = (bigdir / "r.html").read_text()
