@@ -38,6 +38,8 @@ kind of failure is one bucket however the junk in the reply varies.
 from __future__ import annotations
 
 import ast
+import bisect
+import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -61,6 +63,7 @@ REASONS = {
     "empty_reply": "empty reply",
     "too_long": "reply too long to read",
     "no_json_object": "no JSON object in reply",
+    "duplicate_key": "duplicate key",
     "several_objects": "several JSON objects",
     "too_many_objects": "too many JSON objects to read",
     "too_deep": "JSON nested too deeply",
@@ -82,7 +85,8 @@ REASONS = {
     "bad_scores": "backend returned malformed option scores",
 }
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_FENCE_MARK = re.compile(r"```")
+_FENCE_TAG = re.compile(r"\A(?:json|JSON)?\s*")
 _NUMERIC = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.0*)?")
 _WORD = re.compile(r"\w+")
 
@@ -142,30 +146,68 @@ def normalise(text: str) -> str:
 # -- JSON objects ---------------------------------------------------------------------------------
 
 
+class SpanScanner:
+    """The one JSON-aware scan of replies (`parse_json_object`; models/json_stop.py while a reply
+    is generated): a top-level ``{`` opens a span, quotes inside a span (double or single) are
+    followed with their backslash escapes, so braces and code fences inside strings are text, and
+    the span ends where its depth returns to 0. Spans nested deeper than `MAX_DEPTH` are returned
+    too (the loader then reports them as too deep). `feed` takes text piece by piece."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote = ""
+        self.escape = False
+        self.start = -1  # offset of the open span's ``{``
+        self.pos = 0  # characters fed so far
+
+    def feed(self, text: str) -> list[tuple[int, int]]:
+        """The (start, end) offsets, counted from the first character fed, of the spans that
+        closed in ``text``."""
+        spans: list[tuple[int, int]] = []
+        depth, quote, escape, start, pos = self.depth, self.quote, self.escape, self.start, self.pos
+        for ch in text:
+            if quote:
+                if escape:
+                    escape = False
+                elif ch == "\\":
+                    escape = True
+                elif ch == quote:
+                    quote = ""
+            elif ch in "\"'" and depth > 0:
+                quote = ch
+            elif ch == "{":
+                if depth == 0:
+                    start = pos
+                depth += 1
+            elif ch == "}" and depth > 0:
+                depth -= 1
+                if depth == 0:
+                    spans.append((start, pos + 1))
+            pos += 1
+        self.depth, self.quote, self.escape, self.start, self.pos = depth, quote, escape, start, pos
+        return spans
+
+
 def _balanced_objects(text: str) -> list[str]:
-    """Every top-level ``{...}`` span, quotes respected; spans nested deeper than `MAX_DEPTH`
-    are returned too (the loader then reports them as too deep)."""
-    spans, depth, start, quote, escape = [], 0, -1, "", False
-    for i, ch in enumerate(text):
-        if quote:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'" and depth > 0:
-            quote = ch
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
-    return spans
+    """Every top-level ``{...}`` span of ``text`` (`SpanScanner`)."""
+    return [text[start:end] for start, end in SpanScanner().feed(text)]
+
+
+def _candidates(reply: str) -> list[str]:
+    """The texts a reply's object is looked for in: the spans inside its code fences when it has
+    any, else every top-level span. A fence mark counts only outside every closed span, so a
+    fence written inside a JSON string (a reason or a revised text quoting code) stays text."""
+    spans = SpanScanner().feed(reply)
+    starts = [start for start, _ in spans]
+    marks = []
+    for match in _FENCE_MARK.finditer(reply):
+        at = bisect.bisect_right(starts, match.start()) - 1
+        if at < 0 or match.start() >= spans[at][1]:
+            marks.append(match)
+    if len(marks) < 2:
+        return [reply[start:end] for start, end in spans]
+    bodies = [reply[opening.end():closing.start()] for opening, closing in zip(marks[::2], marks[1::2])]
+    return [span for body in bodies for span in _balanced_objects(_FENCE_TAG.sub("", body, count=1))]
 
 
 def _scan(candidate: str) -> str | None:
@@ -221,16 +263,52 @@ def _out_of_bounds(value: Any, depth: int = 0) -> str | None:
     return next((p for p in (_out_of_bounds(v, depth + 1) for v in parts) if p), None)
 
 
+class _DuplicateKey(ValueError):
+    """An object names a key twice with two different values (which one the model meant is a guess)."""
+
+
+def _unique_pairs(pairs: list[tuple[Any, Any]]) -> dict:
+    """``object_pairs_hook`` of the JSON reader: a key may repeat only with the same value."""
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj and repr(obj[key]) != repr(value):
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _literal(candidate: str) -> Any:
+    """A Python literal read without evaluating code, refusing a dict that names a key twice with
+    two different values (``ast.literal_eval`` silently keeps the last)."""
+    tree = ast.parse(candidate.strip(), mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            seen: dict[Any, ast.AST] = {}
+            for key_node, value_node in zip(node.keys, node.values):
+                if key_node is None:  # ``**spread``: literal_eval refuses it below
+                    continue
+                key = ast.literal_eval(key_node)
+                if key in seen and ast.dump(seen[key]) != ast.dump(value_node):
+                    raise _DuplicateKey(key)
+                seen[key] = value_node
+    return ast.literal_eval(tree)
+
+
 def _load(candidate: str) -> tuple[Any, str | None]:
-    """(object, None), or (None, reason code) when the candidate is out of bounds or not a literal."""
+    """(object, None), or (None, reason code) when the candidate is out of bounds, names a key
+    twice with different values (``duplicate_key``) or is not a literal."""
     problem = _scan(candidate)
     if problem:
         return None, problem
     try:
-        value = json.loads(candidate)
+        value = json.loads(candidate, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey:
+        return None, "duplicate_key"
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         try:  # single-quoted dicts: a literal, never evaluated as code
-            value = ast.literal_eval(candidate)
+            value = _literal(candidate)
+        except _DuplicateKey:
+            return None, "duplicate_key"
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return None, "no_json_object"
     problem = _out_of_bounds(value)
@@ -257,13 +335,13 @@ def load_json(text: str, max_chars: int = MAX_REPLY_CHARS) -> tuple[Any, str | N
 
 def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
     """The JSON object of a reply. Several different objects: unparsed when ``strict``, else the
-    first one (``first_object``)."""
+    first one (``first_object``). An object that names a key twice with different values makes
+    the whole reply unparsed (``duplicate_key``) under both readings: which value is meant is a guess."""
     if not isinstance(reply, str) or not reply.strip():
         return _fail("empty_reply")
-    if len(reply) > MAX_REPLY_CHARS:
-        return _fail("too_long", f"{len(reply)} characters")
-    fenced = _FENCE.findall(reply)
-    spans = [span for source in (fenced if fenced else [reply]) for span in _balanced_objects(source)]
+    if isinstance(reply, OverlongReply) or len(reply) > MAX_REPLY_CHARS:
+        return _fail("too_long", f"{reply_length(reply)} characters")
+    spans = _candidates(reply)
     if len(spans) > MAX_OBJECTS:
         return _fail("too_many_objects", f"{len(spans)} candidates")
     found: list[dict] = []
@@ -273,6 +351,8 @@ def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
         if isinstance(obj, dict):
             if obj not in found:
                 found.append(obj)
+        elif why == "duplicate_key":
+            return _fail("duplicate_key")
         elif why != "no_json_object":
             problem = problem or why
     if not found:
@@ -282,6 +362,40 @@ def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
             return _fail("several_objects", f"{len(found)} objects")
         return Parsed(found[0], lenient=("first_object",))
     return Parsed(found[0])
+
+
+class OverlongReply(str):
+    """What is kept of a reply over `MAX_REPLY_CHARS` (models/cache.py): one line naming its length
+    and sha256. Every reader takes it as the reply itself (``too_long``, with the same length), so
+    an audit rerun from the cache gives the same figures without storing megabytes."""
+
+    length: int
+    sha256: str
+
+    def __new__(cls, length: int, sha256: str) -> "OverlongReply":
+        text = f"[reply of {length} characters not kept: over the reading bound of {MAX_REPLY_CHARS}; sha256 {sha256}]"
+        self = super().__new__(cls, text)
+        self.length, self.sha256 = int(length), str(sha256)
+        return self
+
+    @classmethod
+    def of(cls, reply: str) -> "OverlongReply":
+        """The marker of a reply (lone surrogates hashed as they are, never an error)."""
+        return cls(len(reply), hashlib.sha256(reply.encode("utf-8", "surrogatepass")).hexdigest())
+
+    def __reduce__(self) -> tuple:
+        return (OverlongReply, (self.length, self.sha256))
+
+
+def bounded_reply(reply: str) -> str:
+    """``reply`` itself, or its `OverlongReply` when it is over `MAX_REPLY_CHARS`: what is kept and
+    passed on of a model's reply (models/cache.py)."""
+    return OverlongReply.of(reply) if len(reply) > MAX_REPLY_CHARS and not isinstance(reply, OverlongReply) else reply
+
+
+def reply_length(reply: str) -> int:
+    """Characters of the model's reply (an `OverlongReply` names the length of the reply it stands for)."""
+    return reply.length if isinstance(reply, OverlongReply) else len(reply)
 
 
 # -- keys and labels --------------------------------------------------------------------------------

@@ -5,13 +5,14 @@ that keeps talking after it closes the object makes a batched ``generate`` run o
 ``max_new_tokens`` for the whole batch. `JsonObjectEnd`, a transformers stopping criterion,
 ends each row as soon as its reply holds the object the reply reader would take:
 
-* the row's text is scanned as `sce_checks.parsing` scans a reply for objects: a top-level
+* the row's text is scanned by `sce_checks.parsing.SpanScanner`, the reader's own scan: a top-level
   ``{`` opens a span, quotes (double or single, inside a span) are followed with their
   backslash escapes, so braces inside strings are not counted, and the span ends where its
   depth returns to 0;
 * a span that closes and reads as an object (`sce_checks.parsing`'s own reader, JSON or a
-  Python-literal dict) stops the row; one that does not read is passed over, as the reader
-  passes it over.
+  Python-literal dict) stops the row, and so does one that names a key twice with different
+  values (the reader then leaves the reply unparsed); one that does not read is passed over, as
+  the reader passes it over.
 
 So the lenient reading of a stopped reply is the reading of the full reply: the first object
 that reads. It can differ only where the full reply held more than one different object (the
@@ -27,54 +28,43 @@ from typing import Any, Sequence
 import torch
 from transformers import StoppingCriteria
 
-from sce_checks.parsing import MAX_REPLY_CHARS, _load
+from sce_checks.parsing import MAX_REPLY_CHARS, SpanScanner, _load
 
 __all__ = ["JsonObjectScanner", "JsonObjectEnd"]
 
 
 class JsonObjectScanner:
     """Text fed piece by piece; `feed` answers True once a top-level object has closed that
-    reads as a dict (then the scanner stays done)."""
+    reads as a dict, or names a key twice (then the reply's reading is decided: unparsed), and
+    stays done. The scan is `sce_checks.parsing.SpanScanner`, the reply reader's own."""
 
     def __init__(self) -> None:
-        self.depth = 0
-        self.quote = ""
-        self.escape = False
-        self.span: list[str] = []
-        self.chars = 0
+        self.scanner = SpanScanner()
+        self.pending: list[str] = []  # text fed since the open span's ``{`` (or since the last piece)
+        self.base = 0  # offset of pending's first character
         self.done = False
 
     def feed(self, text: str) -> bool:
         if self.done:
             return True
-        for ch in text:
-            self.chars += 1
-            if self.depth > 0:
-                self.span.append(ch)
-            if self.quote:
-                if self.escape:
-                    self.escape = False
-                elif ch == "\\":
-                    self.escape = True
-                elif ch == self.quote:
-                    self.quote = ""
-                continue
-            if ch in "\"'" and self.depth > 0:
-                self.quote = ch
-            elif ch == "{":
-                if self.depth == 0:
-                    self.span = [ch]
-                self.depth += 1
-            elif ch == "}" and self.depth > 0:
-                self.depth -= 1
-                if self.depth == 0:
-                    value, _ = _load("".join(self.span))
-                    self.span = []
-                    if isinstance(value, dict):
-                        self.done = True
-                        return True
-        if self.chars > MAX_REPLY_CHARS:  # the reader would not look at such a reply: no use scanning
-            self.span = []
+        if self.scanner.pos > MAX_REPLY_CHARS:  # the reader would not look at such a reply: no use scanning
+            return False
+        self.pending.append(text)
+        spans = self.scanner.feed(text)
+        if spans:
+            held = "".join(self.pending)
+            for start, end in spans:
+                value, why = _load(held[start - self.base:end - self.base])
+                if isinstance(value, dict) or why == "duplicate_key":
+                    self.done, self.pending = True, []
+                    return True
+            self.pending = [held]
+        scanner = self.scanner
+        if scanner.depth == 0:
+            self.pending, self.base = [], scanner.pos
+        elif scanner.start > self.base:
+            held = "".join(self.pending)[scanner.start - self.base:]
+            self.pending, self.base = [held], scanner.start
         return False
 
 
