@@ -15,7 +15,11 @@ kind                params
                     ``"scoring_version"`` when the backend names one
 ==================  ============================================================================
 
-The value of a ``chat`` entry is the reply string; of a ``score`` or ``score_replies`` entry, the
+The value of a ``chat`` entry is the reply string (JSON, all escaped where it holds a lone
+surrogate, which UTF-8 cannot carry), or for a reply over the reading bound
+(`sce_checks.parsing.MAX_REPLY_CHARS`) only ``{"overlong_reply": length, "sha256": hex}``, read
+back as the `OverlongReply` the audit was given the first time (every reader counts it
+``too_long``, so a rerun gives the same figures); of a ``score`` or ``score_replies`` entry, the
 list of floats, one per option or reply. The store is one SQLite file in WAL mode, written in
 one ``BEGIN IMMEDIATE`` transaction per batch, so several pytest-xdist workers (or several
 audits) can share it, and an audit killed at any point resumes from the last stored batch.
@@ -23,8 +27,9 @@ audits) can share it, and an audit killed at any point resumes from the last sto
 The cache is an optimisation, so a cache that cannot be used never stops an audit that can run
 without it and never changes a figure (docs/reliability.md):
 
-- **A wrong path** (the cache file is a directory, a part of its directory is a file) is a
-  mistake in the command: `UserInputError` naming the path, before any model call.
+- **A wrong path** (the cache file, or its WAL or shared-memory companion, is a directory, a
+  FIFO, a socket or a device; a part of its directory is not a directory) is a mistake in the
+  command: `UserInputError` naming the path, before any model call and before anything is opened.
 - **A cache that cannot be written** (read-only file or directory, full disk, locked beyond the
   busy timeout, I/O error) is read as far as it can be and not written: one
   `CacheUnavailableWarning`, and every answer it lacks is computed (a read-only directory is
@@ -34,7 +39,8 @@ without it and never changes a figure (docs/reliability.md):
 - **A file that is not a database** is moved aside with one `CacheCorruptionWarning` and a fresh
   cache starts (where it cannot be moved, the cache is not used, as above).
 - **A row that is not what its kind stores** (not JSON, beyond the JSON reader's bounds, a
-  number where a reply string belongs, a score list of the wrong length or type) is a miss:
+  number where a reply string belongs, a score list of the wrong length or type, a row larger
+  than any value stored now, such as a reply an older version kept whole) is a miss:
   recomputed and overwritten, counted (``ResponseCache.rejected_rows``, and
   ``cache_rows_rejected`` in the model-call counts) and reported by one `CacheRowWarning`.
 
@@ -50,6 +56,7 @@ import hashlib
 import json
 import numbers
 import sqlite3
+import stat
 import threading
 import time
 from datetime import datetime, timezone
@@ -60,6 +67,7 @@ from sce_checks import notices, progress
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, supports_reply_scoring, supports_scoring
 from sce_checks.notices import Notices
+from sce_checks.parsing import MAX_REPLY_CHARS, OverlongReply, bounded_reply
 from sce_checks.paths import cache_dir
 
 __all__ = ["CacheCorruptionWarning", "CacheRowWarning", "CacheUnavailableWarning", "CacheWarning", "CachedModel",
@@ -70,6 +78,8 @@ _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CANTOPEN = 3, 8, 14
 _BUSY_TIMEOUT_S = 60.0
 _CHUNK = 500  # keys per SELECT, well under SQLite's bound-parameter limit
+# no value stored now is longer: a reply within the reading bound, every character escaped (\uXXXX)
+_MAX_ROW_BYTES = 6 * MAX_REPLY_CHARS + 1024
 
 
 class CacheWarning(UserWarning):
@@ -97,7 +107,7 @@ def cache_key(identity: Mapping[str, Any], kind: str, conversation: Conversation
     """
     document = {"identity": identity, "kind": kind, "conversation": conversation, "params": params}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()  # a lone surrogate is text too
 
 
 def _primary_code(exc: sqlite3.Error) -> int | None:
@@ -143,28 +153,63 @@ def _header_is_valid(path: Path) -> bool:
     return head == b"" or head == _SQLITE_HEADER
 
 
+def _dumps(value: Any) -> str:
+    """A value as stored: JSON with unicode as it is, or all escaped where it holds a lone
+    surrogate (valid in JSON, common from servers and byte-level tokenizers, but not UTF-8, so
+    SQLite could not take the text); both read back to the same value."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return text
+
+
 def _default_path() -> Path:
     return cache_dir() / "responses.sqlite"
 
 
+def _kind(path: Path) -> str | None:
+    """What is at ``path``: "file", "directory", None (nothing), or what else it is (a FIFO, a
+    socket, a device), named without opening it (opening a FIFO blocks)."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a part of its folder is missing, or a file: said below
+        return None
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+
+
 def check_cache_path(path: Path | None = None) -> None:
     """Raise `UserInputError` when ``path`` (default: the default cache file) can never be a
-    cache file: it is a directory, or a part of its folder is a file. Creates nothing, so the
-    command line can check it before anything runs; what the file system refuses later is a
-    warning, not an error (module docstring)."""
+    cache file: it is a directory or anything but a regular file (a FIFO would block the run),
+    so is its WAL or shared-memory companion, or a part of its folder is not a directory. Opens
+    and creates nothing, so the command line can check it before anything runs; what the file
+    system refuses later is a warning, not an error (module docstring)."""
     path = Path(path) if path is not None else _default_path()
+    fix = "give --cache-dir the directory that holds (or will hold) responses.sqlite, or --no-cache"
     try:
-        if path.is_dir():
-            raise UserInputError(
-                f"response cache {path} is a directory, not a file: give --cache-dir the directory "
-                "that holds (or will hold) responses.sqlite, or --no-cache"
-            )
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            kind = _kind(file)
+            if kind == "directory":
+                raise UserInputError(f"response cache {file} is a directory, not a file: {fix}")
+            if kind not in (None, "file"):
+                raise UserInputError(f"response cache {file} is {kind}, not a regular file: {fix}")
         folder = next((p for p in path.parents if p.exists()), None)
+        kind = None if folder is None else _kind(folder)
     except OSError:  # a folder that cannot be searched: opening the cache says so
         return
-    if folder is not None and not folder.is_dir():
+    if kind not in (None, "directory"):
+        what = "a file" if kind == "file" else kind
         raise UserInputError(
-            f"response cache {path}: {folder} is a file, not a directory; give --cache-dir a directory, or --no-cache"
+            f"response cache {path}: {folder} is {what}, not a directory; give --cache-dir a directory, or --no-cache"
         )
 
 
@@ -380,7 +425,10 @@ class ResponseCache:
                 chunk = wanted[start:start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 # as bytes: a value that is not UTF-8 is a bad row, not an error of the whole query
-                rows += conn.execute(f"SELECT key, CAST(value AS BLOB) FROM responses WHERE key IN ({marks})", chunk)
+                # a row past _MAX_ROW_BYTES (an older version stored over-long replies whole) is not read
+                rows += conn.execute(
+                    f"SELECT key, CASE WHEN length(CAST(value AS BLOB)) > {_MAX_ROW_BYTES} THEN NULL "
+                    f"ELSE CAST(value AS BLOB) END FROM responses WHERE key IN ({marks})", chunk)
             return rows
 
         try:
@@ -392,6 +440,8 @@ class ResponseCache:
         rejected: list[str] = []
         for key, raw in rows:
             try:
+                if raw is None:
+                    raise ValueError(f"over {_MAX_ROW_BYTES} bytes")
                 value = json.loads(raw)
                 found[key] = accept(key, value) if accept is not None else value
             except (ValueError, TypeError, RecursionError, OverflowError) as exc:
@@ -409,7 +459,7 @@ class ResponseCache:
         """Store values (JSON-serialisable) in one transaction; where the cache cannot be
         written, store nothing (one warning for the run)."""
         pairs = list(items.items() if isinstance(items, Mapping) else items)
-        rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in pairs]
+        rows = [(key, _dumps(value)) for key, value in pairs]
         if not rows:
             return
         if not self.writable:
@@ -483,6 +533,26 @@ def _score_row(row: Any, length: int) -> list[float] | None:
         return None
 
 
+_OVERLONG = "overlong_reply"  # the key of a stored `OverlongReply`: {"overlong_reply": length, "sha256": hex}
+
+
+def _stored(value: Any) -> Any:
+    """What is stored for an answer: an `OverlongReply` as its length and digest, anything else as it is."""
+    if isinstance(value, OverlongReply):
+        return {_OVERLONG: value.length, "sha256": value.sha256}
+    return value
+
+
+def _overlong(value: Any) -> OverlongReply | None:
+    """The `OverlongReply` a stored marker stands for, or None when ``value`` is no such marker."""
+    if not (isinstance(value, dict) and set(value) == {_OVERLONG, "sha256"}):
+        return None
+    length, digest = value[_OVERLONG], value["sha256"]
+    if isinstance(length, int) and not isinstance(length, bool) and length > MAX_REPLY_CHARS and isinstance(digest, str):
+        return OverlongReply(length, digest)
+    return None
+
+
 def _accept(kind: str, lengths: Mapping[str, int]) -> Callable[[str, Any], Any]:
     """What the cached value under a key of ``kind`` must be: a reply string, or as many scores
     as ``lengths[key]`` (options or replies)."""
@@ -491,6 +561,9 @@ def _accept(kind: str, lengths: Mapping[str, int]) -> Callable[[str, Any], Any]:
         if kind == "chat":
             if isinstance(value, str):
                 return value
+            marker = _overlong(value)
+            if marker is not None:
+                return marker
             raise ValueError(f"a chat entry holds {type(value).__name__}, not a reply string")
         row = _score_row(value, lengths[key])
         if row is None:
@@ -631,7 +704,7 @@ class CachedModel:
         progress.advance(len(keys) - len(todo))  # answered from the cache (or a duplicate)
         if todo:
             fresh = dict(zip(todo, send(list(todo.values()))))
-            self.cache.put_many(fresh)
+            self.cache.put_many({key: _stored(value) for key, value in fresh.items()})
             found.update(fresh)
         return [found[key] for key in keys]
 
@@ -648,7 +721,8 @@ class CachedModel:
                 raise BackendError(
                     f"backend returned a {type(reply).__name__} instead of a string for conversation {index}"
                 )
-        return replies
+        # a reply over the reading bound is unparsed whatever it holds: pass on (and store) its marker
+        return [bounded_reply(reply) for reply in replies]
 
     def _send_scores(self, conversations: list[Conversation], options: list[str]) -> list[list[float]]:
         if not conversations:
