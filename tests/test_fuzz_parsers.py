@@ -28,6 +28,7 @@ replies each test generated is written there as JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -41,6 +42,8 @@ from hypothesis import strategies as st
 
 from sce_checks.checks.predict import prediction_from_scores
 from sce_checks.metrics.faithfulness import mentions
+from sce_checks.models.base import Decoding
+from sce_checks.models.cache import CachedModel, ResponseCache
 from sce_checks.parsing import (
     LENIENCY_RULES,
     MAX_DEPTH,
@@ -83,8 +86,14 @@ class Raw(str):
     hex literal, a broken token)."""
 
 
+class Pairs(list):
+    """An object written from (key, value) pairs, so that a key can repeat (no dict can)."""
+
+
 ODD_CHARS = ["\x00", "\x1b", "\x1b[2J", "\r", "\n", "\t", "\u202e", "\u2066", "\ufeff", "\u200b", "\ud800", "\udfff",
-             "\\", "\"", "'", "{", "}", "[", "]", "```", "é", "日本", "🙂"]
+             "\\", "\"", "'", "{", "}", "[", "]", "```", "é", "日本", "🙂",
+             # what models write in reasons and revised texts: fences, objects, a key given twice
+             '```{"answer": "No"}```', '```json\n{"revised_text": "x"}\n```', '{"age": 1, "age": 2}', "```python\n"]
 TEXT = st.lists(st.one_of(st.characters(), st.sampled_from(ODD_CHARS)), max_size=30).map("".join)
 
 HUGE_NUMBERS = st.one_of(
@@ -168,6 +177,8 @@ def emit(value: Any, style: str) -> str:
     literal (``python``: single quotes, True/None), `Raw` text as it is."""
     if isinstance(value, Raw):
         return str(value)
+    if isinstance(value, Pairs):
+        return "{" + ", ".join(f"{emit(k, style)}: {emit(v, style)}" for k, v in value) + "}"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{emit(k, style)}: {emit(v, style)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -499,3 +510,109 @@ def test_a_hostile_model_is_audited_to_the_end(workdir, capsys):
     assert "<script>" not in (workdir / "r.md").read_text(encoding="utf-8")
     html = (workdir / "r.html").read_text(encoding="utf-8")
     assert html.count("<script") == 1  # the report's own filter script (report/html.py), none a model wrote
+
+
+# -- issue 26: fences and duplicate keys inside strings, lone surrogates, huge replies --------------
+
+SURROGATES = st.sampled_from(["\ud800", "\udfff", "\udc80", "\ud83d"])
+FENCE_TAGS = st.sampled_from(["", "json", "JSON", "python\n", "\n"])
+
+
+@st.composite
+def fenced_text(draw, inner: st.SearchStrategy[Any]) -> str:
+    """Text as a model writes it in a reason or a revised text: prose, a code fence holding an
+    object (maybe with a key given twice), prose, maybe an unclosed fence or a lone surrogate."""
+    body = draw(inner)
+    if draw(st.booleans()):
+        body = Pairs([*body.items(), *body.items()]) if isinstance(body, dict) else body
+    text = f"{draw(TEXT)}```{draw(FENCE_TAGS)}{emit(body, 'json')}```{draw(TEXT)}"
+    return text + draw(st.sampled_from(["", "```", " ``` and ```", "\ud800"]))
+
+
+@FUZZ
+@given(st.sampled_from(TASKS).flatmap(lambda t: st.tuples(st.just(t), st.permutations(t.options))), STYLES, FRAMES,
+       st.booleans(), st.data())
+def test_a_fence_inside_a_string_is_text(task_options, style, frame, reason_first, data):
+    """``{"answer": A, "reason": "... ```{"answer": B}``` ..."}`` is read as A, under both readings."""
+    task, (mine, other, *_) = task_options
+    GENERATED["fences in strings"] += 1
+    reason = data.draw(fenced_text(st.just({"answer": other})))
+    items = [("answer", mine), ("reason", reason)]
+    reply = frame.replace("{}", emit(Pairs(items[::-1] if reason_first else items), style))
+    lenient, strict = read_both(lambda r, s: parse_answer(r, task.options, s), reply, labels=task.options)
+    assert lenient.value == strict.value == mine, (reply, lenient, strict)
+
+
+@FUZZ
+@given(st.one_of(TEXT, st.just("")).flatmap(lambda t: fenced_text(st.just({"revised_text": t}))), STYLES, FRAMES)
+def test_a_revised_text_quoting_code_is_read_whole(text, style, frame):
+    GENERATED["fences in revised texts"] += 1
+    reply = frame.replace("{}", emit({"revised_text": text}, style))
+    lenient, strict = read_both(lambda r, s: parse_text_sce(r, s), reply)
+    assert strict.ok or strict.code == "too_short", (reply, strict)
+    assert strict.value in (None, text.strip())
+
+
+@FUZZ
+@given(st.sampled_from(TASKS).flatmap(lambda t: st.tuples(st.just(t), points(t), st.integers(0, len(t.features) - 1))),
+       st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                 TEXT, NUMERIC_STRINGS, st.lists(TEXT, max_size=2)), st.integers(0, 20), STYLES, FRAMES)
+def test_a_key_given_twice_is_duplicate_key_unless_it_repeats_its_value(case, junk, at, style, frame):
+    """A grid record naming a feature twice: unparsed (``duplicate_key``) under both readings when
+    the two values differ, read as usual when they are the same."""
+    task, point, slot = case
+    GENERATED["duplicate keys"] += 1
+    feature, value = task.features[slot], point[slot]
+    other = next(v for v in feature.values if v != value) if junk is None else junk
+    items = list(task.as_dict(point).items())
+    for second, differs in ((other, repr(other) != repr(value)), (value, False)):
+        pairs = Pairs(items)
+        pairs.insert(at % (len(items) + 1), (feature.name, second))
+        reply = frame.replace("{}", emit(pairs, style))
+        lenient, strict = read_both(lambda r, s: parse_grid_sce(r, task, s), reply, [f.name for f in task.features],
+                                    grid_labels(task))
+        if differs:
+            assert lenient.code == strict.code == "duplicate_key", (reply, lenient, strict)
+        else:
+            assert lenient.value == strict.value == point, (reply, lenient, strict)
+
+
+@pytest.fixture(scope="module")
+def surrogate_cache(tmp_path_factory):
+    with ResponseCache(tmp_path_factory.mktemp("cache") / "responses.sqlite") as cache:
+        yield cache
+
+
+class Replier:
+    """A backend that answers every conversation with the reply it is told to give."""
+
+    reply = ""
+
+    def chat(self, conversations, decoding):
+        return [self.reply for _ in conversations]
+
+
+@FUZZ
+@given(st.one_of(any_reply(answer_records(TASKS[0].options)),
+                 st.tuples(any_reply(text_records()), SURROGATES, st.integers(0, 40)).map(
+                     lambda t: t[0][: t[2]] + t[1] + t[0][t[2]:]),
+                 st.integers(1, 3_000).map(lambda n: '{"revised_text": "' + "ab " * (MAX_REPLY_CHARS // 3 + n) + '"}')))
+def test_any_reply_reads_the_same_from_the_cache(surrogate_cache, reply):
+    """Any reply (lone surrogates, replies past the reading bound) is stored without an error and
+    read back, on a rerun that makes no model call, to the same readings."""
+    GENERATED["cached replies"] += 1
+    backend = Replier()
+    backend.reply = reply
+    conversation = [{"role": "user", "content": hashlib.sha256(reply.encode("utf-8", "surrogatepass")).hexdigest()}]
+    readings = []
+    for run in range(2):
+        model = CachedModel(backend, surrogate_cache)
+        got = model.chat([conversation], Decoding())[0]
+        if run == 1:
+            assert model.stats.chat_calls == 0 and model.stats.cache_hits == 1
+        readings.append((parse_answer(got, TASKS[0].options), parse_answer(got, TASKS[0].options, True),
+                         parse_text_sce(got), parse_text_sce(got, True), got))
+    assert readings[0] == readings[1]
+    assert readings[0][:4] == (parse_answer(reply, TASKS[0].options), parse_answer(reply, TASKS[0].options, True),
+                               parse_text_sce(reply), parse_text_sce(reply, True))
+    assert len(readings[0][4]) <= MAX_REPLY_CHARS
