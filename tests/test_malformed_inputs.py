@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -239,6 +240,33 @@ def test_github_step_summary_that_is_a_directory_refused(bench, capsys, request,
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(bench / "adir"))
     code, out, err = cli(capsys, [])
     assert_refused(request, bench, code, out, err, ["$GITHUB_STEP_SUMMARY", "adir", "is a directory"])
+
+
+CACHE_PATHS = [  # (name, what to make at the cache path, where, names in the line)
+    ("fifo-file", "fifo", "cdir/responses.sqlite", ["responses.sqlite", "is a FIFO", "--no-cache"]),
+    ("fifo-wal", "fifo", "cdir/responses.sqlite-wal", ["responses.sqlite-wal", "is a FIFO"]),
+    ("fifo-dir", "fifo", "cdir", ["cdir", "is a FIFO, not a directory"]),
+    ("socket-file", "socket", "cdir/responses.sqlite", ["responses.sqlite", "is a socket"]),
+    ("device-dir", "device", "cdir", ["cdir", "is a device, not a directory"]),
+]
+
+
+@pytest.mark.parametrize("kind, at, names", [c[1:] for c in CACHE_PATHS], ids=[c[0] for c in CACHE_PATHS])
+def test_cache_path_that_is_no_file_refused(bench, capsys, request, kind, at, names):
+    """A FIFO at the cache path once hung the run with no output (opening it blocks): refused in
+    one line before anything is opened, in preflight."""
+    target = bench / at
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(target))
+        request.addfinalizer(server.close)
+    else:  # a character device, reached through a link
+        target.symlink_to("/dev/null")
+    code, out, err = cli(capsys, ["--cache-dir", str(bench / "cdir")])
+    assert_refused(request, bench, code, out, err, names)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")

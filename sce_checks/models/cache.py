@@ -15,8 +15,8 @@ kind                params
                     ``"scoring_version"`` when the backend names one
 ==================  ============================================================================
 
-The value of a ``chat`` entry is the reply string (JSON, all escaped where it holds a lone
-surrogate, which UTF-8 cannot carry), or for a reply over the reading bound
+The value of a ``chat`` entry is the reply string (where it holds a lone surrogate, which UTF-8
+cannot carry, the bytes of its JSON with the surrogates encoded as they are), or for a reply over the reading bound
 (`sce_checks.parsing.MAX_REPLY_CHARS`) only ``{"overlong_reply": length, "sha256": hex}``, read
 back as the `OverlongReply` the audit was given the first time (every reader counts it
 ``too_long``, so a rerun gives the same figures); of a ``score`` or ``score_replies`` entry, the
@@ -153,16 +153,22 @@ def _header_is_valid(path: Path) -> bool:
     return head == b"" or head == _SQLITE_HEADER
 
 
-def _dumps(value: Any) -> str:
-    """A value as stored: JSON with unicode as it is, or all escaped where it holds a lone
-    surrogate (valid in JSON, common from servers and byte-level tokenizers, but not UTF-8, so
-    SQLite could not take the text); both read back to the same value."""
+def _dumps(value: Any) -> str | bytes:
+    """A value as stored: JSON text, unicode as it is; where it holds a lone surrogate (valid in
+    JSON, common from servers and byte-level tokenizers, but not UTF-8, so SQLite cannot take the
+    text) its bytes with the surrogates encoded as they are ('surrogatepass'), which `_loads`
+    reads back to the same string (escaping them would join two halves into one character)."""
     text = json.dumps(value, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value)
+        return text.encode("utf-8", "surrogatepass")
     return text
+
+
+def _loads(raw: bytes) -> Any:
+    """A stored value (read as bytes): UTF-8, lone surrogates allowed; other bytes are a bad row."""
+    return json.loads(raw.decode("utf-8", "surrogatepass"))
 
 
 def _default_path() -> Path:
@@ -442,7 +448,7 @@ class ResponseCache:
             try:
                 if raw is None:
                     raise ValueError(f"over {_MAX_ROW_BYTES} bytes")
-                value = json.loads(raw)
+                value = _loads(raw)
                 found[key] = accept(key, value) if accept is not None else value
             except (ValueError, TypeError, RecursionError, OverflowError) as exc:
                 rejected.append(f"{key[:12]}: {' '.join(str(exc).split())[:120]}")

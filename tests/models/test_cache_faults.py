@@ -15,6 +15,8 @@ import json
 import math
 import os
 import sqlite3
+import subprocess
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,7 @@ from sce_checks.models.cache import (
     ResponseCache,
     cache_key,
 )
+from sce_checks.parsing import OverlongReply, parse_answer
 from tests.models.test_cache import GREEDY, EchoModel, ReplyScorer, conv
 
 REAL_CONNECT = sqlite3.connect
@@ -691,3 +694,102 @@ def test_killed_audits_resume_from_the_cache_and_end_with_the_same_report(tmp_pa
     total = sum(len(batch) for run in runs for batch in run)
     assert total == len(asked) + repeated
     print(f"kill-and-resume: {sum(killed)} kills, {total} conversations asked for {len(asked)}, {repeated} repeated")
+
+
+# -- issue 26: FIFOs, lone surrogates, replies past the reading bound -----------------------------------
+
+
+def test_a_fifo_at_the_cache_path_is_one_user_error_without_opening_it(tmp_path):
+    """Opening a FIFO blocks until a writer comes: the run used to hang with no output."""
+    os.mkfifo(tmp_path / "responses.sqlite")
+    with pytest.raises(UserInputError, match=r"responses\.sqlite is a FIFO, not a regular file.*--no-cache"):
+        ResponseCache(tmp_path / "responses.sqlite")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(UserInputError, match="pipe is a FIFO, not a directory"):
+        ResponseCache(tmp_path / "pipe" / "responses.sqlite")
+
+
+def test_lone_surrogates_are_stored_and_read_back_unchanged(tmp_path):
+    values = {"a": "half \ud800 of a pair", "b": "\udfff", "c": "\ud83d\ude00 whole", "d": "plain é"}
+    with ResponseCache(tmp_path / "responses.sqlite") as cache:
+        cache.put_many(values)
+        assert cache.get_many(values) == values and cache.rejected_rows == 0
+    conversation = [{"role": "user", "content": "\ud800"}]
+    assert cache_key(IDENTITY, "chat", conversation, {}) != cache_key(IDENTITY, "chat", [{"role": "user", "content": "\udfff"}], {})
+
+
+class Talker:
+    """A backend whose replies are ``reply`` (as long as asked), counting its calls."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply, self.calls = reply, 0
+
+    def chat(self, conversations, decoding):
+        self.calls += 1
+        return [self.reply for _ in conversations]
+
+
+def test_a_reply_past_the_reading_bound_is_stored_as_its_length_and_digest(tmp_path):
+    """3 replies of 10 million characters once made a 19.8 GB cache; now each is a marker of under
+    200 bytes, read back as the same too_long reading with no model call."""
+    reply = '{"answer": "yes"}' + "x" * 10_000_000
+    path = tmp_path / "responses.sqlite"
+    readings = []
+    for run in range(2):
+        backend = Talker(reply)
+        with ResponseCache(path) as cache:
+            got = CachedModel(backend, cache).chat([conv("q1"), conv("q2"), conv("q3")], GREEDY)
+        assert backend.calls == (1 if run == 0 else 0)
+        assert all(isinstance(g, OverlongReply) and g.length == len(reply) for g in got)
+        readings.append([parse_answer(g, ["no", "yes"]) for g in got])
+    assert readings[0] == readings[1] == [parse_answer(reply, ["no", "yes"])] * 3
+    assert readings[0][0].code == "too_long" and readings[0][0].detail == f"{len(reply)} characters"
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) < 200_000
+
+
+def test_a_huge_row_left_by_an_older_version_is_a_miss_not_read(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    with ResponseCache(path) as cache:
+        cache.put_many({"k": "small"})
+    with REAL_CONNECT(path, isolation_level=None) as conn:
+        conn.execute("UPDATE responses SET value = ? WHERE key = 'k'", (json.dumps("x" * 2_000_000),))
+    conn.close()
+    with recorded() as got, ResponseCache(path) as cache:
+        assert cache.get_many(["k"]) == {} and cache.rejected_rows == 1
+    assert "over" in messages(got, CacheRowWarning)[0]
+
+
+SURROGATE_MODELS = '''
+from tests.helpers.rule_models import TOY, RuleModel, toy_rule
+
+
+class Surrogates(RuleModel):
+    """The rule model's replies with a lone surrogate in a reason, as byte-level tokenizers write."""
+
+    def chat(self, conversations, decoding):
+        replies = super().chat(conversations, decoding)
+        return [r.replace('"answer"', '"reason": "half \\ud800 of a pair", "answer"') + "\\udfff" for r in replies]
+
+
+surrogates = Surrogates(TOY, toy_rule, "boundary")
+'''
+
+
+@pytest.mark.parametrize("gate, status", [("validity>=0", 0), ("validity>=2", 1)])
+def test_a_python_model_writing_lone_surrogates_is_audited_cleanly(workdir, gate, status):
+    """Once a UnicodeEncodeError at the cache write and exit 1: now one clean run through
+    ``sce-audit``, exit by the gate, and a rerun from the cache gives the same report."""
+    (workdir / "sur_models.py").write_text(SURROGATE_MODELS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), str(workdir)])}
+    reports = []
+    for run in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "sce_checks.cli", "--model", "python:sur_models:surrogates", "--dataset", "toy.toml",
+             "--limit", "6", "--seed", "3", "--prediction", "generate", "--check", "sce", "--threshold", gate,
+             "--cache-dir", "c", "--json", f"r{run}.json", "--markdown", "r.md", "--html", "r.html"],
+            cwd=workdir, env=env, capture_output=True, text=True, errors="backslashreplace", timeout=300)
+        assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "Traceback" not in done.stdout + done.stderr and "UnicodeEncodeError" not in done.stdout + done.stderr
+        reports.append(json.loads((workdir / f"r{run}.json").read_text(encoding="utf-8")))
+    assert reports[1]["environment"]["model_calls"]["chat_calls"] == 0
+    assert reports[0]["results"] == reports[1]["results"]
