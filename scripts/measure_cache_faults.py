@@ -12,6 +12,7 @@ simulates them): read-only bind mounts and a tiny tmpfs (a full disk) need root 
 permission-bit cases run as the user ``nobody`` (``setpriv``). Run as root:
 
     python scripts/measure_cache_faults.py            # prints one line per case, then the counts
+    python scripts/measure_cache_faults.py --issue26  # only the cases of issue 26 (FIFOs, huge rows)
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 MODELS = "from tests.helpers.rule_models import TOY, RuleModel, toy_rule\nboundary = RuleModel(TOY, toy_rule, 'boundary')\n"
 
 
-def audit(work: Path, cache: Path | str, report: str, *extra: str, limit: int = 10, user: list[str] = ()) -> tuple[int, str]:
+def audit(work: Path, cache: Path | str, report: str, *extra: str, limit: int = 10, user: list[str] = (),
+          timeout: float = 300) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HOME": str(work)}
     command = [*user, sys.executable, "-m", "sce_checks.cli", "--model", "python:toy_models:boundary", "--dataset",
                "toy.toml", "--limit", str(limit), "--seed", "3", "--prediction", "generate", "--check", "sce",
                "--check", "stability", "-q", "--cache-dir", str(cache), "--json", report, *extra]
-    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:  # a hang (a FIFO at the cache path once did): lost
+        return 124, f"no end after {timeout} s: {exc.stdout or ''}{exc.stderr or ''}"
     return done.returncode, done.stdout + done.stderr
 
 
@@ -48,9 +53,10 @@ def comparable(path: Path) -> dict | None:
         return None
     report = json.loads(path.read_text())
     # what differs by design: the calls the model got, the wall time, and the interpreter's patch
-    # version (as nobody, a venv whose interpreter sits under /root runs the system one)
+    # version (as nobody, a venv whose interpreter sits under /root runs the system one); the
+    # warnings, which `judge` checks in the output
     report["environment"] = {k: v for k, v in report["environment"].items()
-                             if k not in ("model_calls", "wall_seconds", "python")}
+                             if k not in ("model_calls", "wall_seconds", "python", "warnings")}
     return report
 
 
@@ -75,6 +81,22 @@ def tmpfs(folder: Path, size: str):
         subprocess.run(["umount", str(folder)], check=True)
 
 
+def issue26_cases(base: Path, judge, full_cache) -> None:
+    """Issue 26: what is at the cache path is not a file or a folder; a row an older version left
+    huge (a reply of millions of characters stored whole)."""
+    for name, at in (("cache file is a FIFO", "fifo-file/responses.sqlite"), ("--cache-dir is a FIFO", "fifo-dir"),
+                     ("the WAL file is a FIFO", "fifo-wal/responses.sqlite-wal")):
+        (base / at).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(base / at)
+        folder = base / at.split("/")[0]
+        judge(name, audit(base, folder, "x.json", timeout=30), "x.json", "is a FIFO", code=2)
+    folder = full_cache("rows-huge")
+    with sqlite3.connect(folder / "responses.sqlite") as conn:
+        conn.execute("UPDATE responses SET value = ? WHERE value LIKE '\"%'", (json.dumps("x" * 3_000_000),))
+    judge("every chat row holds a reply of 3 million characters", audit(base, folder, "w-huge.json"), "w-huge.json",
+          "unusable")
+
+
 def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="sce-cache-faults-"))
     os.chmod(base, 0o777)
@@ -96,13 +118,16 @@ def main() -> int:
         return folder
 
     counts = {"tried": 0, "survived": 0, "lost": 0, "miscounted": 0}
+    only_issue26 = "--issue26" in sys.argv[1:]
 
     def judge(name: str, result: tuple[int, str], report: str, expect: str | None, limit: int = 10,
               code: int = 0) -> None:
         got, out = result
         counts["tried"] += 1
         wanted = comparable(base / report) if code == 0 else None
-        warnings_seen = sum(out.count(w) for w in ("CacheUnavailableWarning", "CacheRowWarning", "CacheCorruptionWarning"))
+        # a warning is a line of the summary (sce_checks/notices.py), or a Python warning of its class
+        warnings_seen = sum(out.count(w) for w in ("CacheUnavailableWarning", "CacheRowWarning", "CacheCorruptionWarning",
+                                                   "sce-checks: warning: response cache"))
         if "Traceback" in out or got != code or (code == 0 and wanted is None):
             verdict = "lost"
         elif code == 0 and wanted != healthy[limit]:
@@ -117,6 +142,11 @@ def main() -> int:
         print(f"{verdict:10s} {name}: exit {got}, {warnings_seen} cache warning(s)")
         if verdict != "survived":
             print("   " + out[-1500:].replace("\n", "\n   "))
+
+    issue26_cases(base, judge, full_cache)
+    if only_issue26:
+        print(json.dumps(counts))
+        return 0 if counts["survived"] == counts["tried"] else 1
 
     # -- wrong paths: one error line, exit 2 ------------------------------------------------------
     (base / "dir-cache" / "responses.sqlite").mkdir(parents=True)
