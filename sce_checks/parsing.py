@@ -16,16 +16,19 @@ Two readings, chosen by the ``parsing`` setting (docs/method.md, "Reading replie
 * ``strict`` accepts none of these.
 
 Both readings take JSON wrapped in prose or code fences and single-quoted (Python-literal)
-objects. Anything that needs a guess stays *unparsed*, with a reason: a label that matches two
-values, a number between grid points or off the grid, a number inside prose (``"45 years"``), a
-missing or an extra key. (The released code of Dehghanighobadi et al. matched labels by substring,
+objects; a fence counts only outside every closed object, so a fence inside a JSON string (a
+reason quoting code) is text. Anything that needs a guess stays *unparsed*, with a reason: a
+label that matches two values, a number between grid points or off the grid, a number inside
+prose (``"45 years"``), a missing or an extra key, a key given twice with different values
+(``duplicate_key``; the reference code's ``json.loads`` keeps the last copy). (The released code of Dehghanighobadi et al. matched labels by substring,
 so "no" matched "not"; we never do.) Every `Parsed` says which leniency rules its reading needed,
 so results can count what the lenient reading changed.
 
 Replies are data: nothing here executes model output (``ast.literal_eval`` only reads literals),
 and reading is bounded: a reply over `MAX_REPLY_CHARS`, more than `MAX_OBJECTS` candidate
 objects, an object nested deeper than `MAX_DEPTH`, or an integer of more than `MAX_DIGITS` digits
-is unparsed with its reason code, never an exception. The bounds are checked on the text before
+is unparsed with its reason code, never an exception; of a reply over `MAX_REPLY_CHARS` only its
+length and digest are kept (`OverlongReply`). The bounds are checked on the text before
 any JSON or literal reader sees it (so neither can hit Python's integer-string or recursion
 limits), and again on the value read.
 

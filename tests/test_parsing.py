@@ -10,6 +10,7 @@ and the first balanced JSON object of a reply (its `find_candidate`)."""
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -21,6 +22,8 @@ from sce_checks.parsing import (
     MAX_OBJECTS,
     MAX_REPLY_CHARS,
     REASONS,
+    OverlongReply,
+    bounded_reply,
     normalise,
     parse_answer,
     parse_grid_sce,
@@ -85,7 +88,34 @@ GRID_TABLE = [
      None, "too_deep", "too_deep"),
     ("{} " * MAX_OBJECTS + '{"age": 45, "education": "Doctorate degree"}', None, "too_many_objects", "too_many_objects"),
     ("x" * (MAX_REPLY_CHARS + 1), None, "too_long", "too_long"),
+    # issue 26: a key given twice (different values: a guess; the same value: nothing to guess)
+    ('{"age": -99999, "education": "Doctorate degree", "age": 30}', None, "duplicate_key", "duplicate_key"),
+    ("{'age': 30, 'education': 'Doctorate degree', 'age': 35}", None, "duplicate_key", "duplicate_key"),
+    ('{"age": 30, "education": "Doctorate degree", "why": {"a": 1, "a": 2}}', None, "duplicate_key", "duplicate_key"),
+    ('{"age": 30, "education": "Doctorate degree", "age": 30}', (30, "Doctorate degree"), (), None),
+    ('```json\n{"age": 30, "education": "Doctorate degree", "age": 30.0}\n```', None, "duplicate_key", "duplicate_key"),
+    # a fence inside a string is text; one outside objects still picks the fenced object
+    ('{"age": 30, "education": "Doctorate ```{\\"age\\": 45}``` degree"}', None, "not_allowed", "not_allowed"),
+    ('Not {"age": 45} but ```json\n{"age": 30, "education": "Doctorate degree"}\n```', (30, "Doctorate degree"), (),
+     None),
 ]
+
+
+def test_a_fence_inside_a_json_string_is_text():
+    reply = '{"answer": "Approved", "reason": "not ```{\\"answer\\": \\"Rejected\\"}``` as one might think"}'
+    for strict in (False, True):
+        assert parse_answer(reply, ["Approved", "Rejected"], strict).value == "Approved"
+        assert parse_text_sce('{"revised_text": "Use ```print(1)``` to print"}', strict).value == "Use ```print(1)``` to print"
+        assert parse_text_sce('```json\n{"revised_text": "a ``` b"}\n```', strict).value == "a ``` b"
+
+
+def test_an_overlong_reply_is_read_as_the_reply_it_stands_for():
+    reply = '{"answer": "Approved"}' + " " * MAX_REPLY_CHARS
+    marker = OverlongReply.of(reply)
+    assert len(marker) < 200 and marker.length == len(reply) and pickle.loads(pickle.dumps(marker)) == marker
+    assert parse_answer(marker, ["Approved"]) == parse_answer(reply, ["Approved"])
+    assert parse_answer(marker, ["Approved"]).code == "too_long" and parse_text_sce(marker).code == "too_long"
+    assert bounded_reply(reply) == marker and bounded_reply("short") == "short"
 
 
 @pytest.mark.parametrize("reply, value, rules_or_code, strict_code", GRID_TABLE)
