@@ -197,7 +197,7 @@ def _balanced_objects(text: str) -> list[str]:
 
 
 def _candidates(reply: str) -> list[str]:
-    """The texts a reply's object is looked for in: the spans inside its code fences when it has
+    """The texts a reply's object is looked for in: the spans inside its code fences when they hold
     any, else every top-level span. A fence mark counts only outside every closed span, so a
     fence written inside a JSON string (a reason or a revised text quoting code) stays text."""
     spans = SpanScanner().feed(reply)
@@ -210,7 +210,8 @@ def _candidates(reply: str) -> list[str]:
     if len(marks) < 2:
         return [reply[start:end] for start, end in spans]
     bodies = [reply[opening.end():closing.start()] for opening, closing in zip(marks[::2], marks[1::2])]
-    return [span for body in bodies for span in _balanced_objects(_FENCE_TAG.sub("", body, count=1))]
+    fenced = [span for body in bodies for span in _balanced_objects(_FENCE_TAG.sub("", body, count=1))]
+    return fenced or [reply[start:end] for start, end in spans]  # fences of code only: the object beside them
 
 
 def _scan(candidate: str) -> str | None:

@@ -107,6 +107,7 @@ def test_a_fence_inside_a_json_string_is_text():
         assert parse_answer(reply, ["Approved", "Rejected"], strict).value == "Approved"
         assert parse_text_sce('{"revised_text": "Use ```print(1)``` to print"}', strict).value == "Use ```print(1)``` to print"
         assert parse_text_sce('```json\n{"revised_text": "a ``` b"}\n```', strict).value == "a ``` b"
+        assert parse_answer('Run ```print(1)``` first. {"answer": "Approved"}', ["Approved"], strict).value == "Approved"
 
 
 def test_an_overlong_reply_is_read_as_the_reply_it_stands_for():
