@@ -19,9 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from sce_checks.cells import fmt, pct, short, summary_line
+from sce_checks.checks import get_check
 from sce_checks.layout import fit_table, terminal_width
 from sce_checks.results import CheckResult
 from sce_checks.safe import plain
+from sce_checks.thresholds import PASS, Threshold, UNDECIDED, figure_bounds
 
 
 class SCEAssertionError(AssertionError):
@@ -31,7 +33,6 @@ class SCEAssertionError(AssertionError):
 def _explain(result: CheckResult, headline: str) -> str:
     """The failure, the result's one-line summary and the examples its check shows (the worst
     SCEs, another check's failing examples)."""
-    from sce_checks.checks import get_check
 
     check = get_check(result.check)
     width = terminal_width()  # pytest prints the message in its failures section, as wide as its lines
@@ -76,7 +77,6 @@ def assert_minimality(
         ("tm_a", tm_a_at_most, "at_most"),
         ("exact_match", exact_match_at_least, "at_least"),
     ]
-    from sce_checks.thresholds import Threshold
 
     for name, bound, kind in checks:
         if bound is None:
@@ -121,8 +121,6 @@ def assert_example_valid(record, *, max_gap: float | None = None) -> None:
 def judge(result: CheckResult, threshold, *, expected_failure: bool = False) -> tuple[Any, str | None]:
     """Judge a `Threshold` on ``result`` and note the verdict on it (every report shows it):
     (the figure, None when it holds or else the failure's explanation)."""
-    from sce_checks.stopping import explain_gate, sequential_verdict
-    from sce_checks.thresholds import PASS, UNDECIDED, figure_bounds
 
     actual = threshold.actual(result)
     gate = sequential_verdict(result, threshold)
@@ -153,7 +151,6 @@ def judge(result: CheckResult, threshold, *, expected_failure: bool = False) -> 
 def assert_threshold(result: CheckResult, threshold: str) -> None:
     """Any figure of any check against a rule such as ``"phi>=0.2"``, ``"failure_rate_upper<=0.2"``
     (``_lower`` / ``_upper``: the ends of the figure's Wilson interval). An undefined figure fails."""
-    from sce_checks.thresholds import Threshold
 
     __tracebackhide__ = True
     _, failure = judge(result, Threshold.parse(threshold, "assert_threshold"))

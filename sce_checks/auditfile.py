@@ -46,8 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sce_checks.checks import check_names, check_names_known, check_of, units, variant_check
+from sce_checks.config import AUDIT_KEYS, BY_NAME, RunSpec, values_from_mapping
 from sce_checks.errors import UserInputError
+from sce_checks.models import parse_spec
+from sce_checks.regression.files import check_comparable, load_baseline
+from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
+from sce_checks.tasks import load_task
 from sce_checks.thresholds import Threshold
+from sce_checks.userfiles import read_toml
 
 _SPECIAL_KEYS = {"baseline", "tolerance", "thresholds", "override"}  # the audit-file syntax beyond the settings table
 # how the audit's own baseline is compared (run settings, read here for this audit's baseline alone)
@@ -71,8 +78,6 @@ class AuditFile:
 
     @property
     def units(self) -> list[str]:
-        from sce_checks.checks import units
-
         return units(self.spec.checks, self.spec.variants)
 
     def gates_of(self, dataset: str) -> tuple[str, ...]:
@@ -93,7 +98,6 @@ class AuditFile:
     def over(self, base: Any) -> Any:
         """The specification the audit computes with: its own settings (what is audited) over the
         session's (model options, cache, reports)."""
-        from sce_checks.config import AUDIT_KEYS
 
         return base.replace(**{k: getattr(self.spec, k) for k in AUDIT_KEYS})
 
@@ -120,12 +124,6 @@ def _thresholds(path: Path, key: str, table: Any, check: str, tasks: list[Any]) 
 
 
 def load_audit_file(path: str | Path) -> AuditFile:
-    from sce_checks.checks import check_names, check_of, units
-    from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
-    from sce_checks.models import parse_spec
-
-    from sce_checks.tasks.grid_file import read_toml
-
     path = Path(path)
     data = read_toml(path)
     accepted = sorted(set(AUDIT_KEYS) | _SPECIAL_KEYS | set(_GATE_KEYS))
@@ -154,7 +152,6 @@ def load_audit_file(path: str | Path) -> AuditFile:
     names = dict(zip(datasets, written))
     spec = spec.replace(datasets=tuple(datasets))
     checks, variants = list(spec.checks), list(spec.variants)
-    from sce_checks.regression.tolerances import parse_tolerances
 
     tolerance = parse_tolerances(data.get("tolerance", 0.0), f"{path}: tolerance")
     gate = _gate(path, data)
@@ -187,8 +184,6 @@ def load_audit_file(path: str | Path) -> AuditFile:
 
 def _gate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     """The baseline gate's settings the file gives, read as the settings table reads them."""
-    from sce_checks.config import BY_NAME
-    from sce_checks.regression.tolerances import check_baseline_metrics
 
     out = {key: BY_NAME[key].read(data[key], f"{path}: {key}") for key in _GATE_KEYS if key in data}
     check_baseline_metrics(out.get("baseline_metrics", ()), f"{path}: baseline_metrics")
@@ -198,7 +193,6 @@ def _gate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
 def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
     """Every dataset loaded at collection, so a bad one stops the run before any model call
     (and gates are checked against the figures their tasks report): dataset -> task."""
-    from sce_checks.tasks import load_task
 
     out = {}
     for i, dataset in enumerate(datasets):
@@ -212,7 +206,6 @@ def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
 def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
     """The audit's baseline read whole and its entries measured on the audit's own samples,
     at collection (the comparison itself happens at the end of the run)."""
-    from sce_checks.regression.files import check_comparable, load_baseline
 
     try:
         check_comparable(load_baseline(baseline), spec, baseline)
@@ -224,7 +217,6 @@ def _apply_overrides(path: Path, overrides: Any, table: dict[tuple[str, str], li
                      checks: list[str], variants: list[str], tasks: dict[str, Any]) -> dict[tuple[str, str, str], str]:
     """``[[override]]`` tables: more thresholds for some datasets, variants or checks, added to
     ``table``; returns the known failures they declare (``xfail``), by (dataset, unit, threshold)."""
-    from sce_checks.checks import check_of, variant_check
 
     owner = variant_check()  # the check the variants belong to (the SCE check), and the default one
     if not isinstance(overrides, list):
@@ -268,7 +260,6 @@ def _threshold_sections(path: Path, table: Any, checks: list[str], tasks: list[A
     """``[thresholds]``: metric keys gate the check the variants belong to (the SCE check,
     `variant_check`); a sub-table named after another check (``[thresholds.phi_cct]``) gates
     that check."""
-    from sce_checks.checks import check_names_known, variant_check
 
     if not isinstance(table, dict):
         raise _err(path, "thresholds", f"expected a table of metric = \">= value\", got {table!r}")

@@ -15,12 +15,25 @@ resumes).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import pytest
 from pytest import hookimpl as pytest_hookimpl
 
+from sce_checks.config import SETTINGS, add_cli_arguments, resolve, spec_to_json, tool_table
 from sce_checks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BackendError, UserInputError
+from sce_checks.layout import terminal_width
+from sce_checks.preflight import preflight
+from sce_checks.regression.planning import plan_sample_size
+from sce_checks.regression.saved import compare_saved, read_saved_report
+from sce_checks.report.changes import changes_html
+from sce_checks.report.comparison import render_report
+from sce_checks.report.html import write_html
+from sce_checks.session import SESSION_KEY
 
 
 if TYPE_CHECKING:
@@ -34,7 +47,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags: one per setting of the run specification (sce_checks/config.py), and -q."""
-    from sce_checks.config import add_cli_arguments
 
     p = _Parser(prog="sce-audit", description="Audit a language model's self-explanations: counterfactual explanations (SCEs), "
                 "perturbation tests (INV/DIR), faithfulness tests (CT, CCT, phi-CCT) and self-consistency.",
@@ -56,10 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_spec(args: argparse.Namespace) -> Any:
     """The run specification: the flags given, over ``[tool.sce-checks]`` of ./pyproject.toml,
     over the defaults; paths made absolute (the pytest run reads them from another folder)."""
-    import os
-    from pathlib import Path
 
-    from sce_checks.config import SETTINGS, resolve, tool_table
 
     given = {}
     for s in SETTINGS:
@@ -76,7 +85,6 @@ def pytest_args(spec_file: str, quiet: bool, passthrough: Sequence[str], workdir
     specification, collected from the specification file itself (so pytest's "collected N items"
     counts them) in an empty, isolated root (the user's own tests and conftest files are not
     collected), then the pass-through flags."""
-    import os
 
     out = [spec_file, "-c", os.path.join(workdir, "pytest.ini"), "--rootdir", os.getcwd(), "-p", "no:cacheprovider",
            # hypothesis's plugin imports hypothesis at the end of every run (1.7 s), for tests an audit has none of
@@ -107,8 +115,6 @@ class _Outcome:
         return [[f"{what}; limit {spec.limit}, seed {spec.seed}"]] + kept  # pytest prints these last first
 
     def pytest_unconfigure(self, config) -> None:
-        from sce_checks.session import SESSION_KEY
-
         session = config.stash.get(SESSION_KEY, None)
         if session is not None:
             self.input_errors = list(session.input_errors)
@@ -116,7 +122,6 @@ class _Outcome:
 
 def plan(text: str) -> str:
     """``--plan-sample-size p=0.8,drop=0.1[,alpha=0.05][,power=0.8][,changed=0.2]``: one line."""
-    from sce_checks.regression.planning import plan_sample_size
 
     where = "--plan-sample-size"
     values: dict[str, float] = {}
@@ -141,9 +146,6 @@ def plan(text: str) -> str:
 
 def compare_files(paths: Sequence[str], spec: Any) -> int:
     """``--compare``: saved reports or baselines compared, printed, and drawn with --html."""
-    from sce_checks.layout import terminal_width
-    from sce_checks.regression.saved import compare_saved
-    from sce_checks.report.comparison import render_report
 
     if len(paths) < 2:
         raise UserInputError("--compare: give at least two saved reports or baselines (the first is the reference)")
@@ -157,11 +159,7 @@ def compare_files(paths: Sequence[str], spec: Any) -> int:
 def write_comparison_html(path: str, paths: Sequence[str], reports: Sequence[Any]) -> None:
     """The HTML report of the saved reports' results side by side (each result's model named with
     its file, so the validity-minimality plot has one point per run) with the comparisons."""
-    from pathlib import Path
 
-    from sce_checks.regression.saved import read_saved_report
-    from sce_checks.report.changes import changes_html
-    from sce_checks.report.html import write_html
 
     results, env = [], {}
     for p in paths:
@@ -181,7 +179,6 @@ COMPARE_SETTINGS = ("tolerances", "baseline_mode", "alpha", "baseline_metrics", 
 
 def _refuse_others(args: argparse.Namespace, passthrough: Sequence[str], command: str, allowed: Sequence[str]) -> None:
     """A flag that a command without a model ignores is refused, not silently dropped."""
-    from sce_checks.config import SETTINGS
 
     given = [f"--{s.option}" for s in SETTINGS if s.name not in allowed and getattr(args, s.name) not in (None, False)]
     if command == "--plan-sample-size" and args.compare:
@@ -200,14 +197,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         _refuse_others(args, passthrough, "--compare", COMPARE_SETTINGS)
         return compare_files(args.compare, run_spec(args))
     spec = run_spec(args)
-    from sce_checks.preflight import preflight
 
     preflight(spec)  # bad input exits 2 here, before pytest starts and any model loads
-    import tempfile
 
-    import pytest
 
-    from sce_checks.config import spec_to_json
 
     outcome = _Outcome(spec)
     with tempfile.TemporaryDirectory(prefix="sce-audit-") as workdir:

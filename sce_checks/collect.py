@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from sce_checks.assertions import judge
+from sce_checks.auditfile import AuditFile, load_audit_file
+from sce_checks.checks import units
 from sce_checks.errors import UserInputError
 from sce_checks.session import session_of
+from sce_checks.thresholds import Threshold
 
 
 class _SceFile(pytest.File):
@@ -25,8 +29,6 @@ class _SceFile(pytest.File):
 
 class AuditFileCollector(_SceFile):
     def collect(self):
-        from sce_checks.auditfile import load_audit_file
-
         audit = load_audit_file(self.path)
         session = session_of(self.config)
         if audit.baseline:
@@ -65,9 +67,6 @@ def run_items(session: pytest.Session, parent=None) -> list:
     """``--sce-run``: the audit of the run specification (relative dataset paths are relative to
     the working directory), its thresholds from ``--sce-threshold`` (checked against the run's
     checks and their figures with the rest of the specification: sce_checks/preflight.py)."""
-    from sce_checks.auditfile import AuditFile
-    from sce_checks.checks import units
-    from sce_checks.thresholds import Threshold
 
     spec = session_of(session.config).spec
     thresholds = [Threshold.parse(t, "--sce-threshold") for t in spec.thresholds]
@@ -85,8 +84,6 @@ class ThresholdItem(pytest.Item):
         self.audit, self.dataset, self.unit, self.threshold = audit, dataset, unit, threshold
 
     def runtest(self) -> None:
-        from sce_checks.assertions import judge
-
         session = session_of(self.config)
         spec = self.audit.over(session.spec)
         if spec.sequential:  # the audit of this dataset stops when the gates of all its items are decided

@@ -27,12 +27,16 @@ choices) at import: the pytest plugin reads it at start-up, and the declarations
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sce_checks.choices import BASELINE_MODES, ELICITATIONS, PARSINGS, PREDICTIONS, VARIANTS
 from sce_checks.errors import UserInputError
+from sce_checks.registry import BACKENDS, CHECKS, REGISTRIES
+from sce_checks.userfiles import read_json, read_toml
 
 # Settings are shown in these groups (argparse groups, pytest --help, docs).
 GROUPS = {
@@ -255,8 +259,6 @@ def table() -> Table:
 
 
 def _assemble() -> Table:
-    from sce_checks.registry import BACKENDS, CHECKS, REGISTRIES
-
     rows: dict[str, Setting] = dict(_CORE_BY_NAME)
     options = {s.option: s.name for s in CORE}
     for registry in REGISTRIES:
@@ -389,12 +391,10 @@ def values_from_mapping(data: Mapping[str, Any], where: str, keys: Iterable[str]
 
 def tool_table(path: Any) -> dict[str, Any]:
     """``[tool.sce-checks]`` of a pyproject.toml, read as settings (nothing when there is none)."""
-    from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
         return {}
-    from sce_checks.tasks.grid_file import read_toml
 
     table = read_toml(path).get("tool", {}).get("sce-checks", {})
     return values_from_mapping(table, f"{path}: [tool.sce-checks]")
@@ -456,14 +456,10 @@ def _help(s: Setting) -> str:
 
 
 def spec_to_json(spec: Any) -> str:
-    import json
-
     return json.dumps({s.name: (list(v) if isinstance(v := getattr(spec, s.name), tuple) else v) for s in table().settings})
 
 
 def spec_from_json(text: str, where: str) -> Any:
-    from sce_checks.tasks.grid_file import read_json
-
     data = read_json(text, where)
     if not isinstance(data, dict):
         raise UserInputError(f"{where}: not a run specification")

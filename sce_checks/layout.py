@@ -12,6 +12,7 @@ sce_checks/report/table.py; the baseline comparison's tables).
 from __future__ import annotations
 
 import re
+import shutil
 import unicodedata
 from itertools import zip_longest
 from typing import Sequence
@@ -24,7 +25,6 @@ MIN_WIDTH = 24  # a narrower terminal is laid out as this wide
 def terminal_width() -> int:
     """The terminal's width as pytest reads it (``COLUMNS`` first, 80 when not a terminal, and
     80 for a width under 40), for text written before pytest's writer is at hand."""
-    import shutil
 
     width = shutil.get_terminal_size((80, 24)).columns
     return width if width >= 40 else 80

@@ -8,6 +8,8 @@ import os
 import uuid
 from pathlib import Path
 
+import platformdirs
+
 from sce_checks.errors import UserInputError
 
 CACHE_DIR_ENV = "SCE_CHECKS_CACHE_DIR"
@@ -20,7 +22,6 @@ def cache_dir() -> Path:
     configured = os.environ.get(CACHE_DIR_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
-    import platformdirs
 
     return Path(platformdirs.user_cache_dir("sce-checks"))
 

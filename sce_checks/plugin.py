@@ -26,10 +26,19 @@ from typing import Any, NoReturn
 
 import pytest
 
+from sce_checks.checks import check_names_known, get_check, units, variant_check
+from sce_checks.collect import AuditFileCollector, RunCollector, ThresholdItem, run_items
+from sce_checks.config import (
+    AUDIT_KEYS, BY_NAME, SETTINGS, add_pytest_options, resolve, spec_from_json, tool_table,
+)
+from sce_checks.errors import EXIT_BAD_INPUT, UserInputError
+from sce_checks.preflight import preflight
+from sce_checks.session import SCESession, SESSION_KEY, session_of
+from sce_checks.tasks import load_task, task_examples
+from sce_checks.userfiles import read_user_text
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from sce_checks.config import add_pytest_options
-
     add_pytest_options(parser)
 
 
@@ -37,7 +46,6 @@ def resolve_spec(config: pytest.Config) -> Any:
     """The run specification of this pytest run: each setting from the command line (``--sce-*``),
     else a specification written by sce-audit (``--sce-spec``), else the ini file (``sce_<name>``),
     else ``[tool.sce-checks]`` in pyproject.toml, else its default. Read and validated once."""
-    from sce_checks.config import SETTINGS, resolve, spec_from_json, tool_table
 
     command_line, ini = {}, {}
     for s in SETTINGS:
@@ -50,8 +58,6 @@ def resolve_spec(config: pytest.Config) -> Any:
     layers = [command_line]
     spec_path = config.getoption("sce_spec", default=None)
     if spec_path:
-        from sce_checks.tasks.grid_file import read_user_text
-
         spec = spec_from_json(read_user_text(spec_path), spec_path)
         layers.append({s.name: getattr(spec, s.name) for s in SETTINGS})
     layers.append(ini)
@@ -60,13 +66,9 @@ def resolve_spec(config: pytest.Config) -> Any:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from sce_checks.config import AUDIT_KEYS, BY_NAME
-
     marker_args = ", ".join(f"{BY_NAME[k].flag or k}=..." for k in AUDIT_KEYS)
     config.addinivalue_line("markers", f"sce({marker_args}): settings for the sce_model / sce_audit / sce_example "
                                        "fixtures in this test")
-    from sce_checks.errors import UserInputError
-    from sce_checks.session import SESSION_KEY, SCESession
 
     try:
         spec = resolve_spec(config)
@@ -96,7 +98,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def bad_input(exc: Exception) -> NoReturn:
     """End the run on bad input, before any item runs: exit status 2 and one line (the exit-code
     contract, sce_checks/errors.py), instead of pytest's usage error (4) or internal error (3)."""
-    from sce_checks.errors import EXIT_BAD_INPUT
 
     pytest.exit(f"sce-checks: {exc}", returncode=EXIT_BAD_INPUT)
 
@@ -115,15 +116,11 @@ class _XdistHooks:
 
 
 def _session(config: pytest.Config):
-    from sce_checks.session import session_of
-
     return session_of(config)
 
 
 def _marker_spec(node: Any, config: pytest.Config) -> Any:
     """The run specification of a test: its ``sce`` marker's settings over the options."""
-    from sce_checks.config import AUDIT_KEYS, BY_NAME
-    from sce_checks.errors import UserInputError
 
     marker = node.get_closest_marker("sce")
     session = _session(config)
@@ -142,7 +139,6 @@ def _marker_spec(node: Any, config: pytest.Config) -> Any:
 def _test_spec(request: pytest.FixtureRequest) -> Any:
     """`_marker_spec` for a fixture: bad input fails the test with one line and the run exits 2
     (markers are checked at collection already; this is the fallback)."""
-    from sce_checks.errors import UserInputError
 
     try:
         return _marker_spec(request.node, request.config)
@@ -165,8 +161,6 @@ def sce_audit(request: pytest.FixtureRequest):
     by every test that asks for it; all SCE variants of a dataset are computed in one batched
     pass, ct / cct / phi_cct from one set of interventions. A check that cannot run on the task or
     backend (cct without option scores, inv on a grid) skips the test with the reason."""
-    from sce_checks.checks import check_names_known, get_check, variant_check
-    from sce_checks.errors import UserInputError
 
     spec = _test_spec(request)
     session = _session(request.config)
@@ -189,8 +183,6 @@ def sce_audit(request: pytest.FixtureRequest):
 def sce_dataset(request: pytest.FixtureRequest):
     """The task under audit (from the test's ``sce`` marker, else ``--sce-dataset``; the first
     when several are given): its name, options, examples or grid."""
-    from sce_checks.errors import UserInputError
-    from sce_checks.tasks import load_task
 
     spec = _test_spec(request)
     try:
@@ -223,9 +215,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     drawn from (dataset, limit, seed) alone."""
     if "sce_example" not in metafunc.fixturenames:
         return
-    from sce_checks.checks import units
-    from sce_checks.errors import UserInputError
-    from sce_checks.tasks import load_task, task_examples
 
     # the specification the sce_example fixture will compute with, so the samples are the same
     params, ids = [], []
@@ -246,14 +235,10 @@ def pytest_collect_file(file_path, parent):
     """Audit files: ``*.sce.toml`` (see sce_checks/auditfile.py); and under ``--sce-run`` the
     specification file named by ``--sce-spec`` when it is given as a path to collect."""
     if file_path.name.endswith(".sce.toml"):
-        from sce_checks.collect import AuditFileCollector
-
         return AuditFileCollector.from_parent(parent, path=file_path)
     config = parent.config
     spec_file = config.getoption("sce_spec", None)
     if config.getoption("sce_run", False) and spec_file and file_path == pathlib.Path(spec_file).resolve():
-        from sce_checks.collect import RunCollector
-
         return RunCollector.from_parent(parent, path=file_path)
     return None
 
@@ -266,13 +251,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """``--sce-run``: the audit described by the options, as items after the collected ones.
     Then, before any item runs, every input the sce items will use is checked (`_check_inputs`):
     bad input ends the run with exit status 2 before the first model call."""
-    from sce_checks.errors import UserInputError
-    from sce_checks.session import SESSION_KEY
 
     try:
         if config.getoption("sce_run"):
-            from sce_checks.collect import RunCollector, run_items
-
             if not any(isinstance(item.parent, RunCollector) for item in items):
                 items.extend(run_items(session))
         _check_inputs(config, items)
@@ -289,9 +270,6 @@ def _check_inputs(config: pytest.Config, items: list) -> None:
     specification (its baseline's samples too under ``--sce-run``, whose results are that
     specification's) and the datasets of every ``@pytest.mark.sce``. Under pytest-xdist the
     workers collect, so each checks (the controller collects nothing)."""
-    from sce_checks.collect import ThresholdItem
-    from sce_checks.preflight import preflight
-    from sce_checks.tasks import load_task
 
     store = _session(config)
     users = [item for item in items if set(getattr(item, "fixturenames", ())) & set(FIXTURES)]
@@ -308,7 +286,6 @@ def pytest_runtest_call(item: pytest.Item):
     """Bad input met inside a test that uses sce-checks (``assert_threshold(r, "vality>=0.5")``,
     found only once the test names it): the test fails with one line and the run exits 2, as for
     every other bad input, not 1 as a failed gate."""
-    from sce_checks.errors import UserInputError
 
     try:
         return (yield)
@@ -319,16 +296,12 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    from sce_checks.session import SESSION_KEY
-
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.terminal_summary(terminalreporter)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from sce_checks.session import SESSION_KEY
-
     store = session.config.stash.get(SESSION_KEY, None)
     if store is not None:
         new_status = store.finish(exitstatus)

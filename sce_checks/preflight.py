@@ -16,7 +16,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sce_checks.checks import check_names, units
+from sce_checks.config import BY_NAME
 from sce_checks.errors import UserInputError
+from sce_checks.models import parse_spec
+from sce_checks.models.cache import check_cache_path
+from sce_checks.regression.files import check_comparable, load_baseline
+from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
+from sce_checks.tasks import load_task
+from sce_checks.thresholds import Threshold
 
 # Settings naming a file the run writes at the end (after the model run: checked at the start).
 OUTPUTS: tuple[str, ...] = ("json", "markdown", "html", "save_baseline")
@@ -27,13 +35,6 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     prefixes the option names in messages (``--`` for sce-audit, ``--sce-`` for pytest).
     ``same_sample``: also refuse a baseline whose entries were measured on another sample of
     this spec's datasets (the results compared with it are this spec's)."""
-    from sce_checks.checks import check_names, units
-    from sce_checks.config import BY_NAME
-    from sce_checks.models import parse_spec
-    from sce_checks.regression.files import check_comparable, load_baseline
-    from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
-    from sce_checks.tasks import load_task
-    from sce_checks.thresholds import Threshold
 
     def option(name: str) -> str:
         return f"{flag}{BY_NAME[name].option}"
@@ -55,8 +56,6 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     check_baseline_metrics(spec.baseline_metrics, option("baseline_metrics"))
     check_outputs(spec, option)
     if not spec.no_cache:
-        from sce_checks.models.cache import check_cache_path
-
         check_cache_path(spec.cache_path())
     if spec.baseline:
         baseline = load_baseline(spec.baseline)

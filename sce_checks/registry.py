@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
+from importlib.metadata import distribution, entry_points, PackageNotFoundError
 from typing import Any, Callable, Iterator
 
 from sce_checks.errors import UserInputError
@@ -100,8 +101,6 @@ class Registry:
         """Every registration by name, read once from the installed metadata: sce-checks' own
         first (in its pyproject.toml's order), then other distributions'; nothing imported."""
         if self._sources is None:
-            from importlib.metadata import entry_points
-
             found: dict[str, list[_Source]] = {}
             eps = list(entry_points(group=self.group))
             eps.sort(key=lambda ep: self._distribution(ep) != self._own)
@@ -118,7 +117,6 @@ class Registry:
     def _own_metadata(self) -> str:
         """Where the metadata of sce-checks was found (a stale ``*.egg-info`` early on the path
         shadows the installed one), for the message above."""
-        from importlib.metadata import PackageNotFoundError, distribution
 
         try:
             path = getattr(distribution(self._own), "_path", None)

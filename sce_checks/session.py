@@ -7,15 +7,22 @@ heavy itself), and it never imports the plugin: the specification it is handed i
 
 from __future__ import annotations
 
+import json
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
 import pytest
 
+from sce_checks.checks import check_of, family_of, get_check, unit_of, units
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
-from sce_checks.errors import EXIT_BAD_INPUT, BackendError, UserInputError
+from sce_checks.environment import collect_environment
+from sce_checks.errors import BackendError, EXIT_BAD_INPUT, UserInputError
 from sce_checks.models.opening import ModelOpener
 from sce_checks.notices import PREFIX, Notices, collecting
+from sce_checks.progress import ProgressBar, showing
+from sce_checks.results import CheckResult
 
 SESSION_KEY = pytest.StashKey["SCESession"]()
 
@@ -92,8 +99,6 @@ class SCESession:
             self._fail(("model", spec.model), exc)
 
     def _key(self, spec: RunSpec, dataset: str, unit: str) -> tuple:
-        from sce_checks.checks import check_of, get_check
-
         # a sequential audit stops where its gates are decided: its results depend on them
         gates = ("sequential", tuple(sorted(spec.thresholds)), spec.baseline, spec.tolerances, spec.baseline_mode,
                  spec.alpha, spec.baseline_metrics) if spec.sequential else ()
@@ -104,7 +109,6 @@ class SCESession:
         SCE variants in one pass, the checks of a family (ct, cct, phi_cct) from one set of
         interventions. A check that cannot run here skips the asking test with the reason."""
         from sce_checks.audit import run_audit
-        from sce_checks.checks import check_of, family_of, get_check, unit_of, units
 
         dataset = dataset or spec.datasets[0]
         unit = unit or units(spec.checks, spec.variants)[0]
@@ -158,7 +162,6 @@ class SCESession:
         step starts, every 15 s and when it ends; nothing with -q. The line pytest was writing
         (``test_x.py ..`` or ``test_x.py::test_a``) is written again after it, so the test's
         status lands after its name, not alone on a line."""
-        from sce_checks.progress import ProgressBar, showing
 
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
@@ -202,8 +205,6 @@ class SCESession:
     def _resume_line(tr, current: Any) -> None:
         """Write again the start of the line pytest was writing before the progress lines: a
         file's name (its tests' dots follow) or, with -v, a test's name (its PASSED follows)."""
-        import os
-        from pathlib import Path
 
         if isinstance(current, Path):
             tr.write(os.path.relpath(current, tr.startpath) + " ")
@@ -222,7 +223,6 @@ class SCESession:
         with the samples of every dataset and the wall time of all runs. Several models: the
         settings they share and each model's identity under ``models``. Either way the warnings
         of the whole session (every worker's), one line each, under ``warnings``."""
-        from sce_checks.environment import collect_environment
 
         envs = self._environments
         if len(envs) == 1:
@@ -257,8 +257,6 @@ class SCESession:
         return hasattr(self.config, "workerinput")
 
     def export(self) -> str:
-        import json
-
         return json.dumps({
             "results": [[[str(part) for part in k], r.to_dict()] for k, r in self._results.items()],
             "environments": self._environments,
@@ -273,9 +271,7 @@ class SCESession:
 
     def absorb(self, payload: str) -> None:
         """Merge a worker's results; the same key computed on two workers is kept once."""
-        import json
 
-        from sce_checks.results import CheckResult
 
         data = json.loads(payload)
         for key, result in data["results"]:
@@ -315,7 +311,6 @@ class SCESession:
 
             write_json(spec.json, results, env, self.skipped,
                        baseline=[r.to_dict() for r in reports] if reports else None)
-        import os
 
         if spec.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
             from sce_checks.report.changes import changes_markdown
@@ -346,7 +341,6 @@ class SCESession:
         (sce_checks/regression/gate.py). A comparison that cannot be made
         (another sample, a missing entry) is bad input. Returns (the comparison reports, the
         baselines' SCE results to draw beside the run's, whether a comparison failed)."""
-        from sce_checks.errors import UserInputError
         from sce_checks.regression.files import load_baseline
         from sce_checks.regression.gate import compare_run
         from sce_checks.regression.saved import reference_results

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from sce_checks.checks import check_of, get_check, is_unit, known_units, unit_of
 from sce_checks.errors import UserInputError
 from sce_checks.results import CheckResult
 
@@ -47,8 +48,6 @@ class Threshold:
 
     @classmethod
     def parse(cls, text: str, where: str = "threshold") -> "Threshold":
-        from sce_checks.checks import is_unit, known_units
-
         m = _RE.match(text)
         if not m:
             raise UserInputError(f"{where}: cannot read {text!r}; expected [CHECK:]METRIC>=VALUE or METRIC<=VALUE, "
@@ -66,7 +65,6 @@ class Threshold:
         """Refuse, before any model call, a gate no result can be judged on: the run has no
         result it applies to, or one of them has no such figure (`gateable`) on the kind of
         every task in ``tasks`` (the run's datasets, loaded; none: any kind)."""
-        from sce_checks.checks import check_of
 
         applies = [u for u in run_units if self.applies_to(u)]
         if not applies:
@@ -89,8 +87,6 @@ class Threshold:
                                          f"{task.name!r}; on {task.kind} tasks: {', '.join(reported)}")
 
     def applies_to(self, unit: str) -> bool:
-        from sce_checks.checks import check_of
-
         return self.unit is None or self.unit == unit or self.unit == check_of(unit)
 
     def actual(self, result: CheckResult) -> Any:
@@ -130,7 +126,6 @@ def gateable(check: str, kind: str | None = None) -> tuple[str, ...]:
     """The figures a threshold on ``check`` can name: its declared figures
     (sce_checks/checks/base.py, `Figure`) and the ends of their Wilson intervals; with ``kind``,
     those its results on that kind of task report."""
-    from sce_checks.checks import get_check
 
     out: list[str] = []
     for f in get_check(check).figures:
@@ -149,7 +144,6 @@ def figure(result: CheckResult, name: str) -> Any:
             return ci[idx]
     if name not in result.figures:
         known = ", ".join(sorted(k for k, v in result.figures.items() if isinstance(v, (int, float)) or v is None))
-        from sce_checks.checks import unit_of
 
         raise UserInputError(f"unknown metric {name!r} for {result.dataset}/{unit_of(result)}; known: {known}")
     return result.figures[name]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 from sce_checks.choices import VARIANTS
-from sce_checks.errors import UserInputError
+from sce_checks.errors import CheckNotApplicable, UserInputError
 from sce_checks.registry import CHECKS, Entry
 
 ENTRY_POINT_GROUP = CHECKS.group
@@ -215,7 +215,6 @@ class Check:
         """Why this check cannot run on ``task`` with ``model`` (one line), or None. Asked before
         any model call; a check that cannot run is listed as not applicable in every report.
         Override this, or `require` where the check already raises `CheckNotApplicable`."""
-        from sce_checks.errors import CheckNotApplicable
 
         try:
             self.require(task, model, settings)

@@ -24,8 +24,10 @@ from typing import Any, Callable, Hashable, Sequence
 
 from sce_checks import progress
 from sce_checks.choices import ELICITATIONS, PARSINGS, PREDICTIONS
+from sce_checks.errors import UserInputError
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
 from sce_checks.parsing import REASONS, parse_answer, shorten
+from sce_checks.prompts import grid, text
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.schemas import answer_schema
 from sce_checks.results import ExampleRecord
@@ -60,8 +62,6 @@ class Predictor:
             raise ValueError(f"prediction mode must be one of {PREDICTIONS}, not {mode!r}")
         can_score = mode != "generate" and supports_scoring(model)  # generate: no need to probe a server
         if mode == "score" and not can_score:
-            from sce_checks.errors import UserInputError
-
             raise UserInputError("prediction mode 'score' needs a backend with option scoring; this one has none (use 'auto' or 'generate')")
         self.model = model
         self.options = tuple(options)
@@ -133,7 +133,6 @@ class Predictor:
 def task_predictor(model: ChatModel, task: Any, settings: Any) -> Predictor:
     """A `Predictor` asking the task kind's canonical prediction prompt (prompts/grid.py or
     prompts/text.py): what every check means by "the model's answer on this input"."""
-    from sce_checks.prompts import grid, text
 
     prompts = grid if task.kind == "grid" else text
     return Predictor.from_settings(model, task.options, lambda x: prompts.prediction_conversation(task, x), settings)
@@ -163,7 +162,6 @@ def mark_unparsed(rec: ExampleRecord, stage: str, reading: Any) -> None:
 def validate_settings(settings: Any, positive: Sequence[str]) -> None:
     """The validation every check's settings share: a known prediction mode, an integer seed
     (where the settings have one) and positive integers for the fields named in ``positive``."""
-    from sce_checks.errors import UserInputError
 
     if settings.prediction not in PREDICTIONS:
         raise UserInputError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {settings.prediction!r}")

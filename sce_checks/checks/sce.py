@@ -23,7 +23,9 @@ from typing import Any, Callable, Sequence
 
 from sce_checks.cells import fmt, pct, short, thresholds_cell
 from sce_checks.checks.base import Check, Outcome
-from sce_checks.checks.predict import Prediction, Predictor, mark_unparsed, prediction_record, task_predictor
+from sce_checks.checks.predict import (
+    Prediction, Predictor, mark_unparsed, prediction_record, task_predictor, validate_settings,
+)
 from sce_checks.choices import VARIANTS
 from sce_checks.config import default
 from sce_checks.metrics.gower import gower_distance
@@ -39,6 +41,7 @@ from sce_checks.prompts import text as text_prompts
 from sce_checks.prompts.schemas import grid_sce_schema, text_sce_schema
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.search.grid import BoundarySearch, NearestResult
+from sce_checks.search.text import redundancy, search_minimal_edit
 from sce_checks.tasks.grid import GridTask, Point
 
 # Grid points per prediction batch the exact searches aim at: a search left with small rings
@@ -62,8 +65,6 @@ class SCESettings:
     xstar_budget: int = default("xstar_budget")  # grid points predicted per exact search, x* or ICF_A (0: no limit)
 
     def __post_init__(self) -> None:
-        from sce_checks.checks.predict import validate_settings
-
         validate_settings(self, ("answer_tokens", "sce_tokens"))
 
 
@@ -463,7 +464,6 @@ def text_result(variant: str, model_name: str, task: Any, examples: Sequence[tup
 def add_redundancy(task: Any, predictor: Predictor, results: list[CheckResult]) -> None:
     """Stage 5a: the share of each valid SCE's changes the model did not need (CARLA's
     redundancy): every change reverted alone, predicted again."""
-    from sce_checks.search.text import redundancy
 
     for result in results:
         valid = [r for r in result.examples if r.valid]
@@ -482,7 +482,6 @@ def add_reference_edits(task: Any, predictor: Predictor, examples: Sequence[tupl
                         budget: int, results: list[CheckResult]) -> None:
     """Stage 5b: a bounded model-in-the-loop search for a minimal flipping edit of each example
     (an upper bound on the minimal edit), and each valid SCE's gap to it."""
-    from sce_checks.search.text import search_minimal_edit
 
     def labels_and_probs(texts):
         return [(p.label, p.probs) for p in predictor.predict(texts)]

@@ -65,6 +65,7 @@ from sce_checks.metrics.faithfulness import l1_normalised_dot, spearman
 from sce_checks.metrics.stats import mean_or_none, median_or_none
 from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_reply_scoring
 from sce_checks.progress import advance, showing, step
+from sce_checks.prompts import grid as grid_prompts, text as text_prompts
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.prompts.explanation import EXPLANATION_REQUEST, explanation_conversation
 from sce_checks.results import CheckResult, ExampleRecord
@@ -264,9 +265,6 @@ class _Subject:
 
 
 def _subjects(task: Any, examples: Sequence[tuple[str, Any]]) -> list[_Subject]:
-    from sce_checks.prompts import grid as grid_prompts
-    from sce_checks.prompts import text as text_prompts
-
     out = []
     for ex_id, x in examples:
         if task.kind == "grid":

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lemminflect import getAllLemmas
+
 from sce_checks.perturb.edits import Word, word_spans
 
 __all__ = ["FUNCTION_WORDS", "TaggedWord", "lexicon_tags", "tag_words"]
@@ -56,7 +58,6 @@ _SENTENCE_END = ".!?"
 def lexicon_tags(word: str) -> frozenset[str]:
     """Universal POS tags the lemminflect lexicon lists for ``word`` (lower-cased): every tag the
     word can have, not the one it has in a sentence. Empty for unknown words."""
-    from lemminflect import getAllLemmas  # lazy: loads the lexicon on first use
 
     return frozenset(getAllLemmas(word.lower()))
 

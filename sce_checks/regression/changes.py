@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from sce_checks.checks import get_check
 from sce_checks.checks.base import lower_is_better
 from sce_checks.regression.files import SHOWN
 from sce_checks.regression.tolerances import ROUNDING, Tolerances
@@ -30,7 +31,6 @@ def changed_examples(key: str, check: str, old_ex: dict, new_ex: dict, shared: S
                      tolerances: Tolerances) -> list[Change]:
     """The shared examples whose outcomes moved: a binary one flipped, a continuous one moved by
     more than its figure's tolerance."""
-    from sce_checks.checks import get_check
 
     outcomes = get_check(check).outcomes
     out = []

@@ -17,9 +17,14 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from sce_checks.checks import all_checks, check_of, get_check, units
+from sce_checks.checks.base import compared_figures
 from sce_checks.errors import UserInputError
 from sce_checks.paths import write_atomic
+from sce_checks.registry import CHECKS
 from sce_checks.results import CheckResult, _clean
+from sce_checks.tasks import load_task, task_examples
+from sce_checks.userfiles import read_json, read_user_text
 
 BASELINE_SCHEMA = "sce-checks/baseline/v2"
 OLD_SCHEMAS = ("sce-checks/baseline/v1",)  # aggregate figures only: compared against the tolerance alone
@@ -30,7 +35,6 @@ SHOWN = ("prediction", "target", "counterfactual")  # kept per example to show w
 def compared(check: str) -> tuple[str, ...]:
     """The figures of ``check`` a baseline stores and compares: those its declaration gives a
     direction (sce_checks/checks/base.py, `Figure`)."""
-    from sce_checks.checks.base import compared_figures
 
     return compared_figures(check)
 
@@ -38,7 +42,6 @@ def compared(check: str) -> tuple[str, ...]:
 def all_compared() -> tuple[str, ...]:
     """Every figure a baseline can compare, from the usable checks' declarations (a broken or
     clashing plugin is left out here and fails, one line, only where a run uses it)."""
-    from sce_checks.registry import CHECKS
 
     return tuple(dict.fromkeys(name for e in CHECKS.usable() for name in compared(e.name)))
 
@@ -59,8 +62,6 @@ def outcome_values(r: CheckResult) -> dict[str, dict[str, Any]]:
 
 
 def examples_of(check: str, records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    from sce_checks.checks import get_check
-
     outcomes = get_check(check).outcomes
     out: dict[str, dict[str, Any]] = {}
     for e in records:
@@ -100,7 +101,6 @@ def load_baseline(path) -> dict[str, Any]:
     entry with its sample and task digests, every figure a finite number or null (a string or NaN
     figure would compare as nothing, silently), every example's outcomes an object.
     `UserInputError` naming the file and the key otherwise."""
-    from sce_checks.tasks.grid_file import read_json, read_user_text
 
     p = Path(path)
     shown = f"baseline {p}"
@@ -173,8 +173,6 @@ def check_comparable(baseline: dict[str, Any], spec: Any, path: str = "baseline"
     """Before any model call: the entries of ``baseline`` that results of ``spec`` will be
     compared with were measured on the same task definitions and samples (both are known
     without the model: the sample is drawn from the limit and seed alone)."""
-    from sce_checks.checks import check_of, units
-    from sce_checks.tasks import load_task, task_examples
 
     entries = baseline.get("entries", {})
     for dataset in spec.datasets:

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Sequence
+
+import numpy as np
 
 from sce_checks.metrics.stats import wilson_interval
 
@@ -76,7 +79,6 @@ def newcombe_paired(a: int, b: int, c: int, d: int, confidence: float = CONFIDEN
     interval. ``a``: 1 before and after, ``b``: 1 before, 0 after, ``c``: 0 before, 1 after,
     ``d``: 0 both. p1 = (a + b) / n, p2 = (a + c) / n; the Wilson limits of each are combined
     with the phi correlation of the 2x2 table (phi = 0 when a margin is empty)."""
-    from statistics import NormalDist
 
     n = a + b + c + d
     if n == 0:
@@ -125,7 +127,6 @@ def bootstrap_mean_interval(differences: Sequence[float], resamples: int = BOOTS
                             seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Percentile interval of the mean paired difference: the pairs resampled with replacement
     ``resamples`` times from a generator seeded with ``seed``."""
-    import numpy as np
 
     values = np.asarray(differences, dtype=float)
     if values.size == 0:

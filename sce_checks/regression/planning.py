@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from sce_checks.config import default
 
 
@@ -19,7 +21,6 @@ def critical_worse(discordant, alpha: float):
     """The smallest number of worse pairs among ``discordant`` ones that the one-sided exact
     McNemar test rejects at ``alpha`` (``discordant + 1`` where none does). Vectorised over
     ``discordant`` (a numpy array)."""
-    import numpy as np
     from scipy.stats import binom
 
     # isf(alpha) is the smallest x with P(X > x) <= alpha: reject from x + 1 worse pairs on
@@ -39,7 +40,6 @@ def mcnemar_power(n: int, drop: float, changed: float, alpha: float = default("a
 def _rejection(most: int, drop: float, changed: float, alpha: float):
     """P(reject | D discordant pairs) for D = 0 .. ``most``: it depends on D alone, not on the
     number of pairs, so one array serves every n up to ``most``."""
-    import numpy as np
     from scipy.stats import binom
 
     D = np.arange(most + 1)
@@ -49,7 +49,6 @@ def _rejection(most: int, drop: float, changed: float, alpha: float):
 
 def _power(n: int, changed: float, rejection) -> float:
     """Sum over D = 0 .. n of P(D discordant pairs among n) P(reject | D)."""
-    import numpy as np
     from scipy.stats import binom
 
     return float(np.sum(binom.pmf(np.arange(n + 1), n, changed) * rejection[: n + 1]))

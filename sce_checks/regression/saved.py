@@ -11,19 +11,22 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from sce_checks.checks import get_check
 from sce_checks.config import default
 from sce_checks.errors import UserInputError
+from sce_checks.metrics.stats import wilson_interval
+from sce_checks.registry import CHECKS
 from sce_checks.regression.files import baseline_entry, entry_key, load_baseline
 from sce_checks.regression.gate import ComparisonReport, compare_entries
 from sce_checks.regression.tolerances import Tolerances
 from sce_checks.results import REPORT_SCHEMA, CheckResult
+from sce_checks.userfiles import read_json, read_user_text
 
 
 def read_saved_report(path: str) -> tuple[list[CheckResult], dict[str, Any]] | None:
     """The results and environment of a saved JSON report, read as data: every field the
     comparison and the HTML report use has the type the report writes (`_check_saved`), else one
     `UserInputError` naming the file and the result; None when the file is a baseline instead."""
-    from sce_checks.tasks.grid_file import read_json, read_user_text
 
     shown = str(path)
     if not Path(path).is_file():
@@ -69,7 +72,6 @@ def _check_saved(raw: dict[str, Any]) -> None:
     task_kind = raw.get("info", {}).get("task_kind")
     if task_kind is not None and not isinstance(task_kind, str):
         raise TypeError(f"info.task_kind: expected a string, got {task_kind!r:.40}")
-    from sce_checks.checks import get_check
 
     for figure in get_check(raw["check"]).figures:  # the figures the check declares
         value = raw.get(figure.name)
@@ -147,8 +149,6 @@ def reference_results(baseline: dict[str, Any], path: str) -> list[CheckResult]:
     outcomes (none for a v1 baseline, which has no counts), and the minimality figures. Nothing
     is recomputed but the interval over the stored counts; the entries of checks whose
     declaration does not draw that plot are left out."""
-    from sce_checks.metrics.stats import wilson_interval
-    from sce_checks.registry import CHECKS
 
     drawn = {e.name for e in CHECKS.usable() if "validity_minimality" in e.plots}
     out = []

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 from sce_checks.cells import short
 from sce_checks.layout import fit_table
+from sce_checks.report.html import _table as html_table
+from sce_checks.report.markdown import _table as markdown_table
 from sce_checks.safe import html_text, markdown_text, plain
 
 HEADERS = ["result", "id", "direction", "what changed", "before: answer; SCE", "after: answer; SCE"]
@@ -58,7 +60,6 @@ def changes_text(changes: Sequence[Any], width: int | None = None) -> str:
 def changes_markdown(reports: Sequence[Any]) -> str:
     """A Markdown section per baseline comparison: the verdict, the regressions, the changed
     examples (GitHub table)."""
-    from sce_checks.report.markdown import _table
 
     parts = []
     for report in reports:
@@ -68,13 +69,12 @@ def changes_markdown(reports: Sequence[Any]) -> str:
         if report.changes:
             headers, rows = change_rows(report.changes)
             parts.append("\n" + markdown_text(_title(report.changes)) + "\n")
-            parts.append(_table(headers, rows))
+            parts.append(markdown_table(headers, rows))
     return "\n".join(parts) + ("\n" if parts else "")
 
 
 def changes_html(reports: Sequence[Any]) -> str:
     """An HTML fragment (a section per baseline comparison) for the HTML report's extra sections."""
-    from sce_checks.report.html import _table
 
     parts = []
     for report in reports:
@@ -87,5 +87,5 @@ def changes_html(reports: Sequence[Any]) -> str:
         if report.changes:
             headers, rows = change_rows(report.changes)
             parts.append(f"<h3>{html_text(_title(report.changes))}</h3>")
-            parts.append(_table(headers, rows))
+            parts.append(html_table(headers, rows))
     return "\n".join(parts)

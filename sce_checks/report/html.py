@@ -14,7 +14,11 @@ import hashlib
 import io
 from typing import Any, Sequence
 
+from sce_checks.checks import check_entry
+from sce_checks.errors import UserInputError
 from sce_checks.paths import write_atomic
+from sce_checks.registry import PLOTS, one_line
+from sce_checks.report.plot_catalog import Plot
 from sce_checks.report.summary import notes, result_tables
 from sce_checks.report.views import boundary_section, examples_section
 from sce_checks.results import CheckResult
@@ -113,8 +117,6 @@ def _plots(results: Sequence[CheckResult], references: Sequence[CheckResult] = (
     registered, cannot be loaded or fails while drawing: the report is written all the same.
     ``references``: a compared baseline's results, drawn beside the run's by the plots that
     declare ``references``."""
-    from sce_checks.checks import check_entry
-    from sce_checks.registry import PLOTS
 
     by_check: dict[str, list[CheckResult]] = {}
     for r in results:
@@ -140,9 +142,6 @@ def _figure_html(plot: Any) -> str:
 def _draw(name: str, results: list[CheckResult], references: list[CheckResult]) -> list[Any]:
     """The `Plot`s of the registered plot ``name`` over ``results`` (and ``references`` where it
     draws them), or one `Plot` saying why it could not be drawn."""
-    from sce_checks.errors import UserInputError
-    from sce_checks.registry import PLOTS, one_line
-    from sce_checks.report.plot_catalog import Plot
 
     try:
         entry = PLOTS.declaration(name)

@@ -15,6 +15,8 @@ import os
 from typing import Any, Sequence
 
 from sce_checks.cells import fmt
+from sce_checks.checks import unit_of
+from sce_checks.errors import UserInputError
 from sce_checks.paths import write_atomic
 from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.report.table import safe_table
@@ -33,8 +35,6 @@ def _table(headers: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _where(r: CheckResult) -> str:
-    from sce_checks.checks import unit_of
-
     return f"{r.model} / {r.dataset} / {unit_of(r)}"
 
 
@@ -171,7 +171,6 @@ def write_markdown(path, results: Sequence[CheckResult], environment: dict[str, 
                    baselines: Sequence[tuple[str, Sequence[Any]]] = (), extra: str = "") -> None:
     """The report to ``path`` (when given) and appended to ``$GITHUB_STEP_SUMMARY`` (when set),
     there within what is left of the step's 1 MiB."""
-    from sce_checks.errors import UserInputError
 
     parts = _report_parts(results, environment, skipped, baselines, WORST_EXAMPLES, extra)  # rendered once for both
     if path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from sce_checks.cells import figures_cell, thresholds_cell
+from sce_checks.checks import get_check, unit_of
 from sce_checks.results import CheckResult
 
 CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", "verdict"]
@@ -22,7 +23,6 @@ def ordered(results: Sequence[CheckResult]) -> list[CheckResult]:
 
 def check_row(r: CheckResult) -> list[str]:
     """The generic row of a result: model, dataset, check, n, figures, gates, verdict."""
-    from sce_checks.checks import get_check
 
     return [r.model, r.dataset, r.check, str(r.n), figures_cell(r, get_check(r.check)), thresholds_cell(r), r.verdict]
 
@@ -31,7 +31,6 @@ def result_tables(results: Sequence[CheckResult]) -> list[tuple[list[str], list[
     """(headers, rows) per kind of table: a check with a table of its own (the SCE check's
     validity and minimality columns) gets it, the others share `CHECK_HEADERS`. Failures first.
     The gate columns are left out of a table none of whose rows has a threshold."""
-    from sce_checks.checks import get_check
 
     tables: dict[tuple[str, ...], list[list[str]]] = {}
     for r in ordered(results):
@@ -49,14 +48,11 @@ def _without_empty_gates(headers: list[str], rows: list[list[str]]) -> tuple[lis
 
 def check_rows(results: Sequence[CheckResult]) -> list[list[str]]:
     """The generic rows of the results whose check has no table of its own."""
-    from sce_checks.checks import get_check
 
     return [check_row(r) for r in ordered(results) if not get_check(r.check).table_headers]
 
 
 def unparsed_line(result: CheckResult) -> str:
-    from sce_checks.checks import unit_of
-
     reasons = result.info.get("unparsed_reasons") or {}
     if not reasons:
         return ""
@@ -67,7 +63,6 @@ def unparsed_line(result: CheckResult) -> str:
 def reading_line(result: CheckResult) -> str:
     """What the lenient reading read and the generation fallback decided, when anything:
     ``read leniently (income/minimal): 3 SCEs (numeric_string 2, normalised_label 1); ...``."""
-    from sce_checks.checks import unit_of
 
     info = result.info
     parts = []
@@ -97,7 +92,6 @@ def notes(results: Sequence[CheckResult], skipped: Sequence[str] = ()) -> list[s
 def example_tables(result: CheckResult, k: int) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, headers, rows) of the examples the result's check shows: the worst SCEs, another
     check's failing examples; none when there are none."""
-    from sce_checks.checks import get_check
 
     table = get_check(result.check).example_table(result, k)
     return [table] if table else []

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from tabulate import tabulate
 
+from sce_checks.checks import unit_of
 from sce_checks.layout import fit_table
 from sce_checks.report.summary import example_tables, notes, result_tables
 from sce_checks.results import CheckResult
@@ -32,7 +33,6 @@ def render_table(results: Sequence[CheckResult], *, examples: int = 3, skipped: 
     than ``width`` (None: no limit), every piece inert."""
     if not results and not skipped:
         return "sce-checks: no results."
-    from sce_checks.checks import unit_of
 
     def table(headers: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
         return fit_table([plain(h) for h in headers], [[plain(c) for c in row] for row in rows], width)

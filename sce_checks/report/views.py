@@ -15,8 +15,12 @@ import math
 import re
 from typing import Any, Callable, Sequence
 
+from rapidfuzz.distance import Levenshtein
+
 from sce_checks.cells import fmt as _fmt
+from sce_checks.checks import check_entry, unit_of
 from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map, plane_map
+from sce_checks.report.summary import example_tables
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.safe import html_text
 
@@ -258,7 +262,6 @@ def diff_runs(a: str, b: str) -> list[tuple[bool, str, str]]:
     """``a`` -> ``b`` as runs ``(changed, old, new)``: unchanged text, or a run of changes
     (Levenshtein opcodes over word, space and punctuation tokens: rapidfuzz) merged into one
     (removed, added) pair."""
-    from rapidfuzz.distance import Levenshtein
 
     ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
     ops = list(Levenshtein.opcodes(ta, tb))
@@ -407,7 +410,6 @@ def result_panels(result: CheckResult) -> str:
 def boundary_section(results: Sequence[CheckResult]) -> str:
     """The whole plane of each two-feature grid result, every example on it (for more features,
     each example's panel draws the slice through it)."""
-    from sce_checks.checks import unit_of
 
     planes, notes, legend = [], [], None
     for r in results:
@@ -440,7 +442,6 @@ def boundary_section(results: Sequence[CheckResult]) -> str:
 def _panels(r: CheckResult) -> bool:
     """Whether ``r``'s check declares its records SCE records (`CheckEntry.panels`: original, SCE
     and nearest flip drawn per example)."""
-    from sce_checks.checks import check_entry
 
     return check_entry(r.check).panels
 
@@ -454,8 +455,6 @@ def _coverage(codes: str) -> str:
 def examples_section(results: Sequence[CheckResult], table: Callable[[Sequence[str], Sequence[Sequence[str]]], str]) -> str:
     """One section per result: panels for SCE results, the check's table of failing examples
     (laid out by ``table``) for the others."""
-    from sce_checks.checks import unit_of
-    from sce_checks.report.summary import example_tables
 
     parts = []
     for r in results:

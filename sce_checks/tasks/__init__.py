@@ -14,7 +14,7 @@ from typing import Any, Union
 from sce_checks.errors import UserInputError
 from sce_checks.tasks.builtin_grids import BUILTIN_GRIDS
 from sce_checks.tasks.grid import GridTask
-from sce_checks.tasks.grid_file import grid_task_from_dict, load_grid_file, read_toml
+from sce_checks.tasks.grid_file import grid_task_from_dict, load_grid_file
 from sce_checks.tasks.text import (
     TextExample,
     TextTask,
@@ -24,6 +24,7 @@ from sce_checks.tasks.text import (
     load_text_task_file,
     text_task_from_dict,
 )
+from sce_checks.userfiles import read_toml
 
 Task = Union[GridTask, TextTask]
 

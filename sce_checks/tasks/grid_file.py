@@ -16,21 +16,13 @@ of ``options``; categorical features cannot declare one (their values have no or
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 from sce_checks.errors import UserInputError
 from sce_checks.tasks.grid import FEATURE_TYPES, Feature, GridTask
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from sce_checks.userfiles import read_toml
 
 # The boundary search keeps one code per grid point; beyond this a grid is not a "small,
 # fully enumerable" input space any more (and the reference minimal counterfactual is costly).
@@ -46,86 +38,6 @@ FEATURE_KEYS: dict[str, tuple[str, ...]] = {
     "ordinal": ("name", "label", "type", "values", "increases"),
     "categorical": ("name", "label", "type", "values"),
 }
-
-
-def read_user_text(path: str | os.PathLike[str], shown: str | None = None, encoding: str = "utf-8-sig") -> str:
-    """A user's file as text; a missing, unreadable or non-UTF-8 file is a `UserInputError`
-    naming it (as ``shown``, default the path). A byte-order mark is dropped (editors and
-    spreadsheet exports write one), for every kind of file alike."""
-    shown = str(path) if shown is None else shown
-    if Path(path).is_dir():
-        raise UserInputError(f"{shown}: is a directory, not a file")
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UserInputError(f"{shown}: file not found") from None
-    except OSError as e:
-        raise UserInputError(f"{shown}: cannot read file: {e.strerror or e}") from None
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise UserInputError(f"{shown}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-
-
-def read_toml(path: str | os.PathLike[str], shown: str | None = None) -> dict[str, Any]:
-    """Parse a TOML file, turning every failure into a `UserInputError` that names the file
-    (and, for syntax errors, the line: tomllib puts ``(at line L, column C)`` in its message).
-    Integers past Python's digit limit and runaway nesting are refused the same way."""
-    shown = os.fspath(path) if shown is None else shown
-    text = read_user_text(path, shown)
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UserInputError(f"{shown}: invalid TOML: {e}") from None
-    except ValueError as e:  # an integer of more than 4,300 digits
-        raise UserInputError(f"{shown}: invalid TOML: {_one_line(e)}") from None
-    except RecursionError:
-        raise UserInputError(f"{shown}: invalid TOML: arrays or tables nested too deeply") from None
-
-
-# User JSON (JSONL rows, baselines, run specifications) is read strictly and within bounds: a
-# number longer than this many digits, or nesting past Python's recursion limit, is refused with
-# the file and line instead of escaping as ValueError or RecursionError.
-MAX_JSON_DIGITS = 30
-
-
-class _LongNumber(ValueError):
-    pass
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
-        raise _LongNumber(f"a number of {len(text.lstrip('-')):,} digits (at most {MAX_JSON_DIGITS})")
-    return int(text)
-
-
-def _bounded_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _LongNumber(f"the number {text[:40]}{'...' if len(text) > 40 else ''} is out of range")
-    return value
-
-
-def read_json(text: str, where: str) -> Any:
-    """A JSON value a user wrote, as data: syntax errors, over-long or out-of-range numbers and
-    runaway nesting are one `UserInputError` naming ``where`` (``file:line`` for a JSONL row).
-    ``NaN`` and ``Infinity`` are read as floats; callers that need finite numbers check them,
-    naming the key."""
-    try:
-        return json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float)
-    except json.JSONDecodeError as e:
-        at = f"line {e.lineno} column {e.colno}" if "\n" in text.strip() else f"column {e.colno}"
-        raise UserInputError(f"{where}: invalid JSON: {e.msg} ({at})") from None
-    except _LongNumber as e:
-        raise UserInputError(f"{where}: invalid JSON: {e}") from None
-    except ValueError as e:  # any other refusal of the decoder
-        raise UserInputError(f"{where}: invalid JSON: {_one_line(e)}") from None
-    except RecursionError:
-        raise UserInputError(f"{where}: invalid JSON: arrays or objects nested too deeply") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200]
 
 
 def _type_name(value: Any) -> str:

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from sce_checks.errors import UserInputError
-from sce_checks.tasks.grid_file import check_keys, check_label, get_options, get_string, read_json, read_toml, read_user_text
+from sce_checks.tasks.grid_file import check_keys, check_label, get_options, get_string
+from sce_checks.userfiles import read_json, read_toml, read_user_text
 
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
 TASK_FILE_KEYS: tuple[str, ...] = (
