@@ -56,6 +56,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from sce_checks import optional
 from sce_checks.checks.base import Check, Outcome
 from sce_checks.checks.catalog import ATTRIBUTIONS
 from sce_checks.checks.predict import Predictor, prediction_record
@@ -191,7 +192,7 @@ class Scorer:
         self.forward_passes = 0  # score_replies calls (the backend may split one into several passes)
 
     def __call__(self, presence: Any) -> Any:
-        import torch
+        torch = optional.torch()
 
         keeps = [tuple(bool(v > 0.5) for v in row) for row in presence.detach().cpu().tolist()]
         todo = list(dict.fromkeys(k for k in keeps if k not in self.memo))
@@ -224,8 +225,8 @@ def attribute(
     the whole reply when ``complete``, else its beginning) to each word of ``features``
     (baseline: the word removed), with captum. Returns one value per word and the scorer (its
     memo holds every log-probability computed; ``memo[(True,) * n]`` is the unperturbed one)."""
-    import torch
-    from captum.attr import FeatureAblation, ShapleyValueSampling
+    torch = optional.torch()
+    attr = optional.captum_attr()
 
     if method not in METHODS:
         raise UserInputError(f"unknown attribution method {method!r}; accepted: {', '.join(METHODS)}")
@@ -236,13 +237,13 @@ def attribute(
     presence = torch.ones((1, n), dtype=torch.float32)
     mask = torch.arange(n).unsqueeze(0)  # one feature per word (the word's sub-word tokens go together)
     if method == "feature_ablation":
-        result = FeatureAblation(scorer).attribute(
+        result = attr.FeatureAblation(scorer).attribute(
             presence, baselines=0.0, feature_mask=mask, perturbations_per_eval=perturbations_per_eval,
         )
     else:
         with torch.random.fork_rng(devices=[]):  # captum draws permutations from torch's global RNG
             torch.manual_seed(seed)
-            result = ShapleyValueSampling(scorer).attribute(
+            result = attr.ShapleyValueSampling(scorer).attribute(
                 presence, baselines=0.0, feature_mask=mask, n_samples=shapley_samples,
                 perturbations_per_eval=perturbations_per_eval,
             )
@@ -282,13 +283,7 @@ def _subjects(task: Any, examples: Sequence[tuple[str, Any]]) -> list[_Subject]:
 
 
 def _require_captum() -> None:
-    try:
-        import captum.attr  # noqa: F401
-    except ImportError as exc:
-        raise UserInputError(
-            f"the self-consistency check needs captum, which is not importable ({exc}); install it with: "
-            "pip install 'captum>=0.8,<1'"
-        ) from None
+    optional.captum_attr()
 
 
 def _rounded(values: np.ndarray, decimals: int) -> list[float]:

@@ -25,10 +25,13 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
-import torch
-from transformers import LogitsProcessor
 
+from sce_checks import optional
 from sce_checks.errors import BackendError, UserInputError
+
+# this module is imported by the hf backend only when it constrains a reply: torch is loaded by then
+torch = optional.torch()
+LogitsProcessor = optional.transformers().LogitsProcessor
 
 __all__ = ["COMPACT_JSON", "Constrainer", "SchemaLogitsProcessor", "import_llguidance"]
 
@@ -46,14 +49,7 @@ _MAX_GRAMMARS = 64  # compiled schemas kept per model (one per task and request 
 
 def import_llguidance() -> Any:
     """The ``llguidance`` package (with its ``hf`` helpers), or a one-line `UserInputError`."""
-    try:
-        import llguidance
-        import llguidance.hf  # noqa: F401  (from_tokenizer)
-    except ImportError:
-        raise UserInputError(
-            "structured elicitation on hf models needs llguidance; install it with: pip install llguidance"
-        ) from None
-    return llguidance
+    return optional.llguidance()
 
 
 def _one_line(text: object, limit: int = 240) -> str:

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from sce_checks import optional
 from sce_checks.paths import cache_root
 
 __all__ = ["WEIGHT_SUFFIXES", "folder_fingerprint", "parameters_fingerprint", "remembered",
@@ -103,7 +104,7 @@ def remembered_folder_fingerprint(folder: str | Path) -> str:
 def parameters_fingerprint(model: Any) -> str:
     """sha256 over every parameter and buffer (name, dtype, shape, bytes) of an in-memory torch
     model: exact, and fine for models built in tests; costs about a second per 500 MB."""
-    import torch
+    torch = optional.torch()
 
     digest = hashlib.sha256(b"sce-checks/parameters-fingerprint/v1\n")
     for name, tensor in sorted(model.state_dict().items()):

@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-from sce_checks import progress
+from sce_checks import optional, progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding
@@ -59,7 +59,7 @@ __all__ = ["MIN_SHARED_PREFIX", "HFChatModel", "load", "load_lazily", "quiet_pro
 
 def resolve_device(device: str | None) -> str:
     """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else as given."""
-    import torch
+    torch = optional.torch()
 
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -69,7 +69,7 @@ def resolve_device(device: str | None) -> str:
 def resolve_dtype(dtype: str | None, device: str) -> Any:
     """``None`` -> float32 on CPU/MPS (exact, and what the SCE papers used), bfloat16 on CUDA
     (`sce_checks.models.identity.default_dtype`)."""
-    import torch
+    torch = optional.torch()
 
     return getattr(torch, keyed_settings(device, dtype)[1])
 
@@ -77,7 +77,7 @@ def resolve_dtype(dtype: str | None, device: str) -> Any:
 @contextmanager
 def quiet_progress() -> Iterator[None]:
     """Hide transformers' per-load progress bars (they would clutter the audit's output)."""
-    from transformers.utils import logging as hf_logging
+    hf_logging = optional.transformers("utils.logging")
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -170,8 +170,8 @@ class HFChatModel:
         """Load tokenizer and model from a local folder or a hub id (the same code path: files
         already in the local Hugging Face cache load offline). ``options`` is a `ModelOptions`;
         ``name`` (default ``path_or_id``) names the model in its identity and errors."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        torch = optional.torch()
+        transformers = optional.transformers()
 
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
@@ -179,8 +179,8 @@ class HFChatModel:
         label = name or f"hf:{path_or_id}"
         try:
             with quiet_progress():
-                tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust)
-                model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust)
+                model = transformers.AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust)
         except OSError as exc:  # missing folder, unknown/uncached repo, missing weights files
             raise UserInputError(
                 f"model 'hf:{path_or_id}' could not be loaded: it is neither a local folder with "
@@ -278,7 +278,7 @@ class HFChatModel:
     # -- generation ------------------------------------------------------------------------
 
     def _left_pad(self, rows: list[list[int]]) -> tuple[Any, Any, Any]:
-        import torch
+        torch = optional.torch()
 
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -291,7 +291,7 @@ class HFChatModel:
         return ids.to(self.device), mask.to(self.device), positions.to(self.device)
 
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
-        import torch
+        torch = optional.torch()
 
         if not conversations:
             return []
@@ -323,18 +323,18 @@ class HFChatModel:
             chunk = order[start : start + self.batch_size]
             ids, mask, extra = self._generation_inputs([prompts[i] for i in chunk])
             if schema is not None:
-                from transformers import LogitsProcessorList
+                transformers = optional.transformers()
 
                 processor = constrainer.processor(schema, len(chunk), ids.shape[1])
-                extra["logits_processor"] = LogitsProcessorList([processor])
+                extra["logits_processor"] = transformers.LogitsProcessorList([processor])
             json_end = None
             if decoding.stop_after_json:
-                from transformers import StoppingCriteriaList
+                transformers = optional.transformers()
 
                 from sce_checks.models.json_stop import JsonObjectEnd  # imports torch and transformers
 
                 json_end = JsonObjectEnd(self.tokenizer, len(chunk), ids.shape[1])
-                extra["stopping_criteria"] = StoppingCriteriaList([json_end])
+                extra["stopping_criteria"] = transformers.StoppingCriteriaList([json_end])
                 if schema is not None:
                     processor.stopped = json_end.stopped_at
             try:
@@ -368,7 +368,7 @@ class HFChatModel:
         and values handed to ``generate`` as a filled cache for every row; the rest of each
         prompt is left-padded after it (position ids follow the mask, so each row's positions
         continue the prefix without gaps)."""
-        import torch
+        torch = optional.torch()
 
         head = self._shared_head(prompts, min(len(p) for p in prompts) - 1)
         if head is None:
@@ -503,7 +503,7 @@ class HFChatModel:
                 return tokens, layers
         if shared < MIN_SHARED_PREFIX:
             return None
-        import torch
+        torch = optional.torch()
 
         tokens = prompts[0][:shared]
         with torch.inference_mode():
@@ -547,7 +547,7 @@ class HFChatModel:
         the remainder and itself (never to another rest); position ids continue each prompt's
         real length in every segment. The first token of every rest is scored from the last
         remainder column; the continuations' common prefix from the columns before it."""
-        import torch
+        torch = optional.torch()
 
         p = len(head[0]) if head else 0
         remainders = [item.prompt[p:] for item in items]
@@ -615,9 +615,9 @@ class HFChatModel:
         copy); None without a head."""
         if not head:
             return None
-        from transformers import DynamicCache
+        transformers = optional.transformers()
 
-        return DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in head[1]],
+        return transformers.DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in head[1]],
                             config=self.model.config)
 
     def _count(self, key: str, value: int) -> None:
@@ -640,14 +640,14 @@ def _sdpa_gqa_attention(module: Any, query: Any, key: Any, value: Any, attention
     are (``enable_gqa``) also when there is a mask: transformers repeats the key and value heads
     into copies on CPU whenever a mask is given (padding, scoring masks), which cost a fifth of a
     scoring pass. The same arithmetic; anything unusual goes to transformers' own function."""
-    import torch
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    torch = optional.torch()
+    sdpa_attention = optional.transformers("integrations.sdpa_attention")
 
     q_len, kv_len = query.shape[2], key.shape[2]
     causal = q_len > 1 and attention_mask is None and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
     plain = (dropout == 0.0 or not module.training) and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
     if not plain or key.shape[1] == query.shape[1] or (causal and kv_len != q_len) or query.device.type != "cpu":
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+        return sdpa_attention.sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
                                                            is_causal=bool(causal), enable_gqa=True)
@@ -661,11 +661,11 @@ def _use_gqa_sdpa(model: Any) -> None:
     if getattr(config, "_attn_implementation", None) != "sdpa" or next(model.parameters()).device.type != "cpu":
         return
     try:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+        transformers = optional.transformers()
+        masking_utils = optional.transformers("masking_utils")
 
-        AttentionInterface.register(_GQA_SDPA, _sdpa_gqa_attention)
-        AttentionMaskInterface.register(_GQA_SDPA, sdpa_mask)
+        transformers.AttentionInterface.register(_GQA_SDPA, _sdpa_gqa_attention)
+        masking_utils.AttentionMaskInterface.register(_GQA_SDPA, masking_utils.sdpa_mask)
         model.set_attn_implementation(_GQA_SDPA)
     except (ImportError, AttributeError, ValueError):  # a transformers without these hooks: its own SDPA
         return
@@ -675,10 +675,10 @@ def _generate_cache_name() -> str:
     """The name ``generate`` takes a filled KV cache by: ``cache`` since transformers 5 renamed
     it (``past_key_values`` is deprecated there), ``past_key_values`` before."""
     try:
-        from transformers.generation.utils import ALL_CACHE_NAMES
+        generation_utils = optional.transformers("generation.utils")
     except ImportError:
         return "past_key_values"
-    return "cache" if "cache" in ALL_CACHE_NAMES else "past_key_values"
+    return "cache" if "cache" in generation_utils.ALL_CACHE_NAMES else "past_key_values"
 
 
 def _common_prefix_len(rows: list[list[int]]) -> int:
@@ -719,11 +719,5 @@ def load_lazily(spec: Any, options: Any, build: Any) -> LazyModel | None:
 
 def require_torch(spec: Any) -> None:
     """`UserInputError` naming the spec when torch or transformers cannot be imported."""
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise UserInputError(
-            f"model spec {str(spec)!r} needs torch and transformers, which are not importable "
-            f"({exc}); install them with: pip install torch transformers"
-        ) from None
+    optional.torch(f"model spec {str(spec)!r}")
+    optional.transformers(needed_for=f"model spec {str(spec)!r}")

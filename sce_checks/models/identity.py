@@ -36,6 +36,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from sce_checks import optional
 from sce_checks.choices import DTYPES
 from sce_checks.environment import library_version
 from sce_checks.errors import UserInputError
@@ -93,10 +94,8 @@ def hf_folder(path_or_id: str) -> str | None:
     if local.is_dir():
         return str(local.resolve())
     try:
-        # imported here: huggingface_hub brings an HTTP client stack that a local folder never needs
-        from huggingface_hub import try_to_load_from_cache
-
-        config = try_to_load_from_cache(path_or_id, "config.json")
+        # huggingface_hub brings an HTTP client stack that a local folder never needs
+        config = optional.huggingface_hub().try_to_load_from_cache(path_or_id, "config.json")
     except (OSError, ValueError):  # not a valid repo id
         return None
     return str(Path(config).parent) if isinstance(config, str) else None

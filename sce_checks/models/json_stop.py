@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import torch
-from transformers import StoppingCriteria
-
+from sce_checks import optional
 from sce_checks.parsing import MAX_REPLY_CHARS, SpanScanner, _load
+
+# imported by the hf backend only when it generates: torch is loaded by then
+torch = optional.torch()
+StoppingCriteria = optional.transformers().StoppingCriteria
 
 __all__ = ["JsonObjectScanner", "JsonObjectEnd"]
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from sce_checks import optional
 from sce_checks.errors import BackendError
 from sce_checks.models.hf import HFChatModel, load_lazily, quiet_progress, require_torch
 from sce_checks.models.identity import smollm2_folders
@@ -57,15 +58,15 @@ def _convert(source: Path, out: Path) -> None:
 
 
 def _convert_quietly(source: Path, folder: str, name: str, out: Path) -> None:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+    torch = optional.torch()
+    transformers = optional.transformers()
+    modeling_gguf_pytorch_utils = optional.transformers("modeling_gguf_pytorch_utils")
 
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    config = transformers.AutoConfig.from_pretrained(folder, gguf_file=name)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state = load_gguf_checkpoint(str(source), return_tensors=True, model_to_load=model)["tensors"]
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    state = modeling_gguf_pytorch_utils.load_gguf_checkpoint(str(source), return_tensors=True, model_to_load=model)["tensors"]
     result = model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if result.unexpected_keys or set(result.missing_keys) - tied:
@@ -73,7 +74,7 @@ def _convert_quietly(source: Path, folder: str, name: str, out: Path) -> None:
             f"GGUF conversion of {source} left missing={result.missing_keys} unexpected={result.unexpected_keys}"
         )
     model.tie_weights()
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
     if not tokenizer.chat_template:
         raise BackendError(f"{source} carries no chat template")
     model.save_pretrained(out)
@@ -82,9 +83,9 @@ def _convert_quietly(source: Path, folder: str, name: str, out: Path) -> None:
 
 def smollm2_tokenizer() -> Any:
     """The SmolLM2 tokenizer (from the converted folder; converts on first use)."""
-    from transformers import AutoTokenizer
+    transformers = optional.transformers()
 
-    return AutoTokenizer.from_pretrained(str(converted_folder()))
+    return transformers.AutoTokenizer.from_pretrained(str(converted_folder()))
 
 
 def load_smollm2(options: Any) -> HFChatModel:

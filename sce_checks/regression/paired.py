@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sce_checks import optional
 from sce_checks.metrics.stats import wilson_interval
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -66,12 +67,12 @@ def mcnemar_p(worse: int, better: int) -> float:
     """Exact one-sided McNemar p-value: P(X >= worse) for X ~ Binomial(worse + better, 1/2), the
     chance of at least this many of the discordant pairs going the bad way when either way is as
     likely. 1.0 without discordant pairs."""
-    from scipy.stats import binomtest
+    stats = optional.scipy_stats()
 
     n = worse + better
     if n == 0:
         return 1.0
-    return float(binomtest(worse, n, 0.5, alternative="greater").pvalue)
+    return float(stats.binomtest(worse, n, 0.5, alternative="greater").pvalue)
 
 
 def newcombe_paired(a: int, b: int, c: int, d: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
@@ -114,12 +115,12 @@ def wilcoxon_p(differences: Sequence[float], worse_is_positive: bool) -> float:
     dropped (Wilcoxon 1945). 1.0 when no difference is left. Exact null distribution without
     ties among the |differences| up to 50 of them (scipy's choice), the normal approximation
     otherwise."""
-    from scipy.stats import wilcoxon
+    stats = optional.scipy_stats()
 
     moved = [x for x in differences if abs(x) > ZERO]
     if not moved:
         return 1.0
-    result = wilcoxon(moved, zero_method="wilcox", alternative="greater" if worse_is_positive else "less")
+    result = stats.wilcoxon(moved, zero_method="wilcox", alternative="greater" if worse_is_positive else "less")
     return float(result.pvalue)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sce_checks import optional
 from sce_checks.config import default
 
 
@@ -21,10 +22,10 @@ def critical_worse(discordant, alpha: float):
     """The smallest number of worse pairs among ``discordant`` ones that the one-sided exact
     McNemar test rejects at ``alpha`` (``discordant + 1`` where none does). Vectorised over
     ``discordant`` (a numpy array)."""
-    from scipy.stats import binom
+    stats = optional.scipy_stats()
 
     # isf(alpha) is the smallest x with P(X > x) <= alpha: reject from x + 1 worse pairs on
-    return binom.isf(alpha, np.asarray(discordant), 0.5).astype(int) + 1
+    return stats.binom.isf(alpha, np.asarray(discordant), 0.5).astype(int) + 1
 
 
 def mcnemar_power(n: int, drop: float, changed: float, alpha: float = default("alpha")) -> float:
@@ -40,18 +41,18 @@ def mcnemar_power(n: int, drop: float, changed: float, alpha: float = default("a
 def _rejection(most: int, drop: float, changed: float, alpha: float):
     """P(reject | D discordant pairs) for D = 0 .. ``most``: it depends on D alone, not on the
     number of pairs, so one array serves every n up to ``most``."""
-    from scipy.stats import binom
+    stats = optional.scipy_stats()
 
     D = np.arange(most + 1)
     share_worse = (changed + drop) / (2 * changed)
-    return binom.sf(critical_worse(D, alpha) - 1, D, share_worse)
+    return stats.binom.sf(critical_worse(D, alpha) - 1, D, share_worse)
 
 
 def _power(n: int, changed: float, rejection) -> float:
     """Sum over D = 0 .. n of P(D discordant pairs among n) P(reject | D)."""
-    from scipy.stats import binom
+    stats = optional.scipy_stats()
 
-    return float(np.sum(binom.pmf(np.arange(n + 1), n, changed) * rejection[: n + 1]))
+    return float(np.sum(stats.binom.pmf(np.arange(n + 1), n, changed) * rejection[: n + 1]))
 
 
 def _check_design(drop: float, changed: float, alpha: float) -> None:

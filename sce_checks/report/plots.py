@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from sce_checks import optional
 from sce_checks.report.plot_catalog import Plot
 from sce_checks.results import CheckResult
 
@@ -18,12 +19,7 @@ MAX_RESULT_PLOTS = 8  # per-result plots (feature changes, TVD, phi tables) draw
 
 
 def _figure(w: float = 5.5, h: float = 4.0) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h))
+    return optional.matplotlib_figure().Figure(figsize=(w, h))
 
 
 def _label(r: CheckResult) -> str:
