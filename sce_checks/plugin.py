@@ -297,13 +297,17 @@ def pytest_runtest_call(item: pytest.Item):
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
-    if session is not None:
-        session.terminal_summary(terminalreporter)
+    if session is not None and session.used:
+        from sce_checks import closing  # the report writers: only for a run that used sce-checks (architecture.md)
+
+        closing.terminal_summary(session, terminalreporter)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     store = session.config.stash.get(SESSION_KEY, None)
-    if store is not None:
-        new_status = store.finish(exitstatus)
+    if store is not None and store.used:
+        from sce_checks import closing  # the report writers: only for a run that used sce-checks (architecture.md)
+
+        new_status = closing.finish(store, exitstatus)
         if new_status is not None:
             session.exitstatus = new_status

@@ -1,9 +1,10 @@
-"""Session state of the pytest plugin: the run specification resolved once, results computed once
-and shared, the run's warnings collected, and the reports written at the end. Models are opened
-by the audit side: the session holds one `ModelOpener` (sce_checks/models/opening.py) and hands
-it to every `run_audit`, so each model is opened once per session. Kept apart from plugin.py so
-the plugin module stays light (this module is imported at configure time but imports nothing
-heavy itself), and it never imports the plugin: the specification it is handed is all it reads."""
+"""Session state of the pytest plugin: the run specification resolved once, results computed
+once and shared, the run's warnings collected. Models are opened by the audit side: the session
+holds one `ModelOpener` (sce_checks/models/opening.py) and hands it to every `run_audit`, so
+each model is opened once per session. The end of the session (reports, baselines, the summary)
+is sce_checks/closing.py. Kept apart from plugin.py and from closing.py, so what pytest imports
+at configure time stays light (no report writer, no regression engine), and it never imports
+the plugin: the specification it is handed is all it reads."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from typing import Any, Iterator, NoReturn
 
 import pytest
 
+from sce_checks.audit import run_audit
 from sce_checks.checks import check_of, family_of, get_check, unit_of, units
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
 from sce_checks.environment import collect_environment
-from sce_checks.errors import BackendError, EXIT_BAD_INPUT, UserInputError
+from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.opening import ModelOpener
-from sce_checks.notices import PREFIX, Notices, collecting
+from sce_checks.notices import Notices, collecting
 from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
 
@@ -108,8 +110,6 @@ class SCESession:
         """The shared result of one (dataset, unit) under ``spec``, computed on first request: all
         SCE variants in one pass, the checks of a family (ct, cct, phi_cct) from one set of
         interventions. A check that cannot run here skips the asking test with the reason."""
-        from sce_checks.audit import run_audit
-
         dataset = dataset or spec.datasets[0]
         unit = unit or units(spec.checks, spec.variants)[0]
         try:
@@ -218,6 +218,13 @@ class SCESession:
     def results(self) -> list:
         return list(self._results.values())
 
+    @property
+    def used(self) -> bool:
+        """Whether this run met sce-checks at all (results, skips, errors or warnings): only then
+        has the end of the session (sce_checks/closing.py) anything to write, hand over or show."""
+        return bool(self._results or self._skips or self.errors or self.input_errors or self.preflight_errors
+                    or self.notices)
+
     def environment(self) -> dict[str, Any]:
         """One model: that model's run environment (identity, dtype, batch size, model calls),
         with the samples of every dataset and the wall time of all runs. Several models: the
@@ -288,108 +295,3 @@ class SCESession:
         self._skips.update((tuple(k), v) for k, v in data.get("skips", []))
         self.notices.extend(data.get("warnings", []))
 
-    # -- end of session ------------------------------------------------------------------------
-    def finish(self, exitstatus: int) -> int | None:
-        """Write reports and compare with a baseline; return a new exit status when the baseline
-        comparison fails (merged, never masking an earlier failure). On an xdist worker, hand
-        the results to the controller instead."""
-        if self.is_worker:
-            if self._results or self.input_errors or self.notices:
-                self.config.workeroutput["sce_checks"] = self.export()
-            return None
-        # bad input or an unusable backend failed the items that met it: exit 2, not 1 (sce_checks/errors.py)
-        usage = EXIT_BAD_INPUT if self.input_errors and exitstatus in (
-            pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED) else None
-        results = self.results
-        if not results and not self.skipped:
-            return usage
-        env = self.environment()
-        spec = self.spec
-        reports, references, bad = self._compare_baselines(results, env)
-        if spec.json:
-            from sce_checks.report.json_report import write_json
-
-            write_json(spec.json, results, env, self.skipped,
-                       baseline=[r.to_dict() for r in reports] if reports else None)
-
-        if spec.markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
-            from sce_checks.report.changes import changes_markdown
-            from sce_checks.report.markdown import write_markdown
-
-            write_markdown(spec.markdown, results, env, self.skipped, [(str(r.path), r.rows) for r in reports],
-                           extra=changes_markdown(reports))
-        if spec.html:
-            from sce_checks.report.changes import changes_html
-            from sce_checks.report.html import write_html
-
-            write_html(spec.html, results, env, extra_sections=[changes_html(reports)] if reports else (),
-                       skipped=self.skipped, references=references)
-        if spec.save_baseline:
-            from sce_checks.regression.files import save_baseline
-
-            save_baseline(spec.save_baseline, results, env)
-        if bad:
-            return EXIT_BAD_INPUT
-        if any(r.regressed for r in reports) and exitstatus == 0:
-            return pytest.ExitCode.TESTS_FAILED
-        return usage
-
-    def _compare_baselines(self, results: list, env: dict) -> tuple[list, list, bool]:
-        """Every baseline of the run compared (``--baseline`` over all results, an audit file's
-        over its own), by one rule: the spec's ``baseline_mode``, ``alpha`` and
-        ``baseline_metrics``, or the audit file's own where it gives them (as its ``tolerance``)
-        (sce_checks/regression/gate.py). A comparison that cannot be made
-        (another sample, a missing entry) is bad input. Returns (the comparison reports, the
-        baselines' SCE results to draw beside the run's, whether a comparison failed)."""
-        from sce_checks.regression.files import load_baseline
-        from sce_checks.regression.gate import compare_run
-        from sce_checks.regression.saved import reference_results
-        from sce_checks.regression.tolerances import parse_tolerances
-
-        spec = self.spec
-        run_gate = {"baseline_mode": spec.baseline_mode, "alpha": spec.alpha, "baseline_metrics": spec.baseline_metrics}
-        comparisons = []
-        if spec.baseline:
-            comparisons.append((spec.baseline, list(spec.tolerances), results, run_gate))
-        for path, audit in self._audit_baselines.items():
-            mine = [r for key, r in self._results.items()
-                    if key[0] == audit["model"] and key[1] in audit["datasets"] and key[2] in audit["units"]]
-            comparisons.append((path, audit["tolerance"], mine, {**run_gate, **audit.get("gate", {})}))
-        reports, references = [], []
-        for path, tolerance, subset, gate in comparisons:
-            try:
-                baseline = load_baseline(path)
-                reports.append(compare_run(baseline, subset, env, parse_tolerances(tolerance, "--sce-tolerance"),
-                                           path, gate["baseline_mode"], gate["alpha"], gate["baseline_metrics"]))
-            except UserInputError as exc:
-                self.errors.append(str(exc))
-                self.input_errors.append(str(exc))
-                return reports, references, True
-            references.extend(reference_results(baseline, path))
-        self.comparison_reports = reports
-        return reports, references, False
-
-    def terminal_summary(self, tr) -> None:
-        if self.is_worker:
-            return
-        for err in self.preflight_errors:
-            tr.write_line(f"sce-checks: {err}", red=True)
-        results, warnings = self.results, self.notices.lines
-        if not results and not self.errors and not self.skipped and not warnings:
-            return
-        from sce_checks.report.table import render_table
-
-        tr.write_sep("=", "sce-checks")
-        # as wide as pytest's own lines: the terminal's width (COLUMNS when set), 80 in a pipe
-        width = tr.config.get_terminal_writer().fullwidth
-        if results or self.errors or self.skipped:  # not for warnings alone
-            tr.write_line(render_table(results, skipped=self.skipped, width=width))
-        if self.comparison_reports:
-            from sce_checks.report.comparison import render_report
-
-            tr.write_line("")
-            tr.write_line("\n\n".join(render_report(r, width) for r in self.comparison_reports))
-        for line in warnings:  # what the cache and the backends warned about, once each (sce_checks/notices.py)
-            tr.write_line(f"{PREFIX}{line}", yellow=True)
-        for err in self.errors:
-            tr.write_line(f"sce-checks error: {err}", red=True)
