@@ -23,6 +23,7 @@ from sce_checks.checks import get_check
 from sce_checks.layout import fit_table, terminal_width
 from sce_checks.results import CheckResult
 from sce_checks.safe import plain
+from sce_checks.stopping import explain_gate, sequential_verdict
 from sce_checks.thresholds import PASS, Threshold, UNDECIDED, figure_bounds
 
 

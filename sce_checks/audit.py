@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from sce_checks.checks import get_check
+from sce_checks.checks import get_check, unit_of, units
 from sce_checks.config import BY_NAME, RunSpec
 from sce_checks.environment import collect_environment
 from sce_checks.errors import CheckNotApplicable
@@ -33,6 +33,10 @@ from sce_checks.models.opening import ModelOpener
 from sce_checks.notices import Notices, collecting
 from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
+from sce_checks.stopping import (
+    ALPHA, answered_twice, attach, audit_sequentially, baseline_questions, check_sequential,
+    parsed_thresholds, questions,
+)
 from sce_checks.tasks import load_task, task_examples
 
 AuditConfig = RunSpec  # the Python API's name for the run specification
@@ -78,8 +82,6 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
     checks = [get_check(name) for name in config.checks]
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
     if config.sequential:  # a gate no confidence sequence can answer: refused before the model opens
-        from sce_checks.checks import units
-        from sce_checks.stopping import check_sequential
 
         check_sequential(config.thresholds, units(config.checks, config.variants))
     if model is None:
@@ -158,9 +160,6 @@ def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], N
     """``--sequential`` (sce_checks/stopping.py): the checks on batch after batch of ``examples``
     until the run's gates on this task are decided, then once more on the audited prefix (from
     the cache). Returns (results, checks that cannot run here)."""
-    from sce_checks.checks import unit_of, units
-    from sce_checks.stopping import (ALPHA, answered_twice, attach, audit_sequentially, baseline_questions,
-                                     parsed_thresholds, questions)
 
     run_units = units([c.name for c in checks], config.variants)
     gates = questions(parsed_thresholds(config.thresholds), run_units, ALPHA, len(examples) or None)

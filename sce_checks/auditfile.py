@@ -52,6 +52,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.models import parse_spec
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
+from sce_checks.stopping import ALPHA, questions
 from sce_checks.tasks import load_task
 from sce_checks.thresholds import Threshold
 from sce_checks.userfiles import read_toml
@@ -168,8 +169,6 @@ def load_audit_file(path: str | Path) -> AuditFile:
                     table[(d, u)].extend(gates)
     xfails = _apply_overrides(path, data.get("override", []), table, written, checks, variants, tasks)
     if spec.sequential:
-        from sce_checks.stopping import ALPHA, questions
-
         for (dataset, unit), gates in table.items():
             try:
                 questions(gates, [unit], ALPHA, None)

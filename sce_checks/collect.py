@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from sce_checks.assertions import judge
+from sce_checks.audit import run_audit
 from sce_checks.auditfile import AuditFile, load_audit_file
 from sce_checks.checks import units
 from sce_checks.errors import UserInputError
@@ -88,7 +89,7 @@ class ThresholdItem(pytest.Item):
         spec = self.audit.over(session.spec)
         if spec.sequential:  # the audit of this dataset stops when the gates of all its items are decided
             spec = self.audit.sequential_spec(spec, self.dataset)
-        result = session.result(spec, dataset=self.dataset, unit=self.unit, node=self)
+        result = session.result(spec, dataset=self.dataset, unit=self.unit, node=self, run_audit=run_audit)
         if self.threshold is None:
             return
         try:

@@ -27,16 +27,19 @@ from typing import Any, NoReturn
 import pytest
 
 from sce_checks.checks import check_names_known, get_check, units, variant_check
-from sce_checks.collect import AuditFileCollector, RunCollector, ThresholdItem, run_items
 from sce_checks.config import (
     AUDIT_KEYS, BY_NAME, SETTINGS, add_pytest_options, resolve, spec_from_json, tool_table,
 )
 from sce_checks.errors import EXIT_BAD_INPUT, UserInputError
-from sce_checks.preflight import preflight
 from sce_checks.session import SCESession, SESSION_KEY, session_of
 from sce_checks.tasks import load_task, task_examples
 from sce_checks.userfiles import read_user_text
 
+
+# _AUDIT_MACHINERY: pytest loads this plugin in every session of a project that installed
+# sce-checks. What only a run that uses sce-checks needs is imported where such a run reaches it:
+# the items (collect.py), the audit, the preflight (they reach the sequential bounds: numpy) and
+# the end of the session (closing.py: the report writers). Measured in docs/architecture.md.
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_pytest_options(parser)
@@ -174,7 +177,9 @@ def sce_audit(request: pytest.FixtureRequest):
             session.fail_input(UserInputError(f"{request.node.nodeid}: sce_audit: variant= belongs to check={variant_check()!r}, "
                                               f"not {check!r}"))
         unit = variant or (owner.units(spec.variants)[0] if owner is not None else None)
-        return session.result(spec, dataset=dataset, unit=unit, node=request.node)
+        from sce_checks.audit import run_audit  # see _AUDIT_MACHINERY
+
+        return session.result(spec, dataset=dataset, unit=unit, node=request.node, run_audit=run_audit)
 
     return get
 
@@ -199,7 +204,9 @@ def sce_example(request: pytest.FixtureRequest):
     seen, selected with -k and marked."""
     dataset, unit, example_id = request.param
     spec = _test_spec(request)
-    result = _session(request.config).result(spec, dataset=dataset, unit=unit, node=request.node)
+    from sce_checks.audit import run_audit  # see _AUDIT_MACHINERY
+
+    result = _session(request.config).result(spec, dataset=dataset, unit=unit, node=request.node, run_audit=run_audit)
     for record in result.examples:
         if record.id == example_id:
             return record
@@ -235,10 +242,14 @@ def pytest_collect_file(file_path, parent):
     """Audit files: ``*.sce.toml`` (see sce_checks/auditfile.py); and under ``--sce-run`` the
     specification file named by ``--sce-spec`` when it is given as a path to collect."""
     if file_path.name.endswith(".sce.toml"):
+        from sce_checks.collect import AuditFileCollector  # see _AUDIT_MACHINERY
+
         return AuditFileCollector.from_parent(parent, path=file_path)
     config = parent.config
     spec_file = config.getoption("sce_spec", None)
     if config.getoption("sce_run", False) and spec_file and file_path == pathlib.Path(spec_file).resolve():
+        from sce_checks.collect import RunCollector  # see _AUDIT_MACHINERY
+
         return RunCollector.from_parent(parent, path=file_path)
     return None
 
@@ -254,6 +265,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     try:
         if config.getoption("sce_run"):
+            from sce_checks.collect import RunCollector, run_items  # see _AUDIT_MACHINERY
+
             if not any(isinstance(item.parent, RunCollector) for item in items):
                 items.extend(run_items(session))
         _check_inputs(config, items)
@@ -273,8 +286,15 @@ def _check_inputs(config: pytest.Config, items: list) -> None:
 
     store = _session(config)
     users = [item for item in items if set(getattr(item, "fixturenames", ())) & set(FIXTURES)]
-    if not (users or any(isinstance(item, ThresholdItem) for item in items)):
-        return
+    if not users:  # threshold items come only from an audit file or --sce-run
+        if not (config.getoption("sce_run") or any(item.path.name.endswith(".sce.toml") for item in items)):
+            return
+        from sce_checks.collect import ThresholdItem  # see _AUDIT_MACHINERY
+
+        if not any(isinstance(item, ThresholdItem) for item in items):
+            return
+    from sce_checks.preflight import preflight  # see _AUDIT_MACHINERY
+
     preflight(store.spec, "--sce-", same_sample=bool(config.getoption("sce_run")))
     datasets = {d: None for item in users for d in _marker_spec(item, config).datasets}
     for dataset in datasets:
@@ -298,7 +318,7 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None and session.used:
-        from sce_checks import closing  # the report writers: only for a run that used sce-checks (architecture.md)
+        from sce_checks import closing  # see _AUDIT_MACHINERY
 
         closing.terminal_summary(session, terminalreporter)
 
@@ -306,7 +326,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     store = session.config.stash.get(SESSION_KEY, None)
     if store is not None and store.used:
-        from sce_checks import closing  # the report writers: only for a run that used sce-checks (architecture.md)
+        from sce_checks import closing  # see _AUDIT_MACHINERY
 
         new_status = closing.finish(store, exitstatus)
         if new_status is not None:

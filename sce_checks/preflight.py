@@ -23,6 +23,7 @@ from sce_checks.models import parse_spec
 from sce_checks.models.cache import check_cache_path
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
+from sce_checks.stopping import check_sequential
 from sce_checks.tasks import load_task
 from sce_checks.thresholds import Threshold
 
@@ -49,8 +50,6 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     for text in spec.thresholds:  # a gate applies to every dataset of the run
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
     if spec.sequential:
-        from sce_checks.stopping import check_sequential
-
         check_sequential(spec.thresholds, run_units, option("thresholds"))
     parse_tolerances(list(spec.tolerances), option("tolerances"))
     check_baseline_metrics(spec.baseline_metrics, option("baseline_metrics"))

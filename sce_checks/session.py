@@ -12,11 +12,10 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 import pytest
 
-from sce_checks.audit import run_audit
 from sce_checks.checks import check_of, family_of, get_check, unit_of, units
 from sce_checks.config import AUDIT_KEYS, RunSpec, values_from_mapping
 from sce_checks.environment import collect_environment
@@ -106,10 +105,14 @@ class SCESession:
                  spec.alpha, spec.baseline_metrics) if spec.sequential else ()
         return (spec.model, dataset, unit, spec.limit, spec.seed, get_check(check_of(unit)).key_settings(spec, unit), *gates)
 
-    def result(self, spec: RunSpec, dataset: str | None = None, unit: str | None = None, node=None):
+    def result(self, spec: RunSpec, dataset: str | None = None, unit: str | None = None, node=None, *,
+               run_audit: Callable[..., Any]):
         """The shared result of one (dataset, unit) under ``spec``, computed on first request: all
         SCE variants in one pass, the checks of a family (ct, cct, phi_cct) from one set of
-        interventions. A check that cannot run here skips the asking test with the reason."""
+        interventions. A check that cannot run here skips the asking test with the reason.
+        ``run_audit`` (sce_checks.audit.run_audit) is passed in by the items and fixtures that
+        compute, so this module, imported by every pytest run, does not load the audit's
+        machinery (sequential bounds: numpy)."""
         dataset = dataset or spec.datasets[0]
         unit = unit or units(spec.checks, spec.variants)[0]
         try:

@@ -24,8 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from sce_checks.checks import check_of, get_check
+from sce_checks.checks.base import figure_of, outcome_of, primary_figures
 from sce_checks.errors import UserInputError
 from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, SequentialComparison, SequentialGate
+from sce_checks.models.cache import CachedModel, ResponseCache
+from sce_checks.regression.files import entry_key, load_baseline
+from sce_checks.regression.tolerances import parse_tolerances
+from sce_checks.thresholds import Threshold
 
 ALPHA = 0.05  # each gate's error: a false pass (or a false early fail) at most 5%, as the Wilson bounds' 95%
 ROUNDING = 1e-9  # float noise around [0, 1] (a Gower gap of -1e-17) is clipped, never more
@@ -111,10 +117,6 @@ def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any
     figures) that are a rate or a mean of an outcome in [0, 1]. None without a paired baseline."""
     if not spec.baseline or spec.baseline_mode != "paired":
         return []
-    from sce_checks.checks.base import figure_of, primary_figures
-    from sce_checks.regression.files import entry_key, load_baseline
-    from sce_checks.regression.tolerances import parse_tolerances
-    from sce_checks.thresholds import Threshold
 
     entries = load_baseline(spec.baseline).get("entries", {})
     tolerances = parse_tolerances(list(spec.tolerances))
@@ -142,8 +144,6 @@ def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any
 def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
     """(figure, outcome, gate kind) of ``threshold`` on ``check`` under ``--sequential``, or
     `UserInputError` in one line saying why it cannot be gated sequentially."""
-    from sce_checks.checks import get_check
-    from sce_checks.checks.base import outcome_of
 
     metric = threshold.metric
     declared = {f.name: f for f in get_check(check).figures}
@@ -173,7 +173,6 @@ def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
 def questions(thresholds: Sequence[Any], run_units: Sequence[str], alpha: float, horizon: int | None) -> list[SequentialQuestion]:
     """The sequential gates of a run: one per (unit, figure, direction, value), each listing the
     thresholds that ask it. Refuses (`UserInputError`) a threshold no sequential gate can answer."""
-    from sce_checks.checks import check_of
 
     out: dict[tuple, SequentialQuestion] = {}
     for threshold in thresholds:
@@ -191,8 +190,6 @@ def questions(thresholds: Sequence[Any], run_units: Sequence[str], alpha: float,
 
 
 def parsed_thresholds(texts: Sequence[str], where: str = "--threshold") -> list[Any]:
-    from sce_checks.thresholds import Threshold
-
     return [Threshold.parse(t, where) for t in texts]
 
 
@@ -221,7 +218,6 @@ def answered_twice(model: Any) -> Iterator[Any]:
     """``model`` with a response cache behind it for the block, so the final pass over the
     audited prefix is answered without a model call: the model's own cache, else (``--no-cache``,
     or a model handed over without one) a cache of the run's own in a temporary folder."""
-    from sce_checks.models.cache import CachedModel, ResponseCache
 
     if isinstance(model, CachedModel) and model.cache is not None:
         yield model

@@ -55,16 +55,19 @@ LAYERS = [
     ["prompts", "search", "strategies"],
     ["results", "checks"],
     ["thresholds", "regression"],
+    ["stopping"],
     ["audit"],
     ["report"],
     ["assertions", "preflight", "auditfile", "session", "collect", "closing"],
     ["plugin", "cli"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
-# the only imports inside a function: the end of a session's report writers, imported by the
-# plugin's end-of-session hooks only for a run that used sce-checks (every pytest run loads the
-# plugin), and the hf backend's modules that load torch and transformers at their top
-LATE = {("plugin", "sce_checks.closing"),
+# the only imports inside a function: what the plugin (loaded by every pytest run) needs only in
+# a run that uses sce-checks (the items, the audit, the preflight, the end of the session:
+# docs/architecture.md measures why), and the hf backend's modules that load torch and
+# transformers at their top
+LATE = {("plugin", "sce_checks.collect"), ("plugin", "sce_checks.audit"), ("plugin", "sce_checks.preflight"),
+        ("plugin", "sce_checks.closing"),
         ("models.hf", "sce_checks.models.json_stop"), ("models.hf", "sce_checks.models.constrained")}
 HEAVY = ("torch", "transformers", "huggingface_hub", "gguf", "llguidance", "captum", "scipy", "matplotlib")
 

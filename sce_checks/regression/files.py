@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from sce_checks.checks import all_checks, check_of, get_check, units
+from sce_checks.checks import check_of, get_check, units
 from sce_checks.checks.base import compared_figures
 from sce_checks.errors import UserInputError
 from sce_checks.paths import write_atomic

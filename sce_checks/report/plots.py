@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from sce_checks import optional
 from sce_checks.report.plot_catalog import Plot
 from sce_checks.results import CheckResult
+from sce_checks.thresholds import Threshold
 
 VALID, INVALID = "#1b7f3b", "#b00020"
 MAX_RESULT_PLOTS = 8  # per-result plots (feature changes, TVD, phi tables) drawn per check
@@ -293,7 +294,6 @@ def sequential_gates(results: Sequence[CheckResult]) -> list[Plot]:
 
 def _threshold_value(text: str) -> float:
     """The number of a threshold as written (``validity>=0.5`` -> 0.5)."""
-    from sce_checks.thresholds import Threshold
 
     return Threshold.parse(text, "sequential gate").value
 

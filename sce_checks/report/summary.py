@@ -11,6 +11,7 @@ from typing import Sequence
 from sce_checks.cells import figures_cell, thresholds_cell
 from sce_checks.checks import get_check, unit_of
 from sce_checks.results import CheckResult
+from sce_checks.stopping import summary_lines
 
 CHECK_HEADERS = ["model", "dataset", "check", "n", "figures", "thresholds", "verdict"]
 GATE_HEADERS = ("thresholds", "verdict")  # left out of a table where no row has a gate
@@ -83,7 +84,6 @@ def notes(results: Sequence[CheckResult], skipped: Sequence[str] = ()) -> list[s
     """Per sequentially audited dataset, when and why its audit stopped (--sequential); per
     result, a line of unparsed outputs and one of leniently read ones; then one per check that
     could not run."""
-    from sce_checks.stopping import summary_lines
 
     lines = [line for r in results for line in (unparsed_line(r), reading_line(r)) if line]
     return summary_lines(results) + lines + [f"not applicable: {line}" for line in skipped]
