@@ -1,9 +1,9 @@
 """The heavy libraries, each imported here and nowhere else, on first use.
 
-torch, transformers (with huggingface_hub), llguidance, captum, scipy and matplotlib take
-seconds to import or are needed only on some paths: a local model (hf, smollm2), structured
-elicitation on it, the self-consistency check's attributions, the baseline tests, the HTML
-report's plots. Importing sce_checks, starting pytest, a cached rerun and an openai or python
+torch, transformers (with huggingface_hub), llguidance, captum, lemminflect, scipy and
+matplotlib take long to import or are needed only on some paths: a local model (hf, smollm2),
+structured elicitation on it, the self-consistency check's attributions, the CT insertion
+points, the baseline tests, the HTML report's plots. Importing sce_checks, starting pytest, a cached rerun and an openai or python
 run import none of them (tests/models/test_imports.py, tests/test_registry.py). A missing
 library is one `UserInputError` line saying what needs it and what to install.
 """
@@ -50,6 +50,11 @@ def llguidance() -> ModuleType:
 def captum_attr() -> ModuleType:
     """``captum.attr``: the self-consistency check's attribution methods."""
     return _load("captum.attr", "the self-consistency check", "'captum>=0.8,<1'")
+
+
+def lemminflect() -> ModuleType:
+    """``lemminflect``: the English POS lexicon of the CT insertion points (sce_checks/perturb/tagging.py)."""
+    return _load("lemminflect", "counterfactual insertion points (ct, cct, phi_cct)", "'lemminflect>=0.2.3,<0.3'")
 
 
 def scipy_stats() -> ModuleType:

@@ -69,7 +69,8 @@ LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 LATE = {("plugin", "sce_checks.collect"), ("plugin", "sce_checks.audit"), ("plugin", "sce_checks.preflight"),
         ("plugin", "sce_checks.closing"),
         ("models.hf", "sce_checks.models.json_stop"), ("models.hf", "sce_checks.models.constrained")}
-HEAVY = ("torch", "transformers", "huggingface_hub", "gguf", "llguidance", "captum", "scipy", "matplotlib")
+HEAVY = ("torch", "transformers", "huggingface_hub", "gguf", "llguidance", "captum", "lemminflect", "scipy",
+         "matplotlib")
 
 
 def module_name(path: Path) -> str:

@@ -7,7 +7,8 @@ same, documented heuristic, and it is the one part of the package with a (lazy) 
 *Part of speech.* Where CT inserts a word (an adjective before a NOUN, an adverb before a VERB) is
 decided by the lemminflect lexicon (possible universal POS tags of a word, no context) plus a
 small context rule on the previous word; see `tag_words` for the heuristic and its limits.
-lemminflect is imported lazily, so importing this module stays light.
+lemminflect (0.13 s to import) is loaded on first use (sce_checks/optional.py), so importing
+this module stays light.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lemminflect import getAllLemmas
-
+from sce_checks import optional
 from sce_checks.perturb.edits import Word, word_spans
 
 __all__ = ["FUNCTION_WORDS", "TaggedWord", "lexicon_tags", "tag_words"]
@@ -59,7 +59,7 @@ def lexicon_tags(word: str) -> frozenset[str]:
     """Universal POS tags the lemminflect lexicon lists for ``word`` (lower-cased): every tag the
     word can have, not the one it has in a sentence. Empty for unknown words."""
 
-    return frozenset(getAllLemmas(word.lower()))
+    return frozenset(optional.lemminflect().getAllLemmas(word.lower()))
 
 
 @dataclass(frozen=True)
