@@ -60,13 +60,13 @@ def _convert(source: Path, out: Path) -> None:
 def _convert_quietly(source: Path, folder: str, name: str, out: Path) -> None:
     torch = optional.torch()
     transformers = optional.transformers()
-    modeling_gguf_pytorch_utils = optional.transformers("modeling_gguf_pytorch_utils")
+    gguf_utils = optional.transformers("modeling_gguf_pytorch_utils")
 
     config = transformers.AutoConfig.from_pretrained(folder, gguf_file=name)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state = modeling_gguf_pytorch_utils.load_gguf_checkpoint(str(source), return_tensors=True, model_to_load=model)["tensors"]
+    state = gguf_utils.load_gguf_checkpoint(str(source), return_tensors=True, model_to_load=model)["tensors"]
     result = model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if result.unexpected_keys or set(result.missing_keys) - tied:
