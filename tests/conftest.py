@@ -8,7 +8,7 @@ import scipy.stats  # noqa: F401  in-process pytester runs restore sys.modules a
 # extension modules (numpy.fft, which scipy.stats imports for the paired baseline tests) refuse a
 # second import in one process: imported once here, before any of those runs
 
-from tests.helpers.projects import MODELS, REPO, TOY_TOML
+from tests.helpers.projects import MODELS, TOY_TOML, pytester_project
 
 
 @pytest.fixture
@@ -22,9 +22,5 @@ def workdir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def project(pytester, monkeypatch, tmp_path):
-    pytester.makefile(".toml", toy=TOY_TOML)
-    pytester.makepyfile(toy_models=MODELS)
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    return pytester
+    return pytester_project(pytester, monkeypatch, tmp_path, "toy", TOY_TOML, MODELS)
 

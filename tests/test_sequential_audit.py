@@ -19,7 +19,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.stopping import check_sequential, gated_figure
 from sce_checks.tasks import sample_indices
 from sce_checks.thresholds import Threshold
-from tests.helpers.projects import REPO
+from tests.helpers.projects import pytester_project
 from tests.helpers.sequential_models import BIG_TOML, MODELS
 
 LIMIT = 160
@@ -148,11 +148,7 @@ def test_the_sequential_order_is_the_same_sample_in_seeded_random_order():
 
 @pytest.fixture
 def bigproject(pytester, monkeypatch, tmp_path):
-    pytester.makefile(".toml", big=BIG_TOML)
-    pytester.makepyfile(big_models=MODELS)
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    return pytester
+    return pytester_project(pytester, monkeypatch, tmp_path, "big", BIG_TOML, MODELS)
 
 
 def test_the_pytest_option_and_the_audit_file_key(bigproject):

@@ -43,3 +43,13 @@ MODELS = textwrap.dedent(
 def common(*args: str) -> list[str]:
     """pytest arguments for a run of the toy project: generated predictions, 10 examples."""
     return ["-p", "no:cacheprovider", "--sce-dataset", "toy.toml", "--sce-limit", "10", "--sce-prediction", "generate", *args]
+
+
+def pytester_project(pytester, monkeypatch, tmp_path, task: str, task_toml: str, models: str):
+    """A pytester folder holding the grid task ``<task>.toml`` and its models ``<task>_models.py``,
+    a response cache of its own, and the repository importable by the runs it starts."""
+    pytester.makefile(".toml", **{task: task_toml})
+    pytester.makepyfile(**{f"{task}_models": models})
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    return pytester

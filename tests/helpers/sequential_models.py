@@ -6,23 +6,18 @@ true validity 0.5: a gate at 0.5 stays undecided). Reached through ``python:big_
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
-from sce_checks.tasks.grid import Feature, GridTask, integer_feature
+from sce_checks.tasks.grid import integer_feature
 from tests.helpers.projects import TOY_TOML
-from tests.helpers.rule_models import RuleModel
+from tests.helpers.rule_models import TOY, RuleModel
 
 # the toy grid of tests/helpers/projects.py, widened to x in 0..39: 200 points
 BIG_TOML = TOY_TOML.replace('name = "toy"', 'name = "big"').replace("max = 10", "max = 39")
 assert BIG_TOML != TOY_TOML and "max = 39" in BIG_TOML
 
-BIG = GridTask(
-    name="big",
-    preamble="A toy record.",
-    question="Is this record a yes?",
-    options=("No", "Yes"),
-    features=(integer_feature("x", "X value", 0, 39), Feature("level", "Level", "ordinal", ("a", "b", "c", "d", "e"))),
-)
+BIG = dataclasses.replace(TOY, name="big", features=(integer_feature("x", "X value", 0, 39), TOY.features[1]))
 
 LEVELS = "abcde"
 
