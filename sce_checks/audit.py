@@ -82,7 +82,6 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
     checks = [get_check(name) for name in config.checks]
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
     if config.sequential:  # a gate no confidence sequence can answer: refused before the model opens
-
         check_sequential(config.thresholds, units(config.checks, config.variants))
     if model is None:
         model = (models or ModelOpener.for_run(config)).open(config.model)
@@ -160,7 +159,6 @@ def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], N
     """``--sequential`` (sce_checks/stopping.py): the checks on batch after batch of ``examples``
     until the run's gates on this task are decided, then once more on the audited prefix (from
     the cache). Returns (results, checks that cannot run here)."""
-
     run_units = units([c.name for c in checks], config.variants)
     gates = questions(parsed_thresholds(config.thresholds), run_units, ALPHA, len(examples) or None)
     with answered_twice(model) as answering:
