@@ -218,7 +218,6 @@ def answered_twice(model: Any) -> Iterator[Any]:
     """``model`` with a response cache behind it for the block, so the final pass over the
     audited prefix is answered without a model call: the model's own cache, else (``--no-cache``,
     or a model handed over without one) a cache of the run's own in a temporary folder."""
-
     if isinstance(model, CachedModel) and model.cache is not None:
         yield model
         return
@@ -258,6 +257,9 @@ def audit_sequentially(examples: Sequence[tuple[str, Any]], batch_size: int, gat
         reported |= {unit_of(r) for r in results}
         # a check that cannot run here has no gate to wait for
         waiting = [q for q in [*gates, *baseline] if q.unit in reported]
+        if not waiting:  # nothing to decide: the rest in one pass, not batch by batch
+            audited = len(examples)
+            break
         for question in waiting:
             for result in results:
                 if unit_of(result) == question.unit:

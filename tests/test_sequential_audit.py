@@ -247,3 +247,19 @@ def test_sce_example_items_beyond_the_audited_prefix_are_skipped(bigproject):
                                "python:big_models:sure", "--sce-sequential", "--sce-threshold", "validity>=0.5")
     outcomes = run.parseoutcomes()
     assert outcomes["passed"] + outcomes["skipped"] == 40 and 0 < outcomes["passed"] < 40
+
+
+def test_with_no_gate_the_rest_is_audited_in_one_pass_after_the_first_batch(bigdir):
+    """Nothing to decide: --sequential audits every example, the first batch and then the rest in
+    one pass. Batch by batch (20 batches of 8) the rule model got 49 batched calls; the first
+    batch's x* search rings and one pass over the rest take 13 (the fixed run: 4)."""
+    args = ["--model", "python:big_models:sure", "--dataset", "big.toml", "--limit", str(LIMIT), "--batch-size", "8",
+            "--variant", "minimal", "--prediction", "generate", "--no-cache", "-q"]
+    assert main([*args, "--json", "fixed.json"]) == 0
+    assert main([*args, "--sequential", "--json", "r.json"]) == 0
+    fixed, report = (json.loads((bigdir / name).read_text()) for name in ("fixed.json", "r.json"))
+    seq = block(report)
+    assert seq["stopped_after"] == LIMIT and seq["reason"] == "no gate to decide: every example audited"
+    assert [report["results"][0][k] for k in ("n", "validity", "mean_rcf_a")] == \
+        [fixed["results"][0][k] for k in ("n", "validity", "mean_rcf_a")]
+    assert report["environment"]["model_calls"]["chat_calls"] <= 13
