@@ -43,6 +43,9 @@ AuditConfig = RunSpec  # the Python API's name for the run specification
 
 # Settings every report records, whichever checks ran; the others only when a check of the run reads them.
 _ALWAYS_RECORDED = ("model", "checks", "limit", "seed", "sequential")
+# Decoding settings, recorded together under "sampling" ("samples" at the top level is the drawn
+# example ids per task, which baselines read).
+_SAMPLING = ("temperature", "top_p", "samples", "prediction_samples")
 
 
 @dataclass
@@ -191,4 +194,7 @@ def recorded_settings(config: RunSpec, checks: list[Any]) -> dict[str, Any]:
         out[s.name] = (list(value) if isinstance(value, tuple) else value) if s.name in read else None
     out["limit"] = config.limit or None
     out["variants"] = out["variants"] or []
+    out["sampling"] = {name: getattr(config, name) for name in _SAMPLING}
+    for name in _SAMPLING:
+        del out[name]
     return out

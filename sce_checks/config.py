@@ -180,6 +180,15 @@ CORE: tuple[Setting, ...] = (
     Setting("parsing", "str", "lenient", "lenient: read replies as the paper's code does where unambiguous (numeric "
             "strings, label case and punctuation, the first of several JSON objects), counted in the report; "
             "strict: none of that", choices=PARSINGS),
+    Setting("temperature", "float", 0.0, "sampling temperature of every generated reply (answers, SCEs, "
+            "re-predictions); 0: greedy, the default; above 0 each reply is sampled with its own seed derived from "
+            "--seed (docs/sampling.md)", minimum=0, maximum=100, metavar="T"),
+    Setting("top_p", "float", 1.0, "nucleus sampling: keep the smallest set of tokens whose probability reaches P "
+            "(with --temperature above 0)", minimum=0, nonzero=True, maximum=1, metavar="P"),
+    Setting("samples", "int", 1, "SCEs sampled per example and target (with --temperature above 0); each has its "
+            "own seed", minimum=1, maximum=1000, metavar="K"),
+    Setting("prediction_samples", "int", 1, "re-predictions sampled per SCE when answers are generated rather than "
+            "scored (with --temperature above 0)", minimum=1, maximum=1000, metavar="M"),
     Setting("sequential", "bool", False, "audit each dataset's examples in a seeded random order, --batch-size at a "
             "time, and stop as soon as an anytime-valid confidence sequence decides every gate (an undecided gate "
             "fails at --limit; docs/sequential.md)"),

@@ -25,6 +25,7 @@ Besides ``chat`` a backend may offer two scoring methods (probe them with `suppo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
@@ -38,7 +39,8 @@ Conversation = list[Message]
 
 @dataclass(frozen=True)
 class Decoding:
-    """Decoding parameters. Only temperature 0 (greedy) requests are deterministic and cached.
+    """Decoding parameters. Greedy requests, and sampled ones that carry a seed, are deterministic
+    and cached.
 
     ``json_schema`` is set under structured elicitation (``elicitation = "schema"``,
     docs/method.md): the JSON text of a JSON Schema the reply must satisfy. Each backend
@@ -51,13 +53,15 @@ class Decoding:
     temperature: float = 0.0
     max_new_tokens: int = 256
     top_p: float = 1.0
-    seed: int | None = None
+    seed: int | None = None  # the run's sampling seed; each conversation's own seed is `conversation_seed`
+    sample: int = 0  # which of the K samples of one request this is (--samples)
     json_schema: str | None = None
     stop_after_json: bool = False  # end the reply at the close of its first readable JSON object (models/json_stop.py)
 
     @property
     def deterministic(self) -> bool:
-        return self.temperature == 0.0
+        """Greedy, or sampled with a seed: the same request gives the same reply, so it is cached."""
+        return self.temperature == 0.0 or self.seed is not None
 
     @property
     def schema(self) -> dict[str, Any] | None:
@@ -78,7 +82,19 @@ class Decoding:
             del out["json_schema"]
         if not self.stop_after_json:
             del out["stop_after_json"]
+        if not self.sample:
+            del out["sample"]
         return out
+
+
+def conversation_seed(decoding: Decoding, conversation: Conversation) -> int:
+    """The seed one sampled reply is drawn with: a hash of the run's seed, the sample index and the
+    conversation itself (which holds the example, the variant and the target). Deriving it from the
+    conversation, not from its place in a batch, is what makes a batched draw equal an unbatched
+    one, and a rerun equal the first run (docs/sampling.md). A 63-bit non-negative integer."""
+    text = json.dumps([decoding.seed, decoding.sample, conversation], ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1
 
 
 @runtime_checkable
