@@ -21,6 +21,11 @@ Besides ``chat`` a backend may offer two scoring methods (probe them with `suppo
 * ``score_options(conversations, options) -> list[list[float]]``: the same options for every
   conversation, each as the whole reply (``score_replies(conversations, [options] * n)``);
   prediction by option scoring uses it.
+
+A backend whose two scoring methods also take ``temperature=T`` (each token's log-probability
+from ``log_softmax(logits / T)``, the distribution a sampler at temperature T draws from) says so
+with a true ``tempered_scoring`` attribute; `supports_tempered_scoring` probes it. Audits at a
+temperature above 0 use it for exact answer probabilities (docs/sampling.md).
 """
 
 from __future__ import annotations
@@ -115,6 +120,13 @@ class ChatModel(Protocol):
         """What the answers depend on: backend, model name, weights fingerprint or URL, dtype,
         device, batch size. Used as the cache key and written into every report."""
         ...
+
+
+def supports_tempered_scoring(model: Any) -> bool:
+    """True when ``model``'s scoring methods take ``temperature=`` (module docstring); wrappers
+    answer with a callable ``tempered_scoring`` asking their inner model."""
+    probe = getattr(model, "tempered_scoring", False)
+    return bool(probe() if callable(probe) else probe) and supports_scoring(model)
 
 
 def supports_scoring(model: Any) -> bool:
