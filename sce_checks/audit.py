@@ -34,7 +34,7 @@ from sce_checks.notices import Notices, collecting
 from sce_checks.progress import ProgressBar, showing
 from sce_checks.results import CheckResult
 from sce_checks.stopping import (
-    ALPHA, answered_twice, attach, audit_sequentially, baseline_questions, check_sequential,
+    answered_twice, attach, audit_sequentially, baseline_questions, check_sequential,
     parsed_thresholds, questions,
 )
 from sce_checks.tasks import load_task, task_examples
@@ -85,7 +85,7 @@ def run_audit(config: RunSpec, model: Any = None, progress: Callable[[str], None
     checks = [get_check(name) for name in config.checks]
     tasks = [load_task(d) for d in config.datasets]  # fail on a bad dataset before loading a model
     if config.sequential:  # a gate no confidence sequence can answer: refused before the model opens
-        check_sequential(config.thresholds, units(config.checks, config.variants))
+        check_sequential(config.thresholds, units(config.checks, config.variants), alpha=config.alpha)
     if model is None:
         model = (models or ModelOpener.for_run(config)).open(config.model)
     notices = run_notices(model)
@@ -163,7 +163,7 @@ def _audit_sequentially(config: RunSpec, model: Any, progress: Callable[[str], N
     until the run's gates on this task are decided, then once more on the audited prefix (from
     the cache). Returns (results, checks that cannot run here)."""
     run_units = units([c.name for c in checks], config.variants)
-    gates = questions(parsed_thresholds(config.thresholds), run_units, ALPHA, len(examples) or None)
+    gates = questions(parsed_thresholds(config.thresholds), run_units, config.alpha, len(examples) or None)
     with answered_twice(model) as answering:
         results, skipped, block = audit_sequentially(
             examples, config.batch_size, gates,

@@ -52,7 +52,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.models import parse_spec
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
-from sce_checks.stopping import ALPHA, questions
+from sce_checks.stopping import questions
 from sce_checks.tasks import load_task
 from sce_checks.thresholds import Threshold
 from sce_checks.userfiles import read_toml
@@ -171,7 +171,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
     if spec.sequential:
         for (dataset, unit), gates in table.items():
             try:
-                questions(gates, [unit], ALPHA, None)
+                questions(gates, [unit], spec.alpha, None)
             except UserInputError as exc:
                 raise _err(path, "sequential", str(exc)) from None
     base = None

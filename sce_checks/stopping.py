@@ -5,14 +5,17 @@ every gate is decided, or at ``--limit`` (docs/sequential.md, "Sequential audits
 
 A gate on figure F of a check is a sequential question only when F is the mean of a per-example
 outcome the check declares (`Outcome`, sce_checks/checks/base.py): the rate of a binary outcome
-(validity), or ``mean_<outcome>`` of a continuous one whose values lie in [0, 1] (mean RCF_A).
+(validity), or a figure of a continuous outcome declared ``unit_mean`` (its plain mean, of values
+in [0, 1]: mean RCF_A).
 ``F_lower>=t``, ``F_upper<=t`` and ``F>=t`` ask the same sequential question (is the mean above
 t?): the confidence sequence already is the interval a Wilson bound stands in for at a fixed n.
 Medians, correlations and figures without an outcome are refused before any model call.
 
 The audit runs each check on each new batch alone; once stopped, every check runs once more on
 the whole audited prefix, so the reported figures are the check's own, computed on the examples
-audited. Every model call of that last pass is answered by the response cache (with
+audited. Every confidence sequence runs at the run's ``--alpha``. With a paired baseline, the
+sequential comparisons (`BaselineQuestion`) are the baseline gate's verdict on their figures
+(sce_checks/regression/gate.py reads them from the results' ``sequential`` block). Every model call of that last pass is answered by the response cache (with
 ``--no-cache``, by a cache of the run's own in a temporary folder), so it costs no model call.
 """
 
@@ -26,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from sce_checks.checks import check_of, get_check
 from sce_checks.checks.base import figure_of, outcome_of, primary_figures
+from sce_checks.config import default
 from sce_checks.errors import UserInputError
 from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, SequentialComparison, SequentialGate
 from sce_checks.models.cache import CachedModel, ResponseCache
@@ -33,7 +37,6 @@ from sce_checks.regression.files import entry_key, load_baseline
 from sce_checks.regression.tolerances import parse_tolerances
 from sce_checks.thresholds import Threshold
 
-ALPHA = 0.05  # each gate's error: a false pass (or a false early fail) at most 5%, as the Wilson bounds' 95%
 ROUNDING = 1e-9  # float noise around [0, 1] (a Gower gap of -1e-17) is clipped, never more
 
 
@@ -69,12 +72,13 @@ class SequentialQuestion:
 
 @dataclass
 class BaselineQuestion:
-    """A figure a baseline comparison gates, as a condition for stopping: a `SequentialComparison`
-    of the new examples' outcomes with the baseline's outcomes of the same examples. The verdict
-    stays the fixed-n paired gate's on the examples audited (docs/regression.md); this only keeps
-    the audit going until a regression, or its absence beyond the tolerance, is shown."""
+    """A figure a paired baseline comparison gates: a `SequentialComparison` of the new examples'
+    outcomes with the baseline's outcomes of the same examples. The audit waits until it is
+    decided (a regression beyond the tolerance shown, or its absence), and it is the baseline
+    gate's verdict on the figure (sce_checks/regression/gate.py): undecided at the limit fails."""
 
     unit: str
+    path: str  # the baseline file, as the run names it
     key: str  # the baseline entry: check/dataset/variant
     figure: str
     outcome: Any
@@ -102,9 +106,11 @@ class BaselineQuestion:
         return f"baseline {self.figure}: {shown} at n={self.decided_at}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"baseline": self.key, "figure": self.figure, "tolerance": self.comparison.tolerance,
-                "state": self.state(), "decided_at": self.decided_at, "n": self.comparison.n,
-                "history": [[n, lo, hi] for n, lo, hi in self.comparison.history]}
+        c = self.comparison
+        return {"baseline": self.key, "path": self.path, "figure": self.figure, "kind": c.kind,
+                "tolerance": c.tolerance, "alpha": c.alpha, "state": self.state(), "final": c.final(),
+                "decided_at": self.decided_at, "n": c.n, "worse": c.worse, "improved": c.improved,
+                "mean_change": c.mean_change, "history": [[n, lo, hi] for n, lo, hi in c.history]}
 
 
 def _unit(values: Sequence[float]) -> list[float]:
@@ -112,15 +118,17 @@ def _unit(values: Sequence[float]) -> list[float]:
 
 
 def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any], str], horizon: int) -> list[BaselineQuestion]:
-    """The stopping conditions ``spec.baseline`` adds for ``results`` (a first batch): per result,
+    """The sequential comparisons ``spec.baseline`` asks of ``results`` (a first batch): per result,
     the figures its paired comparison gates (``--baseline-metric``, else the check's primary
-    figures) that are a rate or a mean of an outcome in [0, 1]. None without a paired baseline."""
+    figures) that are a rate or a mean of an outcome in [0, 1]. Each runs at ``spec.alpha``
+    divided by their number (Bonferroni: the fixed-n gate's Holm correction has no sequential
+    step-down). None without a paired baseline."""
     if not spec.baseline or spec.baseline_mode != "paired":
         return []
 
     entries = load_baseline(spec.baseline).get("entries", {})
     tolerances = parse_tolerances(list(spec.tolerances))
-    out = []
+    asked = []
     for result in results:
         key = entry_key(result)
         old = entries.get(key)
@@ -133,12 +141,15 @@ def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any
             try:
                 _, outcome, kind = gated_figure(Threshold(name, ">=", 0.5), result.check)
             except UserInputError:
-                continue  # not a mean of an outcome: no condition, the fixed-n gate alone
+                continue  # not a mean of an outcome: the fixed-n paired gate decides it
             before = {i: e["outcomes"].get(outcome.name) for i, e in old["examples"].items()}
-            comparison = SequentialComparison("binary" if kind == "binary" else "continuous", figure.better,
-                                              min(tolerances.get(name, tolerances["*"]), 0.99), spec.alpha, horizon)
-            out.append(BaselineQuestion(unit_of(result), key, name, outcome, before, comparison))
-    return out
+            asked.append((result, key, name, figure.better, outcome, kind, before,
+                          min(tolerances.get(name, tolerances["*"]), 0.99)))
+    alpha = spec.alpha / max(1, len(asked))
+    return [BaselineQuestion(unit_of(result), str(spec.baseline), key, name, outcome, before,
+                             SequentialComparison("binary" if kind == "binary" else "continuous", better, tolerance,
+                                                  alpha, horizon))
+            for result, key, name, better, outcome, kind, before, tolerance in asked]
 
 
 def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
@@ -162,11 +173,9 @@ def gated_figure(threshold: Any, check: str) -> tuple[str, Any, str]:
         raise refuse(f"{name} has no per-example outcome")
     if outcome.kind == "binary":
         return name, outcome, "binary"
-    if name != f"mean_{outcome.name}":
-        kind = "a median" if name.startswith("median") else "not declared as the mean of its per-example values"
-        raise refuse(f"{name} is {kind}")
-    if "spearman" in name:  # the one declared mean of values outside [0, 1]: refused here, not mid-run
-        raise refuse(f"{name} is a mean of correlations, in [-1, 1]")
+    if not outcome.unit_mean:
+        raise refuse(f"{name} is not declared as the plain mean of per-example values in [0, 1] "
+                     f"(its outcome {outcome.name} is not unit_mean)")
     return name, outcome, "mean"
 
 
@@ -193,9 +202,10 @@ def parsed_thresholds(texts: Sequence[str], where: str = "--threshold") -> list[
     return [Threshold.parse(t, where) for t in texts]
 
 
-def check_sequential(texts: Sequence[str], run_units: Sequence[str], where: str = "--threshold") -> None:
+def check_sequential(texts: Sequence[str], run_units: Sequence[str], where: str = "--threshold",
+                     alpha: float = default("alpha")) -> None:
     """Refuse, before any model call, a threshold ``--sequential`` cannot gate."""
-    questions(parsed_thresholds(texts, where), run_units, ALPHA, None)
+    questions(parsed_thresholds(texts, where), run_units, alpha, None)
 
 
 def outcome_values(question: SequentialQuestion, result: Any) -> list[float]:
@@ -295,7 +305,7 @@ def stop_reason(gates: list[SequentialQuestion], audited: int, limit: int) -> st
     figures = [q.figure for q in open_ if isinstance(q, BaselineQuestion)]
     parts = [f"{len(thresholds)} gate(s) undecided ({', '.join(thresholds)}), which fail"] if thresholds else []
     if figures:
-        parts.append(f"the baseline comparison of {', '.join(figures)} undecided, left to the paired gate")
+        parts.append(f"the baseline comparison of {', '.join(figures)} undecided, which fails")
     return "limit reached with " + "; ".join(parts)
 
 

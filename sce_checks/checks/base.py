@@ -80,12 +80,16 @@ class Outcome:
     (`ExampleRecord.to_dict`: the record's fields with its ``extra`` keys beside them) and gives
     the value, or None where the example does not count for the figure (validity of an example
     without an SCE); by default the record's field called ``name``. A figure with a direction and
-    no outcome is compared on its aggregate against the tolerance alone."""
+    no outcome is compared on its aggregate against the tolerance alone. ``unit_mean``: each
+    figure it underlies is the plain mean of its values, which lie in [0, 1] (a Gower distance,
+    RCF_A), so ``--sequential`` can gate it with a confidence sequence (sce_checks/stopping.py);
+    a binary outcome's figures are rates, such means already."""
 
     name: str
     kind: str  # "binary" | "continuous"
     figures: tuple[str, ...]
     read: Callable[[dict[str, Any]], Any] | None = None
+    unit_mean: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("binary", "continuous"):

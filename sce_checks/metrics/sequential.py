@@ -307,9 +307,10 @@ class SequentialComparison:
     after - before (``better="lower"``), in [-1, 1], against ``tolerance``: ``state()`` is "fail"
     (regressed) once the CS shows w > tolerance at level ``alpha``, "pass" once it shows
     w < tolerance at level ``pass_alpha`` (default alpha), else "undecided". ``final()`` turns
-    undecided into "pass": as in the fixed-n paired gate (docs/regression.md), a regression must
-    be shown; with tolerance 0 only an improvement can be shown early, so a comparison without a
-    tolerance runs to the limit unless it regresses.
+    undecided into "fail", as `SequentialGate.final` does: under ``--sequential`` the comparison
+    is the baseline gate's verdict (docs/sequential.md), and a gate that cannot decide must not
+    pass. With tolerance 0 only an improvement can be shown, so a comparison without a tolerance
+    passes only a model that got better.
 
     ``kind="binary"`` (0/1 outcomes, tolerance 0) is a sequential McNemar test: a concordant pair
     has w = 0 = m and leaves the capital unchanged, so the capital bets on the discordant pairs
@@ -364,12 +365,21 @@ class SequentialComparison:
         w_lo, w_hi = 2.0 * lo - 1.0, 2.0 * hi - 1.0
         return (-w_hi, -w_lo) if self.better == "higher" else (w_lo, w_hi)
 
+    @property
+    def mean_change(self) -> float | None:
+        """The mean change after - before over the pairs so far (None before any pair)."""
+        if not self.n:
+            return None
+        w = 2.0 * float(np.mean(self.gate.cs.values)) - 1.0
+        return -w if self.better == "higher" else w
+
     def state(self) -> str:
         return self.gate.state()
 
     def final(self) -> str:
-        """"pass" or "fail" when the audit stops here: undecided passes (no regression shown)."""
-        return FAIL if self.gate.state() == FAIL else PASS
+        """"pass" or "fail" when the audit stops here: undecided fails, as an undecided gate does
+        (a change within the tolerance must be shown, as a regression must)."""
+        return PASS if self.gate.state() == PASS else FAIL
 
 
 @dataclass(frozen=True)

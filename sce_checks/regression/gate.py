@@ -11,6 +11,13 @@ Two modes (``--baseline-mode``, `BASELINE_MODES` in sce_checks/config.py; docs/r
   figure against a v1 baseline (no outcomes stored), falls back to the tolerance rule, said so.
 * ``tolerance``: a figure regresses when it worsened by more than its tolerance.
 
+Under ``--sequential`` (docs/sequential.md) the audit compared each gated figure that is a rate or
+a mean of an outcome in [0, 1] with the baseline as it went, with an anytime-valid sequential
+comparison, and stopped once it was decided; that comparison, carried in the results'
+``sequential`` block, is the figure's verdict (`Comparison.sequential`), not a fixed-n test on a
+prefix the data chose: regressed when its confidence sequence shows a worsening beyond the
+tolerance, ok when it shows none, UNDECIDED (failing) when neither was shown at ``--limit``.
+
 The mode and the significance level default to their settings (`sce_checks.config.default`), so
 each default is written once. Rendering a comparison is report/comparison.py's.
 """
@@ -52,8 +59,21 @@ class Comparison:
     test: Any = None  # sce_checks.regression.paired.PairedTest
     p_holm: float | None = None
     gated: bool = True
-    how: str = "tolerance"  # "paired" | "tolerance" | why no paired test was possible
+    how: str = "tolerance"  # "paired" | "tolerance" | "sequential" | why no paired test was possible
     undecided: str | None = None  # why the gate cannot decide a worsening (it then fails: ``regressed`` is set)
+    sequential: dict[str, Any] | None = None  # the --sequential comparison that decided it (`BaselineQuestion.as_dict`)
+
+    def decided_by(self) -> str:
+        """What decided the row: "sequential" (the confidence sequence of a --sequential audit),
+        the paired test ("McNemar", "Wilcoxon"), "x* bounds", "tolerance" (the aggregate against
+        the tolerance), or "-" (undefined)."""
+        if self.sequential is not None:
+            return "sequential"
+        if self.test is not None:
+            return self.test.test
+        if self.how.startswith("bounded"):
+            return "x* bounds"
+        return "-" if self.how == "undefined" else "tolerance"
 
     def status(self) -> str:
         """The row's verdict word, one for every report: REGRESSED, UNDECIDED (got worse by more
@@ -80,6 +100,8 @@ class Comparison:
         line = f"{what} {moved} from {_fmt(self.before)} to {_fmt(self.after)}"
         if moved == "stayed":
             line = f"{what} stayed at {_fmt(self.before)}"
+        if self.sequential is not None:
+            return f"{line} ({_sequential_text(self)})"
         t = self.test
         if t is None:
             why = "" if self.how == "tolerance" else f"aggregate only: {self.how}; "
@@ -99,6 +121,55 @@ class Comparison:
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:.2g}"
+
+
+def _sequential_text(row: Comparison) -> str:
+    """The sequential comparison of a row, in words: the mean change over the pairs with its last
+    confidence sequence bounds, the pairs that moved, and how it ended."""
+    s = row.sequential
+    n, lo, hi = s["history"][-1]
+    parts = [f"sequential: mean change {s['mean_change']:+.2f}, confidence sequence [{lo:+.2f}, {hi:+.2f}] over {n} "
+             f"shared {'examples' if n != 1 else 'example'} at alpha {s['alpha']:.3g}",
+             f"{s['worse']} regressed, {s['improved']} improved"]
+    if s["state"] == "fail":
+        parts.append(f"a worsening beyond the tolerance shown at n={s['decided_at']}")
+    elif s["state"] == "pass":
+        parts.append(f"no worsening beyond the tolerance, shown at n={s['decided_at']}")
+    else:
+        parts.append(f"undecided: {row.undecided}")
+    return ", ".join(parts)
+
+
+def sequential_comparisons(results: Sequence[CheckResult], path: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(baseline entry, figure) -> the sequential comparison a ``--sequential`` audit made of it
+    against the baseline at ``path`` (sce_checks/stopping.py: `BaselineQuestion`), from the
+    results' ``sequential`` blocks; empty for a fixed-n run."""
+    out = {}
+    for r in results:
+        for c in (r.info.get("sequential") or {}).get("baseline") or []:
+            if c.get("path") == str(path):
+                out[(c["baseline"], c["figure"])] = {**c, "stopped_after": r.info["sequential"]["stopped_after"],
+                                                     "limit": r.info["sequential"]["limit"]}
+    return out
+
+
+def _judge_sequentially(rows: Sequence[Comparison], sequential: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The verdict of each gated row a --sequential audit compared as it went (with at least one
+    pair): its sequential comparison's, at the level it ran at. Undecided at the limit fails,
+    as an undecided threshold does, with the sequence shown."""
+    for row in rows:
+        s = sequential.get((row.key, row.metric))
+        if s is None or not s["n"] or not row.gated or row.delta is None:
+            continue
+        row.sequential, row.how, row.tolerance = s, "sequential", s["tolerance"]
+        row.regressed = s["state"] != "pass"
+        if s["state"] == "undecided":
+            shown = "; ".join(f"n={n} [{lo:+.3f}, {hi:+.3f}]" for n, lo, hi in s["history"][-4:])
+            hint = (" (with tolerance 0 only an improvement can be shown: give a tolerance)"
+                    if s["tolerance"] == 0 else "")
+            row.undecided = (f"after {s['stopped_after']} of {s['limit']} examples (--sequential) the confidence "
+                             f"sequence of the mean change still contains the tolerance {s['tolerance']:g}{hint} "
+                             f"({shown})")
 
 
 @dataclass
@@ -139,7 +210,11 @@ class ComparisonReport:
         def row(c: Comparison) -> dict[str, Any]:
             out = {"result": c.key, "metric": c.metric, "before": c.before, "after": c.after, "delta": c.delta,
                    "tolerance": c.tolerance, "regressed": c.regressed, "gated": c.gated, "compared": c.how,
-                   "verdict": c.verdict()}
+                   "decided_by": c.decided_by(), "verdict": c.verdict()}
+            if c.sequential is not None:
+                s = c.sequential
+                out["sequential"] = {k: s[k] for k in ("state", "decided_at", "n", "alpha", "mean_change", "worse",
+                                                       "improved", "stopped_after", "limit", "history")}
             if c.undecided is not None:
                 out["undecided"] = c.undecided
             if c.test is not None:
@@ -189,12 +264,14 @@ def _judge_bounds(row: Comparison, old: tuple[float, float], new: tuple[float, f
 
 def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]], tolerance: float | Tolerances = 0.0,
                     mode: str = default("baseline_mode"), alpha: float = default("alpha"),
-                    metrics: Sequence[str] = (), path: str = "baseline") -> ComparisonReport:
+                    metrics: Sequence[str] = (), path: str = "baseline",
+                    sequential: dict[tuple[str, str], dict[str, Any]] | None = None) -> ComparisonReport:
     """Compare (key, old entry, new entry) pairs (entries as `baseline_entry` makes them; an old
     one without ``examples`` is a v1 baseline). ``metrics``: the figures the gate tests; when empty,
     each check's primary figure where a paired test applies, and every figure compared on its
     aggregate alone (the tolerance rule, as for v1 baselines); the Holm family is the gated figures with a paired test that could
-    reach ``alpha`` (sce_checks/regression/paired.py)."""
+    reach ``alpha`` (sce_checks/regression/paired.py). ``sequential``: the comparisons a
+    ``--sequential`` audit made (`sequential_comparisons`), the verdict on their figures."""
     if mode not in BASELINE_MODES:
         raise UserInputError(f"baseline mode must be one of {', '.join(BASELINE_MODES)}, not {mode!r}")
     tolerances = parse_tolerances(tolerance)
@@ -250,18 +327,25 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
                 row.regressed = row.gated and _worse_by(check, metric, row.delta) > allowed + ROUNDING
         if old_ex is not None and new_ex is not None:
             changes.extend(changed_examples(key, check, old_ex, new_ex, shared, tolerances))
-    family = [c for c in rows if c.test is not None and c.gated and c.test.min_p <= alpha]
+    power = _decide_paired(rows, alpha, sequential or {}) if mode == "paired" else []
+    if mode == "paired" and v1:
+        notes.append(f"{path} is a v1 baseline (figures only): compared against the tolerance alone; save a new "
+                     "baseline (v2) for paired tests on the examples")
+    notes.extend(power)
+    changes.sort(key=lambda ch: (not ch.worse, ch.key, ch.id))
+    return ComparisonReport(path, mode, alpha, rows, changes, notes)
+
+
+def _decide_paired(rows: Sequence[Comparison], alpha: float, sequential: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """The paired verdicts: the --sequential comparisons' where the audit made them, else the
+    paired tests under Holm with the undecided rule. Returns the power notes."""
+    _judge_sequentially(rows, sequential)
+    family = [c for c in rows if c.test is not None and c.gated and c.sequential is None and c.test.min_p <= alpha]
     for c, adjusted in zip(family, holm([c.test.p for c in family])):
         c.p_holm = adjusted
         c.regressed = adjusted <= alpha and _worse_by(c.check, c.metric, c.delta) > c.tolerance + ROUNDING
     _mark_undecided(rows, family, alpha)
-    if mode == "paired" and v1:
-        notes.append(f"{path} is a v1 baseline (figures only): compared against the tolerance alone; save a new "
-                     "baseline (v2) for paired tests on the examples")
-    if mode == "paired":
-        notes.extend(_power_notes(rows, family, alpha))
-    changes.sort(key=lambda ch: (not ch.worse, ch.key, ch.id))
-    return ComparisonReport(path, mode, alpha, rows, changes, notes)
+    return _power_notes([c for c in rows if c.sequential is None], family, alpha)
 
 
 def _mark_undecided(rows: Sequence[Comparison], family: Sequence[Comparison], alpha: float) -> None:
@@ -272,7 +356,7 @@ def _mark_undecided(rows: Sequence[Comparison], family: Sequence[Comparison], al
     ``min_p``), the other gated figures' p-values as observed."""
     for row in rows:
         t = row.test
-        if t is None or not row.gated or row.regressed or _worse_by(row.check, row.metric, row.delta) <= row.tolerance + ROUNDING:
+        if t is None or not row.gated or row.regressed or row.sequential is not None or _worse_by(row.check, row.metric, row.delta) <= row.tolerance + ROUNDING:
             continue
         others = [c.test.p for c in family if c is not row]
         attainable = holm([t.min_p, *others])[0] if t.min_p <= alpha else t.min_p
@@ -354,7 +438,8 @@ def compare_run(baseline: dict[str, Any], results: Sequence[CheckResult], enviro
     version and malformed figures). Raises `UserInputError` when the two are not comparable
     (sample, task definition); a result absent from the baseline is refused too, so nothing is
     silently left unchecked."""
-    return compare_entries(_entry_pairs(baseline, results, environment, path), tolerance, mode, alpha, metrics, path)
+    return compare_entries(_entry_pairs(baseline, results, environment, path), tolerance, mode, alpha, metrics, path,
+                           sequential_comparisons(results, path))
 
 
 def compare(baseline: dict[str, Any], results: Sequence[CheckResult], environment: dict[str, Any],

@@ -20,13 +20,18 @@ def render_comparison(rows: Sequence[Comparison], only_regressions: bool = False
     fmt = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     table = []
     for c in shown:
-        t = c.test
+        t, s = c.test, c.sequential
         paired = "-" if t is None else f"{t.delta:+.3f} [{t.low:+.3f}, {t.high:+.3f}] n={t.n}"
         test = "-" if t is None else f"{t.test} {p_value(t.p)}" + (f" (Holm {p_value(c.p_holm)})" if c.p_holm is not None else "")
         moved = "-" if t is None else f"{t.worse}/{t.better}"
+        if s is not None:  # decided by the --sequential comparison: its confidence sequence, not a fixed-n test
+            n, lo, hi = s["history"][-1]
+            paired = f"{s['mean_change']:+.3f} [{lo:+.3f}, {hi:+.3f}] n={n} (CS)"
+            test = f"sequential, alpha {s['alpha']:.3g}"
+            moved = f"{s['worse']}/{s['improved']}"
         table.append([c.key, c.metric, fmt(c.before), fmt(c.after), ("-" if c.delta is None else f"{c.delta:+.4f}"),
                       paired, test, moved, c.status()])
-    headers = ["result", "metric", "before", "after", "delta", "paired delta [95% CI]", "p (one-sided)",
+    headers = ["result", "metric", "before", "after", "delta", "paired delta [95% CI]", "test: p (one-sided)",
                "worse/better", "verdict"]
     return fit_table(headers, [[plain(c) for c in row] for row in table], width)
 

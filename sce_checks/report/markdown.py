@@ -56,11 +56,12 @@ _GATE_WORDS = {"REGRESSED": "FAIL", "UNDECIDED": "FAIL (undecided)", "ok": "PASS
 def baseline_rows(comparisons: Sequence[Any]) -> list[list[str]]:
     """One row per figure compared with a baseline (sce_checks/regression/gate.py: `Comparison`), its
     verdict the terminal's (`Comparison.status`) in gate words: FAIL, PASS, "-" (undefined) or
-    "not gated" (a figure that cannot fail the gate is no gate); figures undefined before and
-    after are left out."""
+    "not gated" (a figure that cannot fail the gate is no gate), beside what decided it
+    (`Comparison.decided_by`: "sequential" under --sequential, else the paired test); figures
+    undefined before and after are left out."""
     four = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     return [[c.key, c.metric, four(c.before), four(c.after), "-" if c.delta is None else f"{c.delta:+.4f}",
-             _GATE_WORDS.get(c.status(), c.status())]
+             c.decided_by(), _GATE_WORDS.get(c.status(), c.status())]
             for c in comparisons if not (c.before is None and c.after is None)]
 
 
@@ -75,7 +76,7 @@ def gates_section(results: Sequence[CheckResult], baselines: Sequence[tuple[str,
         rows = baseline_rows(comparisons)
         verdicts += [row[-1] for row in rows]
         parts.append(markdown_text(f"Baseline {path}:") + "\n\n"
-                     + (_table(["result", "figure", "before", "after", "change", "verdict"], rows) if rows
+                     + (_table(["result", "figure", "before", "after", "change", "decided by", "verdict"], rows) if rows
                         else "no figure compared"))
     judged = [v for v in verdicts if v in ("PASS", "FAIL")]
     failed = judged.count("FAIL")

@@ -123,13 +123,20 @@ def test_the_first_decision_stands():
     assert [n for n, _, _ in gate.history] == [8, 16, 24, 32, 40, 48]
 
 
-def test_undecided_gate_fails_and_undecided_comparison_holds():
+def test_undecided_gates_and_comparisons_fail():
     gate = SequentialGate("binary", ">=", 0.5, horizon=16)
     gate.update([1, 0] * 8)
     assert gate.state() == "undecided" and gate.final() == "fail"
     comparison = SequentialComparison("binary", "higher")
+    assert comparison.mean_change is None
     comparison.update([1, 0, 1, 1], [0, 1, 1, 1])
-    assert comparison.state() == "undecided" and comparison.final() == "pass"
+    assert comparison.state() == "undecided" and comparison.final() == "fail"
+    assert (comparison.worse, comparison.improved, comparison.mean_change) == (1, 1, 0.0)
+    comparison.update([1, 1], [0, 0])  # 2 more worse of 6: after - before = -2/6
+    assert comparison.mean_change == pytest.approx(-2 / 6)
+    lower = SequentialComparison("continuous", "lower", tolerance=0.1)
+    lower.update([0.1, 0.2], [0.3, 0.2])
+    assert lower.mean_change == pytest.approx(0.1) and lower.worse == 1
 
 
 def test_coverage_at_all_times():

@@ -53,10 +53,11 @@ def test_every_gate_is_shown_with_pass_or_fail_and_the_verdict_comes_first():
     assert gates[0][1:] == [["python:m / data1 / minimal", "validity&gt;=0.8", "0.000", "FAIL"],
                             ["python:m / data1 / minimal", "generation_rate&gt;=0.5", "1.000", "PASS"],
                             ["python:m / data2 / minimal", "validity&gt;=0.5", "0.000", "XFAIL"]]
-    assert gates[1][0] == ["result", "figure", "before", "after", "change", "verdict"]
-    assert [row[1:] for row in gates[1][1:]] == [["validity", "0.6000", "0.0000", "-0.6000", "FAIL"],
-                                                ["mean_rcf_a", "0.2000", "0.2000", "+0.0000", "PASS"],
-                                                ["mean_distance", "0.1000", "0.3000", "+0.2000", "not gated"]]
+    assert gates[1][0] == ["result", "figure", "before", "after", "change", "decided by", "verdict"]
+    assert [row[1:] for row in gates[1][1:]] == [["validity", "0.6000", "0.0000", "-0.6000", "tolerance", "FAIL"],
+                                                ["mean_rcf_a", "0.2000", "0.2000", "+0.0000", "tolerance", "PASS"],
+                                                ["mean_distance", "0.1000", "0.3000", "+0.2000", "tolerance",
+                                                 "not gated"]]
     assert "Baseline base.json:" in text
 
     passing = result(3)
