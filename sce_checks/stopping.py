@@ -65,7 +65,7 @@ class SequentialQuestion:
         return f"{self.unit}: {self.thresholds[0]} {'passed' if self.state() == PASS else 'failed'} at n={self.decided_at}"
 
     def as_dict(self, threshold: str) -> dict[str, Any]:
-        return {"threshold": threshold, "figure": self.figure, "state": self.gate.state(),
+        return {"threshold": threshold, "figure": self.figure, "alpha": self.gate.alpha, "state": self.gate.state(),
                 "final": self.gate.final(), "decided_at": self.decided_at, "n": self.gate.n,
                 "history": [[n, lo, hi] for n, lo, hi in self.gate.history]}
 

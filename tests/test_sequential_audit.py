@@ -183,25 +183,89 @@ def test_the_pytest_option_and_the_audit_file_key(bigproject):
     run.stdout.fnmatch_lines(["*big.sce.toml: sequential: --sequential cannot gate median_rcf<=0.1*"])
 
 
-def test_a_baseline_is_compared_on_the_examples_audited(bigdir, capsys):
-    """Under --sequential the fixed-n paired gate runs on the examples both runs share: the
-    audited prefix of the baseline's sample."""
+def against_baseline(model: str, *args: str, report: str = "b.json") -> tuple[int, dict]:
+    """``model`` compared with the baseline ``base.json`` (the ``sure`` model) on validity, with no
+    threshold: the comparison alone decides when the audit stops."""
+    code = main(["--model", f"python:big_models:{model}", "--dataset", "big.toml", "--limit", str(LIMIT),
+                 "--batch-size", "8", "--variant", "minimal", "--prediction", "generate", "--baseline", "base.json",
+                 "--baseline-metric", "validity", "--json", report, "-q", *args])
+    return code, json.loads(open(report).read())
+
+
+def validity_row(report: dict) -> dict:
+    return {row["metric"]: row for row in report["baseline"][0]["rows"]}["validity"]
+
+
+@pytest.fixture
+def based(bigdir):
     assert audit("sure", "--save-baseline", "base.json")[0] == 0
-    code, report = audit("never", "--sequential", "--baseline", "base.json", "--threshold", "generation_rate>=0.5")
+    return bigdir
+
+
+def test_a_clear_regression_is_decided_early_by_the_sequential_comparison(based, capsys):
+    code, report = against_baseline("never", "--sequential")
     assert code == 1
-    rows = {row["metric"]: row for row in report["baseline"][0]["rows"]}
-    assert rows["validity"]["regressed"] and rows["validity"]["n_pairs"] == block(report)["stopped_after"] < LIMIT
-    conditions = {c["figure"]: c for c in block(report)["baseline"]}  # the primary figures
-    assert conditions["validity"]["state"] == "fail" and conditions["mean_rcf_a"]["n"] == 0  # no valid SCE now
-    # the audit stops only once the baseline's gated figure is decided too: with no tolerance, no
-    # change can be shown to be harmless, so an unchanged model runs to the limit
-    code, same = audit("sure", "--sequential", "--baseline", "base.json", report="same.json")
-    assert code == 0 and block(same)["stopped_after"] == LIMIT and block(same)["baseline"][0]["state"] == "undecided"
-    assert block(same)["baseline"][0]["figure"] == "validity"
-    assert "left to the paired gate" in block(same)["reason"]
-    code, tolerant = audit("sure", "--sequential", "--baseline", "base.json", "--tolerance", "0.2", report="t.json")
-    assert code == 0 and block(tolerant)["stopped_after"] < LIMIT and block(tolerant)["decided"]
-    assert {c["state"] for c in block(tolerant)["baseline"]} == {"pass"}
+    seq, row = block(report), validity_row(report)
+    (condition,) = seq["baseline"]
+    assert condition["state"] == "fail" and condition["path"].endswith("base.json") and seq["decided"]
+    assert seq["stopped_after"] <= LIMIT // 2 and condition["decided_at"] == seq["stopped_after"]
+    assert row["regressed"] and row["decided_by"] == "sequential" and row["compared"] == "sequential"
+    assert row["sequential"]["state"] == "fail" and row["sequential"]["decided_at"] == seq["stopped_after"]
+    assert row["sequential"]["mean_change"] == -1.0 and "undecided" not in row and row.get("p_holm") is None
+    assert report["baseline"][0]["regressed"] == 1 and report["baseline"][0]["undecided"] == 0
+    out = capsys.readouterr().out
+    assert f"REGRESSED: sce/big/minimal validity fell from 1.00 to 0.00 (sequential: mean change -1.00" in out
+    assert f"a worsening beyond the tolerance shown at n={seq['stopped_after']}" in out
+    # without --sequential the fixed-n paired test decides, on every example
+    code, fixed = against_baseline("never", report="fixed.json")
+    assert code == 1 and validity_row(fixed)["decided_by"] == "McNemar" and "sequential" not in validity_row(fixed)
+    assert validity_row(fixed)["n_pairs"] == LIMIT
+
+
+def test_a_clear_non_regression_is_decided_early(based):
+    code, report = against_baseline("sure", "--sequential", "--tolerance", "0.2", "--markdown", "b.md")
+    assert code == 0
+    seq, row = block(report), validity_row(report)
+    assert seq["decided"] and seq["stopped_after"] <= LIMIT // 2 and seq["baseline"][0]["state"] == "pass"
+    assert not row["regressed"] and row["decided_by"] == "sequential" and row["sequential"]["state"] == "pass"
+    assert report["baseline"][0]["regressed"] == 0
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in (based / "b.md").read_text().splitlines()
+             if line.startswith("| sce/big/minimal | validity ")]
+    assert cells == [["sce/big/minimal", "validity", "1.0000", "1.0000", "+0.0000", "sequential", "PASS"]]
+
+
+def test_a_borderline_comparison_is_undecided_at_the_limit_and_fails(based, capsys):
+    """Validity 1.0 -> 0.5 against a tolerance of 0.5: the change is the tolerance itself, so no
+    sequence can put it on either side; at the limit the comparison fails as UNDECIDED, with its
+    sequence. An unchanged model against tolerance 0 is the same case (only an improvement can be
+    shown), said so in the line."""
+    code, report = against_baseline("half", "--sequential", "--tolerance", "0.5")
+    assert code == 1
+    seq, row = block(report), validity_row(report)
+    assert seq["stopped_after"] == LIMIT and not seq["decided"] and seq["baseline"][0]["state"] == "undecided"
+    assert "the baseline comparison of validity undecided, which fails" in seq["reason"]
+    assert row["regressed"] and row["decided_by"] == "sequential" and row["sequential"]["state"] == "undecided"
+    assert row["undecided"].startswith(f"after {LIMIT} of {LIMIT} examples (--sequential) the confidence sequence")
+    assert report["baseline"][0]["undecided"] == 1
+    out = capsys.readouterr().out
+    assert "1 undecided" in out and "UNDECIDED: sce/big/minimal validity fell from 1.00 to 0." in out
+    assert f"n={LIMIT} [" in out
+    code, same = against_baseline("sure", "--sequential", report="same.json")
+    assert code == 1 and "give a tolerance" in validity_row(same)["undecided"]
+
+
+def test_the_runs_alpha_sets_every_sequence(bigdir):
+    """--alpha is each confidence sequence's level: a smaller alpha needs more examples to decide,
+    and the comparisons share it (Bonferroni)."""
+    _, loose = audit("sure", "--sequential", "--threshold", "validity>=0.8")
+    _, strict = audit("sure", "--sequential", "--threshold", "validity>=0.8", "--alpha", "0.001", report="strict.json")
+    assert {g["alpha"] for g in block(loose)["gates"]} == {0.05} and {g["alpha"] for g in block(strict)["gates"]} == {0.001}
+    assert block(loose)["stopped_after"] < block(strict)["stopped_after"] < LIMIT
+    assert audit("sure", "--save-baseline", "base.json")[0] == 0
+    _, both = audit("sure", "--sequential", "--baseline", "base.json", "--tolerance", "0.2", "--alpha", "0.02",
+                    report="both.json")
+    assert sorted(c["figure"] for c in block(both)["baseline"]) == ["mean_rcf_a", "validity"]  # the primary figures
+    assert {c["alpha"] for c in block(both)["baseline"]} == {0.01}
 
 
 class _Record:

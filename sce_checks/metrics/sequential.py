@@ -371,7 +371,7 @@ class SequentialComparison:
         if not self.n:
             return None
         w = 2.0 * float(np.mean(self.gate.cs.values)) - 1.0
-        return -w if self.better == "higher" else w
+        return (-w if self.better == "higher" else w) + 0.0  # + 0.0: no -0.0
 
     def state(self) -> str:
         return self.gate.state()
