@@ -284,3 +284,15 @@ def test_simulated_error_rates():
     assert np.mean(comparison_paths(null, 0.0, alpha, horizon=limit).state == "fail") <= alpha
     dropped = np.where(u < 0.175, 1.0, np.where(u < 0.2, -1.0, 0.0))  # a drop of 0.15
     assert np.mean(comparison_paths(dropped, 0.0, alpha, horizon=limit).state == "fail") >= 0.95
+
+
+def test_a_smaller_alpha_needs_more_examples_to_decide():
+    """The run's --alpha is each sequence's level: all ones against >= 0.8 pass after 24 examples
+    at 0.05 (docs/sequential.md), later at 0.01 and later still at 0.001."""
+    decided = []
+    for alpha in (0.05, 0.01, 0.001):
+        gate = SequentialGate("binary", ">=", 0.8, alpha=alpha, horizon=160)
+        while gate.update([1] * 8) == "undecided":
+            pass
+        decided.append(gate.n)
+    assert decided[0] == 24 and decided[0] < decided[1] < decided[2] <= 160

@@ -146,3 +146,40 @@ def test_malformed_v2_examples_are_refused(tmp_path, mutate, message):
     path.write_text(json.dumps(data))
     with pytest.raises(UserInputError, match=message):
         load_baseline(path)
+
+
+def sequential_condition(state: str, n: int = 20, tolerance: float = 0.0) -> dict:
+    """A --sequential comparison as `BaselineQuestion.as_dict` records it, with the stop."""
+    return {"baseline": "inv/sentiment/-", "path": "b.json", "figure": "failure_rate", "kind": "binary",
+            "tolerance": tolerance, "alpha": 0.05, "state": state, "final": "pass" if state == "pass" else "fail",
+            "decided_at": None if state == "undecided" else n, "n": n, "worse": 10, "improved": 0,
+            "mean_change": 0.5, "history": [[n, 0.2, 0.8]], "stopped_after": n, "limit": 20}
+
+
+@pytest.mark.parametrize("state, status", [("fail", "REGRESSED"), ("pass", "ok"), ("undecided", "UNDECIDED")])
+def test_a_sequential_comparison_is_the_verdict_where_the_audit_made_one(state, status):
+    """Under --sequential the comparison the audit stopped on decides its figure, whatever the
+    fixed-n test on the same pairs says (here McNemar, p = 2^-10, would regress it); the Holm
+    family and the power notes leave it out; a comparison without pairs, or of a figure that is
+    not gated, leaves the paired test in charge."""
+    from sce_checks.regression.files import baseline_entry
+    from sce_checks.regression.gate import compare_entries
+
+    before, after = inv_result([False] * 20), inv_result([True] * 10 + [False] * 10)
+    pair = [("inv/sentiment/-", baseline_entry(before, [], None), baseline_entry(after, [], None))]
+    report = compare_entries(pair, 0.0, "paired", sequential={("inv/sentiment/-", "failure_rate"): sequential_condition(state)})
+    row = next(c for c in report.rows if c.metric == "failure_rate")
+    assert row.status() == status and row.decided_by() == "sequential" and row.p_holm is None
+    assert row.regressed == (state != "pass") and (row.undecided is not None) == (state == "undecided")
+    assert "sequential: mean change +0.50, confidence sequence [+0.20, +0.80] over 20 shared examples" in row.verdict()
+    assert not [n for n in report.notes if "gate power" in n]
+    if state == "undecided":
+        assert row.undecided.startswith("after 20 of 20 examples (--sequential) the confidence sequence")
+        assert "n=20 [+0.200, +0.800]" in row.undecided and "give a tolerance" in row.undecided
+        assert report.status() == "1 undecided"
+    data = report.to_dict()["rows"][[c.metric for c in report.rows].index("failure_rate")]
+    assert data["decided_by"] == "sequential" and data["sequential"]["state"] == state
+    # no pairs: the fixed-n paired test decides, as without --sequential
+    empty = compare_entries(pair, 0.0, "paired", sequential={("inv/sentiment/-", "failure_rate"): sequential_condition(state, n=0)})
+    row = next(c for c in empty.rows if c.metric == "failure_rate")
+    assert row.decided_by() == "McNemar" and row.status() == "REGRESSED" and row.sequential is None
