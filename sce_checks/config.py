@@ -210,7 +210,8 @@ CORE: tuple[Setting, ...] = (
             "tolerance: when it worsened by more than its tolerance (docs/regression.md)", group="report",
             choices=BASELINE_MODES, audit_file=False),
     Setting("alpha", "float", 0.05, "significance level of the paired baseline gate, one-sided, Holm-corrected "
-            "across the gated figures", group="report", minimum=0, nonzero=True, maximum=1, metavar="A",
+            "across the gated figures; under --sequential, the level of every confidence sequence (docs/sequential.md)",
+            group="report", minimum=0, nonzero=True, maximum=1, metavar="A",
             audit_file=False),
     Setting("baseline_metrics", "list", (), "the figures the paired baseline gate tests (repeatable; default: each "
             "check's primary figure, e.g. validity); fewer figures, a smaller Holm correction", group="report", flag="baseline-metric",
