@@ -174,8 +174,11 @@ def test_the_pytest_option_and_the_audit_file_key(bigproject):
         '[thresholds]\ngeneration_rate = ">= 0.5"\n')
     run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml", "--sce-json", "fb.json")
     assert run.ret == 1  # the threshold holds; the baseline's validity regressed
-    seq = json.loads((bigproject.path / "fb.json").read_text())["results"][0]["sequential"]
+    written = json.loads((bigproject.path / "fb.json").read_text())
+    seq = written["results"][0]["sequential"]
     assert seq["stopped_after"] <= LIMIT // 2 and {c["figure"]: c["state"] for c in seq["baseline"]}["validity"] == "fail"
+    row = {r["metric"]: r for r in written["baseline"][0]["rows"]}["validity"]  # the audit file's own baseline
+    assert row["regressed"] and row["decided_by"] == "sequential" and row["tolerance"] == 0.1
     (bigproject.path / "big.sce.toml").write_text(
         'model = "python:big_models:sure"\ndatasets = ["big.toml"]\nsequential = true\n[thresholds]\nmedian_rcf = "<= 0.1"\n')
     run = bigproject.runpytest("-p", "no:cacheprovider", "big.sce.toml")
