@@ -13,10 +13,12 @@ Medians, correlations and figures without an outcome are refused before any mode
 
 The audit runs each check on each new batch alone; once stopped, every check runs once more on
 the whole audited prefix, so the reported figures are the check's own, computed on the examples
-audited. Every confidence sequence runs at the run's ``--alpha``. With a paired baseline, the
-sequential comparisons (`BaselineQuestion`) are the baseline gate's verdict on their figures
-(sce_checks/regression/gate.py reads them from the results' ``sequential`` block). Every model call of that last pass is answered by the response cache (with
+audited. Every model call of that last pass is answered by the response cache (with
 ``--no-cache``, by a cache of the run's own in a temporary folder), so it costs no model call.
+
+Every confidence sequence runs at the run's ``--alpha``. With a paired baseline, the sequential
+comparisons (`BaselineQuestion`) are the baseline gate's verdict on their figures
+(sce_checks/regression/gate.py reads them from the results' ``sequential`` block).
 """
 
 from __future__ import annotations

@@ -336,7 +336,8 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
     return ComparisonReport(path, mode, alpha, rows, changes, notes)
 
 
-def _decide_paired(rows: Sequence[Comparison], alpha: float, sequential: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+def _decide_paired(rows: Sequence[Comparison], alpha: float,
+                   sequential: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     """The paired verdicts: the --sequential comparisons' where the audit made them, else the
     paired tests under Holm with the undecided rule. Returns the power notes."""
     _judge_sequentially(rows, sequential)
@@ -356,7 +357,9 @@ def _mark_undecided(rows: Sequence[Comparison], family: Sequence[Comparison], al
     ``min_p``), the other gated figures' p-values as observed."""
     for row in rows:
         t = row.test
-        if t is None or not row.gated or row.regressed or row.sequential is not None or _worse_by(row.check, row.metric, row.delta) <= row.tolerance + ROUNDING:
+        if t is None or not row.gated or row.regressed or row.sequential is not None:
+            continue
+        if _worse_by(row.check, row.metric, row.delta) <= row.tolerance + ROUNDING:
             continue
         others = [c.test.p for c in family if c is not row]
         attainable = holm([t.min_p, *others])[0] if t.min_p <= alpha else t.min_p
