@@ -52,7 +52,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.models import parse_spec
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
-from sce_checks.stopping import questions
+from sce_checks.stopping import check_sequential_tolerances, questions
 from sce_checks.tasks import load_task
 from sce_checks.thresholds import Threshold
 from sce_checks.userfiles import read_toml
@@ -174,6 +174,8 @@ def load_audit_file(path: str | Path) -> AuditFile:
                 questions(gates, [unit], spec.alpha, None)
             except UserInputError as exc:
                 raise _err(path, "sequential", str(exc)) from None
+    if spec.sequential and baseline and gate.get("baseline_mode", spec.baseline_mode) == "paired":
+        check_sequential_tolerances(tolerance, gate.get("baseline_metrics", spec.baseline_metrics), f"{path}: tolerance")
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline

@@ -23,7 +23,7 @@ from sce_checks.models import parse_spec
 from sce_checks.models.cache import check_cache_path
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
-from sce_checks.stopping import check_sequential
+from sce_checks.stopping import check_sequential, check_sequential_tolerances
 from sce_checks.tasks import load_task
 from sce_checks.thresholds import Threshold
 
@@ -51,7 +51,9 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
     if spec.sequential:
         check_sequential(spec.thresholds, run_units, option("thresholds"))
-    parse_tolerances(list(spec.tolerances), option("tolerances"))
+    tolerances = parse_tolerances(list(spec.tolerances), option("tolerances"))
+    if spec.sequential and spec.baseline and spec.baseline_mode == "paired":
+        check_sequential_tolerances(tolerances, spec.baseline_metrics, option("tolerances"))
     check_baseline_metrics(spec.baseline_metrics, option("baseline_metrics"))
     check_outputs(spec, option)
     if not spec.no_cache:

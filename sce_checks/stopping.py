@@ -210,6 +210,21 @@ def check_sequential(texts: Sequence[str], run_units: Sequence[str], where: str 
     questions(parsed_thresholds(texts, where), run_units, alpha, None)
 
 
+def check_sequential_tolerances(tolerances: Any, metrics: Sequence[str], where: str) -> None:
+    """Refuse, before any model call, a --sequential paired baseline comparison with tolerance 0:
+    its confidence sequence can show a regression or an improvement, never "not worse", so an
+    unchanged model would run to --limit and fail undecided (docs/sequential.md). ``tolerances``:
+    as `parse_tolerances` reads them; ``metrics``: the --baseline-metric figures (none: every
+    figure compared, which the "*" tolerance covers)."""
+    zero = [m for m in metrics if tolerances.get(m, tolerances["*"]) <= 0]
+    if zero or (not metrics and tolerances["*"] <= 0):
+        named = f" for {', '.join(zero)}" if zero else ""
+        raise UserInputError(
+            f"{where}: a --sequential comparison with a baseline needs a tolerance above 0{named}: with tolerance 0 "
+            "only an improvement can be shown, so an unchanged model would fail undecided at --limit; give the "
+            "worsening you accept, e.g. --tolerance 0.05 (docs/sequential.md)")
+
+
 def outcome_values(question: SequentialQuestion, result: Any) -> list[float]:
     """The new examples' outcome values of ``result`` (a batch's `CheckResult`), Nones skipped."""
     values = []

@@ -206,7 +206,7 @@ def based(bigdir):
 
 
 def test_a_clear_regression_is_decided_early_by_the_sequential_comparison(based, capsys):
-    code, report = against_baseline("never", "--sequential")
+    code, report = against_baseline("never", "--sequential", "--tolerance", "0.1")
     assert code == 1
     seq, row = block(report), validity_row(report)
     (condition,) = seq["baseline"]
@@ -240,8 +240,8 @@ def test_a_clear_non_regression_is_decided_early(based):
 def test_a_borderline_comparison_is_undecided_at_the_limit_and_fails(based, capsys):
     """Validity 1.0 -> 0.5 against a tolerance of 0.5: the change is the tolerance itself, so no
     sequence can put it on either side; at the limit the comparison fails as UNDECIDED, with its
-    sequence. An unchanged model against tolerance 0 is the same case (only an improvement can be
-    shown), said so in the line."""
+    sequence. An unchanged model against tolerance 0 would be the same case (only an improvement
+    can be shown): that is refused before any model call."""
     code, report = against_baseline("half", "--sequential", "--tolerance", "0.5")
     assert code == 1
     seq, row = block(report), validity_row(report)
@@ -253,8 +253,13 @@ def test_a_borderline_comparison_is_undecided_at_the_limit_and_fails(based, caps
     out = capsys.readouterr().out
     assert "1 undecided" in out and "UNDECIDED: sce/big/minimal validity fell from 1.00 to 0." in out
     assert f"n={LIMIT} [" in out
-    code, same = against_baseline("sure", "--sequential", report="same.json")
-    assert code == 1 and "give a tolerance" in validity_row(same)["undecided"]
+    capsys.readouterr()
+    code = main(["--model", "python:big_models:sure", "--dataset", "big.toml", "--limit", str(LIMIT), "--variant",
+                 "minimal", "--baseline", "base.json", "--baseline-metric", "validity", "--sequential", "--json",
+                 "same.json", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and not (based / "same.json").exists() and len(err.strip().splitlines()) == 1
+    assert "--tolerance: a --sequential comparison with a baseline needs a tolerance above 0 for validity" in err
 
 
 def test_the_runs_alpha_sets_every_sequence(bigdir):

@@ -164,9 +164,9 @@ def _judge_sequentially(rows: Sequence[Comparison], sequential: dict[tuple[str, 
         row.sequential, row.how, row.tolerance = s, "sequential", s["tolerance"]
         row.regressed = s["state"] != "pass"
         if s["state"] == "undecided":
-            shown = "; ".join(f"n={n} [{lo:+.3f}, {hi:+.3f}]" for n, lo, hi in s["history"][-4:])
             hint = (" (with tolerance 0 only an improvement can be shown: give a tolerance)"
                     if s["tolerance"] == 0 else "")
+            shown = "; ".join(f"n={n} [{lo:+.3f}, {hi:+.3f}]" for n, lo, hi in s["history"][-4:])
             row.undecided = (f"after {s['stopped_after']} of {s['limit']} examples (--sequential) the confidence "
                              f"sequence of the mean change still contains the tolerance {s['tolerance']:g}{hint} "
                              f"({shown})")
