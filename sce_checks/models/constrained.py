@@ -9,8 +9,8 @@
   step it advances every unfinished row's matcher with the token that row chose at the previous
   step, fills the row's allowed-token bitmask and sets the logits of every other token to -inf;
   a row that has emitted a stop id is left alone (``generate`` pads it). It runs before
-  ``generate``'s temperature and top-p warpers, so greedy and sampled decoding are both
-  constrained.
+  ``generate``'s temperature and top-p warpers and before the seeded sampler
+  (sce_checks/models/sampling.py), so greedy and sampled decoding are both constrained.
 
 The JSON is compact: no whitespace between tokens (``whitespace_flexible`` off, separators
 ``,`` and ``:``), forced over whatever ``x-guidance`` options a schema carries, so a weak model

@@ -5,10 +5,14 @@ template.
   prompt length so a chunk holds similar lengths; the order of the replies is restored). The
   token prefix a chunk's prompts share (system prompt, task text) runs once and is handed to
   ``generate`` as a filled KV cache for every row (remembered between calls, with the scoring
-  prefixes). Greedy at temperature 0. At temperature > 0 it samples, seeding torch's global
-  generator with ``Decoding.seed`` once per call when a seed is given: reproducible for the same
-  batch, batch size, device and versions, not across them (the sampled tokens depend on the
-  batch layout). With ``Decoding.stop_after_json`` a row ends at the close of its first readable
+  prefixes). Greedy at temperature 0. At temperature > 0 with a seed, every row draws with its
+  OWN generator, seeded by `sce_checks.models.base.conversation_seed` (the run's seed, the
+  sample index and the conversation): ``generate`` runs greedily and a `SeededSampler`
+  (sce_checks/models/sampling.py), the last logits processor, applies temperature and top-p
+  and leaves only the row's drawn token, so a reply does not depend on the batch it was drawn
+  in (its size, its other rows, their order) and a rerun draws it again. At temperature > 0
+  without a seed, transformers' own sampling from torch's global generator (not reproducible,
+  and not cached). With ``Decoding.stop_after_json`` a row ends at the close of its first readable
   JSON object (sce_checks/models/json_stop.py). With ``Decoding.json_schema`` set, every reply
   is constrained to that schema by grammar-constrained decoding (llguidance, imported only then;
   sce_checks/models/constrained.py): a logits processor in the same batched ``generate`` call
@@ -16,7 +20,8 @@ template.
   compact JSON (no whitespace outside strings); once the JSON value is complete only a stop id
   is allowed, so the reply is the JSON text itself. Greedy and sampled decoding alike.
   ``stats.extra`` counts ``constrained_replies`` and ``constrained_unfinished`` (replies cut by
-  ``max_new_tokens`` before the value closed).
+  ``max_new_tokens`` before the value closed). The schema constraint runs before the seeded
+  sampler, so a constrained reply is sampled among the tokens the schema allows.
 * ``score_replies`` (the scoring primitive of `sce_checks.models.base`): the log-probability
   of given assistant replies to each conversation, each row its own list of replies. A reply is
   scored as the tokens the chat template writes for an assistant turn after the generation
@@ -33,13 +38,16 @@ template.
   replies' common token prefix), left-padded, then one segment per reply (its tokens but the
   last), which a 4-D attention mask lets see the prompt and itself but no other reply. Logits
   are kept only for the trailing scored columns (``logits_to_keep``), log-softmax in fp32, sums
-  in float64. On CPU the attention runs torch's SDPA with grouped key/value heads as they are
+  in float64. Both scoring methods take ``temperature=T`` (``tempered_scoring``): each token's
+  log-probability from log_softmax(logits / T), the distribution the sampler draws from at T
+  (before top-p); T = 1, the default, is the model's own distribution. On CPU the attention runs torch's SDPA with grouped key/value heads as they are
   (`_sdpa_gqa_attention`), not repeated into copies.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +56,7 @@ from typing import Any, Iterator, Sequence
 from sce_checks import optional, progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.models.base import CallStats, Conversation, Decoding
+from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed
 from sce_checks.models.fingerprint import parameters_fingerprint, remembered_folder_fingerprint
 from sce_checks.models.identity import hf_folder, keyed_settings, spec_identity, transformers_identity
 from sce_checks.models.lazy import LazyModel
@@ -297,23 +305,13 @@ class HFChatModel:
             return []
         prompts = [self.prompt_ids(c) for c in conversations]
         stops = self.stop_ids()
-        sample = decoding.temperature > 0
-        settings: dict[str, Any] = {
-            "max_new_tokens": decoding.max_new_tokens,
-            "do_sample": sample,
-            "eos_token_id": stops,
-            "pad_token_id": self.pad_id,
-        }
-        if sample:
-            settings.update(temperature=decoding.temperature, top_p=decoding.top_p, top_k=0)
-            if decoding.seed is not None:
-                torch.manual_seed(decoding.seed)
-        else:
-            settings.update(temperature=None, top_p=None, top_k=None)
+        settings = self._generation_settings(decoding, stops)
+        seeds = None
+        if decoding.temperature > 0 and decoding.seed is not None:  # a generator per row (models/sampling.py)
+            seeds = [conversation_seed(decoding, c) for c in conversations]
         schema = decoding.json_schema
         if schema is not None:
-            constrainer = self.constrainer()
-            constrainer.matcher(schema)  # compile (or find) the grammar before generating anything
+            self.constrainer().matcher(schema)  # compile (or find) the grammar before generating anything
         replies: list[str] = [""] * len(conversations)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         self.stats.chat_calls += 1
@@ -322,21 +320,8 @@ class HFChatModel:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             ids, mask, extra = self._generation_inputs([prompts[i] for i in chunk])
-            if schema is not None:
-                transformers = optional.transformers()
-
-                processor = constrainer.processor(schema, len(chunk), ids.shape[1])
-                extra["logits_processor"] = transformers.LogitsProcessorList([processor])
-            json_end = None
-            if decoding.stop_after_json:
-                transformers = optional.transformers()
-
-                from sce_checks.models.json_stop import JsonObjectEnd  # imports torch and transformers
-
-                json_end = JsonObjectEnd(self.tokenizer, len(chunk), ids.shape[1])
-                extra["stopping_criteria"] = transformers.StoppingCriteriaList([json_end])
-                if schema is not None:
-                    processor.stopped = json_end.stopped_at
+            processor, json_end = self._chunk_controls(decoding, [seeds[i] for i in chunk] if seeds else None,
+                                                       len(chunk), ids.shape[1], extra)
             try:
                 with torch.inference_mode():
                     out = self.model.generate(input_ids=ids, attention_mask=mask, **settings, **extra)
@@ -346,7 +331,7 @@ class HFChatModel:
             if json_end is not None:
                 generated = [json_end.cut(row, tokens) for row, tokens in enumerate(generated)]
                 self._count("json_stopped_replies", sum(1 for end in json_end.stopped_at if end is not None))
-            if schema is not None:
+            if processor is not None:
                 complete = processor.finish(generated)
                 self._count("constrained_replies", len(chunk))
                 if not all(complete):
@@ -361,6 +346,46 @@ class HFChatModel:
                 replies[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
             progress.advance(len(chunk))
         return replies
+
+    def _generation_settings(self, decoding: Decoding, stops: list[int]) -> dict[str, Any]:
+        """``generate``'s decoding arguments: greedy at temperature 0, and for a seeded sampled
+        request too (its `SeededSampler` draws, the greedy step takes the one token it leaves);
+        transformers' own sampling for an unseeded one (torch's global generator)."""
+        settings: dict[str, Any] = {"max_new_tokens": decoding.max_new_tokens, "eos_token_id": stops,
+                                    "pad_token_id": self.pad_id}
+        if decoding.temperature > 0 and decoding.seed is None:
+            settings.update(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p, top_k=0)
+        else:
+            settings.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return settings
+
+    def _chunk_controls(self, decoding: Decoding, seeds: list[int] | None, rows: int, width: int,
+                        extra: dict[str, Any]) -> tuple[Any, Any]:
+        """Put the logits processors and stopping criterion of one chunk of ``rows`` prompts
+        ``width`` columns wide into ``extra``: the schema constraint, then the seeded sampler (it
+        draws from what the constraint allows), and the JSON-end criterion. Returns the
+        constraint processor and the criterion (None where not used)."""
+        transformers = optional.transformers() if (decoding.json_schema or seeds or decoding.stop_after_json) else None
+        processors = []
+        processor = None
+        if decoding.json_schema is not None:
+            processor = self.constrainer().processor(decoding.json_schema, rows, width)
+            processors.append(processor)
+        if seeds is not None:
+            from sce_checks.models.sampling import SeededSampler  # imports torch and transformers
+
+            processors.append(SeededSampler(seeds, decoding.temperature, decoding.top_p))
+        if processors:
+            extra["logits_processor"] = transformers.LogitsProcessorList(processors)
+        json_end = None
+        if decoding.stop_after_json:
+            from sce_checks.models.json_stop import JsonObjectEnd  # imports torch and transformers
+
+            json_end = JsonObjectEnd(self.tokenizer, rows, width)
+            extra["stopping_criteria"] = transformers.StoppingCriteriaList([json_end])
+            if processor is not None:
+                processor.stopped = json_end.stopped_at
+        return processor, json_end
 
     def _generation_inputs(self, prompts: list[list[int]]) -> tuple[Any, Any, dict[str, Any]]:
         """``generate``'s input ids, attention mask and cache for a chunk of prompts. The token
@@ -391,13 +416,19 @@ class HFChatModel:
 
     # -- scoring ---------------------------------------------------------------------------
 
+    #: ``score_replies`` and ``score_options`` take ``temperature=`` (sce_checks/models/base.py)
+    tempered_scoring = True
+
     def score_replies(
-        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
+        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True,
+        temperature: float = 1.0,
     ) -> list[list[float]]:
         """Log-probability (natural log, summed over tokens) of each of ``replies[i]`` as the
         assistant's reply to ``conversations[i]``: the whole reply (end-of-turn included) when
         ``complete``, else its beginning (no end-of-turn). One row per conversation, one value
-        per reply of that row (rows may differ in length)."""
+        per reply of that row (rows may differ in length). At ``temperature`` T each token's
+        log-probability is that of log_softmax(logits / T), what a sampler at T draws from."""
+        temperature = _scoring_temperature(temperature)
         replies = list(replies)
         if any(isinstance(row, str) for row in replies):
             raise UserInputError("score_replies takes one LIST of replies per conversation, not a string")
@@ -411,34 +442,38 @@ class HFChatModel:
             [self.continuation_ids(c, reply, prompt, complete) for reply in row]
             for c, row, prompt in zip(conversations, rows, prompts)
         ]
-        return self._score_tokens(prompts, continuations)
+        return self._score_tokens(prompts, continuations, temperature)
 
-    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
+    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str],
+                      temperature: float = 1.0) -> list[list[float]]:
         """Log-probability (natural log, summed over tokens) of each option being the whole
         assistant reply to each conversation; one row per conversation, one column per option:
-        `score_replies` with the same options on every row."""
+        `score_replies` with the same options on every row (and the same ``temperature``)."""
         options = list(options)
         if not conversations:
             return []
         if not options:
             raise UserInputError("score_options needs at least one option")
-        return self.score_replies(conversations, [options] * len(conversations), complete=True)
+        return self.score_replies(conversations, [options] * len(conversations), complete=True, temperature=temperature)
 
     def score_token_continuations(
-        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]]
+        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],
+        temperature: float = 1.0,
     ) -> list[list[float]]:
         """log p(continuation | prompt), summed over the continuation's tokens, for token ids:
         ``continuations[i]`` are scored after ``prompts[i]`` (the engine of `score_replies`,
-        without the chat template). An empty continuation scores 0."""
+        without the chat template), at ``temperature``. An empty continuation scores 0."""
+        temperature = _scoring_temperature(temperature)
         prompts = [list(p) for p in prompts]
         continuations = [[list(c) for c in row] for row in continuations]
         if len(prompts) != len(continuations):
             raise UserInputError(f"{len(continuations)} rows of continuations for {len(prompts)} prompts")
         if any(not p for p in prompts):
             raise UserInputError("every prompt needs at least one token")
-        return self._score_tokens(prompts, continuations)
+        return self._score_tokens(prompts, continuations, temperature)
 
-    def _score_tokens(self, prompts: list[list[int]], continuations: list[list[list[int]]]) -> list[list[float]]:
+    def _score_tokens(self, prompts: list[list[int]], continuations: list[list[list[int]]],
+                      temperature: float = 1.0) -> list[list[float]]:
         """The one scoring implementation (module docstring): the token prefix every prompt of
         the call shares runs once (its KV cache remembered for the next call), the prompts are
         sorted by length and cut into chunks of about `SCORE_TOKENS_PER_PASS` tokens, and each
@@ -460,7 +495,7 @@ class HFChatModel:
             # sorted by the length that remains after the shared prefix (the padding of a chunk)
             order.sort(key=lambda i: (len(items[i].prompt), max(len(r) for r in items[i].rests)))
             for chunk in self._score_chunks(order, items, len(head[0]) if head else 0):
-                rows = self._score_chunk([items[i] for i in chunk], head)
+                rows = self._score_chunk([items[i] for i in chunk], head, temperature)
                 for index, row in zip(chunk, rows):
                     for column, value in zip(items[index].columns, row):
                         scores[index][column] = value
@@ -537,7 +572,8 @@ class HFChatModel:
         if chunk:
             yield chunk
 
-    def _score_chunk(self, items: list[_ScoreItem], head: tuple[list[int], list[tuple[Any, Any]]] | None) -> list[list[float]]:
+    def _score_chunk(self, items: list[_ScoreItem], head: tuple[list[int], list[tuple[Any, Any]]] | None,
+                     temperature: float = 1.0) -> list[list[float]]:
         """Per item, the log-probability of each of its rests (in ``item.rests`` order) after its
         prompt, in ONE forward pass over the chunk (every item has at least one rest). Row b
         holds, after the shared head's cached keys and values: the prompt's remainder,
@@ -583,7 +619,8 @@ class HFChatModel:
             cache = self._head_cache(head, rows)
             out, _ = self._forward(keep, cache, input_ids=ids.to(self.device), position_ids=positions.to(self.device),
                                    attention_mask=allowed[:, None].to(self.device), use_cache=cache is not None)
-            logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
+            logits = out.logits[:, -keep:, :].float()
+            logp = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
             where_b, where_col, tokens, owners = [], [], [], []  # owners: (row, rest index or -1 for all)
             base = c_max  # the column (of the kept ones) that predicts each rest's first token
             for b, item in enumerate(items):
@@ -679,6 +716,13 @@ def _generate_cache_name() -> str:
     except ImportError:
         return "past_key_values"
     return "cache" if "cache" in generation_utils.ALL_CACHE_NAMES else "past_key_values"
+
+
+def _scoring_temperature(value: Any) -> float:
+    """``value`` as a scoring temperature: a finite number above 0, else a one-line `UserInputError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UserInputError(f"a scoring temperature must be a finite number above 0, not {value!r}")
+    return float(value)
 
 
 def _common_prefix_len(rows: list[list[int]]) -> int:

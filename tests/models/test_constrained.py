@@ -217,6 +217,20 @@ def test_sampling_under_the_constraint_is_reproducible_from_the_seed():
     assert model.chat(CONVERSATIONS, decoding) == model.chat(CONVERSATIONS, decoding)
 
 
+def test_sampling_under_the_constraint_draws_per_row_batched_as_one_by_one():
+    """The seeded sampler runs after the constraint (models/sampling.py): each row draws among
+    the tokens its schema allows with its own generator, so the batch does not change a reply."""
+    batched_model = random_model(2)
+    single = HFChatModel(batched_model.model, batched_model.tokenizer, name="tiny-llama", batch_size=1)
+    schema = grid_sce_schema(BUILTIN_GRIDS["income"])
+    decoding = Decoding(temperature=1.0, seed=5, max_new_tokens=128).with_schema(schema)
+    batched = batched_model.chat(CONVERSATIONS, decoding)
+    assert batched == [single.chat([c], decoding)[0] for c in CONVERSATIONS]
+    assert_valid(batched, schema)
+    greedy = batched_model.chat(CONVERSATIONS, Decoding(max_new_tokens=128).with_schema(schema))
+    assert batched != greedy
+
+
 def test_tokenizer_wrapper_is_built_once_and_grammars_compiled_once_per_schema(monkeypatch):
     from sce_checks.models.constrained import Constrainer
 
