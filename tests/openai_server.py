@@ -64,6 +64,11 @@ flavour             owned_by     final assistant message
 "openai"            system       never: a new turn; unknown body fields answer HTTP 400
 ==================  ===========  ===============================================================
 
+Sampling: `sampled_reply` is a ``reply`` that honours ``temperature`` and ``seed`` as a real
+server does: at temperature 0 one text per conversation; above 0 words drawn from a generator
+seeded by the request's ``seed`` and messages (the same seed and messages, the same reply; another
+seed, another reply), and from fresh randomness when the request has no seed.
+
 With ``lm=`` the flavour's reading of the prefill goes to a fake language model
 ``lm(messages, prefill) -> [(token, logprob, {alternative: logprob})]`` (`ChoiceLM`), instead of
 ``reply``/``alternatives``. ``refuse_response_format=STATUS`` answers requests carrying
@@ -73,8 +78,10 @@ request whose last message is the assistant's with HTTP 400.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,6 +103,22 @@ OPENAI_FIELDS = {  # what OpenAI's chat completions accept (the part a client of
 
 def tokens_of(text: str) -> list[str]:
     return [text[i : i + 4] for i in range(0, len(text), 4)]
+
+
+WORDS = ("above", "below", "income", "age", "hours", "degree", "married", "single", "yes", "no", "maybe",
+         "record", "answer", "field", "value", "change")
+
+
+def sampled_reply(messages: list, body: dict) -> str:
+    """A reply drawn as a sampling server draws it (module docstring): eight words of `WORDS`."""
+    text = json.dumps(messages, sort_keys=True)
+    if not body.get("temperature"):
+        draw = random.Random(hashlib.sha256(text.encode()).hexdigest())  # greedy: a function of the messages
+    elif body.get("seed") is None:
+        draw = random.Random()  # unseeded: fresh randomness every time
+    else:
+        draw = random.Random(f"{body['seed']}|{body.get('temperature')}|{body.get('top_p')}|{text}")
+    return " ".join(draw.choice(WORDS) for _ in range(8))
 
 
 class ChoiceLM:

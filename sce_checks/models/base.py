@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -127,6 +128,15 @@ def supports_tempered_scoring(model: Any) -> bool:
     answer with a callable ``tempered_scoring`` asking their inner model."""
     probe = getattr(model, "tempered_scoring", False)
     return bool(probe() if callable(probe) else probe) and supports_scoring(model)
+
+
+def scoring_temperature(value: Any) -> float:
+    """``value`` as the ``temperature=`` of a scoring call: a finite number above 0, else a
+    one-line `UserInputError` (a temperature of 0 has no log-probabilities: every token but the
+    argmax would score minus infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UserInputError(f"a scoring temperature must be a finite number above 0, not {value!r}")
+    return float(value)
 
 
 def supports_scoring(model: Any) -> bool:

@@ -1,6 +1,7 @@
 """On-disk response cache, so that rerunning an unchanged audit makes no model calls.
 
-Only deterministic requests are cached (greedy chat, option scoring, reply scoring). Entries are
+Only deterministic requests are cached (greedy chat, sampled chat with a seed, option scoring,
+reply scoring); a sampled request without a seed is never cached. Entries are
 keyed by the sha256 of a canonical JSON document holding everything the answer depends on: the
 backend's identity (model name, weights fingerprint or URL, ...), the request kind, the full
 conversation and the request's parameters, one entry per conversation:
@@ -8,12 +9,21 @@ conversation and the request's parameters, one entry per conversation:
 ==================  ============================================================================
 kind                params
 ==================  ============================================================================
-``chat``            ``Decoding.as_dict()``
+``chat``            ``Decoding.as_dict()``: a sampled reply's key holds its ``temperature``,
+                    ``top_p``, the run's ``seed`` and its ``sample`` index (the reply's own
+                    seed, `conversation_seed`, follows from them and the conversation)
 ``score``           the list of options (``score_options``); ``{"options": [...],
-                    "scoring_version": v}`` for a backend that names its ``scoring_version``
+                    "scoring_version": v}`` for a backend that names its ``scoring_version``,
+                    and ``"temperature": T`` for scores at a temperature other than 1
 ``score_replies``   ``{"replies": [...this conversation's replies], "complete": bool}``, plus
-                    ``"scoring_version"`` when the backend names one
+                    ``"scoring_version"`` when the backend names one and ``"temperature"`` when
+                    it is not 1
 ==================  ============================================================================
+
+Keys of greedy requests and of scores at temperature 1 are those of earlier versions. A sampled
+audit stores each batch of replies as it comes: killed, it resumes with exactly the replies it
+had drawn, and draws only the missing ones, which are those an uninterrupted run draws (each
+reply's seed is its own, not its place in a batch: sce_checks/models/base.py).
 
 The value of a ``chat`` entry is the reply string (where it holds a lone surrogate, which UTF-8
 cannot carry, the bytes of its JSON with the surrogates encoded as they are), or for a reply over the reading bound
@@ -65,7 +75,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sce_checks import notices, progress
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.models.base import CallStats, Conversation, Decoding, supports_reply_scoring, supports_scoring
+from sce_checks.models.base import (CallStats, Conversation, Decoding, scoring_temperature, supports_reply_scoring,
+                                    supports_scoring, supports_tempered_scoring)
 from sce_checks.notices import Notices
 from sce_checks.parsing import MAX_REPLY_CHARS, OverlongReply, bounded_reply
 from sce_checks.paths import cache_dir
@@ -596,7 +607,9 @@ class CachedModel:
     Deterministic chat requests and all option and reply scoring are answered from the cache
     where possible; only the misses go to the inner model, in one batched call, and their replies are
     stored at once (an interrupted audit resumes where it stopped). Identical conversations in
-    one batch are sent once. Sampling requests bypass the cache. ``cache=None`` passes
+    one batch are sent once. Sampling requests without a seed bypass the cache. Scoring at a
+    temperature other than 1 (``temperature=``) needs an inner model with tempered scoring and is
+    keyed by its temperature. ``cache=None`` passes
     everything through (still counting calls in ``stats``). ``notices``: the run's collector of
     warnings, active during every request (None: the caller's, or Python warnings).
     """
@@ -624,6 +637,11 @@ class CachedModel:
         return supports_reply_scoring(self.inner)
 
     @_collected
+    def tempered_scoring(self) -> bool:
+        """Whether the inner model scores at a temperature (sce_checks/models/base.py)."""
+        return supports_tempered_scoring(self.inner)
+
+    @_collected
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
         conversations = list(conversations)
         if self.cache is None or not decoding.deterministic:
@@ -633,29 +651,35 @@ class CachedModel:
                             lambda todo: self._send_chat([conversations[i] for i in todo], decoding))
 
     @_collected
-    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
+    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str],
+                      temperature: float = 1.0) -> list[list[float]]:
         if not self.can_score():
             raise UserInputError(
                 f"backend {self.identity().get('backend', type(self.inner).__name__)!r} offers no option "
                 "scoring (score_options); use prediction mode 'generate' or 'auto'"
             )
+        temperature = self._temperature(temperature)
         conversations, options = list(conversations), list(options)
         if self.cache is None:
-            return self._send_scores(conversations, options)
+            return self._send_scores(conversations, options, temperature)
         # A backend whose way of scoring changed (openai: prefill instead of the reply walk) names
-        # its version, so scores computed the old way are not reused; unversioned keys stay as they were.
+        # its version, so scores computed the old way are not reused; unversioned keys stay as they
+        # were. So do keys at temperature 1: a tempered score's key holds its temperature.
         version = getattr(self.inner, "scoring_version", None)
-        params: Any = options if version is None else {"options": options, "scoring_version": version}
+        params: Any = options
+        if version is not None or temperature != 1.0:
+            params = {"options": options, **self._score_params(version, temperature)}
         return self._cached("score", conversations, [params] * len(conversations),
-                            lambda todo: self._send_scores([conversations[i] for i in todo], options),
+                            lambda todo: self._send_scores([conversations[i] for i in todo], options, temperature),
                             [len(options)] * len(conversations))
 
     @_collected
     def score_replies(
-        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
+        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True,
+        temperature: float = 1.0,
     ) -> list[list[float]]:
         """The scoring primitive (sce_checks/models/base.py), one cache entry per conversation
-        and its row of replies."""
+        and its row of replies (and its temperature, where it is not 1)."""
         if not self.can_score_replies():
             raise UserInputError(
                 f"backend {self.identity().get('backend', type(self.inner).__name__)!r} offers no reply "
@@ -670,22 +694,44 @@ class CachedModel:
         if len(rows) != len(conversations):
             raise UserInputError(f"score_replies got {len(rows)} rows of replies for {len(conversations)} conversations")
         complete = bool(complete)
+        temperature = self._temperature(temperature)
         if self.cache is None:
-            return self._send_reply_scores(conversations, rows, complete)
-        version = getattr(self.inner, "scoring_version", None)
-        params = []
-        for row in rows:
-            entry: dict[str, Any] = {"replies": row, "complete": complete}
-            if version is not None:
-                entry["scoring_version"] = version
-            params.append(entry)
+            return self._send_reply_scores(conversations, rows, complete, temperature)
+        extra = self._score_params(getattr(self.inner, "scoring_version", None), temperature)
+        params = [{"replies": row, "complete": complete, **extra} for row in rows]
         return self._cached(
             "score_replies", conversations, params,
-            lambda todo: self._send_reply_scores([conversations[i] for i in todo], [rows[i] for i in todo], complete),
+            lambda todo: self._send_reply_scores([conversations[i] for i in todo], [rows[i] for i in todo], complete,
+                                                 temperature),
             [len(row) for row in rows],
         )
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _temperature(self, temperature: Any) -> float:
+        """A scoring call's temperature, checked; one other than 1 needs an inner model with
+        tempered scoring (a one-line `UserInputError` otherwise)."""
+        if temperature == 1.0 and not isinstance(temperature, bool):
+            return 1.0
+        temperature = scoring_temperature(temperature)
+        if not self.tempered_scoring():
+            raise UserInputError(
+                f"backend {self.identity().get('backend', type(self.inner).__name__)!r} cannot score at a "
+                f"temperature (asked for {temperature:g}): it declares no tempered_scoring (docs/writing-backends.md)"
+            )
+        return temperature
+
+    @staticmethod
+    def _score_params(version: Any, temperature: float) -> dict[str, Any]:
+        """What a score key holds besides the options or replies: the backend's scoring version
+        where it names one, the temperature where it is not 1 (keys at 1 are those of earlier
+        versions)."""
+        out: dict[str, Any] = {}
+        if version is not None:
+            out["scoring_version"] = version
+        if temperature != 1.0:
+            out["temperature"] = temperature
+        return out
 
     def _cached(self, kind: str, conversations: list[Conversation], params: list[Any], send,
                 lengths: list[int] | None = None) -> list:
@@ -730,17 +776,24 @@ class CachedModel:
         # a reply over the reading bound is unparsed whatever it holds: pass on (and store) its marker
         return [bounded_reply(reply) for reply in replies]
 
-    def _send_scores(self, conversations: list[Conversation], options: list[str]) -> list[list[float]]:
+    def _send_scores(self, conversations: list[Conversation], options: list[str],
+                     temperature: float = 1.0) -> list[list[float]]:
         if not conversations:
             return []
-        rows = list(self.inner.score_options(conversations, options))
+        if temperature == 1.0:  # a backend without tempered scoring is asked as before
+            rows = list(self.inner.score_options(conversations, options))
+        else:
+            rows = list(self.inner.score_options(conversations, options, temperature=temperature))
         return self._checked_scores("option", rows, [len(options)] * len(conversations))
 
     def _send_reply_scores(self, conversations: list[Conversation], rows: list[list[str]],
-                           complete: bool) -> list[list[float]]:
+                           complete: bool, temperature: float = 1.0) -> list[list[float]]:
         if not conversations:
             return []
-        scores = list(self.inner.score_replies(conversations, rows, complete))
+        if temperature == 1.0:
+            scores = list(self.inner.score_replies(conversations, rows, complete))
+        else:
+            scores = list(self.inner.score_replies(conversations, rows, complete, temperature=temperature))
         return self._checked_scores("reply", scores, [len(replies) for replies in rows])
 
     def _checked_scores(self, kind: str, rows: list[Any], widths: list[int]) -> list[list[float]]:

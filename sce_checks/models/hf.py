@@ -47,7 +47,6 @@ template.
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from typing import Any, Iterator, Sequence
 from sce_checks import optional, progress
 from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
-from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed
+from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed, scoring_temperature
 from sce_checks.models.fingerprint import parameters_fingerprint, remembered_folder_fingerprint
 from sce_checks.models.identity import hf_folder, keyed_settings, spec_identity, transformers_identity
 from sce_checks.models.lazy import LazyModel
@@ -428,7 +427,7 @@ class HFChatModel:
         ``complete``, else its beginning (no end-of-turn). One row per conversation, one value
         per reply of that row (rows may differ in length). At ``temperature`` T each token's
         log-probability is that of log_softmax(logits / T), what a sampler at T draws from."""
-        temperature = _scoring_temperature(temperature)
+        temperature = scoring_temperature(temperature)
         replies = list(replies)
         if any(isinstance(row, str) for row in replies):
             raise UserInputError("score_replies takes one LIST of replies per conversation, not a string")
@@ -463,7 +462,7 @@ class HFChatModel:
         """log p(continuation | prompt), summed over the continuation's tokens, for token ids:
         ``continuations[i]`` are scored after ``prompts[i]`` (the engine of `score_replies`,
         without the chat template), at ``temperature``. An empty continuation scores 0."""
-        temperature = _scoring_temperature(temperature)
+        temperature = scoring_temperature(temperature)
         prompts = [list(p) for p in prompts]
         continuations = [[list(c) for c in row] for row in continuations]
         if len(prompts) != len(continuations):
@@ -716,13 +715,6 @@ def _generate_cache_name() -> str:
     except ImportError:
         return "past_key_values"
     return "cache" if "cache" in generation_utils.ALL_CACHE_NAMES else "past_key_values"
-
-
-def _scoring_temperature(value: Any) -> float:
-    """``value`` as a scoring temperature: a finite number above 0, else a one-line `UserInputError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise UserInputError(f"a scoring temperature must be a finite number above 0, not {value!r}")
-    return float(value)
 
 
 def _common_prefix_len(rows: list[list[int]]) -> int:

@@ -15,7 +15,8 @@ import threading
 from typing import Any, Callable, Sequence
 
 from sce_checks.errors import BackendError
-from sce_checks.models.base import Conversation, Decoding, supports_reply_scoring, supports_scoring
+from sce_checks.models.base import (Conversation, Decoding, supports_reply_scoring, supports_scoring,
+                                    supports_tempered_scoring)
 
 __all__ = ["LazyModel"]
 
@@ -63,6 +64,10 @@ class LazyModel:
     def can_score_replies(self) -> bool:
         return supports_reply_scoring(self._backend)
 
+    def tempered_scoring(self) -> bool:
+        """Whether the backend class scores at a temperature (sce_checks/models/base.py)."""
+        return supports_tempered_scoring(self._backend)
+
     @property
     def scoring_version(self) -> Any:
         """The backend class's scoring version (part of score cache keys, sce_checks/models/cache.py)."""
@@ -75,12 +80,17 @@ class LazyModel:
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
         return self.model().chat(conversations, decoding)
 
-    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
-        return self.model().score_options(conversations, options)
+    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str],
+                      temperature: float = 1.0) -> list[list[float]]:
+        if temperature == 1.0:  # a backend without tempered scoring is asked as before
+            return self.model().score_options(conversations, options)
+        return self.model().score_options(conversations, options, temperature=temperature)
 
     def score_replies(self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]],
-                      complete: bool = True) -> list[list[float]]:
-        return self.model().score_replies(conversations, replies, complete)
+                      complete: bool = True, temperature: float = 1.0) -> list[list[float]]:
+        if temperature == 1.0:
+            return self.model().score_replies(conversations, replies, complete)
+        return self.model().score_replies(conversations, replies, complete, temperature=temperature)
 
     def __repr__(self) -> str:
         return f"LazyModel({self._identity.get('model')!r}, loaded={self.loaded})"

@@ -31,6 +31,13 @@ by ``api_key_env``). It is sent as a Bearer token to the base URL's origin only 
 reported or put in identity; it is redacted from everything the server sends back (error
 details, replies) and kept in a `Secret`, so no message, repr or traceback local shows it.
 
+Sampling: every request carries ``temperature``, ``top_p`` and, where the run has a seed, the
+conversation's own ``seed`` (`request_seed`: from the run's seed, the sample index and the
+conversation, so a request's seed does not depend on its batch), one request per sample; ``n``
+is never sent (docs/sampling-backends.md says why). A server that honours ``seed`` (vLLM,
+llama.cpp, SGLang; OpenAI on a best-effort basis) then draws a sample again on a rerun; the
+response cache makes a rerun identical in any case.
+
 Structured elicitation: a `Decoding` with ``json_schema`` sends ``response_format`` of type
 ``json_schema`` (``strict``). A server that refuses it gets one `UserInputError` naming the setting
 (not retried).
@@ -82,7 +89,7 @@ from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import http
 from sce_checks.models.slots import server_slots
-from sce_checks.models.base import CallStats, Conversation, Decoding
+from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed
 from sce_checks.parsing import REASONS, load_json
 from sce_checks.paths import cache_dir
 
@@ -352,7 +359,7 @@ class OpenAIChatModel:
             "top_p": decoding.top_p,
         }
         if decoding.seed is not None:
-            body["seed"] = decoding.seed
+            body["seed"] = request_seed(decoding, conversation)
         schema = decoding.schema
         if schema is not None:
             body["response_format"] = {
@@ -468,6 +475,13 @@ class OpenAIChatModel:
 
     def _content(self, response: dict) -> str:
         return self._redact(response["choices"][0]["message"]["content"])
+
+
+def request_seed(decoding: Decoding, conversation: Conversation) -> int:
+    """The ``seed`` of one request: the conversation's own seed (`conversation_seed`: the run's
+    seed, the sample index and the conversation), cut to 31 bits so that every server takes it
+    (llama.cpp reads the seed into 32 bits, OpenAI and vLLM into 64)."""
+    return conversation_seed(decoding, conversation) & 0x7FFFFFFF
 
 
 def _read_key(names: Sequence[str]) -> http.Secret | None:

@@ -5,11 +5,19 @@
 * a plain function ``f(messages) -> str`` taking one OpenAI-style conversation; it is wrapped
   in `FunctionModel`, which calls it once per conversation. A function that declares a
   ``decoding`` parameter (or ``**kwargs``) also gets the `Decoding`: under structured
-  elicitation ``decoding.schema`` is the JSON Schema its reply should satisfy; or
+  elicitation ``decoding.schema`` is the JSON Schema its reply should satisfy; under sampling
+  ``decoding.temperature``, ``top_p`` and ``sample`` are the run's, and ``decoding.seed`` is
+  already THIS conversation's own seed (`conversation_seed` of the run's seed, the sample index
+  and the conversation; None when the run has none), so a function that draws with
+  ``random.Random(decoding.seed)`` gives each reply its own reproducible draw; or
 * an object with a batched ``chat(conversations, decoding) -> list[str]`` and optionally
   ``score_options(conversations, options)``, ``score_replies(conversations, replies, complete)``
   (the scoring primitive, sce_checks/models/base.py; the self-consistency check needs it) and
-  ``identity()``; or a class with such methods, instantiated with no arguments.
+  ``identity()``; or a class with such methods, instantiated with no arguments. Its ``chat``
+  gets the run's `Decoding` as it is (``decoding.seed`` is the run's seed, one for the batch):
+  to draw a conversation's reply independently of the batch it came in, seed it with
+  ``conversation_seed(decoding, conversation)`` (sce_checks/models/base.py). An object whose
+  scoring methods take ``temperature=`` says so with a true ``tempered_scoring`` attribute.
 
 The module is imported with the current working directory first on ``sys.path``, then the
 entries of ``PYTHONPATH`` (so ``python:my_models:f`` finds ``./my_models.py`` as a user would
@@ -26,14 +34,16 @@ import inspect
 import os
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sce_checks import progress
 from sce_checks.errors import BackendError, SceError, UserInputError
-from sce_checks.models.base import ChatModel, Conversation, Decoding
+from sce_checks.models.base import (ChatModel, Conversation, Decoding, conversation_seed, scoring_temperature,
+                                    supports_tempered_scoring)
 
-__all__ = ["FunctionModel", "PythonObjectModel", "load", "load_python_model"]
+__all__ = ["FunctionModel", "PythonObjectModel", "load", "load_python_model", "own_decoding"]
 
 
 def _one_line(text: str) -> str:
@@ -176,6 +186,15 @@ def load_python_model(target: str) -> ChatModel:
     )
 
 
+def own_decoding(decoding: Decoding, conversation: Conversation) -> Decoding:
+    """The `Decoding` a model function gets for one conversation: the run's, its ``seed`` (where
+    the run has one) replaced by the conversation's own (`conversation_seed`), so each call is
+    reproducible on its own, whatever batch or order it comes in."""
+    if decoding.seed is None:
+        return decoding
+    return replace(decoding, seed=conversation_seed(decoding, conversation))
+
+
 class FunctionModel:
     """Batched ``chat`` over a plain ``f(messages) -> str``, one call per conversation."""
 
@@ -193,7 +212,10 @@ class FunctionModel:
         for index, conversation in enumerate(conversations):
             messages = [dict(message) for message in conversation]  # the function may mutate its copy
             try:
-                reply = self.fn(messages, decoding=decoding) if self._takes_decoding else self.fn(messages)
+                if self._takes_decoding:
+                    reply = self.fn(messages, decoding=own_decoding(decoding, conversation))
+                else:
+                    reply = self.fn(messages)
             except Exception as exc:
                 raise BackendError(
                     f"model {self.spec!r} raised {type(exc).__name__} on conversation {index}: {_one_line(exc)}"
@@ -232,6 +254,10 @@ class PythonObjectModel:
     def can_score_replies(self) -> bool:
         return callable(getattr(self.obj, "score_replies", None))
 
+    def tempered_scoring(self) -> bool:
+        """Whether the user's object scores at a temperature: its own ``tempered_scoring``."""
+        return supports_tempered_scoring(self.obj)
+
     def chat(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]:
         conversations = list(conversations)
         replies = list(self._call("chat", self.obj.chat, conversations, decoding))
@@ -246,11 +272,13 @@ class PythonObjectModel:
                 )
         return replies
 
-    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str]) -> list[list[float]]:
+    def score_options(self, conversations: Sequence[Conversation], options: Sequence[str],
+                      temperature: float = 1.0) -> list[list[float]]:
         if not self.can_score():
             raise UserInputError(f"model {self.spec!r} has no score_options method; use prediction mode 'generate'")
         conversations = list(conversations)
-        rows = list(self._call("score_options", self.obj.score_options, conversations, list(options)))
+        rows = list(self._call("score_options", self.obj.score_options, conversations, list(options),
+                               **self._tempered(temperature)))
         if len(rows) != len(conversations):
             raise BackendError(
                 f"model {self.spec!r}: score_options returned {len(rows)} rows for {len(conversations)} conversations"
@@ -258,12 +286,14 @@ class PythonObjectModel:
         return [list(row) for row in rows]
 
     def score_replies(
-        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True
+        self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True,
+        temperature: float = 1.0,
     ) -> list[list[float]]:
         if not self.can_score_replies():
             raise UserInputError(f"model {self.spec!r} has no score_replies method")
         conversations, replies = list(conversations), [list(row) for row in replies]
-        rows = list(self._call("score_replies", self.obj.score_replies, conversations, replies, bool(complete)))
+        rows = list(self._call("score_replies", self.obj.score_replies, conversations, replies, bool(complete),
+                               **self._tempered(temperature)))
         if len(rows) != len(conversations):
             raise BackendError(
                 f"model {self.spec!r}: score_replies returned {len(rows)} rows for {len(conversations)} conversations"
@@ -277,9 +307,21 @@ class PythonObjectModel:
                 )
         return out
 
-    def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
+    def _tempered(self, temperature: Any) -> dict[str, float]:
+        """The keyword a scoring call passes on: none at temperature 1 (an object without
+        tempered scoring is asked as before), ``temperature`` otherwise, which needs the object's
+        ``tempered_scoring``."""
+        if temperature == 1.0 and not isinstance(temperature, bool):
+            return {}
+        temperature = scoring_temperature(temperature)
+        if not self.tempered_scoring():
+            raise UserInputError(f"model {self.spec!r} cannot score at a temperature (asked for {temperature:g}): "
+                                 "its object declares no tempered_scoring (docs/writing-backends.md)")
+        return {"temperature": temperature}
+
+    def _call(self, name: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            out = method(*args)
+            out = method(*args, **kwargs)
             progress.advance(len(args[0]))  # one batched call: the whole batch at once
             return out
         except SceError:

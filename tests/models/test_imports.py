@@ -15,7 +15,7 @@ MODELS = REPO / "sce_checks" / "models"
 # imported where used: the libraries a cached rerun or an openai/python run never needs, and the
 # modules of ours that import them at their top
 HEAVY = {"torch", "transformers", "llguidance", "gguf", "scipy", "huggingface_hub",
-         "sce_checks.models.json_stop", "sce_checks.models.constrained"}
+         "sce_checks.models.json_stop", "sce_checks.models.constrained", "sce_checks.models.sampling"}
 
 
 def imports(path: Path) -> list[tuple[str, bool]]:
