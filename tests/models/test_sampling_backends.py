@@ -101,7 +101,7 @@ class BatchedSampler:
         self.decodings.append(decoding)
         out = []
         for c in conversations:
-            draw = random.Random(conversation_seed(decoding, c))
+            draw = random.Random(conversation_seed(decoding, c) if decoding.seed is not None else None)
             out.append(" ".join(draw.choice(WORDS) for _ in range(6)))
         return out
 
