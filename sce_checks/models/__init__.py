@@ -27,7 +27,7 @@ from typing import Any
 from sce_checks.config import default
 from sce_checks.errors import UserInputError
 from sce_checks.models.base import (BackendEntry, CallStats, ChatModel, Conversation, Decoding, Message, Spec,
-                                    supports_scoring)
+                                    conversation_seed, supports_scoring, supports_tempered_scoring)
 from sce_checks.models.catalog import CONCURRENCY, MAX_RETRIES, TIMEOUT, TRUST_REMOTE_CODE
 from sce_checks.registry import BACKENDS
 
@@ -40,11 +40,13 @@ __all__ = [
     "Message",
     "ModelOptions",
     "Spec",
+    "conversation_seed",
     "load_model",
     "load_model_lazily",
     "parse_spec",
     "spec_help",
     "supports_scoring",
+    "supports_tempered_scoring",
     "SPEC_HELP",
 ]
 
