@@ -68,7 +68,8 @@ LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 # transformers at their top
 LATE = {("plugin", "sce_checks.collect"), ("plugin", "sce_checks.audit"), ("plugin", "sce_checks.preflight"),
         ("plugin", "sce_checks.closing"),
-        ("models.hf", "sce_checks.models.json_stop"), ("models.hf", "sce_checks.models.constrained")}
+        ("models.hf", "sce_checks.models.json_stop"), ("models.hf", "sce_checks.models.constrained"),
+        ("models.hf", "sce_checks.models.sampling")}
 HEAVY = ("torch", "transformers", "huggingface_hub", "gguf", "llguidance", "captum", "lemminflect", "scipy",
          "matplotlib")
 
