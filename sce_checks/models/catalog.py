@@ -18,6 +18,8 @@ DTYPE = Setting("dtype", "str", None, "hf backends: float32 | bfloat16 | float16
                 "CUDA)", group="model", choices=DTYPES, audit_file=False)
 DEVICE = Setting("device", "str", None, "hf backends: cpu, cuda, cuda:1, mps (default: cuda when available)",
                  group="model", audit_file=False)
+CHAT_TEMPLATE = Setting("chat_template", "path", None, "hf backends: a Jinja chat template file, for a model without "
+                        "one (base models) or to replace its own", group="model", metavar="FILE", audit_file=False)
 TRUST_REMOTE_CODE = Setting("trust_remote_code", "bool", False, "hf backends: allow the model repository's own code",
                             group="model", audit_file=False)
 
@@ -58,7 +60,7 @@ HF = BackendEntry(
     syntax="hf:<hub id or local dir>",
     implementation="sce_checks.models.hf:load",
     lazy=True,
-    settings=(DTYPE, DEVICE, TRUST_REMOTE_CODE),
+    settings=(DTYPE, DEVICE, TRUST_REMOTE_CODE, CHAT_TEMPLATE),
 )
 
 OPENAI = BackendEntry(
@@ -87,5 +89,5 @@ SMOLLM2 = BackendEntry(
     bare=True,
     implementation="sce_checks.models.smollm2:load",
     lazy=True,
-    settings=(DTYPE, DEVICE),
+    settings=(DTYPE, DEVICE, CHAT_TEMPLATE),
 )

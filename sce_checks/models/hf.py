@@ -57,7 +57,9 @@ from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed, scoring_temperature
 from sce_checks.models.fingerprint import parameters_fingerprint, remembered_folder_fingerprint
-from sce_checks.models.identity import hf_folder, keyed_settings, spec_identity, transformers_identity
+from sce_checks.models.gguf import converted_folder, gguf_file, gguf_sha256
+from sce_checks.models.identity import (chat_template, gguf_converted_folder, hf_folder, keyed_settings, spec_identity,
+                                        transformers_identity)
 from sce_checks.models.lazy import LazyModel
 
 __all__ = ["MIN_SHARED_PREFIX", "HFChatModel", "load", "load_lazily", "quiet_progress", "require_torch",
@@ -137,6 +139,7 @@ class HFChatModel:
         fingerprint: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
+        chat_template: str | None = None,
     ) -> None:
         """Wrap an already-loaded ``model`` (on its device, in its dtype) and ``tokenizer``.
 
@@ -144,6 +147,7 @@ class HFChatModel:
         path, size and mtime), else to a hash of the parameters themselves. ``device`` and
         ``dtype`` are the settings the identity keys (as requested, ``"auto"`` where not given:
         sce_checks/models/identity.py); None keys the model's own device and dtype.
+        ``chat_template``: the sha256 of a template given with ``--chat-template`` (identity key).
         """
         if batch_size < 1:
             raise UserInputError(f"batch_size must be at least 1, got {batch_size}")
@@ -155,6 +159,7 @@ class HFChatModel:
         if fingerprint is None:
             fingerprint = remembered_folder_fingerprint(path) if path else parameters_fingerprint(model)
         self.fingerprint = fingerprint
+        self.chat_template_sha256 = chat_template
         self.stats = CallStats()
         first = next(model.parameters())
         self.device = first.device  # as resolved: reports show it (`runtime`), the identity keys the request
@@ -173,43 +178,40 @@ class HFChatModel:
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str, options: Any, name: str | None = None) -> "HFChatModel":
+    def from_pretrained(cls, path_or_id: str, options: Any, name: str | None = None, *, path: str | None = None,
+                        fingerprint: str | None = None) -> "HFChatModel":
         """Load tokenizer and model from a local folder or a hub id (the same code path: files
         already in the local Hugging Face cache load offline). ``options`` is a `ModelOptions`;
-        ``name`` (default ``path_or_id``) names the model in its identity and errors."""
+        ``name`` (default ``path_or_id``) names the model in its identity and errors; ``path``
+        and ``fingerprint`` (a GGUF's file and sha256) replace the folder's in the identity.
+        ``--chat-template`` (``options.extra``) replaces the model's template; a model left with
+        none (a base model) is one `UserInputError` line saying so."""
         torch = optional.torch()
-        transformers = optional.transformers()
 
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
-        trust = bool(options.trust_remote_code)
         label = name or f"hf:{path_or_id}"
-        try:
-            with quiet_progress():
-                tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust)
-                model = transformers.AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust)
-        except OSError as exc:  # missing folder, unknown/uncached repo, missing weights files
-            raise UserInputError(
-                f"model 'hf:{path_or_id}' could not be loaded: it is neither a local folder with "
-                f"model weights nor a model in the local Hugging Face cache ({_one_line(exc)}); "
-                "pass a folder holding config.json, the tokenizer files and the weights "
-                f"(*.safetensors), or download the model once with `hf download {path_or_id}` "
-                "(with HF_HUB_OFFLINE=1 set, nothing is fetched)"
-            ) from None
-        except ValueError as exc:  # unknown architecture, refused remote code, broken tokenizer files
-            raise UserInputError(f"model '{label}' could not be loaded by transformers: {_one_line(exc)}") from None
+        template = chat_template(options)  # a bad --chat-template file is reported before loading
+        tokenizer, model = _load_pretrained(path_or_id, dtype, bool(options.trust_remote_code), label)
+        if template is not None:
+            tokenizer.chat_template = template[0]
+        if not getattr(tokenizer, "chat_template", None):
+            raise UserInputError(f"model '{label}' has no chat template (a base model?); sce-checks asks in chat "
+                                 "turns: pass --chat-template FILE, a Jinja chat template")
         try:
             model = model.to(torch.device(device))
         except (RuntimeError, AssertionError) as exc:
             raise UserInputError(f"model '{label}': device {device!r} is not usable ({_one_line(exc)})") from None
-        return cls(model, tokenizer, name=name or path_or_id, path=hf_folder(path_or_id), batch_size=options.batch_size,
-                   device=options.device or "auto", dtype=options.dtype or "auto")
+        return cls(model, tokenizer, name=name or path_or_id, path=path or hf_folder(path_or_id),
+                   batch_size=options.batch_size, fingerprint=fingerprint, device=options.device or "auto",
+                   dtype=options.dtype or "auto", chat_template=template[1] if template else None)
 
     def identity(self) -> dict[str, Any]:
         """What the answers depend on (sce_checks/models/identity.py: the same identity a lazy
         model computes from the files before loading)."""
         return transformers_identity(name=self.name, path=self.path, fingerprint=self.fingerprint,
-                                     device=self.keyed_device, dtype=self.keyed_dtype, batch_size=self.batch_size)
+                                     device=self.keyed_device, dtype=self.keyed_dtype, batch_size=self.batch_size,
+                                     chat_template=self.chat_template_sha256)
 
     def runtime(self) -> dict[str, Any]:
         """The device and dtype the weights actually sit on, for the report's environment."""
@@ -731,12 +733,40 @@ def _common_prefix_len(rows: list[list[int]]) -> int:
 
 def load(spec: Any, options: Any, lazily: bool = False) -> Any:
     """The model of ``hf:<hub id or local dir>`` (a parsed `Spec`, `ModelOptions`); with
-    ``lazily``, one built by its first request when its files give its identity (`load_lazily`)."""
+    ``lazily``, one built by its first request when its files give its identity (`load_lazily`).
+    A GGUF (``hf:model.gguf``, a folder holding one) is converted once (sce_checks/models/gguf.py)
+    and loaded from the converted folder, known by the GGUF's path and sha256."""
     lazy = load_lazily(spec, options, load) if lazily else None
     if lazy is not None:
         return lazy
     require_torch(spec)
-    return HFChatModel.from_pretrained(spec.target, options)
+    source = gguf_file(spec.target)
+    if source is None:
+        return HFChatModel.from_pretrained(spec.target, options)
+    folder = converted_folder(source, gguf_converted_folder(source))
+    return HFChatModel.from_pretrained(str(folder), options, name=spec.target, path=str(source),
+                                       fingerprint=gguf_sha256(source))
+
+
+def _load_pretrained(path_or_id: str, dtype: Any, trust: bool, label: str) -> tuple[Any, Any]:
+    """(tokenizer, model) from transformers' ``from_pretrained``; what it refuses is one line."""
+    transformers = optional.transformers()
+
+    try:
+        with quiet_progress():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust)
+            model = transformers.AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust)
+    except OSError as exc:  # missing folder, unknown/uncached repo, missing weights files
+        raise UserInputError(
+            f"model 'hf:{path_or_id}' could not be loaded: it is neither a local folder with "
+            f"model weights nor a model in the local Hugging Face cache ({_one_line(exc)}); "
+            "pass a folder holding config.json, the tokenizer files and the weights "
+            f"(*.safetensors) or a .gguf file, or download the model once with `hf download {path_or_id}` "
+            "(with HF_HUB_OFFLINE=1 set, nothing is fetched)"
+        ) from None
+    except ValueError as exc:  # unknown architecture, refused remote code, broken tokenizer files
+        raise UserInputError(f"model '{label}' could not be loaded by transformers: {_one_line(exc)}") from None
+    return tokenizer, model
 
 
 def load_lazily(spec: Any, options: Any, build: Any) -> LazyModel | None:

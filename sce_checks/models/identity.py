@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,12 @@ from sce_checks import optional
 from sce_checks.choices import DTYPES
 from sce_checks.environment import library_version
 from sce_checks.errors import UserInputError
-from sce_checks.models.fingerprint import remembered, remembered_folder_fingerprint
-from sce_checks.paths import cache_root
+from sce_checks.models.fingerprint import remembered_folder_fingerprint
+from sce_checks.models.gguf import converted, gguf_file, gguf_sha256, models_dir
+from sce_checks.userfiles import read_user_text
 
-__all__ = ["DTYPES", "GGUF_NAME", "converted_smollm2_folder", "default_dtype", "gguf_path", "hf_folder",
-           "keyed_settings", "smollm2_folders", "spec_identity", "transformers_identity"]
+__all__ = ["DTYPES", "GGUF_NAME", "chat_template", "converted_smollm2_folder", "default_dtype", "gguf_converted_folder",
+           "gguf_path", "hf_folder", "keyed_settings", "smollm2_folders", "spec_identity", "transformers_identity"]
 
 AUTO = "auto"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -70,10 +72,11 @@ def keyed_settings(device: str | None, dtype: str | None) -> tuple[str, str]:
 
 
 def transformers_identity(*, name: str, path: str | None, fingerprint: str, device: str, dtype: str,
-                          batch_size: int) -> dict[str, Any]:
+                          batch_size: int, chat_template: str | None = None) -> dict[str, Any]:
     """THE identity of a transformers backend, loaded or not: ``device`` and ``dtype`` as
-    `keyed_settings` gives them."""
-    return {
+    `keyed_settings` gives them; ``chat_template``: the sha256 of a template given with
+    ``--chat-template`` (absent when none is: the model's own template is part of its files)."""
+    identity = {
         "backend": "hf",
         "model": name,
         "path": path,
@@ -84,6 +87,21 @@ def transformers_identity(*, name: str, path: str | None, fingerprint: str, devi
         "transformers": library_version("transformers"),
         "torch": library_version("torch"),
     }
+    if chat_template is not None:
+        identity["chat_template"] = chat_template
+    return identity
+
+
+def chat_template(options: Any) -> tuple[str, str] | None:
+    """(text, sha256) of the Jinja file ``--chat-template`` names (``options.extra``), or None
+    when none is given; a missing, unreadable or empty file is a `UserInputError` naming it."""
+    path = (getattr(options, "extra", None) or {}).get("chat_template")
+    if not path:
+        return None
+    text = read_user_text(path, f"--chat-template {path}")
+    if not text.strip():
+        raise UserInputError(f"--chat-template {path}: the file is empty; expected a Jinja chat template")
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def hf_folder(path_or_id: str) -> str | None:
@@ -105,19 +123,34 @@ def spec_identity(spec: Any, options: Any) -> dict[str, Any] | None:
     """The identity the backend of ``spec`` (a parsed `Spec`) will have once loaded with
     ``options`` (`ModelOptions`), from files alone; None when its files are not there yet (a hub
     model not downloaded, smollm2 not converted, a folder that does not exist) or the backend is
-    not a transformers one: then it can only be known by loading."""
-    if spec.kind == "smollm2":
-        converted = converted_smollm2_folder()
-        folder, name = (hf_folder(str(converted)) if converted else None), "smollm2"
-    elif spec.kind == "hf":
-        folder, name = hf_folder(spec.target), spec.target
+    not a transformers one: then it can only be known by loading. A GGUF model (``hf:model.gguf``,
+    sce_checks/models/gguf.py) is known by its file: its path and sha256, converted or not."""
+    if spec.kind not in ("smollm2", "hf"):
+        return None
+    template = chat_template(options)
+    source = gguf_file(spec.target) if spec.kind == "hf" else None
+    if source is not None:
+        path, fingerprint = str(source), gguf_sha256(source)
     else:
-        return None
-    if folder is None:
-        return None
+        if spec.kind == "smollm2":
+            done = converted_smollm2_folder()
+            path = hf_folder(str(done)) if done else None
+        else:
+            path = hf_folder(spec.target)
+        if path is None:
+            return None
+        fingerprint = remembered_folder_fingerprint(path)
     device, dtype = keyed_settings(options.device, options.dtype)
-    return transformers_identity(name=name, path=folder, fingerprint=remembered_folder_fingerprint(folder),
-                                 device=device, dtype=dtype, batch_size=options.batch_size)
+    return transformers_identity(name="smollm2" if spec.kind == "smollm2" else spec.target, path=path,
+                                 fingerprint=fingerprint, device=device, dtype=dtype, batch_size=options.batch_size,
+                                 chat_template=template[1] if template else None)
+
+
+def gguf_converted_folder(source: Path) -> Path:
+    """Where the conversion of a user's GGUF ``source`` lives (existing or not):
+    ``<cache root>/models/<file stem>-<sha256 of the gguf, 12 hex>``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", source.stem).strip(".-").lower() or "gguf"
+    return models_dir() / f"{stem[:80]}-{gguf_sha256(source)[:12]}"
 
 
 def gguf_path() -> Path:
@@ -136,33 +169,14 @@ def gguf_path() -> Path:
     )
 
 
-def _gguf_sha256(path: Path, models_dir: Path) -> str:
-    """sha256 of the GGUF, remembered in ``models_dir`` keyed by (path, size, mtime_ns): a later
-    load need not hash 98 MB again."""
-    stat = path.stat()
-    key = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-    def digest() -> str:
-        sha = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                sha.update(block)
-        return sha.hexdigest()
-
-    return remembered(models_dir / "smollm2-gguf-sha256.json", key, digest)
-
-
 def smollm2_folders() -> tuple[Path, Path]:
     """(the GGUF, the folder its conversion lives in:
     ``<cache root>/models/smollm2-135m-instruct-<sha256 of the gguf, 12 hex>``), converting nothing."""
     source = gguf_path()
-    models_dir = cache_root() / "models"
-    models_dir.mkdir(parents=True, exist_ok=True)
-    return source, models_dir / f"smollm2-135m-instruct-{_gguf_sha256(source, models_dir)[:12]}"
+    return source, models_dir() / f"smollm2-135m-instruct-{gguf_sha256(source, 'smollm2-gguf-sha256')[:12]}"
 
 
 def converted_smollm2_folder() -> Path | None:
     """The converted smollm2 folder when a finished conversion exists, else None; never converts,
     never imports torch."""
-    _, target = smollm2_folders()
-    return target if (target / "config.json").is_file() else None
+    return converted(smollm2_folders()[1])
