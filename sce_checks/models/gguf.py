@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from filelock import FileLock
 
@@ -31,7 +33,7 @@ from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.fingerprint import remembered
 from sce_checks.paths import cache_root
 
-__all__ = ["GGUF_SUFFIX", "converted", "converted_folder", "gguf_file", "gguf_sha256", "models_dir"]
+__all__ = ["GGUF_SUFFIX", "converted", "converted_folder", "gguf_file", "gguf_sha256", "models_dir", "quiet_progress"]
 
 GGUF_SUFFIX = ".gguf"
 _MEMO = "gguf-sha256"
@@ -110,10 +112,23 @@ def converted_folder(source: Path, target: Path, need_template: bool = False) ->
     return target
 
 
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Hide transformers' per-load progress bars (they would clutter the audit's output); the hf
+    backend's loads use it too."""
+    hf_logging = optional.transformers("utils.logging")
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _convert(source: Path, out: Path, need_template: bool = False) -> None:
     """GGUF -> fp32 HF folder, with transformers' progress bars hidden."""
-    from sce_checks.models.hf import quiet_progress  # imports nothing heavy at module level
-
     with quiet_progress():
         _convert_quietly(source, out, need_template)
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import inspect
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -57,7 +56,7 @@ from sce_checks.config import default
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed, scoring_temperature
 from sce_checks.models.fingerprint import parameters_fingerprint, remembered_folder_fingerprint
-from sce_checks.models.gguf import converted_folder, gguf_file, gguf_sha256
+from sce_checks.models.gguf import converted_folder, gguf_file, gguf_sha256, quiet_progress
 from sce_checks.models.identity import (chat_template, gguf_converted_folder, hf_folder, keyed_settings, spec_identity,
                                         transformers_identity)
 from sce_checks.models.lazy import LazyModel
@@ -81,20 +80,6 @@ def resolve_dtype(dtype: str | None, device: str) -> Any:
     torch = optional.torch()
 
     return getattr(torch, keyed_settings(device, dtype)[1])
-
-
-@contextmanager
-def quiet_progress() -> Iterator[None]:
-    """Hide transformers' per-load progress bars (they would clutter the audit's output)."""
-    hf_logging = optional.transformers("utils.logging")
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _one_line(text: object, limit: int = 240) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from sce_checks.errors import UserInputError
 from sce_checks.models import Decoding, load_model
+from sce_checks.models import gguf as gguf_module
 from sce_checks.models import identity, smollm2
 
 
@@ -31,12 +32,13 @@ def test_conversion_runs_once_and_lands_atomically(monkeypatch, tmp_path):
     monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
     calls: list[Path] = []
 
-    def fake_convert(source: Path, out: Path) -> None:
+    def fake_convert(source: Path, out: Path, need_template: bool = False) -> None:
+        assert need_template  # the embedded model must carry its chat template
         calls.append(out)
         time.sleep(0.2)
         (out / "config.json").write_text("{}")
 
-    monkeypatch.setattr(smollm2, "_convert", fake_convert)
+    monkeypatch.setattr(gguf_module, "_convert", fake_convert)
     assert identity.converted_smollm2_folder() is None  # never converts
     results: list[Path] = []
     threads = [threading.Thread(target=lambda: results.append(smollm2.converted_folder())) for _ in range(4)]
