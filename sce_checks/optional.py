@@ -3,7 +3,8 @@
 torch, transformers (with huggingface_hub), llguidance, captum, lemminflect, scipy and
 matplotlib take long to import or are needed only on some paths: a local model (hf, smollm2),
 structured elicitation on it, the self-consistency check's attributions, the CT insertion
-points, the baseline tests, the HTML report's plots. Importing sce_checks, starting pytest, a cached rerun and an openai or python
+points, the baseline tests, the HTML report's plots; pyarrow and datasets (the optional ``data``
+extra) only read Parquet and Hugging Face datasets. Importing sce_checks, starting pytest, a cached rerun and an openai or python
 run import none of them (tests/models/test_imports.py, tests/test_registry.py). A missing
 library is one `UserInputError` line saying what needs it and what to install.
 """
@@ -67,3 +68,16 @@ def matplotlib_figure() -> ModuleType:
     matplotlib = _load("matplotlib", "the HTML report's plots", "matplotlib")
     matplotlib.use("Agg", force=False)
     return _load("matplotlib.figure", "the HTML report's plots", "matplotlib")
+
+
+_DATA_EXTRA = "'sce-checks[data]'"
+
+
+def pyarrow(submodule: str = "", needed_for: str = "a Parquet or Hugging Face dataset") -> ModuleType:
+    """``pyarrow``, or its ``submodule`` (``"parquet"``), from the ``data`` extra."""
+    return _load("pyarrow" + (f".{submodule}" if submodule else ""), needed_for, _DATA_EXTRA)
+
+
+def datasets(needed_for: str = "a Hugging Face dataset", submodule: str = "") -> ModuleType:
+    """Hugging Face ``datasets``, or its ``submodule``, from the ``data`` extra."""
+    return _load("datasets" + (f".{submodule}" if submodule else ""), needed_for, _DATA_EXTRA)

@@ -16,6 +16,7 @@ from sce_checks.tasks.builtin_grids import BUILTIN_GRIDS
 from sce_checks.tasks.grid import GridTask
 from sce_checks.tasks.grid_file import grid_task_from_dict, load_grid_file
 from sce_checks.tasks.text import (
+    DATA_SUFFIXES,
     TextExample,
     TextTask,
     load_sentiment,
@@ -24,12 +25,14 @@ from sce_checks.tasks.text import (
     load_text_task_file,
     text_task_from_dict,
 )
+from sce_checks.tasks.tables import HF_PREFIX, is_table_source
 from sce_checks.userfiles import read_toml
 
 Task = Union[GridTask, TextTask]
 
 BUILTIN_TASKS: tuple[str, ...] = (*BUILTIN_GRIDS, "sentiment")
-FILE_TYPES = "a grid or text task .toml, a text .csv or .jsonl"
+FILE_TYPES = ("a grid or text task .toml, a text .csv, .jsonl or .parquet file, a folder written by datasets' "
+              "save_to_disk, or hf:<name>[:<split>] (a dataset in the local Hugging Face cache)")
 
 __all__ = [
     "BUILTIN_TASKS", "GridTask", "Task", "TextExample", "TextTask", "load_grid_file", "load_task",
@@ -51,21 +54,25 @@ def _load_toml_task(path: str) -> Task:
         return text_task_from_dict(doc, path)
     raise UserInputError(
         f"{path}: not a task file: expected [[features]] tables (a grid task) or a 'data' key naming "
-        "a .csv/.jsonl file (a text task); see docs/datasets.md"
+        "a .csv/.jsonl/.parquet file, a saved dataset folder or hf:<name> (a text task); see docs/datasets.md"
     )
 
 
 def load_task(name_or_path: str | os.PathLike[str]) -> Task:
     """A built-in task by name (`BUILTIN_TASKS`), else a task from a file: ``.toml`` (grid or
-    text task, told apart by content), ``.csv`` or ``.jsonl`` (text data with a ``label`` column)."""
+    text task, told apart by content), ``.csv``, ``.jsonl`` or ``.parquet`` (text data with a
+    ``label`` column), a ``save_to_disk`` folder or ``hf:<name>`` (sce_checks/tasks/tables.py)."""
     spec = os.fspath(name_or_path)
     if spec in BUILTIN_GRIDS:
         return BUILTIN_GRIDS[spec]
     if spec == "sentiment":
         return load_sentiment()
+    if spec.startswith(HF_PREFIX) or (Path(spec).is_dir() and is_table_source(spec)):
+        return load_text_data(spec)
     suffix = Path(spec).suffix.lower()
-    if suffix not in (".toml", ".csv", ".jsonl"):
-        what = "no such file" if not Path(spec).exists() else f"unsupported file type {Path(spec).suffix!r}"
+    if suffix not in (".toml", *DATA_SUFFIXES):
+        what = ("no such file" if not Path(spec).exists() else "a folder not written by datasets' save_to_disk: no "
+                "dataset_dict.json or state.json" if Path(spec).is_dir() else f"unsupported file type {Path(spec).suffix!r}")
         raise UserInputError(
             f"unknown dataset {spec!r} ({what}); expected a built-in task ({', '.join(BUILTIN_TASKS)}) "
             f"or a path to {FILE_TYPES}"

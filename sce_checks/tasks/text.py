@@ -36,14 +36,22 @@ from typing import Any, Iterator, Mapping
 
 from sce_checks.errors import UserInputError
 from sce_checks.tasks.grid_file import check_keys, check_label, get_options, get_string
+from sce_checks.tasks.tables import HF_PREFIX, is_table_source, table_records
 from sce_checks.userfiles import read_json, read_toml, read_user_text
 
-DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl")
+DATA_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl", ".parquet")
 TASK_FILE_KEYS: tuple[str, ...] = (
     "name", "question", "preamble", "options", "data", "text_field", "label_field", "id_field", "ignore_fields",
-    "directional",
+    "directional", "split", "config",
 )
+# A text is at most this many characters: it is sent to the model in every prompt and rewritten
+# whole in its SCE (under schema elicitation the token budget grows with the longest text), so a
+# runaway text (a 50 MB JSONL cell) is refused with its line, not sent (docs/reliability.md).
+MAX_TEXT_CHARS = 20_000
 TASK_FILE_REQUIRED: tuple[str, ...] = ("name", "question", "preamble", "options", "data")
+
+DATA_KINDS = ("a .csv, .jsonl or .parquet file, a folder written by datasets' save_to_disk, or hf:<name> "
+              "(a dataset in the local Hugging Face cache)")
 
 # Used when a .csv/.jsonl file is given directly (no task file to say what is asked).
 GENERIC_PREAMBLE = "You will be shown a short text."
@@ -181,6 +189,7 @@ def _examples(
             raise UserInputError(f"{where}: missing or empty {fields.text!r}")
         if not isinstance(text, str):
             raise UserInputError(f"{where}: {fields.text!r} must be a string, got {type(text).__name__}")
+        _check_text(text, where, fields.text)
         raw_id = rec.get(fields.id)
         if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
             ex_id = f"row-{n}"
@@ -200,6 +209,7 @@ def _examples(
             raise UserInputError(f"{where}: {fields.label!r} must be a string, got {gold!r}")
         if gold is not None:
             check_label(gold, f"{where}: {fields.label!r}")
+            _check_text(gold, where, fields.label, MAX_LABEL_CHARS)
         if gold is None and need_label:
             raise UserInputError(
                 f"{where}: missing {fields.label!r}; every row needs a label when the options come from "
@@ -215,13 +225,34 @@ def _examples(
     return tuple(out)
 
 
+MAX_LABEL_CHARS = 200  # a label is an answer the model writes back: a line, not a text
+
+
+def _check_text(value: str, where: str, column: str, limit: int = MAX_TEXT_CHARS) -> None:
+    """A text or label within its length bound and free of NUL characters (a JSON ``\\u0000``,
+    a Parquet cell: a NUL byte in a file is refused when it is read, sce_checks/userfiles.py)."""
+    if len(value) > limit:
+        raise UserInputError(f"{where}: {column!r} is {len(value):,} characters long (at most {limit:,})")
+    if "\x00" in value:
+        raise UserInputError(f"{where}: {column!r} holds a NUL character (U+0000) at position {value.index(chr(0))}")
+
+
 def _read_examples(
-    path: Path, shown: str, fields: _Fields, options: tuple[str, ...] | None
+    source: str, shown: str, fields: _Fields, options: tuple[str, ...] | None, split: str | None = None,
+    config: str | None = None,
 ) -> tuple[TextExample, ...]:
-    suffix = path.suffix.lower()
+    """The examples of a ``.csv`` / ``.jsonl`` file or of a table source (sce_checks/tasks/tables.py:
+    Parquet, a ``save_to_disk`` folder, ``hf:<name>`` in the local cache)."""
+    if is_table_source(source):
+        records = table_records(source, shown, fields, split, config)
+        return _examples(records, shown, fields, options, need_label=options is None)
+    suffix = Path(source).suffix.lower()
     if suffix not in DATA_SUFFIXES:
-        raise UserInputError(f"{shown}: unsupported data file type {path.suffix!r}; expected .csv or .jsonl")
-    text = read_user_text(path, shown)  # a BOM (spreadsheet exports) is dropped
+        raise UserInputError(f"{shown}: unsupported data file type {Path(source).suffix!r}; expected {DATA_KINDS}")
+    if split is not None or config is not None:
+        raise UserInputError(f"{shown}: split and config apply to Hugging Face datasets only (a folder written by "
+                             "save_to_disk, or hf:<name>)")
+    text = read_user_text(source, shown)  # a BOM (spreadsheet exports) is dropped
     records = _jsonl_records(text, shown, fields) if suffix == ".jsonl" else _csv_records(text, shown, fields)
     return _examples(records, shown, fields, options, need_label=options is None)
 
@@ -243,9 +274,12 @@ def load_text_dataset(
     preamble: str | None = None,
     name: str | None = None,
     directional: Mapping[str, Any] | None = None,
+    split: str | None = None,
+    config: str | None = None,
 ) -> TextTask:
-    """A text task from a ``.csv`` / ``.jsonl`` file, configured in Python (the keywords mirror a
-    text task file). Without ``options`` they are the distinct labels, sorted, and every row
+    """A text task from a ``.csv`` / ``.jsonl`` / ``.parquet`` file, a ``save_to_disk`` folder or
+    ``hf:<name>`` (a dataset in the local Hugging Face cache; ``split`` and ``config`` pick its
+    split and configuration), configured in Python (the keywords mirror a text task file). Without ``options`` they are the distinct labels, sorted, and every row
     needs a label; with ``options`` labels must be among them and may be missing. Defaults:
     name = file stem, generic question and preamble (`GENERIC_QUESTION`, `GENERIC_PREAMBLE`).
     ``directional``: option -> sentences for the DIR test, as the ``[directional]`` table of a
@@ -253,7 +287,8 @@ def load_text_dataset(
     shown = os.fspath(path)
     where = "load_text_dataset: "
     settings = {"text_field": text_field, "label_field": label_field, "id_field": id_field}
-    for key, value in (*settings.items(), ("question", question), ("preamble", preamble), ("name", name)):
+    for key, value in (*settings.items(), ("question", question), ("preamble", preamble), ("name", name),
+                       ("split", split), ("config", config)):
         if value is not None:
             get_string({key: value}, key, where)
     if isinstance(ignore_fields, str) or not all(isinstance(x, str) for x in ignore_fields):
@@ -261,7 +296,7 @@ def load_text_dataset(
     fields = _Fields(text=text_field, label=label_field, id=id_field, ignore=tuple(ignore_fields))
     _check_fields(fields, where)
     opts = None if options is None else get_options({"options": list(options)}, where, exactly=None)
-    examples = _read_examples(Path(path), shown, fields, opts)
+    examples = _read_examples(shown, shown, fields, opts, split, config)
     if opts is None:
         opts = tuple(sorted({e.gold for e in examples if e.gold is not None}))
         if len(opts) < 2:
@@ -270,15 +305,24 @@ def load_text_dataset(
                 "at least 2 (the options are taken from the labels; or pass options=...)"
             )
     table = {} if directional is None else check_directional(directional, opts, where)
-    return TextTask(name=name or Path(path).stem, question=question or GENERIC_QUESTION,
+    return TextTask(name=name or _default_name(shown), question=question or GENERIC_QUESTION,
                     preamble=preamble or GENERIC_PREAMBLE, options=opts, examples=examples, source=shown,
                     directional=table)
 
 
 def load_text_data(path: str | os.PathLike[str]) -> TextTask:
-    """A ``.csv`` / ``.jsonl`` file given directly (``--dataset reviews.csv``): columns ``id``
-    (optional), ``text``, ``label``; options are the distinct labels, sorted."""
+    """A dataset given directly (``--dataset reviews.csv``, ``reviews.parquet``, a ``save_to_disk``
+    folder, ``hf:<name>[:<split>]``): columns ``id`` (optional), ``text``, ``label``; options are
+    the distinct labels, sorted."""
     return load_text_dataset(path)
+
+
+def _default_name(source: str) -> str:
+    """A task's name from its data: the file or folder name without extension, the dataset name
+    of ``hf:<owner>/<name>:<split>``."""
+    if source.startswith(HF_PREFIX):
+        return source[len(HF_PREFIX):].partition(":")[0].rsplit("/", 1)[-1]
+    return Path(source).stem
 
 
 def _toml_key(key: str) -> str:
@@ -331,7 +375,20 @@ def parse_directional_sections(text: str, shown: str, options: tuple[str, ...]) 
     return check_directional(table, options, f"{shown}: ")
 
 
-def _field_name(doc: dict[str, Any], key: str, default: str, top: str) -> str:
+def _data_source(data: str, source: str, top: str) -> str:
+    """The ``data`` of a task file: ``hf:<name>`` as it is, a path relative to the task file;
+    an unknown kind or a missing file is one line naming the key."""
+    if data.startswith(HF_PREFIX):
+        return data
+    path = Path(source).parent / data
+    if not is_table_source(os.fspath(path)) and path.suffix.lower() not in DATA_SUFFIXES:
+        raise UserInputError(f"{top}data: unsupported data file type {data!r}; expected {DATA_KINDS}")
+    if not path.exists():
+        raise UserInputError(f"{top}data: file not found: {path} (paths are relative to the task file)")
+    return os.fspath(path)
+
+
+def _field_name(doc: dict[str, Any], key: str, default: str | None, top: str) -> str | None:
     return get_string(doc, key, top) if key in doc else default
 
 
@@ -354,13 +411,10 @@ def text_task_from_dict(doc: dict[str, Any], source: str) -> TextTask:
         ignore=tuple(ignore),
     )
     _check_fields(fields, top)
-    data_path = Path(source).parent / data
-    if data_path.suffix.lower() not in DATA_SUFFIXES:
-        raise UserInputError(f"{top}data: unsupported data file type {data!r}; expected a .csv or .jsonl file")
-    if not data_path.is_file():
-        raise UserInputError(f"{top}data: file not found: {data_path} (paths are relative to the task file)")
+    split, config = (_field_name(doc, key, None, top) for key in ("split", "config"))  # type: ignore[arg-type]
     directional = check_directional(doc["directional"], options, top) if "directional" in doc else {}
-    examples = _read_examples(data_path, os.fspath(data_path), fields, options)
+    data_path = _data_source(data, source, top)
+    examples = _read_examples(data_path, data_path, fields, options, split, config)
     return TextTask(name=name, question=question, preamble=preamble, options=options,
                     examples=examples, source=source, directional=directional)
 

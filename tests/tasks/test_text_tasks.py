@@ -176,7 +176,7 @@ def test_load_text_dataset_errors(tmp_path, kwargs, expected):
 
 def test_load_text_dataset_unsupported_suffix(tmp_path):
     path = write(tmp_path, "d.tsv", "text\ta\n")
-    with pytest.raises(UserInputError, match=r"d\.tsv: unsupported data file type '\.tsv'; expected \.csv or \.jsonl"):
+    with pytest.raises(UserInputError, match=r"d\.tsv: unsupported data file type '\.tsv'; expected a \.csv, \.jsonl or \.parquet file"):
         load_text_dataset(path)
 
 
