@@ -400,6 +400,10 @@ GRIDS = [
     ("increases unknown", _grid("max = 10", 'max = 10\nincreases = "Maybe"'), ["g.toml: features[0].increases"]),
     ("no features", TOY_TOML.split("[[features]]")[0] + "features = []\n", ["g.toml: features"]),
     ("empty file", "", ["g.toml", "not a task file"]),
+    # issue 26 item 10: a runaway label is refused where the file is read, not sent to the model
+    ("label of 10,001 characters", _grid('label = "X value"', 'label = "' + "x" * 10_001 + '"'),
+     ["g.toml: features[0].label", "10,001 characters"]),
+    ("NUL byte", _grid('label = "X value"', 'label = "X\x00 value"'), ["g.toml:", "NUL byte"]),
 ]
 
 
@@ -433,6 +437,12 @@ JSONL_ROWS = [
     ("id true", '{"id": true, "text": "bad", "label": "negative"}', ["d.jsonl:2", "'id'"]),
     ("unknown field", '{"text": "bad", "label": "negative", "score": 1}', ["d.jsonl:2", "unknown field 'score'"]),
     ("one label only", '{"text": "another good one", "label": "positive"}', ["d.jsonl", "1 distinct label"]),
+    # issue 26 item 10: a runaway text or label, a NUL character, refused with the line
+    ("text of 20,001 characters", '{"text": "' + "x" * 20_001 + '", "label": "negative"}',
+     ["d.jsonl:2", "'text' is 20,001 characters long"]),
+    ("label of 201 characters", '{"text": "bad", "label": "' + "n" * 201 + '"}', ["d.jsonl:2", "'label' is 201 characters"]),
+    ("text with an escaped NUL", '{"text": "ba\\u0000d", "label": "negative"}', ["d.jsonl:2", "NUL character"]),
+    ("raw NUL byte", '{"text": "ba\x00d", "label": "negative"}', ["d.jsonl:2", "NUL byte"]),
 ]
 
 
@@ -456,6 +466,8 @@ CSV_ROWS = [
     ("field past the CSV limit", "b,\"" + "x" * 200_000 + "\",negative\n", ["d.csv", "invalid CSV"]),
     ("duplicate id", "a,bad,negative\n", ["d.csv:3", "duplicate id"]),
     ("no label", "b,bad,\n", ["d.csv:3", "'label'"]),
+    ("NUL byte", "b,ba\x00d,negative\n", ["d.csv:3", "NUL byte (column 5)"]),
+    ("text of 20,001 characters", "b," + "x" * 20_001 + ",negative\n", ["d.csv:3", "20,001 characters"]),
 ]
 
 
@@ -485,6 +497,10 @@ TEXT_TASKS = [
      ["rows.jsonl:1", "'neutral' is not one of the options"]),
     ("directional empty sentence", TEXT_TASK + '[directional]\npositive = [""]\n', {},
      ["t.toml: directional.positive[0]"]),
+    ("question of 10,001 characters", TEXT_TASK.replace("Is this review positive?", "x" * 10_001), {},
+     ["t.toml: question", "10,001 characters"]),
+    ("parquet data that is not parquet", TEXT_TASK.replace("rows.jsonl", "rows.parquet"), {"rows.parquet": "id,text\n"},
+     ["rows.parquet", "not a readable Parquet file"]),
 ]
 
 
