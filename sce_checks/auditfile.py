@@ -53,7 +53,8 @@ from sce_checks.models import parse_spec
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
 from sce_checks.stopping import check_sequential_tolerances, questions
-from sce_checks.tasks import load_task
+from sce_checks.tasks import BUILTIN_TASKS, load_task
+from sce_checks.tasks.text import DATA_SUFFIXES
 from sce_checks.thresholds import Threshold
 from sce_checks.userfiles import read_toml
 
@@ -288,6 +289,8 @@ def _threshold_sections(path: Path, table: Any, checks: list[str], tasks: list[A
 def _resolve_dataset(path: Path, dataset: str) -> str:
     """A dataset file named in an audit file is relative to the audit file, like its baseline, so
     an audit runs the same from any working directory; built-in names pass through."""
-    if Path(dataset).suffix.lower() not in (".toml", ".csv", ".jsonl") or Path(dataset).is_absolute():
+    if dataset in BUILTIN_TASKS or Path(dataset).is_absolute() or dataset.startswith("hf:"):
         return dataset
-    return str(path.parent / dataset)
+    if Path(dataset).suffix.lower() in (".toml", *DATA_SUFFIXES) or (path.parent / dataset).is_dir():
+        return str(path.parent / dataset)  # a file, or a folder written by save_to_disk
+    return dataset

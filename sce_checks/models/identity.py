@@ -13,6 +13,10 @@ the local Hugging Face cache) and, for ``smollm2``, the GGUF inside the ``llm-sm
 the folder its conversion lives in (`smollm2_folders`; the conversion itself is
 sce_checks/models/smollm2.py, which builds on this module, never the other way round).
 
+A GGUF model (``hf:model.gguf``, or a folder holding one ``.gguf``: sce_checks/models/gguf.py) is
+known by its file: the GGUF's path and sha256 stand for the folder and its fingerprint, converted
+or not. A template given with ``--chat-template`` adds its sha256 (``chat_template``).
+
 What it holds: backend ``hf``, the model name (the spec's target, or ``smollm2``), the folder the
 files are read from, the weights fingerprint (`remembered_folder_fingerprint`: computed once
 per file version, remembered by path, size and mtime), device, dtype and batch size as keyed

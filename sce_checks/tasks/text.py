@@ -5,18 +5,22 @@ Where a text task comes from (one scheme, documented for users in docs/datasets.
 * ``sentiment``: the built-in sample (400 movie-review snippets of Hutto and Gilbert 2014,
   shipped in ``sce_checks/data/sentiment``), loaded with `importlib.resources`.
 * A text task file: a ``.toml`` with ``name``, ``question``, ``preamble``, ``options`` and
-  ``data = "reviews.csv"`` (a ``.csv`` / ``.jsonl`` path relative to the ``.toml``), optionally
-  ``text_field``, ``label_field``, ``id_field`` and ``ignore_fields``. This is the way to ask
+  ``data = "reviews.csv"`` (a ``.csv`` / ``.jsonl`` / ``.parquet`` file or a saved dataset folder
+  relative to the ``.toml``, or ``hf:<name>``), optionally ``text_field``, ``label_field``,
+  ``id_field``, ``ignore_fields``, and ``split`` / ``config`` for Hugging Face datasets. This is the way to ask
   your own question; every label must be one of ``options``; rows may be unlabelled. An optional
   table ``[directional]`` maps options to sentences that push a text towards that option, for
   the CheckList DIR test (docs/perturbation-checks.md).
-* A ``.csv`` / ``.jsonl`` file given directly: columns ``id`` (optional), ``text``, ``label``
+* A ``.csv`` / ``.jsonl`` / ``.parquet`` file, a folder written by ``datasets``' ``save_to_disk``
+  or ``hf:<name>[:<split>]`` (a dataset in the local Hugging Face cache; the last three read by
+  sce_checks/tasks/tables.py) given directly: columns ``id`` (optional), ``text``, ``label``
   (required on every row); the options are the distinct labels, sorted; the question is generic.
   A ``.toml`` lying next to the data is NOT picked up implicitly: pass the ``.toml`` instead.
 * From Python: `load_text_dataset` with keyword arguments (the same settings as a task file).
 
-Every error names the file and line (JSONL line, CSV line where the row starts) because users
-fix these files by hand; unknown columns are refused so that nothing is dropped silently. A row
+Every error names the file and line (JSONL line, CSV line where the row starts, a table's row)
+because users fix these files by hand; a text over `MAX_TEXT_CHARS`, a label over
+`MAX_LABEL_CHARS` and a NUL character are refused (docs/reliability.md); unknown columns are refused so that nothing is dropped silently. A row
 without an id gets ``row-<n>``, n counting data rows from 1.
 """
 

@@ -160,3 +160,16 @@ def test_a_missing_library_is_one_line_naming_the_extra(tmp_path, monkeypatch, m
     source = str(parquet(tmp_path, ROWS)) if module == "pyarrow" else "hf:acme/anything"
     with pytest.raises(UserInputError, match=r"needs no_such_module_\w+, which is not importable .*pip install 'sce-checks\[data\]'"):
         load_task(source)
+
+
+def test_an_audit_file_names_parquet_files_and_saved_folders_relative_to_itself(tmp_path, monkeypatch):
+    from sce_checks.auditfile import load_audit_file
+
+    audits = tmp_path / "audits"
+    audits.mkdir()
+    parquet(audits, ROWS)
+    class_label_dataset().save_to_disk(str(audits / "saved"))
+    (audits / "a.sce.toml").write_text('model = "smollm2"\ndatasets = ["reviews.parquet", "saved", "sentiment"]\n')
+    monkeypatch.chdir(tmp_path)  # not the audit file's folder
+    audit = load_audit_file(audits / "a.sce.toml")
+    assert audit.spec.datasets == (str(audits / "reviews.parquet"), str(audits / "saved"), "sentiment")
