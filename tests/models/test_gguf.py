@@ -124,12 +124,16 @@ def test_sce_audit_runs_the_embedded_gguf_as_an_hf_model(tmp_path):
     with later runs), then audited like any hf model, with the GGUF's hash as its fingerprint."""
     from sce_checks.cli import main
     from sce_checks.models.identity import gguf_path
+    from tests.test_real_model import SMALL_GRID  # 20 points: the reference search predicts the whole grid
 
     source = gguf_path()
-    out = tmp_path / "r.json"
-    assert main(["--model", f"hf:{source}", "--dataset", "income", "--limit", "2", "--variant", "minimal",
-                 "--json", str(out), "-q"]) == 0
+    out, grid = tmp_path / "r.json", tmp_path / "small_heart.toml"
+    grid.write_text(SMALL_GRID)
+    assert main(["--model", f"hf:{source}", "--dataset", str(grid), "--limit", "2", "--variant", "minimal",
+                 "--no-cache", "--json", str(out), "-q"]) == 0
     report = json.loads(out.read_text())
     result = report["results"][0]
     assert result["model"] == f"hf:{source}" and result["n"] == 2
-    assert all(e["prediction"] in ("Yes", "No") or e["prediction"] is None for e in result["examples"])
+    assert all(e["prediction"] in ("No heart disease", "Heart disease") for e in result["examples"])  # scored options
+    environment = report["environment"]
+    assert environment["model_identity"]["fingerprint"] == gguf.gguf_sha256(source) and environment["model_loaded"]
