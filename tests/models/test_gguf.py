@@ -137,3 +137,14 @@ def test_sce_audit_runs_the_embedded_gguf_as_an_hf_model(tmp_path):
     assert all(e["prediction"] in ("No heart disease", "Heart disease") for e in result["examples"])  # scored options
     environment = report["environment"]
     assert environment["model_identity"]["fingerprint"] == gguf.gguf_sha256(source) and environment["model_loaded"]
+
+
+def test_sce_audit_on_a_model_without_a_chat_template_exits_2_with_one_line(cache, fake_gguf, tiny_model_dir,
+                                                                            monkeypatch, capsys, tmp_path):
+    from sce_checks.cli import main
+
+    fake_conversion(monkeypatch, tiny_model_dir, [], template=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--model", f"hf:{fake_gguf}", "--dataset", "income", "--limit", "1", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no chat template" in err[0] and "--chat-template FILE" in err[0], err
