@@ -62,6 +62,9 @@ class CheckResult:
     figures: dict[str, Any]
     examples: list[ExampleRecord]
     info: dict[str, Any] = field(default_factory=dict)
+    # Under sampling (docs/sampling.md) ``examples`` holds one record per (example, sample) and this
+    # one summary per example (share valid, distinct SCEs, spread of distances); empty otherwise.
+    per_example: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -112,6 +115,8 @@ class CheckResult:
             out["sequential"] = self.info["sequential"]
         if with_examples:
             out["examples"] = [e.to_dict() for e in self.examples]
+            if self.per_example:
+                out["per_example"] = self.per_example
         return _clean(out)
 
     @classmethod
@@ -123,13 +128,14 @@ class CheckResult:
         if "sequential" in data:
             info = {**info, "sequential": data.pop("sequential")}
         raw_examples = data.pop("examples", [])
+        per_example = data.pop("per_example", [])
         names = set(ExampleRecord.__dataclass_fields__) - {"extra"}
         examples = []
         for e in raw_examples:
             known = {k: v for k, v in e.items() if k in names}
             extra = {k: v for k, v in e.items() if k not in names}
             examples.append(ExampleRecord(**known, extra=extra))
-        return cls(**head, figures=data, examples=examples, info=info)
+        return cls(**head, figures=data, examples=examples, info=info, per_example=per_example)
 
 
 def _clean(value: Any) -> Any:

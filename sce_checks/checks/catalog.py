@@ -55,6 +55,9 @@ SCE = CheckEntry(
         Figure("mean_min_distance", None, tasks=_GRID),
         Figure("n_generated", None),
         Figure("n_valid", None),
+        # under sampling (--temperature above 0; docs/sampling.md)
+        Figure("expected_validity", "higher", interval=True),
+        Figure("mean_distinct_sces", None),
         # text tasks (the last two with a text_search_budget)
         Figure("validity_in_context", "higher", interval=True, tasks=_TEXT),
         Figure("mean_word_distance", "lower", tasks=_TEXT),

@@ -14,18 +14,28 @@ Two ways to predict, chosen per backend (``mode="auto"``):
 Under ``auto``, an input whose option scores cannot decide it (a server that reads option tokens
 from its top log-probabilities may find none: models/openai.py) is predicted again by generation,
 and counted as such (`Predictor.fallbacks`), never left unparsed while a reading exists.
+
+Under sampling (``temperature`` above 0, docs/sampling.md) a predictor also answers *sampled*
+questions: the option distribution P_T at temperature T, exact from tempered option scores where
+the backend has them (`supports_tempered_scoring`), and seeded draws, from P_T (`Sampling.draw`)
+or, without tempered scores, by sampled generation (`Predictor.sampled`). Its plain answer
+(`predict`) is then the *modal* answer: the arg-max of P_T with tempered scores, the usual
+greedy or scored answer otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Hashable, Sequence
 
 from sce_checks import progress
 from sce_checks.choices import ELICITATIONS, PARSINGS, PREDICTIONS
 from sce_checks.errors import UserInputError
-from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring
+from sce_checks.models.base import ChatModel, Conversation, Decoding, supports_scoring, supports_tempered_scoring
 from sce_checks.parsing import REASONS, parse_answer, shorten
 from sce_checks.prompts import grid, text
 from sce_checks.prompts.common import canonical_answer
@@ -41,8 +51,60 @@ class Prediction:
     probs: dict[str, float] | None = None  # option distribution (score mode), renormalised
     code: str | None = None  # reason code (sce_checks.parsing.REASONS) when unparsed
     lenient: tuple[str, ...] = ()  # leniency rules the reading of a generated reply needed
-    source: str = "score"  # "score", "generate", or "fallback" (generated: the scores could not decide)
+    source: str = "score"  # "score", "generate", "fallback" (generated: the scores could not decide), "sampled"
     raw: str | None = None  # the offending part of the reply or scores, shortened (never in ``reason``)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How replies are decoded (docs/sampling.md): greedy at ``temperature`` 0 (the default, every
+    figure as before), else sampled at ``temperature`` and ``top_p``, each reply with its own seed
+    derived from ``seed`` (`Decoding.seed`; the backend derives the reply's own seed from it, the
+    sample index and the conversation: `conversation_seed`). ``samples``: SCEs per example and
+    target (K); ``prediction_samples``: sampled re-predictions per SCE when answers are generated (M)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    samples: int = 1
+    prediction_samples: int = 1
+
+    @classmethod
+    def of(cls, settings: Any) -> "Sampling":
+        """The sampling of a check's settings (greedy for settings without these fields)."""
+        return cls(float(getattr(settings, "temperature", 0.0)), float(getattr(settings, "top_p", 1.0)),
+                   getattr(settings, "seed", 0), getattr(settings, "samples", 1), getattr(settings, "prediction_samples", 1))
+
+    @property
+    def on(self) -> bool:
+        return self.temperature > 0
+
+    def decoding(self, base: Decoding, sample: int) -> Decoding:
+        """``base`` as sample ``sample`` draws it: unchanged when greedy (the cache keys of greedy
+        audits stay what they were), else at the temperature, with the run's seed."""
+        if not self.on:
+            return base
+        return replace(base, temperature=self.temperature, top_p=self.top_p, seed=self.seed, sample=sample)
+
+    def draw_seed(self, sample: int, purpose: str, key: Any) -> int:
+        """The seed of one draw from an option distribution: a hash of the run's seed, the sample
+        index, what is drawn (``purpose``: "answer" or "re-prediction") and ``key`` (the task, the
+        example, the variant, the point), as `conversation_seed` derives a reply's seed: a rerun
+        draws the same, another --seed draws anew. A 63-bit non-negative integer."""
+        text = json.dumps([self.seed, sample, purpose, key], ensure_ascii=False, sort_keys=True, default=str,
+                          separators=(",", ":"))
+        return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1
+
+    def draw(self, options: Sequence[str], probs: dict[str, float], sample: int, purpose: str, key: Any) -> str:
+        """One option drawn from ``probs`` with the seed `draw_seed` gives: the first option (in the
+        task's order) whose cumulative probability exceeds a seeded uniform number."""
+        u = random.Random(self.draw_seed(sample, purpose, key)).random()
+        total = 0.0
+        for option in options:
+            total += probs.get(option, 0.0)
+            if u < total:
+                return option
+        return max(options, key=lambda o: probs.get(o, 0.0))  # rounding left u above the last sum
 
 
 class Predictor:
@@ -57,12 +119,22 @@ class Predictor:
         max_new_tokens: int = 48,
         elicitation: str = "free",
         parsing: str = "lenient",
+        sampling: Sampling = Sampling(),
     ) -> None:
         if mode not in PREDICTIONS:
             raise ValueError(f"prediction mode must be one of {PREDICTIONS}, not {mode!r}")
         can_score = mode != "generate" and supports_scoring(model)  # generate: no need to probe a server
         if mode == "score" and not can_score:
             raise UserInputError("prediction mode 'score' needs a backend with option scoring; this one has none (use 'auto' or 'generate')")
+        # Under sampling, option scores give the answer distribution P_T only when they take the
+        # temperature; otherwise answers are sampled by generation (docs/sampling.md).
+        self.tempered = sampling.on and can_score and supports_tempered_scoring(model)
+        if sampling.on and mode == "score" and not self.tempered:
+            raise UserInputError(f"prediction mode 'score' at temperature {sampling.temperature:g} needs option scores "
+                                 "that take a temperature; this backend's do not (use 'auto' or 'generate')")
+        self.sampling = sampling
+        self.draws_by = None if not sampling.on else "scores" if self.tempered else "generation"
+        self._sampled: dict[tuple[Hashable, int], Prediction] = {}
         self.model = model
         self.options = tuple(options)
         self.conversation_for = conversation_for
@@ -81,7 +153,8 @@ class Predictor:
         """A predictor reading ``prediction``, ``answer_tokens``, ``elicitation`` and ``parsing``
         from a check's settings."""
         return cls(model, options, conversation_for, settings.prediction, settings.answer_tokens,
-                   getattr(settings, "elicitation", "free"), getattr(settings, "parsing", "lenient"))
+                   getattr(settings, "elicitation", "free"), getattr(settings, "parsing", "lenient"),
+                   Sampling.of(settings))
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -97,7 +170,11 @@ class Predictor:
             conversations = [self.conversation_for(x) for x in todo]
             if self.mode == "score":
                 replies = [canonical_answer(o) for o in self.options]
-                scores = self.model.score_options(conversations, replies)  # type: ignore[attr-defined]
+                if self.tempered:  # P_T: the distribution a sampler at temperature T answers from
+                    scores = self.model.score_options(conversations, replies,  # type: ignore[attr-defined]
+                                                      temperature=self.sampling.temperature)
+                else:
+                    scores = self.model.score_options(conversations, replies)  # type: ignore[attr-defined]
                 fresh = [self._from_scores(s) for s in scores]
                 undecided = [i for i, p in enumerate(fresh) if p.label is None] if self.fallback else []
                 if undecided:
@@ -109,6 +186,18 @@ class Predictor:
                 fresh = [self._from_reply(r, "generate") for r in self.model.chat(conversations, self.decoding)]
             self._memo.update(zip(todo, fresh))
         return [self._memo[x] for x in inputs]
+
+    def sampled(self, requests: Sequence[tuple[Hashable, int]]) -> list[Prediction]:
+        """Generated answers sampled at the temperature, one per (input, sample index), memoised:
+        one chat call per sample index (a batch shares its `Decoding`), each reply seeded by the
+        backend from the run's seed, the sample index and the conversation."""
+        todo = list(dict.fromkeys(r for r in requests if r not in self._sampled))
+        for sample in sorted({j for _, j in todo}):
+            inputs = [x for x, j in todo if j == sample]
+            decoding = self.sampling.decoding(self.decoding, sample)
+            replies = self.model.chat([self.conversation_for(x) for x in inputs], decoding)
+            self._sampled.update({(x, sample): self._from_reply(r, "sampled") for x, r in zip(inputs, replies)})
+        return [self._sampled[r] for r in requests]
 
     def labels(self, inputs: Sequence[Hashable]) -> list[str | None]:
         return [p.label for p in self.predict(inputs)]
@@ -124,7 +213,7 @@ class Predictor:
     def leniency(self) -> dict[str, int]:
         """How many generated predictions of this audit each leniency rule read."""
         counts: dict[str, int] = {}
-        for p in self._memo.values():
+        for p in [*self._memo.values(), *self._sampled.values()]:
             for rule in p.lenient:
                 counts[rule] = counts.get(rule, 0) + 1
         return counts

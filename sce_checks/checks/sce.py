@@ -10,6 +10,9 @@ Fischer and Zafar (EMNLP 2025, arXiv 2502.18156). Data flows one way:
 Model calls are batched (one batch per step, all examples at once) and predictions memoised, so
 an SCE that lands on an already-predicted point, or a boundary-search ring shared by several
 examples, costs nothing extra.
+
+At a temperature above 0 every example is asked ``samples`` (K) times, one record per (example,
+sample): see sce_checks/checks/sce_sampling.py and docs/sampling.md.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from typing import Any, Callable, Sequence
 from sce_checks.cells import fmt, pct, short, thresholds_cell
 from sce_checks.checks.base import Check, Outcome
 from sce_checks.checks.predict import (
-    Prediction, Predictor, mark_unparsed, prediction_record, task_predictor, validate_settings,
+    Prediction, Predictor, Sampling, mark_unparsed, prediction_record, task_predictor, validate_settings,
+)
+from sce_checks.checks.sce_sampling import (
+    Key, Reprediction, Row, add_sampled_figures, note_reprediction, note_sample, repredict, sampled_answers,
 )
 from sce_checks.choices import VARIANTS
 from sce_checks.config import default
@@ -33,7 +39,8 @@ from sce_checks.metrics.minimality import TOLERANCE as MINIMALITY_TOLERANCE
 from sce_checks.metrics.minimality import MinimalityRow, aggregate_minimality, interval_mean
 from sce_checks.metrics.stats import mean_or_none, put_proportion, wilson_interval
 from sce_checks.metrics.text_distance import normalized_levenshtein
-from sce_checks.models.base import ChatModel, Decoding
+from sce_checks.errors import UserInputError
+from sce_checks.models.base import ChatModel, Decoding, conversation_seed
 from sce_checks.parsing import Parsed, parse_grid_sce, parse_text_sce, reason_key
 from sce_checks.progress import step
 from sce_checks.prompts import grid as grid_prompts
@@ -63,9 +70,17 @@ class SCESettings:
     seed: int = default("seed")  # target draw for tasks with more than two options
     text_search_budget: int = default("text_search_budget")  # model predictions per example for the text reference search (0: off)
     xstar_budget: int = default("xstar_budget")  # grid points predicted per exact search, x* or ICF_A (0: no limit)
+    temperature: float = default("temperature")  # 0: greedy; above 0: sampled replies (docs/sampling.md)
+    top_p: float = default("top_p")
+    samples: int = default("samples")  # K SCEs per example and target
+    prediction_samples: int = default("prediction_samples")  # M sampled re-predictions per SCE (generated answers)
 
     def __post_init__(self) -> None:
-        validate_settings(self, ("answer_tokens", "sce_tokens"))
+        validate_settings(self, ("answer_tokens", "sce_tokens", "samples", "prediction_samples"))
+        if self.temperature == 0 and (self.samples > 1 or self.prediction_samples > 1):
+            which = "--samples" if self.samples > 1 else "--prediction-samples"
+            raise UserInputError(f"{which} above 1 needs --temperature above 0: greedy decoding gives the same reply "
+                                 "every time")
 
 
 def validity_figures(n: int, n_generated: int, n_valid: int) -> dict[str, Any]:
@@ -153,47 +168,93 @@ def reply_info(settings: Any, predictor: Predictor, parsed: dict) -> dict[str, A
 
 @dataclass
 class Elicited:
-    """What the first two stages hand the others: the predictions on the examples, the target of
-    each example with a prediction, and every SCE reply with its reading, by (variant, example id)."""
+    """What the first two stages hand the others: the modal predictions on the examples, the
+    answer each sample's SCE request follows and its target, keyed by (example id, sample), and
+    every SCE reply with its reading and its request's seed, by (variant, example id, sample).
+    Greedy audits have one sample, 0, whose answer is the prediction."""
 
     preds: list[Prediction]
-    targets: dict[str, str]
-    replies: dict[tuple[str, str], str]
-    parsed: dict[tuple[str, str], Parsed]
+    answers: dict[Row, Prediction]
+    targets: dict[Row, str]
+    replies: dict[Key, str]
+    parsed: dict[Key, Parsed]
+    seeds: dict[Key, int]
+    samples: int = 1
+
+
+def sampled_targets(examples: Sequence[tuple[str, Any]], answers: dict[Row, Prediction], samples: int,
+                    target_of: Callable[[str, str, int], str]) -> dict[Row, str]:
+    """Each sample's target, from the answer that sample drew."""
+    return {(ex_id, k): target_of(ex_id, answers[(ex_id, k)].label, k)
+            for ex_id, _ in examples for k in range(samples) if answers[(ex_id, k)].label is not None}
+
+
+def request_sampled_sces(model: ChatModel, settings: SCESettings, examples: Sequence[tuple[str, Any]],
+                         answers: dict[Row, Prediction], targets: dict[Row, str], conversation: Callable,
+                         task: Any, samples: int) -> tuple[dict[Key, str], dict[Key, int]]:
+    """The SCE requests of every (variant, example with an answer, sample), one chat call per
+    sample (a batch shares its `Decoding`, whose ``sample`` the backend seeds each reply with).
+    Returns the replies and, under sampling, each request's own seed (`conversation_seed`)."""
+    sampling = Sampling.of(settings)
+    base = sce_decoding(task, settings, [x for _, x in examples])
+    jobs = [(variant, ex_id, k, conversation(x, _first_reply(answers[(ex_id, k)]), targets[(ex_id, k)], variant))
+            for k in range(samples) for variant in settings.variants for ex_id, x in examples
+            if (ex_id, k) in targets]
+    replies: dict[Key, str] = {}
+    seeds: dict[Key, int] = {}
+    with step(f"{task.name}: requesting {len(jobs)} SCEs", len(jobs)):
+        for k in range(samples):
+            batch = [(v, i, c) for v, i, j, c in jobs if j == k]
+            if not batch:
+                continue
+            decoding = sampling.decoding(base, k)
+            for (v, i, c), reply in zip(batch, model.chat([c for _, _, c in batch], decoding)):
+                replies[(v, i, k)] = reply
+                if sampling.on:
+                    seeds[(v, i, k)] = conversation_seed(decoding, c)
+    return replies, seeds
 
 
 def elicit(model: ChatModel, task: Any, examples: Sequence[tuple[str, Any]], settings: SCESettings,
-           predictor: Predictor, target_of: Callable[[str, str], str], conversation: Callable) -> Elicited:
-    """Stages 1 and 2: fresh-context predictions on the examples (one batch), then the SCE
-    requests in those conversations (one batch, every variant), read as the settings say."""
+           predictor: Predictor, target_of: Callable[[str, str, int], str], conversation: Callable) -> Elicited:
+    """Stages 1 and 2: fresh-context predictions on the examples (one batch), each sample's answer
+    (sce_sampling.py), then the SCE requests in those conversations (one batch per sample, every
+    variant), read as the settings say."""
     inputs = [x for _, x in examples]
     with step(f"{task.name}: predicting {len(inputs)} examples", len(inputs)):
         preds = predictor.predict(inputs)
-    targets = {ex_id: target_of(ex_id, p.label) for (ex_id, _), p in zip(examples, preds) if p.label is not None}
-    replies = request_sces(model, settings, examples, preds, targets, conversation, task.name, task)
-    return Elicited(preds, targets, replies, {k: parse_sce(task, r, settings) for k, r in replies.items()})
+        answers = sampled_answers(task, predictor, examples, preds)
+    samples = predictor.sampling.samples if predictor.sampling.on else 1
+    targets = sampled_targets(examples, answers, samples, target_of)
+    replies, seeds = request_sampled_sces(model, settings, examples, answers, targets, conversation, task, samples)
+    return Elicited(preds, answers, targets, replies, {k: parse_sce(task, r, settings) for k, r in replies.items()},
+                    seeds, samples)
 
 
-def predict_counterfactuals(task: Any, predictor: Predictor, el: Elicited) -> list[Any]:
-    """Stage 3: fresh-context predictions on every distinct parsed SCE (one batch)."""
+def predict_counterfactuals(task: Any, predictor: Predictor, el: Elicited) -> dict[Key, Reprediction]:
+    """Stage 3: fresh-context predictions on every distinct parsed SCE (one batch), and the
+    answer each SCE is judged on (its modal answer, or under sampling a draw: sce_sampling.py)."""
     counterfactuals = list(dict.fromkeys(p.value for p in el.parsed.values() if p.ok))
     with step(f"{task.name}: predicting {len(counterfactuals)} counterfactuals", len(counterfactuals)):
         predictor.predict(counterfactuals)
-    return counterfactuals
+        reps = repredict(task, predictor, {key: (p.value, el.targets[key[1:]]) for key, p in el.parsed.items() if p.ok})
+    return reps
 
 
-def sce_record(ex_id: str, shown: Any, pred: Prediction, variant: str, el: Elicited,
+def sce_record(ex_id: str, shown: Any, row: Row, variant: str, el: Elicited,
                reasons: Counter[str]) -> tuple[ExampleRecord, Parsed | None]:
-    """An example's record up to its SCE: the prediction, the target and the raw SCE reply, and
-    the SCE's reading when there is one (None when the prediction or the SCE went unparsed: the
-    reason is in the record and counted in ``reasons``)."""
-    rec = prediction_record(ex_id, shown, pred)
-    if pred.label is None:
-        reasons[reason_key("prediction", pred.code)] += 1
+    """One (example, sample)'s record up to its SCE: the answer, the target and the raw SCE
+    reply, and the SCE's reading when there is one (None when the answer or the SCE went
+    unparsed: the reason is in the record and counted in ``reasons``)."""
+    answer = el.answers[row]
+    rec = prediction_record(ex_id, shown, answer)
+    if answer.label is None:
+        reasons[reason_key("prediction", answer.code)] += 1
         return rec, None
-    rec.target = el.targets[ex_id]
-    rec.sce_reply = el.replies[(variant, ex_id)]
-    sce = el.parsed[(variant, ex_id)]
+    key = (variant, *row)
+    rec.target = el.targets[row]
+    rec.sce_reply = el.replies[key]
+    sce = el.parsed[key]
     if not sce.ok:
         mark_unparsed(rec, "sce", sce)
         reasons[reason_key("sce", sce.code)] += 1
@@ -203,13 +264,18 @@ def sce_record(ex_id: str, shown: Any, pred: Prediction, variant: str, el: Elici
     return rec, sce
 
 
+def sample_rows(examples: Sequence[tuple[str, Any]], el: Elicited) -> list[tuple[str, Any, Prediction, Row]]:
+    """(example id, input, modal prediction, row) of every record, example by example, its samples in order."""
+    return [(ex_id, x, pred, (ex_id, k)) for (ex_id, x), pred in zip(examples, el.preds) for k in range(el.samples)]
+
+
 def common_info(settings: SCESettings, predictor: Predictor, el: Elicited, variant: str,
                 records: list[ExampleRecord], reasons: Counter[str]) -> dict[str, Any]:
     """The info both task kinds report: how predictions were made, what went unparsed, how
     replies were elicited and read."""
     return {
         "prediction_mode": predictor.mode,
-        "n_prediction_unparsed": sum(1 for p in el.preds if p.label is None),
+        "n_prediction_unparsed": sum(1 for p in el.answers.values() if p.label is None),
         "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
         "unparsed_reasons": dict(reasons),
         **reply_info(settings, predictor, {k: v for k, v in el.parsed.items() if k[0] == variant}),
@@ -230,13 +296,14 @@ def run_grid_sce(
     the exact reference searches, then each variant's records and figures."""
     predictor = task_predictor(model, task, settings)
     search = BoundarySearch(task, predictor.labels, min_batch=search_batch(model), budget=settings.xstar_budget)
-    el = elicit(model, task, examples, settings, predictor, lambda ex_id, label: task.other_option(label),
+    el = elicit(model, task, examples, settings, predictor, lambda ex_id, label, k: task.other_option(label),
                 lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v))
     search.remember([x for _, x in examples], [p.label for p in el.preds])
-    counterfactuals = predict_counterfactuals(task, predictor, el)
+    reps = predict_counterfactuals(task, predictor, el)
+    counterfactuals = list(dict.fromkeys(p.value for p in el.parsed.values() if p.ok))
     search.remember(counterfactuals, predictor.labels(counterfactuals))
-    nearest_flip, icf = grid_references(task, search, predictor, examples, el)
-    results = [grid_result(variant, model_name, task, examples, settings, predictor, search, el, nearest_flip, icf)
+    nearest_flip, icf = grid_references(task, search, examples, el, reps)
+    results = [grid_result(variant, model_name, task, examples, settings, predictor, search, el, reps, nearest_flip, icf)
                for variant in settings.variants]
     predicted = grid_predictions(task, predictor)
     for r in results:
@@ -269,24 +336,28 @@ def search_batch(model: Any) -> int:
     return SEARCH_MIN_BATCH
 
 
-def grid_references(task: GridTask, search: BoundarySearch, predictor: Predictor,
-                    examples: Sequence[tuple[str, Point]], el: Elicited) -> tuple[dict[str, Any], dict[tuple, NearestResult]]:
-    """Stage 4: each example's exact nearest flip x* (RCF), and for every invalid SCE the
-    nearest point that does get the target (ICF_A). All searches of a stage advance in lockstep:
-    one model batch per ring step, not one per ring per example. A search stopped at its budget
-    gives bounds; their upper ends are tightened at the end with every label the stage learned."""
-    flips = [(ex_id, point, pred.label) for (ex_id, point), pred in zip(examples, el.preds) if pred.label is not None]
+def grid_references(task: GridTask, search: BoundarySearch, examples: Sequence[tuple[str, Point]], el: Elicited,
+                    reps: dict[Key, Reprediction]) -> tuple[dict[Row, Any], dict[tuple, NearestResult]]:
+    """Stage 4: each sample's exact nearest flip x* (RCF): the nearest point whose modal answer
+    differs from the answer the sample drew (greedy: the example's prediction), and for every
+    invalid SCE the nearest point that does get the target (ICF_A). All searches of a stage
+    advance in lockstep: one model batch per ring step, not one per ring per example. A search
+    stopped at its budget gives bounds; their upper ends are tightened at the end with every
+    label the stage learned."""
+    point_of = dict(examples)
+    flips = list(dict.fromkeys((ex_id, a.label) for (ex_id, _), a in el.answers.items() if a.label is not None))
     with step(f"{task.name}: searching reference minimal counterfactuals (grid points predicted)"):
-        found = search.nearest_many([(point, lambda y, label=label: y != label) for _, point, label in flips])
-    wants = {ex_id: (point, lambda y, label=label: y != label) for ex_id, point, label in flips}
-    nearest_flip = {ex_id: res for (ex_id, _, _), res in zip(flips, found)}
+        found = search.nearest_many([(point_of[ex_id], lambda y, label=label: y != label) for ex_id, label in flips])
+    wants = {flip: (point_of[flip[0]], lambda y, label=flip[1]: y != label) for flip in flips}
+    by_flip = dict(zip(flips, found))
     queries = list(dict.fromkeys(
-        (sce.value, el.targets[ex_id]) for (_, ex_id), sce in el.parsed.items()
-        if sce.ok and predictor.known(sce.value).label != el.targets[ex_id]
+        (sce.value, el.targets[key[1:]]) for key, sce in el.parsed.items()
+        if sce.ok and reps[key].label != el.targets[key[1:]]
     ))
     with step(f"{task.name}: searching the nearest target points of invalid SCEs (grid points predicted)"):
         nearest = search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in queries])
-    nearest_flip = {ex_id: tightened(search, res, *wants[ex_id]) for ex_id, res in nearest_flip.items()}
+    by_flip = {flip: tightened(search, res, *wants[flip]) for flip, res in by_flip.items()}
+    nearest_flip = {row: by_flip[(row[0], a.label)] for row, a in el.answers.items() if a.label is not None}
     icf = {(cf, t): tightened(search, res, cf, lambda y, t=t: y == t) for (cf, t), res in zip(queries, nearest)}
     return nearest_flip, icf
 
@@ -306,54 +377,61 @@ def bounds_of(res: NearestResult) -> list[float | None] | None:
     return [res.lower, res.upper] if res.bounded else None
 
 
+def grid_record(task: GridTask, rec: ExampleRecord, point: Point, cf: Point, rep: Reprediction, near: NearestResult,
+                icf: dict[tuple, NearestResult]) -> MinimalityRow:
+    """An SCE's part of its record: the answer it is judged on, validity, Gower distance and
+    RCF/ICF (with their bounds where a search stopped at its budget); its minimality row."""
+    rec.counterfactual = task.as_dict(cf)
+    rec.cf_prediction = rep.label
+    if rep.label is None:
+        rec.extra["cf_prediction_unparsed"] = rep.reading.reason
+    note_reprediction(rec, rep)
+    rec.valid = rep.label == rec.target
+    rec.distance = gower_distance(task, point, cf)
+    near_target = None if rec.valid else icf[(cf, rec.target)]
+    row = MinimalityRow(rec.valid, rec.distance, rec.min_distance,
+                        None if near_target is None else near_target.distance, bounds_of(near),
+                        None if near_target is None else bounds_of(near_target))
+    if row.bounded:
+        intervals = {"rcf_a_bounds": row.rcf_a_interval(), "rcf_bounds": row.rcf_interval(),
+                     "icf_a_bounds": row.icf_a_interval(), "icf_bounds": row.icf_interval(),
+                     "exact_match_bounds": row.exact_interval()}
+        for key, (lo, hi) in ((k, v) for k, v in intervals.items() if v is not None):
+            rec.extra[key] = [lo, hi if math.isfinite(hi) else None]  # None: unbounded, as in the JSON
+        if near_target is not None and near_target.bounded:
+            rec.extra["icf_a_search_radius"] = near_target.radius
+    rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
+    return row
+
+
 def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequence[tuple[str, Point]],
                 settings: SCESettings, predictor: Predictor, search: BoundarySearch, el: Elicited,
-                nearest_flip: dict[str, Any], icf: dict[tuple, NearestResult]) -> CheckResult:
-    """Stage 5: one variant's records (validity, Gower distances, RCF/ICF) and figures."""
+                reps: dict[Key, Reprediction], nearest_flip: dict[Row, Any], icf: dict[tuple, NearestResult]) -> CheckResult:
+    """Stage 5: one variant's records (validity, Gower distances, RCF/ICF), one per (example,
+    sample), and figures."""
     records: list[ExampleRecord] = []
     rows: list[MinimalityRow] = []
     reasons: Counter[str] = Counter()
-    cf_unparsed = 0
-    for (ex_id, point), pred in zip(examples, el.preds):
-        rec, sce = sce_record(ex_id, task.as_dict(point), pred, variant, el, reasons)
+    for ex_id, point, pred, row in sample_rows(examples, el):
+        rec, sce = sce_record(ex_id, task.as_dict(point), row, variant, el, reasons)
+        note_sample(rec, predictor.sampling, row[1], el.seeds.get((variant, *row)), el.answers[row], pred)
         records.append(rec)
         if rec.target is not None:
-            near = nearest_flip[ex_id]
+            near = nearest_flip[row]
             rec.min_distance = near.distance
             rec.reference = [task.as_dict(p) for p in near.points[:5]]
             if near.bounded:  # the search stopped at its budget: d(x, x*) > radius, within bounds
                 rec.extra.update(xstar_bounded=True, min_distance_bounds=bounds_of(near), xstar_radius=near.radius)
-        if sce is None:
-            continue
-        cf, cf_pred = sce.value, predictor.known(sce.value)
-        rec.counterfactual = task.as_dict(cf)
-        rec.cf_prediction = cf_pred.label
-        if cf_pred.label is None:
-            cf_unparsed += 1
-            rec.extra["cf_prediction_unparsed"] = cf_pred.reason
-        rec.valid = cf_pred.label == rec.target
-        rec.distance = gower_distance(task, point, cf)
-        near_target = None if rec.valid else icf[(cf, rec.target)]
-        row = MinimalityRow(rec.valid, rec.distance, rec.min_distance,
-                            None if near_target is None else near_target.distance, bounds_of(nearest_flip[ex_id]),
-                            None if near_target is None else bounds_of(near_target))
-        if row.bounded:
-            intervals = {"rcf_a_bounds": row.rcf_a_interval(), "rcf_bounds": row.rcf_interval(),
-                         "icf_a_bounds": row.icf_a_interval(), "icf_bounds": row.icf_interval(),
-                         "exact_match_bounds": row.exact_interval()}
-            for key, (lo, hi) in ((k, v) for k, v in intervals.items() if v is not None):
-                rec.extra[key] = [lo, hi if math.isfinite(hi) else None]  # None: unbounded, as in the JSON
-            if near_target is not None and near_target.bounded:
-                rec.extra["icf_a_search_radius"] = near_target.radius
-        rec.rcf_a, rec.rcf, rec.icf_a, rec.icf = row.rcf_a, row.rcf, row.icf_a, row.icf
-        rows.append(row)
+        if sce is not None:
+            rows.append(grid_record(task, rec, point, sce.value, reps[(variant, *row)], nearest_flip[row], icf))
+    cf_unparsed = sum(1 for r in records if "cf_prediction_unparsed" in r.extra)
     n_generated = sum(1 for r in records if r.counterfactual is not None)
     figures = validity_figures(len(records), n_generated, sum(1 for r in records if r.valid))
     minimality = aggregate_minimality(rows)
     n_bounded = minimality.pop("n_bounded", 0)
     figures.update({k: v for k, v in minimality.items() if k != "n_scored"})
     figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
-    searched = [nearest_flip[r.id] for r in records if r.target is not None]
+    searched = [nearest_flip[(r.id, r.extra.get("sample", 0))] for r in records if r.target is not None]
     if any(res.bounded for res in searched):
         figures["mean_min_distance_bounds"] = interval_mean([res.bounds for res in searched])
         figures["mean_min_distance"] = None
@@ -373,7 +451,9 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
         "n_icf_a_bounded": sum(1 for res in icf.values() if res.bounded),
         "n_examples_bounded": n_bounded,
     }
-    return CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
+    result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
+    add_sampled_figures(result, predictor.sampling, predictor.draws_by)
+    return result
 
 
 # -- text tasks ------------------------------------------------------------------------------------
@@ -391,11 +471,11 @@ def run_text_sce(
     records and figures, then the model-in-the-loop searches (redundancy, reference edits)."""
     predictor = task_predictor(model, task, settings)
     el = elicit(model, task, examples, settings, predictor,
-                lambda ex_id, label: pick_target(task.options, label, ex_id, settings.seed),
+                lambda ex_id, label, k: pick_target(task.options, label, ex_id if k == 0 else f"{ex_id}#{k}", settings.seed),
                 lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v))
-    predict_counterfactuals(task, predictor, el)
+    reps = predict_counterfactuals(task, predictor, el)
     in_context = predict_in_context(task, examples, settings, el, model)
-    results = [text_result(variant, model_name, task, examples, settings, predictor, el, in_context)
+    results = [text_result(variant, model_name, task, examples, settings, predictor, el, reps, in_context)
                for variant in settings.variants]
     add_redundancy(task, predictor, results)
     if settings.text_search_budget > 0:
@@ -404,40 +484,46 @@ def run_text_sce(
 
 
 def predict_in_context(task: Any, examples: Sequence[tuple[str, str]], settings: SCESettings, el: Elicited,
-                       model: ChatModel) -> dict[tuple[str, str], Prediction]:
-    """Stage 3b (Val_c): each revised text classified inside the conversation that produced it."""
+                       model: ChatModel) -> dict[Key, Prediction]:
+    """Stage 3b (Val_c): each revised text classified inside the conversation that produced it
+    (its modal answer under sampling: docs/sampling.md)."""
     in_context = Predictor.from_settings(model, task.options, json.loads, settings)
-    text_of, pred_of = dict(examples), {ex_id: p for (ex_id, _), p in zip(examples, el.preds)}
+    text_of = dict(examples)
     keys = {}
-    for (variant, ex_id), sce in el.parsed.items():
+    for (variant, ex_id, k), sce in el.parsed.items():
         if sce.ok:
             conversation = text_prompts.in_context_conversation(
-                task, text_of[ex_id], _first_reply(pred_of[ex_id]), el.targets[ex_id], variant,
-                el.replies[(variant, ex_id)], sce.value,
+                task, text_of[ex_id], _first_reply(el.answers[(ex_id, k)]), el.targets[(ex_id, k)], variant,
+                el.replies[(variant, ex_id, k)], sce.value,
             )
-            keys[(variant, ex_id)] = json.dumps(conversation, ensure_ascii=False)
+            keys[(variant, ex_id, k)] = json.dumps(conversation, ensure_ascii=False)
     with step(f"{task.name}: predicting {len(keys)} counterfactuals in context", len(keys)):
         predictions = in_context.predict(list(keys.values()))
     return dict(zip(keys, predictions))
 
 
 def text_result(variant: str, model_name: str, task: Any, examples: Sequence[tuple[str, str]], settings: SCESettings,
-                predictor: Predictor, el: Elicited, in_context: dict[tuple[str, str], Prediction]) -> CheckResult:
-    """Stage 4: one variant's records (validity fresh and in context, edit distances) and figures."""
+                predictor: Predictor, el: Elicited, reps: dict[Key, Reprediction],
+                in_context: dict[Key, Prediction]) -> CheckResult:
+    """Stage 4: one variant's records (validity fresh and in context, edit distances), one per
+    (example, sample), and figures."""
     gold_of = {e.id: e.gold for e in getattr(task, "examples", ())}
     records: list[ExampleRecord] = []
     reasons: Counter[str] = Counter()
-    for (ex_id, text), pred in zip(examples, el.preds):
-        rec, sce = sce_record(ex_id, text, pred, variant, el, reasons)
+    for ex_id, text, pred, row in sample_rows(examples, el):
+        rec, sce = sce_record(ex_id, text, row, variant, el, reasons)
+        note_sample(rec, predictor.sampling, row[1], el.seeds.get((variant, *row)), el.answers[row], pred)
         if gold_of.get(ex_id) is not None:
             rec.extra["gold"] = gold_of[ex_id]
         records.append(rec)
         if sce is None:
             continue
+        rep = reps[(variant, *row)]
         rec.counterfactual = sce.value
-        rec.cf_prediction = predictor.known(sce.value).label
+        rec.cf_prediction = rep.label
+        note_reprediction(rec, rep)
         rec.valid = rec.cf_prediction == rec.target
-        ctx = in_context[(variant, ex_id)]
+        ctx = in_context[(variant, *row)]
         rec.extra["cf_prediction_in_context"] = ctx.label
         rec.extra["valid_in_context"] = ctx.label == rec.target
         rec.distance = normalized_levenshtein(text, sce.value, "char")
@@ -458,7 +544,9 @@ def text_result(variant: str, model_name: str, task: Any, examples: Sequence[tup
     figures["mean_distance_valid"] = mean_or_none([r.distance for r in valid])
     info = {"task_kind": "text", "distance": "levenshtein", "distance_unit": "char",
             **common_info(settings, predictor, el, variant, records, reasons)}
-    return CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
+    result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
+    add_sampled_figures(result, predictor.sampling, predictor.draws_by)
+    return result
 
 
 def add_redundancy(task: Any, predictor: Predictor, results: list[CheckResult]) -> None:
@@ -488,13 +576,14 @@ def add_reference_edits(task: Any, predictor: Predictor, examples: Sequence[tupl
 
     found = {}
     with step(f"{task.name}: searching minimal edits, budget {budget} per example (predictions)"):
-        for (ex_id, text), pred in zip(examples, el.preds):
-            if pred.label is not None:
-                found[ex_id] = search_minimal_edit(labels_and_probs, text, el.targets[ex_id], budget)
+        text_of = dict(examples)
+        for (ex_id, _), target in el.targets.items():
+            if (ex_id, target) not in found:
+                found[(ex_id, target)] = search_minimal_edit(labels_and_probs, text_of[ex_id], target, budget)
     for result in results:
         gaps = []
         for rec in result.examples:
-            hit = found.get(rec.id)
+            hit = found.get((rec.id, rec.target))
             if hit is None or hit.text is None:
                 continue
             rec.min_distance = hit.distance
@@ -562,6 +651,7 @@ def _correct(e: dict[str, Any]) -> bool | None:
 SCE_OUTCOMES = (
     Outcome("generated", "binary", ("generation_rate",), lambda e: e.get("counterfactual") is not None),
     Outcome("valid", "binary", ("validity",)),
+    Outcome("p_target", "continuous", ("expected_validity",)),
     Outcome("strict_valid", "binary", ("strict_validity",), lambda e: e.get("valid") is True),
     Outcome("exact", "binary", ("exact_match",), _exact),
     Outcome("distance", "continuous", ("mean_distance",), unit_mean=True),

@@ -62,13 +62,29 @@ def outcome_values(r: CheckResult) -> dict[str, dict[str, Any]]:
 
 
 def examples_of(check: str, records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each example's outcomes by id. A sampled audit has several records per example (one per
+    sample, docs/sampling.md): its outcome is then the mean over the samples that have one (a
+    binary outcome becomes the share of samples where it holds), and ``samples`` says how many."""
     outcomes = get_check(check).outcomes
-    out: dict[str, dict[str, Any]] = {}
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for e in records:
-        entry = {k: e.get(k) for k in SHOWN}
-        entry["outcomes"] = {o.name: o.value(e) for o in outcomes}
-        out[str(e.get("id"))] = entry
+        grouped.setdefault(str(e.get("id")), []).append(e)
+    out: dict[str, dict[str, Any]] = {}
+    for ex_id, recs in grouped.items():
+        entry = {k: recs[0].get(k) for k in SHOWN}
+        if len(recs) == 1:
+            entry["outcomes"] = {o.name: o.value(recs[0]) for o in outcomes}
+        else:
+            entry["samples"] = len(recs)
+            entry["outcomes"] = {o.name: _mean_of([o.value(r) for r in recs]) for o in outcomes}
+        out[ex_id] = entry
     return out
+
+
+def _mean_of(values: Sequence[Any]) -> float | None:
+    """The mean of the values that are not None (True counts 1, False 0); None when none is."""
+    kept = [float(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
 
 
 def baseline_entry(r: CheckResult, sample_ids: Sequence[str], task_fp: Any) -> dict[str, Any]:

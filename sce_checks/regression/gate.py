@@ -316,7 +316,9 @@ def compare_entries(pairs: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
                     row.how = "no example measured in both runs"
                 else:
                     higher = not lower_is_better(check, metric)
-                    row.test = (binary_test([(bool(x), bool(y)) for x, y in values], higher) if outcome.kind == "binary"
+                    # a sampled run stores a binary outcome as its share over the samples: compared as continuous
+                    binary = outcome.kind == "binary" and all(isinstance(v, bool) for pair in values for v in pair)
+                    row.test = (binary_test([(bool(x), bool(y)) for x, y in values], higher) if binary
                                 else continuous_test([(float(x), float(y)) for x, y in values], higher))
                     row.how = "paired"
             if row.test is not None and not metrics:
