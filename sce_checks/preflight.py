@@ -51,6 +51,10 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
     if spec.sequential:
         check_sequential(spec.thresholds, run_units, option("thresholds"))
+    for name in ("samples", "prediction_samples"):  # several samples of a greedy reply are one reply K times
+        if getattr(spec, name, 1) > 1 and getattr(spec, "temperature", 0.0) == 0:
+            raise UserInputError(f"{option(name)} {getattr(spec, name)} needs {option('temperature')} above 0: greedy "
+                                 "decoding gives the same reply every time (docs/sampling.md)")
     tolerances = parse_tolerances(list(spec.tolerances), option("tolerances"))
     if spec.sequential and spec.baseline and spec.baseline_mode == "paired":
         check_sequential_tolerances(tolerances, spec.baseline_metrics, option("tolerances"))

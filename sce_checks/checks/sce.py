@@ -604,12 +604,16 @@ EXAMPLE_HEADERS = ["id", "input", "answer -> target", "counterfactual", "answer 
 
 
 def worst_examples(result: CheckResult, k: int = 3) -> list[ExampleRecord]:
-    """Invalid SCEs first (furthest from the target region), then the least minimal valid ones."""
+    """Invalid SCEs first (furthest from the target region), then the least minimal valid ones;
+    under sampling, an example's worst sample only."""
     invalid = [e for e in result.examples if e.valid is False]
     valid = [e for e in result.examples if e.valid]
     invalid.sort(key=lambda e: -(e.icf_a if e.icf_a is not None else (e.distance or 0.0)))
     valid.sort(key=lambda e: -(e.rcf_a if e.rcf_a is not None else (e.distance or 0.0)))
-    return (invalid + valid)[:k]
+    worst: dict[str, ExampleRecord] = {}
+    for e in invalid + valid:
+        worst.setdefault(e.id, e)
+    return list(worst.values())[:k]
 
 
 def _validity_cell(r: CheckResult) -> str:
@@ -711,7 +715,7 @@ class SCECheck(Check):
                 return f">= {fmt(bounds[0])}" + (f", <= {fmt(bounds[1])}" if bounds[1] is not None else "")
             return fmt(e.min_distance)
 
-        rows = [[e.id, short(e.input), f"{e.prediction} -> {e.target}", short(e.counterfactual),
+        rows = [[e.id if "sample" not in e.extra else f"{e.id} #{e.extra['sample']}", short(e.input), f"{e.prediction} -> {e.target}", short(e.counterfactual),
                  str(e.cf_prediction), "valid" if e.valid else "invalid", fmt(e.distance), min_dist(e)]
                 for e in worst_examples(result, k)]
         return ("worst examples", EXAMPLE_HEADERS, rows) if rows else None

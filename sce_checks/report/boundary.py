@@ -178,23 +178,31 @@ def _cut(preds: GridPredictions, origin: tuple[int, ...], axes: tuple[int, int])
     return tuple(rows)
 
 
-def example_map(preds: GridPredictions, record: Mapping[str, Any]) -> BoundaryMap | str:
-    """The map of one example (a record as in the JSON report), or why there is none."""
+def example_map(preds: GridPredictions, record: Mapping[str, Any],
+                samples: Sequence[Mapping[str, Any]] = ()) -> BoundaryMap | str:
+    """The map of one example (a record as in the JSON report), or why there is none. Under
+    sampling, ``samples`` are the example's other records: their SCEs are drawn on the same slice
+    (the slice is chosen by ``record``, the one the panel shows)."""
     origin = preds.position(record.get("input"))
     if origin is None:
         return "the example is not a point of the grid"
     axes = slice_features(preds, record)
     if axes is None:
+        axes = next((a for a in (slice_features(preds, r) for r in samples) if a is not None), None)
+    if axes is None:
         return "no SCE and no nearest flip x* change a feature: no slice to draw"
-    marks = _marks(preds, record, axes)
+    marks = tuple(m for m in (_marks(preds, r, axes) for r in (record, *samples)) if m is not None)
     fixed = {n: preds.values[k][origin[k]] for k, n in enumerate(preds.features) if k not in axes}
     notes = []
-    if marks is not None and marks.sce_off:
-        notes.append(f"the SCE also changes {', '.join(marks.sce_off)}: its mark is projected onto this slice")
-    if marks is not None and marks.xstar_off:
-        notes.append(f"x* also changes {', '.join(marks.xstar_off)}: its mark is projected onto this slice")
+    sce_off = sorted({f for m in marks for f in m.sce_off})
+    xstar_off = sorted({f for m in marks for f in m.xstar_off})
+    what = "an SCE" if samples else "the SCE"
+    if sce_off:
+        notes.append(f"{what} also changes {', '.join(sce_off)}: its mark is projected onto this slice")
+    if xstar_off:
+        notes.append(f"x* also changes {', '.join(xstar_off)}: its mark is projected onto this slice")
     return BoundaryMap(preds.features[axes[0]], preds.features[axes[1]], preds.values[axes[0]], preds.values[axes[1]],
-                       fixed, _cut(preds, origin, axes), preds.labels, (marks,) if marks else (), tuple(notes))
+                       fixed, _cut(preds, origin, axes), preds.labels, marks, tuple(notes))
 
 
 def plane_map(preds: GridPredictions, records: Sequence[Mapping[str, Any]]) -> BoundaryMap | None:

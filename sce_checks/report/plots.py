@@ -64,7 +64,7 @@ def validity_minimality_points(results: Sequence[CheckResult]) -> dict[str, list
 
 
 def validity_minimality_figure(points: Sequence[VMPoint], kind: str) -> Any:
-    """Validity (Wilson 95% interval as error bars) against minimality, one point per entry."""
+    """Validity (its 95% interval as error bars: Wilson, or clustered under sampling) against minimality, one point per entry."""
     fig = _figure(6.2, 4.2)
     ax = fig.add_subplot()
     for k, p in enumerate(points):
@@ -72,7 +72,7 @@ def validity_minimality_figure(points: Sequence[VMPoint], kind: str) -> Any:
         ax.errorbar([p.x], [100 * p.y], yerr=yerr, fmt=p.marker, capsize=4, color=f"C{k % 10}", label=p.label)
     ax.set_xlabel("mean RCF_A (Gower; lower is more minimal)" if kind == "grid"
                   else "mean normalised edit distance (lower is more minimal)")
-    ax.set_ylabel("validity (%), Wilson 95% interval")
+    ax.set_ylabel("validity (%), 95% interval")  # Wilson; the cluster bootstrap under sampling (docs/sampling.md)
     ax.set_ylim(-5, 105)
     ax.set_xlim(left=min(0.0, min(p.x for p in points)) - 0.01)
     ax.grid(alpha=0.3)

@@ -80,21 +80,63 @@ def reading_line(result: CheckResult) -> str:
     return f"read leniently ({result.dataset}/{unit_of(result)}): " + "; ".join(parts)
 
 
+def sampling_line(result: CheckResult) -> str:
+    """Under sampling (docs/sampling.md), how consistent the model's explanations are across the
+    K samples of each example: ``sampled (toy/minimal): T=1, K=5 per example, answers drawn by
+    scores; of 12 examples 4 valid in every sample, 3 in none, 5 mixed; 2.4 distinct SCEs per example``."""
+
+    info = result.info.get("sampling")
+    if not info or not result.per_example:
+        return ""
+    shares = [e["share_valid"] for e in result.per_example if e.get("share_valid") is not None]
+    distinct = result.get("mean_distinct_sces")
+    text = (f"sampled ({result.dataset}/{unit_of(result)}): T={info['temperature']:g}, K={info['samples']} per example, "
+            f"answers drawn by {info.get('answers_drawn_by')}; of {len(shares)} examples with an SCE "
+            f"{sum(1 for x in shares if x == 1.0)} valid in every sample, {sum(1 for x in shares if x == 0.0)} in none, "
+            f"{sum(1 for x in shares if 0.0 < x < 1.0)} mixed")
+    if distinct is not None:
+        text += f"; {distinct:.1f} distinct SCEs per example"
+    if result.get("expected_validity") is not None:
+        text += f"; expected validity {100 * result['expected_validity']:.1f}%"
+    return text
+
+
+CONSISTENCY_HEADERS = ["id", "answers", "valid samples", "distinct SCEs", "distance min-max", "mean P(target)"]
+
+
+def consistency_table(result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
+    """Per example under sampling, the least consistent first (fewest valid samples, then most
+    distinct SCEs): how often its samples were valid, how many different SCEs it gave, the range
+    of their distances, and the mean P_T(target | SCE)."""
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = sorted(result.per_example, key=lambda e: (e.get("share_valid") if e.get("share_valid") is not None else -1,
+                                                      -e.get("distinct_sces", 0)))
+    out = [[str(e["id"]), "/".join(e.get("answers") or []) or "-", f"{e['n_valid']}/{e['n_generated']} of {e['samples']}",
+            str(e["distinct_sces"]), f"{num(e.get('distance_min'))}-{num(e.get('distance_max'))}",
+            num(e.get("mean_p_target"))] for e in rows[:max(k, 5)]]
+    return ("per-example consistency across samples", CONSISTENCY_HEADERS, out) if out else None
+
+
 def notes(results: Sequence[CheckResult], skipped: Sequence[str] = ()) -> list[str]:
     """Per sequentially audited dataset, when and why its audit stopped (--sequential); per
-    result, a line of unparsed outputs and one of leniently read ones; then one per check that
-    could not run."""
+    result, a line of unparsed outputs and one of leniently read ones, and under sampling one of
+    the explanations' consistency; then one per check that could not run."""
 
-    lines = [line for r in results for line in (unparsed_line(r), reading_line(r)) if line]
+    lines = [line for r in results for line in (unparsed_line(r), reading_line(r), sampling_line(r)) if line]
     return summary_lines(results) + lines + [f"not applicable: {line}" for line in skipped]
 
 
 def example_tables(result: CheckResult, k: int) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, headers, rows) of the examples the result's check shows: the worst SCEs, another
-    check's failing examples; none when there are none."""
+    check's failing examples (under sampling, the per-example consistency first); none when there
+    are none."""
 
     table = get_check(result.check).example_table(result, k)
-    return [table] if table else []
+    consistency = consistency_table(result, k) if result.per_example else None
+    return [t for t in (consistency, table) if t]
 
 
 def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:

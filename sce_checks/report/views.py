@@ -331,15 +331,42 @@ def _unparsed_block(rec: ExampleRecord) -> str:
             f'<p class="raw"><span>raw reply:</span> {shown or "<em>(empty)</em>"}</p>')
 
 
+def _samples_block(samples: Sequence[ExampleRecord], summary: dict[str, Any] | None) -> str:
+    """Under sampling, every sample of the example: its answer and target, its SCE, the answer
+    the SCE was judged on, validity, distance and P_T(target | SCE)."""
+    rows = []
+    for r in samples:
+        cf = r.counterfactual
+        shown = ", ".join(f"{k}={v}" for k, v in cf.items()) if isinstance(cf, dict) else (cf or "")
+        p = r.extra.get("p_target")
+        rows.append(f'<tr><td>{html_text(r.extra.get("sample"))}</td><td>{html_text(r.prediction)} &rarr; '
+                    f'{html_text(r.target or "-")}</td><td>{html_text(shown[:200]) or "-"}</td>'
+                    f'<td>{html_text(r.cf_prediction or "-")}</td><td class="{status(r)}">{status(r)}</td>'
+                    f'<td>{_fmt(r.distance)}</td><td>{"-" if p is None else f"{p:.3f}"}</td></tr>')
+    head = ("<tr><th>sample</th><th>answer &rarr; target</th><th>SCE</th><th>answer on SCE</th><th>status</th>"
+            "<th>distance</th><th>P(target)</th></tr>")
+    line = ""
+    if summary:
+        line = (f'<p class="cap">{summary["n_valid"]} of {summary["n_generated"]} generated samples valid; '
+                f'{summary["distinct_sces"]} distinct SCEs; distances {_fmt(summary.get("distance_min"))} to '
+                f'{_fmt(summary.get("distance_max"))}.</p>')
+    return f'{line}<table class="samples">{head}{"".join(rows)}</table>'
+
+
 def example_panel(result: CheckResult, rec: ExampleRecord, order: int, preds: GridPredictions | None,
-                  with_map: bool) -> str:
+                  with_map: bool, samples: Sequence[ExampleRecord] = ()) -> str:
     """One example: its status, the side-by-side (grid) or diff (text) view, the numbers, the raw
-    reply when unparsed, and (grid, ``with_map``) the map of the slice through it."""
+    reply when unparsed, and (grid, ``with_map``) the map of the slice through it. Under sampling
+    (``samples``: all the example's records, ``rec`` its worst) a table of the samples, and the map
+    draws every sample's SCE."""
     s = status(rec)
     g = gap(rec)
+    which = f" <small>sample {html_text(rec.extra['sample'])} of {len(samples)}</small>" if len(samples) > 1 else ""
     head = (f"<h4><span class=\"badge {s}\">{s}</span> {html_text(rec.id)} "
-            f"<small>{html_text(rec.prediction)} &rarr; {html_text(rec.target or '-')}</small></h4>")
+            f"<small>{html_text(rec.prediction)} &rarr; {html_text(rec.target or '-')}</small>{which}</h4>")
     body = []
+    if len(samples) > 1:
+        body.append(_samples_block(samples, next((e for e in result.per_example if e["id"] == rec.id), None)))
     grid = result.info.get("task_kind") == "grid" or isinstance(rec.input, dict)
     if s == "unparsed":
         body.append(_unparsed_block(rec))
@@ -352,7 +379,7 @@ def example_panel(result: CheckResult, rec: ExampleRecord, order: int, preds: Gr
             body.append(_facts([("distance to the target region (ICF_A)", _fmt(rec.icf_a)),
                                 ("why invalid", rec.extra.get("cf_prediction_unparsed"))]))
         if with_map and preds is not None:
-            body.append(_example_map(preds, rec))
+            body.append(_example_map(preds, rec, [r for r in samples if r is not rec]))
     elif s != "unparsed":
         body.append(_text_block(rec))
     return (f'<article class="panel" data-status="{s}" data-gap="{_attr_num(g)}" '
@@ -360,8 +387,8 @@ def example_panel(result: CheckResult, rec: ExampleRecord, order: int, preds: Gr
             f'{head}{"".join(body)}</article>')
 
 
-def _example_map(preds: GridPredictions, rec: ExampleRecord) -> str:
-    m = example_map(preds, rec.to_dict())
+def _example_map(preds: GridPredictions, rec: ExampleRecord, others: Sequence[ExampleRecord] = ()) -> str:
+    m = example_map(preds, rec.to_dict(), [r.to_dict() for r in others])
     if isinstance(m, str):
         return f'<p class="omitted">No map: {html_text(m)}.</p>'
     why = map_unavailable(m)
@@ -369,6 +396,8 @@ def _example_map(preds: GridPredictions, rec: ExampleRecord) -> str:
         return f'<p class="omitted">No map: {html_text(why)}.</p>'
     fixed = ", ".join(f"{k} = {v}" for k, v in m.fixed.items())
     caption = f"{m.x} \u00d7 {m.y}" + (f"; slice at {fixed}" if fixed else "; the whole plane")
+    if others:
+        caption += f"; the SCEs of all {len(others) + 1} samples"
     notes = "".join(f"<br>{html_text(n)}" for n in m.notes)
     return f'<figure class="mapbox">{map_svg(m)}<figcaption>{html_text(caption)}{notes}</figcaption></figure>'
 
@@ -378,9 +407,18 @@ def result_panels(result: CheckResult) -> str:
     and a table of the raw replies of unparsed SCEs beyond the cap."""
     preds = GridPredictions.from_info(result.info)
     examples = ordered_examples(result)
+    groups: dict[str, list[ExampleRecord]] = {}
+    for rec in result.examples:  # under sampling, one panel per example (its worst sample shown first)
+        groups.setdefault(rec.id, []).append(rec)
+    if result.per_example:
+        worst: dict[str, ExampleRecord] = {}
+        for rec in examples:
+            worst.setdefault(rec.id, rec)
+        examples = list(worst.values())
     shown, rest = examples[:MAX_PANELS], examples[MAX_PANELS:]
-    panels = [example_panel(result, rec, k, preds, k < MAX_MAPS) for k, rec in enumerate(shown)]
-    counts = {s: sum(1 for r in result.examples if status(r) == s) for s in ("valid", "invalid", "unparsed")}
+    panels = [example_panel(result, rec, k, preds, k < MAX_MAPS, groups[rec.id] if result.per_example else ())
+              for k, rec in enumerate(shown)]
+    counts = {s: sum(1 for r in examples if status(r) == s) for s in ("valid", "invalid", "unparsed")}
     options = "".join(f'<option value="{s}">{s} ({counts[s]})</option>' for s in counts)
     controls = ('<p class="controls"><label>show <select class="filter"><option value="all">all</option>'
                 f'{options}</select></label> <label>sort by <select class="sort"><option value="order">worst first'
