@@ -389,7 +389,13 @@ def grid_record(task: GridTask, rec: ExampleRecord, point: Point, cf: Point, rep
     rec.valid = rep.label == rec.target
     rec.distance = gower_distance(task, point, cf)
     near_target = None if rec.valid else icf[(cf, rec.target)]
-    row = MinimalityRow(rec.valid, rec.distance, rec.min_distance,
+    d_min = rec.min_distance
+    if rec.valid and d_min is not None and rec.distance < d_min:
+        # only under sampling (a drawn answer, not the modal one, gave the target): the SCE is itself
+        # the nearest point seen to get the target, so it is as minimal as can be (docs/sampling.md)
+        d_min = rec.distance
+        rec.extra["valid_inside_xstar"] = True
+    row = MinimalityRow(rec.valid, rec.distance, d_min,
                         None if near_target is None else near_target.distance, bounds_of(near),
                         None if near_target is None else bounds_of(near_target))
     if row.bounded:

@@ -124,8 +124,8 @@ class MinimalityRow:
 
     def rcf_interval(self) -> Interval | None:
         dmin = self._dmin()
-        if not self.valid or self.distance is None or dmin is None or not dmin[0]:
-            return None
+        if not self.valid or self.distance is None or dmin is None or not dmin[0] or not self.distance:
+            return None  # d = 0 with a valid SCE: the example itself gets the target, d(x, x*) = 0
         d = self.distance
         return (d / min(dmin[1], d) - 1.0, d / dmin[0] - 1.0)
 

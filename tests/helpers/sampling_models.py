@@ -84,3 +84,26 @@ class TemperedToyModel(SampledToyModel):
             probs = [self.confidence if f'"{label}"' in opt else 1 - self.confidence for opt in options]
             out.append([math.log(p) / temperature for p in probs])
         return out
+
+
+class SampledTextModel:
+    """The sentiment rule model of tests/helpers/text_models.py, sampled: a sampled SCE request
+    swaps the sentiment word (valid) or changes nothing (invalid), each with probability 1/2."""
+
+    def identity(self):
+        return {"backend": "python", "model": "sampled-text"}
+
+    def chat(self, conversations, decoding):
+        from tests.helpers.text_models import QUOTED, sentiment_rule, swap
+
+        out = []
+        for conv in conversations:
+            rng = _rng(decoding, conv)
+            last = conv[-1]["content"]
+            if len(conv) == 1 or "consider this text" in last:
+                out.append(json.dumps({"answer": sentiment_rule(json.loads(QUOTED.findall(last)[-1]))}))
+                continue
+            original = json.loads(QUOTED.findall(conv[0]["content"])[-1])
+            revised = swap(original) if rng is None or rng.random() < 0.5 else original + " indeed"
+            out.append(json.dumps({"revised_text": revised}))
+        return out
