@@ -111,7 +111,8 @@ def test_a_sampled_baseline_compares_examples_by_their_mean(sampled_dir, capsys)
 
 @pytest.fixture
 def project(pytester, monkeypatch, tmp_path):
-    return pytester_project(pytester, monkeypatch, tmp_path, "toy", TOY_TOML, MODELS)
+    # its own module name: in-process pytester runs of other tests import a toy_models of their own
+    return pytester_project(pytester, monkeypatch, tmp_path, "stoy", TOY_TOML, MODELS)
 
 
 def test_pytest_options_sample_reproducibly(project):
@@ -120,8 +121,8 @@ def test_pytest_options_sample_reproducibly(project):
             r = sce_audit(variant="minimal")
             assert r.info["sampling"]["samples"] == 3 and r.n == 30
     """)
-    opts = ("-p", "no:cacheprovider", "--sce-dataset", "toy.toml", "--sce-limit", "10", "--sce-prediction", "generate",
-            "--sce-model", "python:toy_models:sampled", "--sce-temperature", "1", "--sce-samples", "3")
+    opts = ("-p", "no:cacheprovider", "--sce-dataset", "stoy.toml", "--sce-limit", "10", "--sce-prediction", "generate",
+            "--sce-model", "python:stoy_models:sampled", "--sce-temperature", "1", "--sce-samples", "3")
     for name, extra in (("a", ()), ("b", ()), ("c", ("--sce-seed", "8"))):
         result = project.runpytest(*opts, *extra, "--sce-json", f"{name}.json")
         result.assert_outcomes(passed=1)
