@@ -712,7 +712,8 @@ class SCECheck(Check):
         lo, hi = r.get("validity_ci") or (None, None)
         return (f"{r.model} / {r.dataset} / {r.variant}: n={r.n}, generated={r.get('n_generated')} "
                 f"({pct(r.get('generation_rate'))}), validity={pct(r.get('validity'))} [95% CI {pct(lo)}, {pct(hi)}], "
-                f"strict validity={pct(r.get('strict_validity'))}")
+                f"strict validity={pct(r.get('strict_validity'))}"
+                + (f", expected validity={pct(r.get('expected_validity'))}" if r.get("expected_validity") is not None else ""))
 
     def example_table(self, result: CheckResult, k: int) -> tuple[str, list[str], list[list[str]]] | None:
         def min_dist(e: ExampleRecord) -> str:

@@ -90,6 +90,11 @@ def test_samples_without_temperature_exit_2_before_any_model_call(sampled_dir, c
     assert "sampled_models" not in sys.modules or sys.modules["sampled_models"].sampled.calls == 0
 
 
+def test_sequential_with_several_samples_is_refused(sampled_dir, capsys):
+    assert audit("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "2", "--sequential") == 2
+    assert "--sequential with --samples above 1 is not supported yet" in capsys.readouterr().err
+
+
 def test_terminal_shows_each_examples_consistency(sampled_dir, capsys):
     assert audit("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "4", "--variant",
                  "unconstrained", "--limit", "6") == 0
