@@ -19,7 +19,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.paths import write_atomic
 from sce_checks.registry import PLOTS, one_line
 from sce_checks.report.plot_catalog import Plot
-from sce_checks.report.summary import notes, result_tables
+from sce_checks.report.summary import decoding_words, notes, result_tables
 from sce_checks.report.views import boundary_section, examples_section
 from sce_checks.results import CheckResult
 from sce_checks.safe import html_text
@@ -165,7 +165,8 @@ def render_html(results: Sequence[CheckResult], environment: dict[str, Any], ext
         f"model {environment.get('model')} | seed {environment.get('seed')} | limit {environment.get('limit')} | "
         f"prediction {environment.get('prediction')} | elicitation {environment.get('elicitation')} | "
         f"parsing {environment.get('parsing')} | "
-        f"sce-checks {environment.get('sce_checks_version')} | Python {environment.get('python')} | "
+        + (f"{decoding_words(environment)} | " if decoding_words(environment) else "")
+        + f"sce-checks {environment.get('sce_checks_version')} | Python {environment.get('python')} | "
         + ", ".join(f"{k} {v}" for k, v in (environment.get("libraries") or {}).items() if v)
     )
     parts = [

@@ -18,7 +18,7 @@ from sce_checks.cells import fmt
 from sce_checks.checks import unit_of
 from sce_checks.errors import UserInputError
 from sce_checks.paths import write_atomic
-from sce_checks.report.summary import example_tables, notes, result_tables
+from sce_checks.report.summary import decoding_words, example_tables, notes, result_tables
 from sce_checks.report.table import safe_table
 from sce_checks.results import CheckResult
 from sce_checks.safe import markdown_text
@@ -106,7 +106,8 @@ def _report_parts(results: Sequence[CheckResult], environment: dict[str, Any], s
     head = markdown_text(
         f"model {environment.get('model')}, seed {environment.get('seed')}, limit {environment.get('limit')}, "
         f"prediction {environment.get('prediction')}, elicitation {environment.get('elicitation')}, "
-        f"parsing {environment.get('parsing')}; sce-checks {environment.get('sce_checks_version')}, "
+        f"parsing {environment.get('parsing')}{', ' + decoding_words(environment) if decoding_words(environment) else ''}; "
+        f"sce-checks {environment.get('sce_checks_version')}, "
         f"Python {environment.get('python')}; {env_line}"
     )
     verdict, gates = gates_section(results, baselines)

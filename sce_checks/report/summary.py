@@ -6,7 +6,7 @@ figures, sample sizes and failing examples; nothing here names a check. The cell
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from sce_checks.cells import figures_cell, thresholds_cell
 from sce_checks.checks import get_check, unit_of
@@ -78,6 +78,21 @@ def reading_line(result: CheckResult) -> str:
     if not parts:
         return ""
     return f"read leniently ({result.dataset}/{unit_of(result)}): " + "; ".join(parts)
+
+
+def decoding_words(environment: dict[str, Any]) -> str:
+    """How replies were decoded, for a report's header: "" when greedy (the default), else
+    "temperature 1, top-p 0.9, 5 samples per example"."""
+    s = environment.get("sampling") or {}
+    if not s.get("temperature"):
+        return ""
+    words = [f"temperature {s['temperature']:g}"]
+    if s.get("top_p", 1.0) != 1.0:
+        words.append(f"top-p {s['top_p']:g}")
+    words.append(f"{s.get('samples', 1)} sample{'s' if s.get('samples', 1) != 1 else ''} per example")
+    if s.get("prediction_samples", 1) != 1:
+        words.append(f"{s['prediction_samples']} re-predictions per SCE")
+    return ", ".join(words)
 
 
 def sampling_line(result: CheckResult) -> str:
