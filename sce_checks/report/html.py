@@ -53,7 +53,7 @@ svg.map rect.frame{fill:none;stroke:#555}svg.map path.edge{stroke:#000;stroke-wi
 svg.map text{font-size:10px;fill:#333;font-family:system-ui,sans-serif}svg.map text.axis{font-size:11px}
 svg.map circle.ex{fill:#111;stroke:#fff;stroke-width:1.2}svg.map .valid line{stroke:#1b7f3b}
 svg.map .invalid line{stroke:#b00020}svg.map g.sce line{stroke-width:2.2}svg.map .valid polygon{fill:#1b7f3b}
-svg.map .invalid polygon{fill:#b00020}svg.map g.sce circle{stroke-width:2}svg.map .valid circle{stroke:#1b7f3b}
+svg.map .invalid polygon{fill:#b00020}svg.map text.mult{font-size:12px;font-weight:bold;fill:#111}svg.map g.sce circle{stroke-width:2}svg.map .valid circle{stroke:#1b7f3b}
 svg.map .invalid circle{stroke:#b00020}svg.map polygon.xstar{fill:#6a1b9a;stroke:#fff;stroke-width:.8}
 svg.map polygon.xstar.off{fill:none;stroke:#6a1b9a;stroke-width:1.2}
 .legend{font-size:.8rem;display:flex;flex-wrap:wrap;gap:.3rem 1rem}.sw{display:inline-block;width:.9rem;height:.9rem;

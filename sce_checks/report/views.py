@@ -132,6 +132,12 @@ def _marks(m: BoundaryMap, f: _Frame) -> list[str]:
     off the map). Many examples on one map are drawn half transparent."""
     op = ' opacity="0.55"' if len(m.marks) > 12 else ""
     out = []
+    # several sampled SCEs of one example on one cell: one arrow each, drawn over each other, and
+    # the count beside the first (docs/sampling.md)
+    same: dict[tuple, list[bool | None]] = {}
+    for mk in m.marks:
+        if mk.sce is not None:
+            same.setdefault((mk.id, mk.origin, mk.sce), []).append(mk.valid)
     for mk in m.marks:
         ident = html_text(mk.id)
         x0, y0 = f.centre(mk.origin)
@@ -146,6 +152,13 @@ def _marks(m: BoundaryMap, f: _Frame) -> list[str]:
                 shape = f'<circle cx="{x0:.1f}" cy="{y0:.1f}" r="7" fill="none"{dash}/>'
             out.append(f'<g class="sce {cls}" data-id="{ident}" data-i="{mk.sce[0]}" data-j="{mk.sce[1]}"{op}>'
                        f'<title>{html_text(f"SCE of {mk.id}: {cls}")}</title>{shape}</g>')
+            stacked = same.pop((mk.id, mk.origin, mk.sce), [])
+            if len(stacked) > 1:
+                n_valid = sum(1 for v in stacked if v)
+                x1, y1 = f.centre(mk.sce)
+                out.append(f'<text class="mult" x="{x1 + 8:.1f}" y="{y1 - 6:.1f}">'
+                           f'<title>{len(stacked)} samples give this SCE, {n_valid} judged valid</title>'
+                           f'\u00d7{len(stacked)}</text>')
         hollow = " off" if mk.xstar_off else ""
         for cell in mk.xstars:
             out.append(f'<polygon class="xstar{hollow}" data-id="{ident}" data-i="{cell[0]}" data-j="{cell[1]}" '

@@ -48,3 +48,12 @@ def test_terminal_consistency_line_and_table():
 def test_greedy_results_have_neither():
     (r,) = run_grid_sce(SampledToyModel(), "m", TOY, EXAMPLES, SCESettings(variants=("minimal",), prediction="generate"))
     assert sampling_line(r) == "" and not r.per_example
+
+
+def test_samples_giving_one_sce_are_counted_on_the_map():
+    (r,) = run_grid_sce(SampledToyModel(agree=True), "m", TOY, EXAMPLES,
+                        SCESettings(variants=("minimal",), prediction="generate", temperature=1.0, samples=4))
+    page = render_html([r], {"sce_checks_version": "test", "python": "3"})
+    panels = re.findall(r'<article class="panel".*?</article>', page, re.S)
+    with_maps = [p for p in panels if '<svg class="map"' in p]
+    assert with_maps and all(">\u00d74</text>" in p for p in with_maps)  # every sample of an example agrees
