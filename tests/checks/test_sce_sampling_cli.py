@@ -90,6 +90,17 @@ def test_samples_without_temperature_exit_2_before_any_model_call(sampled_dir, c
     assert "sampled_models" not in sys.modules or sys.modules["sampled_models"].sampled.calls == 0
 
 
+def test_thresholds_gate_the_sampled_figures_and_their_clustered_bounds(sampled_dir):
+    args = ("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "3", "--variant", "minimal",
+            "--limit", "20", "--json", "r.json")
+    assert audit(*args, "--threshold", "validity_lower>=0.05", "--threshold", "expected_validity_upper>=0.05") == 0
+    (r,) = report(sampled_dir / "r.json")["results"]
+    gates = {v["threshold"]: v["actual"] for v in r["info"]["thresholds"]}
+    assert gates["validity_lower>=0.05"] == r["validity_ci"][0]
+    assert gates["expected_validity_upper>=0.05"] == r["expected_validity_ci"][1]
+    assert audit(*args, "--threshold", f"validity_upper<={r['validity_ci'][1] - 0.01}") == 1
+
+
 def test_sequential_with_several_samples_is_refused(sampled_dir, capsys):
     assert audit("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "2", "--sequential") == 2
     assert "--sequential with --samples above 1 is not supported yet" in capsys.readouterr().err
