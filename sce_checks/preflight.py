@@ -48,7 +48,11 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
     run_units = units(spec.checks, spec.variants)
     tasks = [load_task(dataset) for dataset in spec.datasets]
     for text in spec.thresholds:  # a gate applies to every dataset of the run
-        Threshold.parse(text, option("thresholds")).check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
+        gate = Threshold.parse(text, option("thresholds"))
+        gate.check_run(run_units, f"{option('thresholds')} {text!r}", tasks)
+        if gate.metric.startswith("expected_validity") and getattr(spec, "temperature", 0.0) == 0:
+            raise UserInputError(f"{option('thresholds')} {text!r}: expected_validity is measured under sampling only; "
+                                 f"add {option('temperature')} above 0 (docs/sampling.md)")
     if spec.sequential:
         check_sequential(spec.thresholds, run_units, option("thresholds"))
     for name in ("samples", "prediction_samples"):  # several samples of a greedy reply are one reply K times

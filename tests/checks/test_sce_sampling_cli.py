@@ -101,6 +101,11 @@ def test_thresholds_gate_the_sampled_figures_and_their_clustered_bounds(sampled_
     assert audit(*args, "--threshold", f"validity_upper<={r['validity_ci'][1] - 0.01}") == 1
 
 
+def test_expected_validity_gates_need_a_temperature(sampled_dir, capsys):
+    assert audit("--model", "python:sampled_models:boundary", "--threshold", "expected_validity>=0.5") == 2
+    assert "expected_validity is measured under sampling only" in capsys.readouterr().err
+
+
 def test_sequential_with_several_samples_is_refused(sampled_dir, capsys):
     assert audit("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "2", "--sequential") == 2
     assert "--sequential with --samples above 1 is not supported yet" in capsys.readouterr().err
