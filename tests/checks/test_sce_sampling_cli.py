@@ -20,9 +20,10 @@ from tests.helpers.projects import TOY_TOML, pytester_project
 MODELS = textwrap.dedent(
     """
     from tests.helpers.rule_models import TOY, RuleModel, toy_rule
-    from tests.helpers.sampling_models import SampledToyModel
+    from tests.helpers.sampling_models import SampledToyModel, TemperedToyModel
 
     sampled = SampledToyModel(flip=0.2)
+    tempered = TemperedToyModel(confidence=0.8)
     boundary = RuleModel(TOY, toy_rule, "boundary")
     """
 )
@@ -70,6 +71,22 @@ def test_a_sampled_audit_reruns_from_the_cache_and_another_seed_draws_anew(sampl
     assert [e["counterfactual"] for e in c["results"][0]["examples"]] != [e["counterfactual"] for e in r["examples"]]
     html = (sampled_dir / "a.html").read_text()
     assert "the SCEs of all 3 samples" in html and '<table class="samples">' in html
+
+
+def test_tempered_scores_through_the_backend_and_the_cache(sampled_dir):
+    args = ("--model", "python:sampled_models:tempered", "--prediction", "auto", "--temperature", "0.7", "--samples",
+            "3", "--variant", "minimal", "--limit", "12")
+    assert audit(*args, "--json", "a.json") == 0
+    assert audit(*args, "--json", "b.json") == 0
+    a, b = report(sampled_dir / "a.json"), report(sampled_dir / "b.json")
+    (r,) = a["results"]
+    assert r["info"]["sampling"]["answers_drawn_by"] == "scores"
+    assert a["environment"]["model_calls"]["score_calls"] > 0
+    assert b["environment"]["model_calls"]["score_calls"] == b["environment"]["model_calls"]["chat_calls"] == 0
+    assert b["results"] == a["results"]
+    generated = [e for e in r["examples"] if e["counterfactual"] is not None]
+    assert r["expected_validity"] == pytest.approx(sum(e["p_target"] for e in generated) / len(generated))
+    assert all(e["p_prediction"] is not None for e in r["examples"])
 
 
 def test_greedy_with_one_sample_writes_the_report_of_before(sampled_dir):
