@@ -181,9 +181,9 @@ CORE: tuple[Setting, ...] = (
     Setting("parsing", "str", "lenient", "lenient: read replies as the paper's code does where unambiguous (numeric "
             "strings, label case and punctuation, the first of several JSON objects), counted in the report; "
             "strict: none of that", choices=PARSINGS),
-    Setting("temperature", "float", 0.0, "sampling temperature of every generated reply (answers, SCEs, "
-            "re-predictions); 0: greedy, the default; above 0 each reply is sampled with its own seed derived from "
-            "--seed (docs/sampling.md)", minimum=0, maximum=100, metavar="T"),
+    Setting("temperature", "float", 0.0, "sampling temperature of the sce check's replies (answers, SCEs, "
+            "re-predictions; the other checks decode greedily); 0: greedy, the default; above 0 each reply is "
+            "sampled with its own seed derived from --seed (docs/sampling.md)", minimum=0, maximum=100, metavar="T"),
     Setting("top_p", "float", 1.0, "nucleus sampling: keep the smallest set of tokens whose probability reaches P "
             "(with --temperature above 0)", minimum=0, nonzero=True, maximum=1, metavar="P"),
     Setting("samples", "int", 1, "SCEs sampled per example and target (with --temperature above 0); each has its "
