@@ -11,6 +11,9 @@ Faults are consumed one per POST request, in order, from ``server.faults``; once
 fault              the answer
 =================  ==============================================================================
 "429"              HTTP 429 with Retry-After: 0.2
+"429-long"         HTTP 429 with Retry-After: 3600
+"429-date"         HTTP 429 with a Retry-After that is an HTTP date a day ahead
+"slow-headers"     the status line, then one header line every 0.1 s, never ending (slowloris)
 "500", "503"       that status, with a JSON error
 "401"              HTTP 401 with a JSON error
 "echo-key-401"     HTTP 401 whose error message echoes the request's Authorization header
@@ -26,6 +29,9 @@ fault              the answer
 "nochoices"        a JSON 200 body without choices
 "notobject"        a JSON 200 body that is a list, not an object
 "hugeint"          a valid completion with an integer of 5,000 digits in ``usage``
+"dupkey"           a valid completion whose message names ``content`` twice (the reply, then
+                   another text)
+"huge"             a valid completion padded to 7 MiB (a ``padding`` string)
 "deepnest"         a valid completion with 50,000 nested lists in it
 "redirect"         HTTP ``server.redirect_status`` (307) to ``server.redirect_to`` (a URL or a
                    path; e.g. a second server)
@@ -78,6 +84,7 @@ request whose last message is the assistant's with HTTP 400.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import math
@@ -293,6 +300,19 @@ class FakeOpenAIServer:
                     except OSError:
                         return
 
+            def _slow_headers(self) -> None:
+                """A status line, then a header line every 0.1 s until the client leaves or the
+                server stops: an answer whose headers never end."""
+                self.close_connection = True
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    i = 0
+                    while not server._stop.wait(0.1):
+                        self.wfile.write(f"X-Slow-{i}: x\r\n".encode())
+                        i += 1
+                except OSError:
+                    return
+
             def do_GET(self):
                 if self.path.endswith("/stats"):
                     with server._lock:
@@ -342,6 +362,13 @@ class FakeOpenAIServer:
                         headers = {"Retry-After": "0.2"} if fault == "429" else None
                         reply(int(fault), json.dumps({"error": {"message": f"fault {fault}"}}).encode(), headers)
                         return
+                    if fault in ("429-long", "429-date"):
+                        wait = "3600" if fault == "429-long" else email.utils.formatdate(time.time() + 86400, usegmt=True)
+                        reply(429, json.dumps({"error": {"message": "slow down"}}).encode(), {"Retry-After": wait})
+                        return
+                    if fault == "slow-headers":
+                        self._slow_headers()
+                        return
                     if fault == "echo-key-401":
                         said = f"Incorrect API key provided: {self.headers.get('Authorization')}"
                         reply(401, json.dumps({"error": {"message": said}}).encode())
@@ -369,6 +396,10 @@ class FakeOpenAIServer:
                         return
                     completion = server._completion(body)
                     payload = json.dumps(_spoil(completion, fault)).encode()
+                    if fault == "dupkey":
+                        payload = payload.replace(b'"content": ', b'"content": "something else", "content": ', 1)
+                    if fault == "huge":
+                        payload = payload[:-1] + b', "padding": "' + b"x" * (7 * 2**20) + b'"}'
                     if fault == "hugeint":
                         payload = payload[:-1] + b', "usage": {"total_tokens": 1' + b"0" * 5000 + b"}}"
                     if fault == "deepnest":

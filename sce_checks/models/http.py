@@ -3,7 +3,9 @@
 - **A total deadline.** ``timeout_s`` bounds the whole request: connecting, sending, the status
   line, the headers and the body, and any redirect followed. urllib's timeout bounds each socket
   read, so a body trickled at 2 bytes a second never times out. Here a timer shuts the socket down
-  when the deadline passes, whatever call is blocked on it.
+  when the deadline passes, whatever call is blocked on it, and whatever was read by then is a
+  timeout: headers sent forever (slowloris) are "no complete answer within the deadline", which
+  the caller's circuit breaker counts, not an empty answer.
 - **A bounded answer.** A body over `MAX_BODY_BYTES`, or shorter than its ``Content-Length``
   (the connection closed mid-answer), is a failure with a one-line reason, as is a status line
   that is not HTTP.
@@ -27,13 +29,18 @@ Every failure is an `HTTPFailure` with a one-line problem: the caller decides ab
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import re
 import socket
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
+
+from sce_checks.parsing import MAX_DEPTH, MAX_DIGITS
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a chat completion with top-20 logprobs is tens of kilobytes
 MAX_REDIRECTS = 3
@@ -178,6 +185,8 @@ def _once(method: str, url: str, body: bytes | None, key: Secret | None, deadlin
         conn.endheaders(body)
         response = conn.getresponse()
         data = _read(response, max_body)
+        if expired.is_set():  # the shutdown ended the headers or the body early (http.client reads
+            raise too_slow  # an end of file there as their end): a timeout, not a short answer
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
     except HTTPFailure as exc:
         problem = exc.with_traceback(None)
@@ -258,3 +267,88 @@ def _failure(exc: BaseException, url: str, unconnected: bool, key: Secret | None
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+# -- reading a server's JSON body -----------------------------------------------------------------
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')  # deleted before counting depth
+_STRING = re.compile(rb'"[^"]*"')  # a string, once its escapes are gone and its text is brackets only
+_INNERMOST = re.compile(rb"[\[{][\]}]")  # an innermost pair: removing each one takes a level off
+
+
+class _Malformed(ValueError):
+    """Raised by the JSON reader's hooks: the body breaks a bound or names a key twice."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Malformed(f"JSON naming the key {_shown(twice)} twice in one object (which value is meant is a guess)")
+    return obj
+
+
+def _integer(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_DIGITS:
+        raise _Malformed(f"JSON with an integer of {digits} digits (over {MAX_DIGITS})")
+    return int(text)
+
+
+def _too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the brackets outside strings of ``text`` nest deeper than ``limit``, at C speed
+    (a Python loop over 7 MiB takes half a second): escapes dropped, then every byte but brackets
+    and quotes, then the strings (two adjacent quotes first: an empty string, or the end of one
+    and the start of the next, so what is inside a string stays inside), then the innermost pairs
+    of brackets, once per level. Only for ``text`` the JSON parser accepted: its brackets pair."""
+    data = text.encode("utf-8", "surrogatepass")
+    if b"\\" in data:
+        data = _ESCAPE.sub(b"", data)
+    data = data.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in data:
+        data = _STRING.sub(b"", data)
+    for _ in range(limit):
+        if not data:
+            return False
+        data = _INNERMOST.sub(b"", data)
+    return bool(data)
+
+
+def read_json(text: str, max_chars: int = MAX_BODY_BYTES) -> tuple[Any, str | None]:
+    """A server's JSON body: (value, None), or (None, what the body is, on one line: "not JSON
+    (...)", "JSON nested deeper than 32", ...) when ``text`` is over
+    ``max_chars``, nests deeper than `MAX_DEPTH`, holds an integer of more than `MAX_DIGITS`
+    digits, names a key twice in one object (whichever copy was read, the server's answer is
+    ambiguous), or is not JSON. Never raises.
+
+    The bounds of the reply reader (sce_checks/parsing.py), checked the fast way: the size first;
+    then the standard parser, whose hooks refuse long integers (before ``int`` reads them: its
+    time grows with the square of the digits) and repeated keys, and whose own recursion guard
+    stops nesting past Python's recursion limit; then the depth, by C-speed passes over the
+    brackets (`_too_deep`). Floats are the parser's own (any number of digits reads in linear
+    time). A 7 MiB answer is read at about the speed of ``json.loads`` (docs/reliability.md,
+    benchmarks/bench_server_json.py)."""
+    if len(text) > max_chars:
+        return None, f"over {max_chars} characters"
+    try:
+        value = json.loads(text, object_pairs_hook=_unique, parse_int=_integer)
+    except _Malformed as exc:
+        return None, exc.problem
+    except RecursionError:
+        return None, f"JSON nested deeper than {MAX_DEPTH}"
+    except ValueError as exc:  # JSONDecodeError
+        return None, f"not JSON ({_one_line(exc)[:80]})"
+    if _too_deep(text):
+        return None, f"JSON nested deeper than {MAX_DEPTH}"
+    return value, None
+
+
+def _shown(key: str) -> str:
+    text = repr(" ".join("".join(ch if ch.isprintable() else " " for ch in key[:200]).split()))
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -16,15 +16,18 @@ audit stays a client (docs/scaling.md). Requests go in parallel, with timeouts a
   answer (models/http.py: a trickled body does not hang), and a bounded answer;
 - retried, with exponential backoff and jitter: HTTP 408, 429, 5xx, connection errors, timeouts,
   truncated answers, and bodies that are not a chat completion (not JSON, out of the JSON bounds
-  of sce_checks/parsing.py, no choices/message/content); a ``Retry-After`` header (seconds or an
-  HTTP date) is honoured, capped at ``backoff_max_s``;
+  of `http.read_json`, a key given twice in one object, no choices/message/content). A
+  ``Retry-After`` header (seconds or an HTTP date) is honoured, up to ``backoff_max_s`` and never
+  longer than ``timeout_s``; a server asking for more than ``timeout_s`` is given up on at once
+  (the breaker below), not waited for, so ``--timeout 2`` never waits an hour, nor 30 s;
 - not retried: other 4xx (401 bad key, 404 unknown model, 400 bad request) and redirects to
   another origin (never followed): one clear error;
 - after the last attempt: `BackendError` naming the URL, the model, the last problem and the
   number of attempts. When the last problem says the server as a whole is down (unreachable,
-  no complete answer in time, HTTP 502/503/504), the model gives up on it once: every request
-  still queued or asked later fails at once with the same message (a circuit breaker per model
-  object), so a dead server costs one request's retries, not one per item.
+  no complete answer in time, headers that never end included, HTTP 502/503/504, HTTP 429 still
+  after the retries or with a Retry-After longer than ``timeout_s``), the model gives up on it once:
+  every request still queued or asked later fails at once with the same message (a circuit
+  breaker per model object), so a dead server costs one request's retries, not one per item.
 
 The API key is read from ``$SCE_CHECKS_API_KEY``, else ``$OPENAI_API_KEY`` (or the variable named
 by ``api_key_env``). It is sent as a Bearer token to the base URL's origin only and never logged,
@@ -90,11 +93,12 @@ from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import http
 from sce_checks.models.slots import server_slots
 from sce_checks.models.base import CallStats, Conversation, Decoding, conversation_seed
-from sce_checks.parsing import REASONS, load_json
 from sce_checks.paths import cache_dir
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-DOWN_STATUS = {502, 503, 504}  # the server (or the gateway before it) says it is down: trips the breaker
+# the server (or the gateway before it) says it is down, or keeps refusing (rate limited): when it
+# is still the answer after the last retry, the breaker trips (module docstring)
+DOWN_STATUS = {429, 502, 503, 504}
 TOP_LOGPROBS = 20
 LOGPROB_SLACK = 1e-3  # a server's log(p) for p = 1 may round a little above 0
 SCHEMA_REFUSAL_STATUS = {400, 404, 422, 501}
@@ -341,7 +345,7 @@ class OpenAIChatModel:
             answer = http.request("GET", f"{self.base_url}/models", None, self._key, self.timeout_s)
         except http.HTTPFailure:
             return None
-        data, _ = load_json(answer.body.decode("utf-8", "replace"), http.MAX_BODY_BYTES)
+        data, _ = http.read_json(answer.body.decode("utf-8", "replace"))
         if answer.status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
             return None
         cards = [c for c in data["data"] if isinstance(c, dict)]
@@ -397,6 +401,7 @@ class OpenAIChatModel:
         structured = "response_format" in body
         attempts = self.max_retries + 1
         failure = _Failure("")
+        made = 0
         for attempt in range(attempts):
             if self._down is not None:
                 raise _ServerDown(self._down)
@@ -404,16 +409,18 @@ class OpenAIChatModel:
                 if self._down is not None:  # given up on while this request waited for a slot
                     raise _ServerDown(self._down)
                 outcome = self._attempt(url, data, structured)
+            made += 1
             if isinstance(outcome, dict):
                 return outcome
             failure = outcome
             if failure.schema:
                 raise self._schema_refused(failure.problem)
-            if not failure.retry:
+            if not failure.retry and not failure.server_down:
                 raise _Refused(f"{url} (model {self.model!r}) {failure.problem}", failure.status or 0, failure.problem)
-            if attempt + 1 < attempts:
-                self._gave_up.wait(self._backoff(attempt, failure.wait))
-        message = f"{url} (model {self.model!r}) failed after {attempts} attempts; last: {failure.problem}"
+            if not failure.retry or attempt + 1 == attempts:
+                break
+            self._gave_up.wait(self._backoff(attempt, failure.wait))
+        message = f"{url} (model {self.model!r}) failed after {made} attempt{'s' if made != 1 else ''}; last: {failure.problem}"
         if not failure.server_down:
             raise BackendError(message)
         with self._down_lock:  # the first request to give up names the problem for all
@@ -435,8 +442,11 @@ class OpenAIChatModel:
         if structured and (answer.status in SCHEMA_REFUSAL_STATUS or _mentions_schema(text)):
             return _Failure(said, retry=False, schema=True)
         if answer.status in RETRY_STATUS:
-            return _Failure(said, server_down=answer.status in DOWN_STATUS,
-                            wait=_retry_after(answer.headers.get("retry-after")))
+            wait = _retry_after(answer.headers.get("retry-after"))
+            if wait is not None and wait > self.timeout_s:  # not worth waiting for: give up now
+                return _Failure(f"{said}; it asks to wait {_seconds(wait)} (Retry-After), longer than the "
+                                f"{self.timeout_s:g} s of --timeout", retry=False, server_down=True)
+            return _Failure(said, server_down=answer.status in DOWN_STATUS, wait=wait)
         return _Failure(f"answered {said}", retry=False, status=answer.status)
 
     def _redact(self, text: str) -> str:
@@ -449,10 +459,16 @@ class OpenAIChatModel:
             f"SGLang, OpenAI) or --elicitation free (the server said {said})"
         )
 
+    def _max_wait(self) -> float:
+        """The longest wait before a retry: ``backoff_max_s``, and never more than ``--timeout``
+        (a user who allows a request 2 s does not wait 30 s, nor an hour, to retry one). A server
+        whose Retry-After asks for more than ``--timeout`` is given up on (`_attempt`)."""
+        return min(self.backoff_max_s, self.timeout_s)
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(max(0.0, retry_after), self.backoff_max_s)
-        base = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
+            return min(max(0.0, retry_after), self._max_wait())
+        base = min(self._max_wait(), self.backoff_base_s * (2**attempt))
         return base * (0.5 + random.random() / 2)
 
     def _parse(self, raw: bytes, structured: bool = False) -> dict | _Failure:
@@ -461,9 +477,9 @@ class OpenAIChatModel:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return _Failure(f"the server sent a body that is not UTF-8: {_trim(self._redact(raw.decode('utf-8', 'replace')))}")
-        data, code = load_json(text, http.MAX_BODY_BYTES)
-        if code is not None:
-            return _Failure(f"the server sent a body that is not JSON ({REASONS[code]}): {_trim(self._redact(text))}")
+        data, problem = http.read_json(text)
+        if problem is not None:
+            return _Failure(f"the server sent a body that is {self._redact(problem)}: {_trim(self._redact(text))}")
         if isinstance(data, dict) and structured and "error" in data and _mentions_schema(json.dumps(data["error"])):
             return _Failure(_trim(self._redact(json.dumps(data["error"]))), retry=False, schema=True)
         choices = data.get("choices") if isinstance(data, dict) else None
@@ -510,17 +526,25 @@ def _mentions_schema(text: str) -> bool:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (0 for a date past), or None when it
+    says nothing readable. An infinite wait is infinite (given up on); NaN says nothing."""
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(wait: float) -> str:
+    return f"{wait:.3g} s" if wait < 1e9 else "forever"
 
 
 def _prefix_key(body: dict) -> str:

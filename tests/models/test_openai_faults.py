@@ -14,13 +14,16 @@ import time
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from sce_checks.checks.predict import Predictor, prediction_from_scores
 from sce_checks.cli import main
 from sce_checks.errors import BackendError, UserInputError
 from sce_checks.models import Decoding
+from sce_checks.models.http import read_json
 from sce_checks.models.openai import (OpenAIChatModel, OptionScoringWarning, _continues, _option_scores,
-                                      _token_logprobs)
+                                      _retry_after, _token_logprobs)
+from sce_checks.parsing import load_json
 from sce_checks.prompts.common import canonical_answer
 from tests.helpers.http_fuzz import BODY_EXAMPLES, FUZZ_EXAMPLES, fuzz, logprob_payloads, response_bodies
 from tests.helpers.projects import REPO
@@ -81,10 +84,11 @@ def test_a_trickle_that_ends_in_time_is_read():
 MALFORMED = {  # fault: what the one line says
     "truncated": "the connection closed mid-answer",
     "badstatus": "the server's answer is not HTTP (status line SPAM 200 sure)",
-    "hugeint": "the server sent a body that is not JSON (number with too many digits)",
-    "deepnest": "the server sent a body that is not JSON (JSON nested too deeply)",
+    "hugeint": "the server sent a body that is JSON with an integer of 5001 digits (over 30)",
+    "deepnest": "the server sent a body that is JSON nested deeper than 32",
+    "dupkey": "the server sent a body that is JSON naming the key 'content' twice in one object",
     "notobject": "the server sent JSON that is not a chat completion: [1, 2, 3]",
-    "badjson": "the server sent a body that is not JSON",
+    "badjson": "the server sent a body that is not JSON (Expecting value",
     "nochoices": "the server sent JSON that is not a chat completion",
     "drop": "the server closed the connection without answering",
 }
@@ -109,7 +113,7 @@ def test_a_malformed_answer_every_time_is_one_line(fault):
     assert f"failed after 2 attempts; last: {MALFORMED[fault]}" in message
 
 
-@pytest.mark.parametrize("fault", ["hugeint", "deepnest", "truncated", "badstatus"])
+@pytest.mark.parametrize("fault", ["hugeint", "deepnest", "dupkey", "truncated", "badstatus"])
 def test_sce_audit_against_a_malformed_server_exits_2_with_one_line(workdir, capsys, fault):
     with FakeOpenAIServer(hi) as server:
         server.always = fault
@@ -464,3 +468,150 @@ def test_sce_audit_gives_up_on_a_dead_server_once_for_two_variants(workdir, caps
     out, err = capsys.readouterr()
     assert code == 2 and "failed after 2 attempts" in err and err.count("\n") == 1
     assert out.count("failed after 2 attempts") >= 2  # both items failed, with the one message
+
+
+# -- issue 26: large bodies, repeated keys, long Retry-After, headers that never end ---------------
+
+
+def reference_depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max((reference_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((reference_depth(v) for v in value), default=0)
+    return 0
+
+
+# keys and strings full of what the depth scan strips: brackets, quotes and backslashes
+TRICKY = st.text(alphabet='[]{}"\\\\ab\u00e9\n', max_size=6)
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**30 + 1, 10**30 - 1) | st.floats(allow_nan=False)
+                           | TRICKY, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TRICKY, inner, max_size=3),
+                           max_leaves=60)
+
+
+@fuzz(BODY_EXAMPLES)
+@given(JSON_VALUES, st.integers(0, 40), st.booleans())
+def test_the_body_reader_reads_json_as_json_loads_within_the_bounds(value, wrap, ascii_only):
+    for _ in range(wrap):  # nest it deeper, sometimes past the bound
+        value = [value]
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    got, problem = read_json(text)
+    if reference_depth(value) > 32:
+        assert got is None and problem == "JSON nested deeper than 32"
+    else:
+        assert problem is None and got == value
+
+
+@fuzz(BODY_EXAMPLES)
+@given(st.lists(st.tuples(TRICKY, JSON_VALUES), min_size=1, max_size=4))
+def test_a_key_given_twice_is_a_malformed_body(pairs):
+    text = "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in pairs) + "}"
+    got, problem = read_json(text)
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        assert got is None and "twice in one object" in problem and "\n" not in problem
+    else:
+        assert problem is None and got == dict(pairs)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[" * 40 + "]" * 40, "JSON nested deeper than 32"),
+    ("[" * 100_000 + "]" * 100_000, "JSON nested deeper than 32"),  # past the parser's own recursion guard
+    ('{"n": 1' + "0" * 5000 + "}", "JSON with an integer of 5001 digits (over 30)"),
+    ('{"n": -1' + "0" * 30 + "}", "JSON with an integer of 31 digits (over 30)"),
+    ('"' + '\\"' * 50_000, "not JSON (Unterminated string"),  # no quadratic rescan of an open string
+    ("x" * (8 * 2**20 + 1), "over 8388608 characters"),
+])
+def test_the_body_reader_names_the_bound(text, problem):
+    got, said = read_json(text)
+    assert got is None and said.startswith(problem)
+
+
+def test_a_large_body_is_read_at_the_standard_parsers_speed():
+    # issue 26: the character-by-character reader took 0.57 s on a 7 MiB answer (json.loads: 0.017 s)
+    text = json.dumps({"choices": [{"message": {"content": "an answer at length " * 367_000}}]})
+    assert 7 * 2**20 < len(text) < 8 * 2**20
+
+    def best(fn):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            fn(text)
+            times.append(time.perf_counter() - started)
+        return min(times)
+    before = best(lambda t: load_json(t, 8 * 2**20))
+    now = best(read_json)
+    assert read_json(text)[0] == json.loads(text)
+    assert now < before / 3, (now, before)
+
+
+def test_a_7_mib_answer_is_a_reply():
+    with FakeOpenAIServer(hi) as server:
+        server.always = "huge"
+        assert fast(server, timeout_s=10).chat([conv("a"), conv("b")], Decoding()) == ["hi", "hi"]
+
+
+@pytest.mark.parametrize("fault", ["429-long", "429-date"])
+def test_a_retry_after_longer_than_the_timeout_gives_up_at_once(fault):
+    with FakeOpenAIServer(hi) as server:
+        server.always = fault
+        model = OpenAIChatModel("m", server.url, timeout_s=2, max_retries=2, max_concurrency=2)
+        started = time.monotonic()
+        with pytest.raises(BackendError) as first:
+            model.chat([conv(str(i)) for i in range(6)], Decoding())
+        assert time.monotonic() - started < 1.5
+        assert len(server.requests) <= 2  # the requests in flight, one attempt each: then the breaker
+        with pytest.raises(BackendError) as again:
+            model.chat([conv("later")], Decoding())
+        assert len(server.requests) <= 2
+    message = str(first.value)
+    assert str(again.value) == message and "\n" not in message
+    assert "failed after 1 attempt; last: HTTP 429" in message
+    assert "(Retry-After), longer than the 2 s of --timeout" in message
+
+
+def test_a_retry_after_wait_is_bounded_by_the_timeout():
+    model = OpenAIChatModel("m", "http://127.0.0.1:9", timeout_s=0.5, backoff_max_s=30)
+    assert model._backoff(0, 0.4) == 0.4 and model._backoff(5, None) <= 0.5
+    assert _retry_after("inf") == math.inf and _retry_after("nan") is None and _retry_after("-3") == 0.0
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and _retry_after("soon") is None
+
+
+def test_repeated_429s_trip_the_breaker():
+    with FakeOpenAIServer(hi) as server:
+        server.always = "429"  # Retry-After 0.2 s: waited, then 429 again, every time
+        model = fast(server, max_retries=2, max_concurrency=2)
+        with pytest.raises(BackendError) as first:
+            model.chat([conv(str(i)) for i in range(10)], Decoding())
+        sent = len(server.requests)
+        assert sent <= 2 * 3  # the requests in flight with their retries; not 10 x 3
+        with pytest.raises(BackendError):
+            model.chat([conv("later")], Decoding())
+        assert len(server.requests) == sent
+    assert "failed after 3 attempts; last: HTTP 429" in str(first.value)
+
+
+def test_headers_that_never_end_are_a_timeout():
+    with FakeOpenAIServer(hi) as server:
+        server.always = "slow-headers"
+        model = fast(server, timeout_s=0.5, max_retries=1, max_concurrency=2)
+        started = time.monotonic()
+        with pytest.raises(BackendError) as info:
+            model.chat([conv(str(i)) for i in range(6)], Decoding())
+        assert time.monotonic() - started < 2.5
+        assert len(server.requests) <= 2 * 2  # the breaker counted it: the other requests were not sent
+    assert str(info.value).endswith("failed after 2 attempts; last: no complete answer within 0.5 s")
+
+
+@pytest.mark.parametrize("fault", ["429-long", "429-date", "429", "slow-headers"])
+def test_sce_audit_with_a_2_s_timeout_ends_in_seconds(workdir, capsys, fault):
+    # issue 26: --timeout 2 --max-retries 2 against a 429 with Retry-After of an hour took 241 s
+    with FakeOpenAIServer(hi) as server:
+        server.always = fault
+        started = time.monotonic()
+        code = main(["--model", f"openai:m@{server.url}", "--dataset", "toy.toml", "--limit", "5", "--no-cache",
+                     "--timeout", "2", "--max-retries", "2", "-q"])
+        elapsed = time.monotonic() - started
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in out + err
+    assert "HTTP 429" in err or "no complete answer within 2 s" in err
+    assert elapsed < 20, elapsed
