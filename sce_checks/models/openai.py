@@ -420,7 +420,7 @@ class OpenAIChatModel:
             if not failure.retry or attempt + 1 == attempts:
                 break
             self._gave_up.wait(self._backoff(attempt, failure.wait))
-        message = f"{url} (model {self.model!r}) failed after {made} attempt{'s' if made != 1 else ''}; last: {failure.problem}"
+        message = f"{url} (model {self.model!r}) failed after {made} attempts; last: {failure.problem}"
         if not failure.server_down:
             raise BackendError(message)
         with self._down_lock:  # the first request to give up names the problem for all

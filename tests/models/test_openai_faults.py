@@ -565,7 +565,7 @@ def test_a_retry_after_longer_than_the_timeout_gives_up_at_once(fault):
         assert len(server.requests) <= 2
     message = str(first.value)
     assert str(again.value) == message and "\n" not in message
-    assert "failed after 1 attempt; last: HTTP 429" in message
+    assert "failed after 1 attempts; last: HTTP 429" in message
     assert "(Retry-After), longer than the 2 s of --timeout" in message
 
 
