@@ -50,6 +50,7 @@ from sce_checks.checks import check_names, check_names_known, check_of, units, v
 from sce_checks.config import AUDIT_KEYS, BY_NAME, RunSpec, values_from_mapping
 from sce_checks.errors import UserInputError
 from sce_checks.models import parse_spec
+from sce_checks.preflight import check_baseline_matches
 from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
 from sce_checks.stopping import check_sequential_tolerances, questions
@@ -206,11 +207,14 @@ def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
 
 
 def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
-    """The audit's baseline read whole and its entries measured on the audit's own samples,
-    at collection (the comparison itself happens at the end of the run)."""
+    """The audit's baseline read whole, its entries measured on the audit's own samples, and at
+    least one of them a result of the audit under its elicitation (sce_checks/preflight.py), at
+    collection (the comparison itself happens at the end of the run)."""
 
     try:
-        check_comparable(load_baseline(baseline), spec, baseline)
+        data = load_baseline(baseline)
+        check_comparable(data, spec, baseline)
+        check_baseline_matches(data, spec, baseline, "elicitation =")
     except UserInputError as exc:
         raise _err(path, "baseline", str(exc)) from None
 

@@ -7,7 +7,7 @@ starts pytest; the pytest plugin runs it once the items are collected, when any 
 What is checked: the model spec's form, check names, thresholds (form, the results they apply to,
 metric names), tolerances, every dataset (loaded, so every row is read), report paths, the
 response cache's path, and the baseline (read whole; its entries measured on the same tasks and
-samples as this run).
+samples as this run; at least one of them a result this run makes, under the same elicitation).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sce_checks.checks import check_names, units
+from sce_checks.checks import check_names, check_of, units
 from sce_checks.config import BY_NAME
 from sce_checks.errors import UserInputError
 from sce_checks.models import parse_spec
@@ -73,6 +73,48 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         baseline = load_baseline(spec.baseline)
         if same_sample:
             check_comparable(baseline, spec, spec.baseline)
+            check_baseline_matches(baseline, spec, spec.baseline, option("elicitation"))
+
+
+def run_entry_keys(spec: Any) -> list[str]:
+    """The baseline keys (``check/task/variant``, sce_checks/regression/files.py) of the results
+    ``spec`` makes: known without the model."""
+    keys = []
+    for dataset in spec.datasets:
+        task = load_task(dataset)
+        for unit in units(spec.checks, spec.variants):
+            check = check_of(unit)
+            keys.append(f"{check}/{task.name}/{unit if unit != check else '-'}")
+    return keys
+
+
+def check_baseline_matches(baseline: dict[str, Any], spec: Any, path: str, elicitation: str = "--elicitation") -> None:
+    """Refuse, before any model call, a baseline that cannot be compared with any result of
+    ``spec``: one that shares no entry with the run (another task, variant or check; the
+    comparison would refuse every result after the whole run), or one saved under another
+    elicitation (``schema`` constrains every reply, so every figure differs in meaning). A
+    baseline sharing some entries is taken: a result it lacks is refused after the run, as a
+    check that was skipped when the baseline was saved (no option scoring, say) may be skipped
+    again, which is only known once the model is open. ``elicitation`` names the setting."""
+    entries = baseline.get("entries") or {}
+    keys = run_entry_keys(spec)
+    if not any(key in entries for key in keys):
+        raise UserInputError(f"baseline {path}: shares no entry with this run, so nothing could be compared (it has "
+                             f"{_listed(sorted(entries))}; this run makes {_listed(keys)}); compare with a baseline of "
+                             "the same checks, datasets and variants, or save one with --save-baseline")
+    environment = baseline.get("environment")
+    saved = environment.get("elicitation") if isinstance(environment, dict) else None
+    if isinstance(saved, str) and saved != spec.elicitation:
+        raise UserInputError(f"baseline {path}: saved under {elicitation} {saved}, this run uses {elicitation} "
+                             f"{spec.elicitation}; elicitation changes every figure, so the two are not compared "
+                             "(save a baseline under this elicitation)")
+
+
+def _listed(keys: list[str], most: int = 4) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:most])
+    return shown + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
 
 def check_outputs(spec: Any, option: Any) -> None:

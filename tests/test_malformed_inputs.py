@@ -706,3 +706,70 @@ def test_subprocess_pytest_on_a_bad_audit_file(bench, request):
     tally(case_id(request), proc.returncode, proc.stdout + proc.stderr, lines, called)
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr and not called
     assert len(lines) == 1 and "bad.sce.toml: datasets[0]" in lines[0] and "features[0].max" in lines[0]
+
+
+# -- issue 26: a baseline that matches nothing of the run, or another elicitation --------------------
+# Refused in the preflight, before the model is loaded (the recorder's log stays absent); before,
+# the whole run was made first (270 model calls on the income task) and then refused.
+
+
+def _only(key: str):
+    """The good baseline holding only its ``key`` entry."""
+    return _edit(lambda d: d.update(entries={key: d["entries"][key]}))
+
+
+def _elicited(value: str):
+    return _edit(lambda d: d["environment"].update(elicitation=value))
+
+
+UNMATCHED = [
+    ("another task", "good", ["--dataset", "sentiment"], ["base.json", "shares no entry", "sce/sentiment/"]),
+    ("another variant", _only("sce/toy/minimal"), ["--variant", "unconstrained"],
+     ["base.json", "shares no entry", "sce/toy/minimal", "sce/toy/unconstrained"]),
+    ("another check", "good", ["--check", "ct"], ["base.json", "shares no entry", "ct/toy/-"]),
+    ("saved under schema, run free", _elicited("schema"), [],
+     ["base.json", "saved under --elicitation schema", "this run uses --elicitation free"]),
+]
+
+
+@pytest.mark.parametrize("content, args, names", [u[1:] for u in UNMATCHED], ids=[u[0] for u in UNMATCHED])
+def test_baseline_matching_nothing_is_refused_before_any_model_call(bench, capsys, request, good_baseline, content,
+                                                                    args, names):
+    (bench / "base.json").write_text(json.dumps(good_baseline) if content == "good" else content(good_baseline))
+    code, out, err = cli(capsys, ["--baseline", "base.json", *args])
+    assert_refused(request, bench, code, out, err, names)
+
+
+def test_control_a_baseline_sharing_some_entries_is_taken(bench, capsys, good_baseline):
+    """A result the baseline lacks is refused only after the run (it may be a skipped check):
+    sharing one entry is enough to start."""
+    (bench / "base.json").write_text(_only("sce/toy/minimal")(good_baseline))
+    code, out, err = cli(capsys, ["--baseline", "base.json", "--variant", "minimal"])
+    assert code in (0, 1), out + err
+    assert "chat" in (bench / LOG).read_text()
+
+
+AUDIT_UNMATCHED = [
+    ("audit baseline of another variant", AUDIT + 'variants = ["unconstrained"]\nbaseline = "base.json"\n',
+     {"base.json": _only("sce/toy/minimal")}, ["bad.sce.toml: baseline", "shares no entry"]),
+    ("audit baseline of another task", AUDIT.replace('"toy.toml"', '"sentiment"') + 'baseline = "base.json"\n',
+     {"base.json": _edit(lambda d: None)}, ["bad.sce.toml: baseline", "shares no entry"]),
+    ("audit baseline saved under schema", AUDIT + 'baseline = "base.json"\n', {"base.json": _elicited("schema")},
+     ["bad.sce.toml: baseline", "saved under elicitation = schema"]),
+]
+
+
+@pytest.mark.parametrize("text, files, names", [a[1:] for a in AUDIT_UNMATCHED], ids=[a[0] for a in AUDIT_UNMATCHED])
+def test_audit_file_baseline_matching_nothing_is_refused(plugin_bench, request, good_baseline, text, files, names):
+    files = {k: (v(good_baseline) if callable(v) else v) for k, v in files.items()}
+    write(plugin_bench.path, {"bad.sce.toml": text, **files})
+    result = plugin_bench.runpytest("-p", "no:cacheprovider", "bad.sce.toml")
+    assert_plugin_refused(request, plugin_bench, result, names)
+
+
+def test_pytest_sce_run_baseline_of_another_variant_is_refused(plugin_bench, request, good_baseline):
+    write(plugin_bench.path, {"base.json": _only("sce/toy/minimal")(good_baseline)})
+    result = plugin_bench.runpytest("-p", "no:cacheprovider", "--sce-run", "--sce-model", MODEL, "--sce-dataset",
+                                    "toy.toml", "--sce-limit", "3", "--sce-prediction", "generate", "--sce-variant",
+                                    "unconstrained", "--sce-baseline", "base.json")
+    assert_plugin_refused(request, plugin_bench, result, ["base.json", "shares no entry"])
