@@ -27,6 +27,8 @@ from pytest import hookimpl as pytest_hookimpl
 from sce_checks.config import SETTINGS, add_cli_arguments, resolve, spec_to_json, tool_table
 from sce_checks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BackendError, UserInputError
 from sce_checks.layout import terminal_width
+from sce_checks.models.cache import ResponseCache
+from sce_checks.notices import PREFIX, Notices, collecting
 from sce_checks.preflight import preflight
 from sce_checks.regression.planning import plan_sample_size
 from sce_checks.regression.saved import compare_saved, read_saved_report
@@ -199,9 +201,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     spec = run_spec(args)
 
     preflight(spec)  # bad input exits 2 here, before pytest starts and any model loads
-
-
-
+    if spec.clear_cache and not spec.no_cache:
+        clear_cache(spec.cache_path())
+        spec = spec.replace(clear_cache=False)  # done: the run then finds the cache empty
     outcome = _Outcome(spec)
     with tempfile.TemporaryDirectory(prefix="sce-audit-") as workdir:
         with open(f"{workdir}/pytest.ini", "w", encoding="utf-8") as f:
@@ -213,6 +215,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     if outcome.input_errors:
         print(f"sce-audit: error: {outcome.input_errors[0]}", file=sys.stderr)
     return {0: EXIT_OK, 1: EXIT_FAILED}.get(code, EXIT_BAD_INPUT)
+
+
+def clear_cache(path: Path) -> None:
+    """``--clear-cache``, here before pytest starts: a cache that cannot be cleared (read-only,
+    locked) is bad input, said as ``sce-audit: error: ...`` like every other (inside the pytest run
+    it could only be pytest's ``ERROR:`` usage line). Warnings met opening it (a damaged file
+    moved aside) are the audit's one-line warnings."""
+
+    found = Notices()
+    with collecting(found):
+        cache = ResponseCache(path)
+        try:
+            cache.clear()
+        finally:
+            cache.close()
+    for line in found.lines:
+        print(f"{PREFIX}{line}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

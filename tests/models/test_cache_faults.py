@@ -793,3 +793,34 @@ def test_a_python_model_writing_lone_surrogates_is_audited_cleanly(workdir, gate
         reports.append(json.loads((workdir / f"r{run}.json").read_text(encoding="utf-8")))
     assert reports[1]["environment"]["model_calls"]["chat_calls"] == 0
     assert reports[0]["results"] == reports[1]["results"]
+
+
+# -- issue 26: --clear-cache on a cache that cannot be written is sce-audit's own one-line error ----
+
+
+@pytest.mark.parametrize("fault", ["file", "folder"])
+def test_cli_clear_cache_on_a_read_only_cache_is_one_sce_audit_error(workdir, monkeypatch, capsys, fault):
+    assert audit() == 0
+    path = workdir / "cache" / "responses.sqlite"
+    before = path.read_bytes()
+    fault_on_connect(monkeypatch, path, read_only_file if fault == "file" else read_only_folder(True))
+    capsys.readouterr()
+    assert audit("--clear-cache") == 2
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()  # before: "ERROR: --clear-cache: ...", pytest's usage line
+    assert line.startswith("sce-audit: error: --clear-cache: ") and str(path) in line, err
+    assert "readonly" in line or "cannot be written" in line
+    assert out == "" and path.read_bytes() == before
+
+
+def test_cli_clear_cache_clears_once_and_the_run_refills_it(workdir, capsys):
+    assert audit() == 0
+    path = workdir / "cache" / "responses.sqlite"
+    with ResponseCache(path) as cache:
+        stored = len(cache)
+    assert stored > 0
+    assert audit("--clear-cache", "--json", "cleared.json") == 0
+    report = json.loads((workdir / "cleared.json").read_text())
+    assert report["environment"]["model_calls"]["chat_calls"] > 0  # nothing reused
+    with ResponseCache(path) as cache:
+        assert len(cache) == stored
