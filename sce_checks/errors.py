@@ -9,6 +9,9 @@ backend (one line naming the file and the key or line; bad input is found before
 
 from __future__ import annotations
 
+import os
+from typing import Mapping
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -32,3 +35,23 @@ class CheckNotApplicable(UserInputError):
     """A check cannot run on this task or backend (CCT without option scoring, attribution
     without weights, INV on a grid task). pytest items skip with the message; ``sce-audit`` shows
     the skip and does not count it as a failure."""
+
+
+# Environment variables whose values are secrets by their name's ending: OPENAI_API_KEY,
+# HF_TOKEN, AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, DB_PASSWORD, ... A value this short or shorter is
+# not redacted: it would blank out common words and digits of unrelated text.
+SECRET_ENDINGS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+SHORTEST_SECRET = 6
+REDACTED = "<redacted>"
+
+
+def redact_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with the value of every secret-named environment variable (`SECRET_ENDINGS`, any
+    case) replaced by ``<redacted>``, longest first. For messages that show what user code (a
+    Python model) said: an exception often quotes the key it was given."""
+    env = os.environ if environ is None else environ
+    values = {v.strip() for name, v in env.items()
+              if name.upper().endswith(SECRET_ENDINGS) and len(v.strip()) > SHORTEST_SECRET}
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text

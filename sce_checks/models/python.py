@@ -31,6 +31,7 @@ import difflib
 import hashlib
 import importlib
 import inspect
+import json
 import os
 import sys
 import traceback
@@ -39,15 +40,41 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sce_checks import progress
-from sce_checks.errors import BackendError, SceError, UserInputError
+from sce_checks.errors import BackendError, SceError, UserInputError, redact_secrets
 from sce_checks.models.base import (ChatModel, Conversation, Decoding, conversation_seed, scoring_temperature,
                                     supports_tempered_scoring)
+from sce_checks.safe import plain
 
 __all__ = ["FunctionModel", "PythonObjectModel", "load", "load_python_model", "own_decoding"]
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+MESSAGE_CHARS = 300  # of what user code said, in one line of ours
+
+
+def _one_line(text: Any) -> str:
+    """What user code said (an exception, usually), for one line of a message: never raises (a
+    ``__str__`` that raises is named instead), no terminal escapes or control characters
+    (sce_checks/safe.py), no value of a secret-named environment variable (errors.py:
+    `redact_secrets`), at most `MESSAGE_CHARS` characters."""
+    try:
+        said = str(text)
+    except Exception as exc:  # noqa: BLE001 - user code: anything may come
+        said = f"<its message could not be shown: {type(exc).__name__}>"
+    said = " ".join(redact_secrets(plain(said)).split())
+    return said if len(said) <= MESSAGE_CHARS else said[: MESSAGE_CHARS - 1] + "…"
+
+
+def _raised(exc: BaseException) -> str:
+    """``TypeName: message`` of an exception user code raised; ``sys.exit(code)`` said as such."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({_one_line(repr(exc.code))}) (SystemExit)"
+    return f"{type(exc).__name__}: {_one_line(exc)}"
+
+
+def _exact_str(reply: str) -> str:
+    """A reply as a plain ``str``: a subclass of it (whose methods may raise, or lie) copied by
+    ``str``'s own method, which calls none of the subclass's."""
+    return reply if type(reply) is str else str.__str__(reply)
 
 
 def _sha256_of(path: str | None) -> str | None:
@@ -84,7 +111,7 @@ def _import_module(module_name: str, spec: str) -> Any:
                 f"{', '.join(dirs)} and the installed packages ({_one_line(exc)})"
             ) from None
         raise UserInputError(_failure_inside(module_name, spec, exc)) from None
-    except Exception as exc:  # anything the user's module raised while being imported
+    except (Exception, SystemExit) as exc:  # anything the user's module raised while being imported
         raise UserInputError(_failure_inside(module_name, spec, exc)) from None
 
 
@@ -97,10 +124,7 @@ def _failure_inside(module_name: str, spec: str, exc: BaseException) -> str:
                   if "importlib" not in f.filename and not f.filename.startswith("<frozen")]
         if frames:
             where = f" at {frames[-1].filename}:{frames[-1].lineno}"
-    return (
-        f"model spec {spec!r}: importing module {module_name!r} failed inside the module{where}: "
-        f"{type(exc).__name__}: {_one_line(exc)}"
-    )
+    return f"model spec {spec!r}: importing module {module_name!r} failed inside the module{where}: {_raised(exc)}"
 
 
 def _resolve(module: Any, attr: str, spec: str) -> Any:
@@ -160,10 +184,9 @@ def load_python_model(target: str) -> ChatModel:
             )
         try:
             obj = obj()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise UserInputError(
-                f"model spec {spec!r}: could not instantiate {attr} with no arguments: "
-                f"{type(exc).__name__}: {_one_line(exc)}"
+                f"model spec {spec!r}: could not instantiate {attr} with no arguments: {_raised(exc)}"
             ) from None
 
     identity: dict[str, Any] = {
@@ -216,16 +239,14 @@ class FunctionModel:
                     reply = self.fn(messages, decoding=own_decoding(decoding, conversation))
                 else:
                     reply = self.fn(messages)
-            except Exception as exc:
-                raise BackendError(
-                    f"model {self.spec!r} raised {type(exc).__name__} on conversation {index}: {_one_line(exc)}"
-                ) from exc
+            except (Exception, SystemExit) as exc:  # one line, exit 2 (not pytest's traceback, or its exit)
+                raise BackendError(f"model {self.spec!r} failed on conversation {index}: {_raised(exc)}") from exc
             if not isinstance(reply, str):
                 raise BackendError(
                     f"model {self.spec!r} returned a {type(reply).__name__} for conversation {index}; "
                     "a python model function must return the reply as a str"
                 )
-            replies.append(reply)
+            replies.append(_exact_str(reply))
             progress.advance(1)
         return replies
 
@@ -235,18 +256,21 @@ class FunctionModel:
 
 class PythonObjectModel:
     """A thin wrapper around a user object with a batched ``chat``: gives it an identity that
-    includes the source hash, and checks what it returns."""
+    includes the source hash, and checks what it returns.
+
+    The object's own ``identity()`` is read once, here, when the model is opened: one that raises
+    or is not JSON data (the response cache keys answers by it, the reports record it) is a
+    `UserInputError` then, not a traceback from the cache or the report writer later."""
 
     def __init__(self, obj: Any, spec: str, identity: dict[str, Any]) -> None:
         self.obj = obj
         self.spec = spec
-        self._identity = dict(identity)
+        merged = _own_identity(obj, spec)
+        merged.update(identity)  # backend/target/source hash always ours: the cache relies on them
+        self._identity = json.dumps(merged, sort_keys=True)
 
     def identity(self) -> dict[str, Any]:
-        own = getattr(self.obj, "identity", None)
-        merged = dict(own()) if callable(own) else {}
-        merged.update(self._identity)  # backend/target/source hash always ours: the cache relies on them
-        return merged
+        return json.loads(self._identity)  # a fresh copy: a caller may change its own
 
     def can_score(self) -> bool:
         return callable(getattr(self.obj, "score_options", None))
@@ -270,7 +294,7 @@ class PythonObjectModel:
                 raise BackendError(
                     f"model {self.spec!r}: chat returned a {type(reply).__name__} for conversation {index}, not a str"
                 )
-        return replies
+        return [_exact_str(reply) for reply in replies]
 
     def score_options(self, conversations: Sequence[Conversation], options: Sequence[str],
                       temperature: float = 1.0) -> list[list[float]]:
@@ -283,7 +307,7 @@ class PythonObjectModel:
             raise BackendError(
                 f"model {self.spec!r}: score_options returned {len(rows)} rows for {len(conversations)} conversations"
             )
-        return [list(row) for row in rows]
+        return self._rows("score_options", rows)
 
     def score_replies(
         self, conversations: Sequence[Conversation], replies: Sequence[Sequence[str]], complete: bool = True,
@@ -298,7 +322,7 @@ class PythonObjectModel:
             raise BackendError(
                 f"model {self.spec!r}: score_replies returned {len(rows)} rows for {len(conversations)} conversations"
             )
-        out = [list(row) for row in rows]
+        out = self._rows("score_replies", rows)
         for index, (row, asked) in enumerate(zip(out, replies)):
             if len(row) != len(asked):
                 raise BackendError(
@@ -319,18 +343,50 @@ class PythonObjectModel:
                                  "its object declares no tempered_scoring (docs/writing-backends.md)")
         return {"temperature": temperature}
 
-    def _call(self, name: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(self, name: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """``method(*args, **kwargs)`` as a list. Whatever the user's code raises (``sys.exit``
+        too) while it runs or while its result is read is one `BackendError` line (exit 2), not a
+        traceback in pytest's output and not pytest's own exit."""
         try:
-            out = method(*args, **kwargs)
+            out = list(method(*args, **kwargs))
             progress.advance(len(args[0]))  # one batched call: the whole batch at once
             return out
         except SceError:
             raise
-        except Exception as exc:
-            raise BackendError(f"model {self.spec!r}: {name} raised {type(exc).__name__}: {_one_line(exc)}") from exc
+        except (Exception, SystemExit) as exc:
+            raise BackendError(f"model {self.spec!r}: {name} failed: {_raised(exc)}") from None
+
+    def _rows(self, name: str, rows: list[Any]) -> list[list[Any]]:
+        """Each row of scores as a list (reading a row runs the user's code too)."""
+        try:
+            return [list(row) for row in rows]
+        except (Exception, SystemExit) as exc:
+            raise BackendError(f"model {self.spec!r}: a row {name} returned cannot be read: {_raised(exc)}") from None
 
     def __repr__(self) -> str:
         return f"PythonObjectModel({self.spec!r})"
+
+
+def _own_identity(obj: Any, spec: str) -> dict[str, Any]:
+    """The object's ``identity()`` as plain JSON data ({} without one); `UserInputError` (one
+    line) when it raises or returns anything else than a JSON object (a set, an object, NaN)."""
+    own = getattr(obj, "identity", None)
+    if not callable(own):
+        return {}
+    try:
+        raw = own()
+    except (Exception, SystemExit) as exc:
+        raise UserInputError(f"model spec {spec!r}: identity() failed: {_raised(exc)}") from None
+    try:
+        # a round trip: what is kept is plain JSON data, whatever subclasses the object returned
+        data = json.loads(json.dumps(dict(raw), sort_keys=True, allow_nan=False))
+    except (Exception, SystemExit) as exc:
+        raise UserInputError(
+            f"model spec {spec!r}: identity() must return a JSON object (strings, numbers, true, false, null, "
+            f"lists and objects with string keys): the response cache keys answers by it and the reports "
+            f"record it; it returned a {type(raw).__name__} that is not ({_raised(exc)})"
+        ) from None
+    return data
 
 
 def load(spec: Any, options: Any) -> ChatModel:
