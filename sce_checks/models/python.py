@@ -354,14 +354,14 @@ class PythonObjectModel:
         except SceError:
             raise
         except (Exception, SystemExit) as exc:
-            raise BackendError(f"model {self.spec!r}: {name} failed: {_raised(exc)}") from None
+            raise BackendError(f"model {self.spec!r}: {name} failed: {_raised(exc)}") from exc
 
     def _rows(self, name: str, rows: list[Any]) -> list[list[Any]]:
         """Each row of scores as a list (reading a row runs the user's code too)."""
         try:
             return [list(row) for row in rows]
         except (Exception, SystemExit) as exc:
-            raise BackendError(f"model {self.spec!r}: a row {name} returned cannot be read: {_raised(exc)}") from None
+            raise BackendError(f"model {self.spec!r}: a row {name} returned cannot be read: {_raised(exc)}") from exc
 
     def __repr__(self) -> str:
         return f"PythonObjectModel({self.spec!r})"

@@ -221,9 +221,9 @@ def test_library_users_get_the_errors_one_line_too(hostile):
     model = load_python_model("hostile_models:Exits")
     with pytest.raises(BackendError, match="sys.exit\\(3\\)") as called:
         model.chat([[{"role": "user", "content": "q"}]], Decoding())
-    for exc in (opened.value, called.value):
-        assert exc.__cause__ is None and exc.__suppress_context__  # no chained traceback of user code
-        assert KEY not in str(exc)
+    assert opened.value.__cause__ is None and opened.value.__suppress_context__  # bad input: the line says it all
+    assert isinstance(called.value.__cause__, SystemExit)  # a failure in use: chained, for whoever debugs it
+    assert KEY not in str(opened.value) + str(called.value)
 
 
 AUDIT_FILE = ('model = "python:hostile_models:{model}"\ndatasets = ["toy.toml"]\nlimit = 3\n'
