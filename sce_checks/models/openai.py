@@ -544,7 +544,9 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _seconds(wait: float) -> str:
-    return f"{wait:.3g} s" if wait < 1e9 else "forever"
+    if wait >= 1e9:
+        return "forever"
+    return f"{wait:.0f} s" if wait >= 10 else f"{wait:.2g} s"
 
 
 def _prefix_key(body: dict) -> str:
