@@ -51,6 +51,13 @@ AUDIT_CASES = {
     "redirect-302-other-host": ("redirect", [], 2),
     "no-logprobs-probe-crashes": (None, ["--max-retries", "1"], 0),
     "dead-server-two-variants": ("hang", ["--timeout", "1", "--max-retries", "1"], 2),
+    # issue 26: bounded by --timeout, counted by the breaker, read fast, a repeated key refused
+    "429-retry-after-an-hour": ("429-long", ["--timeout", "2", "--max-retries", "2"], 2),
+    "429-retry-after-a-date": ("429-date", ["--timeout", "2", "--max-retries", "2"], 2),
+    "429-every-time": ("429", ["--timeout", "2", "--max-retries", "2"], 2),
+    "headers-never-end": ("slow-headers", ["--timeout", "2", "--max-retries", "2"], 2),
+    "duplicate-key": ("dupkey", ["--max-retries", "1"], 2),
+    "answers-of-7-mib": ("huge", ["--timeout", "30"], 0),
 }
 AUDIT_DEADLINE_S = 240  # a run still going after this has hung
 

@@ -358,13 +358,8 @@ class FakeOpenAIServer:
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                    if fault in ("429", "500", "503", "401"):
-                        headers = {"Retry-After": "0.2"} if fault == "429" else None
-                        reply(int(fault), json.dumps({"error": {"message": f"fault {fault}"}}).encode(), headers)
-                        return
-                    if fault in ("429-long", "429-date"):
-                        wait = "3600" if fault == "429-long" else email.utils.formatdate(time.time() + 86400, usegmt=True)
-                        reply(429, json.dumps({"error": {"message": "slow down"}}).encode(), {"Retry-After": wait})
+                    if fault in _REFUSALS:
+                        reply(*_REFUSALS[fault]())
                         return
                     if fault == "slow-headers":
                         self._slow_headers()
@@ -380,30 +375,13 @@ class FakeOpenAIServer:
                         self.close_connection = True
                         self.wfile.write(b"SPAM 200 sure\r\n\r\n")
                         return
-                    if fault == "badjson":
-                        reply(200, b"<html>oops</html>")
-                        return
-                    if fault == "nochoices":
-                        reply(200, json.dumps({"id": "x"}).encode())
-                        return
-                    if fault == "notobject":
-                        reply(200, b"[1, 2, 3]")
-                        return
                     refused = server._refusal(body)
                     if refused:
                         status, message = refused
                         reply(status, json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode())
                         return
                     completion = server._completion(body)
-                    payload = json.dumps(_spoil(completion, fault)).encode()
-                    if fault == "dupkey":
-                        payload = payload.replace(b'"content": ', b'"content": "something else", "content": ', 1)
-                    if fault == "huge":
-                        payload = payload[:-1] + b', "padding": "' + b"x" * (7 * 2**20) + b'"}'
-                    if fault == "hugeint":
-                        payload = payload[:-1] + b', "usage": {"total_tokens": 1' + b"0" * 5000 + b"}}"
-                    if fault == "deepnest":
-                        payload = payload[:-1] + b', "extra": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+                    payload = _stretched(json.dumps(_spoil(completion, fault)).encode(), fault)
                     if fault == "truncated":
                         self.close_connection = True
                         self.send_response(200)
@@ -431,6 +409,39 @@ class FakeOpenAIServer:
                             server.in_flight -= 1
 
         return Handler
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> tuple[int, bytes, dict | None]:
+    return status, json.dumps({"error": {"message": message}}).encode(), headers
+
+
+# faults answered at once, before the request is read: fault -> (status, body, headers), made when
+# asked (a date is now's)
+_REFUSALS = {
+    "429": lambda: _error(429, "fault 429", {"Retry-After": "0.2"}),
+    "500": lambda: _error(500, "fault 500"),
+    "503": lambda: _error(503, "fault 503"),
+    "401": lambda: _error(401, "fault 401"),
+    "429-long": lambda: _error(429, "slow down", {"Retry-After": "3600"}),
+    "429-date": lambda: _error(429, "slow down", {"Retry-After": email.utils.formatdate(time.time() + 86400,
+                                                                                         usegmt=True)}),
+    "badjson": lambda: (200, b"<html>oops</html>", None),
+    "nochoices": lambda: (200, json.dumps({"id": "x"}).encode(), None),
+    "notobject": lambda: (200, b"[1, 2, 3]", None),
+}
+
+
+def _stretched(payload: bytes, fault: str | None) -> bytes:
+    """A valid completion's bytes as a body fault makes them (module docstring)."""
+    if fault == "dupkey":
+        return payload.replace(b'"content": ', b'"content": "something else", "content": ', 1)
+    if fault == "huge":
+        return payload[:-1] + b', "padding": "' + b"x" * (7 * 2**20) + b'"}'
+    if fault == "hugeint":
+        return payload[:-1] + b', "usage": {"total_tokens": 1' + b"0" * 5000 + b"}}"
+    if fault == "deepnest":
+        return payload[:-1] + b', "extra": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    return payload
 
 
 def _spoil(completion: dict, fault: str | None) -> dict:
