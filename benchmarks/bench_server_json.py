@@ -33,6 +33,12 @@ def long_reply(mib: float) -> str:
         {"index": 0, "message": {"role": "assistant", "content": words}, "finish_reason": "length"}]})
 
 
+def escapes(mib: float) -> str:
+    """A chat completion of about ``mib`` MiB whose reply is line breaks: one escape every 2 bytes."""
+    return json.dumps({"id": "x", "object": "chat.completion", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "\n" * int(mib * 2**19)}, "finish_reason": "length"}]})
+
+
 def completion(mib: float) -> str:
     """A chat completion of about ``mib`` MiB: 4-character tokens, each with 20 alternatives."""
     content, size, i = [], 0, 0
@@ -63,7 +69,8 @@ def main() -> None:
     parser.add_argument("--mib", type=float, default=7.0)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    for shape, make in (("one long reply", long_reply), ("top-20 logprobs for every token", completion)):
+    for shape, make in (("one long reply", long_reply), ("a reply of line breaks (escapes)", escapes),
+                        ("top-20 logprobs for every token", completion)):
         text = make(args.mib)
         old, new = load_json(text, MAX_BODY_BYTES), read_json(text)
         assert old[1] is None and new[1] is None and old[0] == new[0], "the readers disagree"
