@@ -23,6 +23,12 @@ The module is imported with the current working directory first on ``sys.path``,
 entries of ``PYTHONPATH`` (so ``python:my_models:f`` finds ``./my_models.py`` as a user would
 expect). The identity includes the sha256 of the module's source file, so editing the model
 invalidates its cached answers.
+
+User code misbehaving is one line and exit 2 (docs/reliability.md, "Python models"): whatever it
+raises, ``sys.exit`` included, while imported, instantiated, asked or read; its message is shown
+without terminal escapes or control characters and without the value of any secret-named
+environment variable (`redact_secrets`); an object's ``identity()`` is read once, when the model is
+opened, and must be JSON data. A reply that is a ``str`` subclass is read as its text.
 """
 
 from __future__ import annotations
