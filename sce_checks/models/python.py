@@ -390,7 +390,7 @@ def _own_identity(obj: Any, spec: str) -> dict[str, Any]:
         raise UserInputError(
             f"model spec {spec!r}: identity() must return a JSON object (strings, numbers, true, false, null, "
             f"lists and objects with string keys): the response cache keys answers by it and the reports "
-            f"record it; it returned a {type(raw).__name__} that is not ({_raised(exc)})"
+            f"record it; it returned {type(raw).__name__} data ({_raised(exc)})"
         ) from None
     return data
 

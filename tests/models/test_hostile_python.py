@@ -157,9 +157,9 @@ REFUSED = {
     "IdentityRaises": "identity() failed: ValueError: no identity today, key <redacted>",
     "IdentityExits": "identity() failed: called sys.exit(0) (SystemExit)",
     "IdentityObject": "identity() must return a JSON object",
-    "IdentitySet": "it returned a dict that is not (TypeError: Object of type set is not JSON serializable)",
-    "IdentityNaN": "it returned a dict that is not (ValueError: Out of range float values are not JSON compliant",
-    "IdentityList": "it returned a int that is not (TypeError",
+    "IdentitySet": "it returned dict data (TypeError: Object of type set is not JSON serializable)",
+    "IdentityNaN": "it returned dict data (ValueError: Out of range float values are not JSON compliant",
+    "IdentityList": "it returned int data (TypeError",
 }
 
 
