@@ -103,11 +103,27 @@ def check_baseline_matches(baseline: dict[str, Any], spec: Any, path: str, elici
                              f"{_listed(sorted(entries))}; this run makes {_listed(keys)}); compare with a baseline of "
                              "the same checks, datasets and variants, or save one with --save-baseline")
     environment = baseline.get("environment")
-    saved = environment.get("elicitation") if isinstance(environment, dict) else None
+    environment = environment if isinstance(environment, dict) else {}
+    saved = environment.get("elicitation")
     if isinstance(saved, str) and saved != spec.elicitation:
         raise UserInputError(f"baseline {path}: saved under {elicitation} {saved}, this run uses {elicitation} "
                              f"{spec.elicitation}; elicitation changes every figure, so the two are not compared "
                              "(save a baseline under this elicitation)")
+    _check_baseline_sampling(environment.get("sampling"), spec, path)
+
+
+def _check_baseline_sampling(saved: Any, spec: Any, path: str) -> None:
+    """Refuse a baseline decoded at another temperature or top-p (a baseline from before sampled
+    audits was greedy): they change the distribution every figure is measured on. Another
+    --samples K is compared (per-example means estimate the same figures; docs/sampling.md)."""
+    saved = saved if isinstance(saved, dict) else {}
+    for name, default in (("temperature", 0.0), ("top_p", 1.0)):
+        before, now = saved.get(name, default), getattr(spec, name, default)
+        if isinstance(before, (int, float)) and not isinstance(before, bool) and float(before) != float(now):
+            flag = name.replace("_", "-")
+            raise UserInputError(f"baseline {path}: saved with --{flag} {before:g}, this run uses --{flag} {now:g}; "
+                                 "sampling changes every figure, so the two are not compared (save a baseline "
+                                 "with these sampling settings)")
 
 
 def _listed(keys: list[str], most: int = 4) -> str:

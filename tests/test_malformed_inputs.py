@@ -729,6 +729,13 @@ UNMATCHED = [
     ("another check", "good", ["--check", "ct"], ["base.json", "shares no entry", "ct/toy/-"]),
     ("saved under schema, run free", _elicited("schema"), [],
      ["base.json", "saved under --elicitation schema", "this run uses --elicitation free"]),
+    ("saved sampled, run greedy",
+     _edit(lambda d: d["environment"].update(sampling={"temperature": 1.0, "top_p": 1.0, "samples": 5})), [],
+     ["base.json", "saved with --temperature 1", "this run uses --temperature 0"]),
+    ("saved greedy, run sampled", "good", ["--temperature", "0.7"],
+     ["base.json", "saved with --temperature 0", "this run uses --temperature 0.7"]),
+    ("saved with another top-p", _edit(lambda d: d["environment"].update(sampling={"temperature": 0.0, "top_p": 0.9})),
+     [], ["base.json", "saved with --top-p 0.9", "this run uses --top-p 1"]),
 ]
 
 
