@@ -59,9 +59,6 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         if getattr(spec, name, 1) > 1 and getattr(spec, "temperature", 0.0) == 0:
             raise UserInputError(f"{option(name)} {getattr(spec, name)} needs {option('temperature')} above 0: greedy "
                                  "decoding gives the same reply every time (docs/sampling.md)")
-    if getattr(spec, "sequential", False) and getattr(spec, "samples", 1) > 1:
-        raise UserInputError(f"{option('sequential')} with {option('samples')} above 1 is not supported yet: its "
-                             "confidence sequences count examples, not clustered samples (docs/sampling.md)")
     tolerances = parse_tolerances(list(spec.tolerances), option("tolerances"))
     if spec.sequential and spec.baseline and spec.baseline_mode == "paired":
         check_sequential_tolerances(tolerances, spec.baseline_metrics, option("tolerances"))

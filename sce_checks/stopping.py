@@ -16,6 +16,12 @@ the whole audited prefix, so the reported figures are the check's own, computed 
 audited. Every model call of that last pass is answered by the response cache (with
 ``--no-cache``, by a cache of the run's own in a temporary folder), so it costs no model call.
 
+Under ``--samples K`` above 1 the unit of every sequence stays the example, never the sample
+(an example's K samples are not independent): a gate becomes a `ClusteredGate` on each example's
+(sum, count) over its samples, which gates the pooled figure the report shows; a baseline
+comparison pairs each example's mean over its samples, as the baseline stores it
+(docs/sequential.md, "Sampled audits").
+
 Every confidence sequence runs at the run's ``--alpha``. With a paired baseline, the sequential
 comparisons (`BaselineQuestion`) are the baseline gate's verdict on their figures
 (sce_checks/regression/gate.py reads them from the results' ``sequential`` block).
@@ -33,9 +39,9 @@ from sce_checks.checks import check_of, get_check
 from sce_checks.checks.base import figure_of, outcome_of, primary_figures
 from sce_checks.config import default
 from sce_checks.errors import UserInputError
-from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, SequentialComparison, SequentialGate
+from sce_checks.metrics.sequential import FAIL, PASS, UNDECIDED, ClusteredGate, SequentialComparison, SequentialGate
 from sce_checks.models.cache import CachedModel, ResponseCache
-from sce_checks.regression.files import entry_key, load_baseline
+from sce_checks.regression.files import entry_key, examples_of, load_baseline
 from sce_checks.regression.tolerances import parse_tolerances
 from sce_checks.thresholds import Threshold
 
@@ -50,7 +56,7 @@ class SequentialQuestion:
     unit: str
     figure: str
     outcome: Any  # sce_checks.checks.base.Outcome
-    gate: SequentialGate
+    gate: SequentialGate | ClusteredGate  # a ClusteredGate once a batch shows K > 1 samples per example
     thresholds: list[str] = field(default_factory=list)
     decided_at: int | None = None  # examples audited when the gate was decided
 
@@ -58,9 +64,19 @@ class SequentialQuestion:
         return self.gate.state()
 
     def feed(self, result: Any, audited: int) -> None:
-        """The new examples of ``result`` (a batch's `CheckResult` of this unit)."""
-        values = outcome_values(self, result)
-        if values and self.gate.update(values) != UNDECIDED and self.decided_at is None:
+        """The new examples of ``result`` (a batch's `CheckResult` of this unit): their outcomes,
+        or under K > 1 samples per example each example's (sum, count) over its samples."""
+        samples = samples_of(result)
+        if samples > 1 and isinstance(self.gate, SequentialGate):  # the run's K: known from its first batch
+            g = self.gate
+            self.gate = ClusteredGate(g.kind, g.op, g.threshold, samples, g.alpha, g.horizon, g.fail_alpha)
+        if isinstance(self.gate, ClusteredGate):
+            sums, counts = example_sums(self, result)
+            state = self.gate.update(sums, counts) if counts else UNDECIDED
+        else:
+            values = outcome_values(self, result)
+            state = self.gate.update(values) if values else UNDECIDED
+        if state != UNDECIDED and self.decided_at is None:
             self.decided_at = audited  # a decided gate stands; its interval still narrows
 
     def told(self) -> str:
@@ -69,7 +85,8 @@ class SequentialQuestion:
     def as_dict(self, threshold: str) -> dict[str, Any]:
         return {"threshold": threshold, "figure": self.figure, "alpha": self.gate.alpha, "state": self.gate.state(),
                 "final": self.gate.final(), "decided_at": self.decided_at, "n": self.gate.n,
-                "history": [[n, lo, hi] for n, lo, hi in self.gate.history]}
+                "history": [[n, lo, hi] for n, lo, hi in self.gate.history],
+                **({"samples": self.gate.samples} if isinstance(self.gate, ClusteredGate) else {})}
 
 
 @dataclass
@@ -92,9 +109,11 @@ class BaselineQuestion:
         return self.comparison.state()
 
     def feed(self, result: Any, audited: int) -> None:
+        """The new examples of ``result``, paired by id with the baseline. An example's outcome is
+        the one the baseline stores (`examples_of`): under K > 1 samples, its mean over them."""
         pairs = []
-        for record in result.examples:
-            old, new = self.before.get(record.id), self.outcome.value(record.to_dict())
+        for ex_id, entry in examples_of(result.check, [r.to_dict() for r in result.examples]).items():
+            old, new = self.before.get(ex_id), entry["outcomes"].get(self.outcome.name)
             if old is not None and new is not None:
                 pairs.append((float(old), float(new)))
         if not pairs:
@@ -122,7 +141,9 @@ def _unit(values: Sequence[float]) -> list[float]:
 def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any], str], horizon: int) -> list[BaselineQuestion]:
     """The sequential comparisons ``spec.baseline`` asks of ``results`` (a first batch): per result,
     the figures its paired comparison gates (``--baseline-metric``, else the check's primary
-    figures) that are a rate or a mean of an outcome in [0, 1]. Each runs at ``spec.alpha``
+    figures) that are a rate or a mean of an outcome in [0, 1]. A binary outcome is compared on
+    its discordant pairs (McNemar); once either run has K > 1 samples per example, its outcome is
+    an example's share over the samples, compared as a bounded difference. Each runs at ``spec.alpha``
     divided by their number (Bonferroni: the fixed-n gate's Holm correction has no sequential
     step-down). None without a paired baseline."""
     if not spec.baseline or spec.baseline_mode != "paired":
@@ -145,6 +166,9 @@ def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any
             except UserInputError:
                 continue  # not a mean of an outcome: the fixed-n paired gate decides it
             before = {i: e["outcomes"].get(outcome.name) for i, e in old["examples"].items()}
+            if kind == "binary" and (samples_of(result) > 1 or not all(v is None or isinstance(v, bool)
+                                                                          for v in before.values())):
+                kind = "mean"  # shares over samples, on either side: paired differences in [-1, 1]
             asked.append((result, key, name, figure.better, outcome, kind, before,
                           min(tolerances.get(name, tolerances["*"]), 0.99)))
     alpha = spec.alpha / max(1, len(asked))
@@ -225,19 +249,40 @@ def check_sequential_tolerances(tolerances: Any, metrics: Sequence[str], where: 
             "worsening you accept, e.g. --tolerance 0.05 (docs/sequential.md)")
 
 
+def samples_of(result: Any) -> int:
+    """K, the sampled records per example of ``result`` (1 unless a sampled audit's)."""
+    return int(((getattr(result, "info", None) or {}).get("sampling") or {}).get("samples") or 1)
+
+
+def _unit_value(question: SequentialQuestion, result: Any, record: Any) -> float | None:
+    """A record's outcome in [0, 1], None where it does not count; out of range refused in one line."""
+    value = question.outcome.value(record.to_dict())
+    if value is None:
+        return None
+    value = float(value)
+    if not (-ROUNDING <= value <= 1.0 + ROUNDING) or math.isnan(value):
+        raise UserInputError(f"--sequential cannot gate {question.figure} on {result.dataset}: example "
+                             f"{record.id} has {question.outcome.name} = {value}, outside [0, 1]")
+    return min(1.0, max(0.0, value))
+
+
 def outcome_values(question: SequentialQuestion, result: Any) -> list[float]:
     """The new examples' outcome values of ``result`` (a batch's `CheckResult`), Nones skipped."""
-    values = []
+    values = [_unit_value(question, result, record) for record in result.examples]
+    return [v for v in values if v is not None]
+
+
+def example_sums(question: SequentialQuestion, result: Any) -> tuple[list[float], list[int]]:
+    """Per new example of ``result`` (K sampled records each) with at least one counted sample:
+    the sum of its samples' outcome values and how many count (`ClusteredGate`'s input)."""
+    by_id: dict[str, list[float]] = {}
     for record in result.examples:
-        value = question.outcome.value(record.to_dict())
-        if value is None:
-            continue
-        value = float(value)
-        if not (-ROUNDING <= value <= 1.0 + ROUNDING) or math.isnan(value):
-            raise UserInputError(f"--sequential cannot gate {question.figure} on {result.dataset}: example "
-                                 f"{record.id} has {question.outcome.name} = {value}, outside [0, 1]")
-        values.append(min(1.0, max(0.0, value)))
-    return values
+        value = _unit_value(question, result, record)
+        kept = by_id.setdefault(record.id, [])
+        if value is not None:
+            kept.append(value)
+    counted = [v for v in by_id.values() if v]
+    return [math.fsum(v) for v in counted], [len(v) for v in counted]
 
 
 @contextmanager

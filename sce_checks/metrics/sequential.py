@@ -299,6 +299,104 @@ class SequentialGate:
         return PASS if self._state == PASS else FAIL
 
 
+def pooled_values(sums: np.ndarray, counts: np.ndarray, samples: int, m: float) -> np.ndarray:
+    """Per example, ``m + (sum - m count) / samples``: a value in [0, 1] whose mean exceeds m
+    exactly when the pooled figure's mean, E[sum] / E[count], does (`ClusteredGate`)."""
+    z = m + (np.asarray(sums, dtype=float) - m * np.asarray(counts, dtype=float)) / samples
+    return np.clip(z, 0.0, 1.0)  # float noise only: 0 <= sum <= count <= samples keeps z in [0, 1]
+
+
+def _pooled_excluded_below(sums: np.ndarray, counts: np.ndarray, samples: int, r: float, level: float,
+                           horizon: int | None) -> bool:
+    """The pooled mean is shown above ``r`` at ``level``: the bet on `pooled_values` at r won."""
+    z = pooled_values(sums, counts, samples, r)
+    return _excluded_below(z, r, plugin_bets(z, level, horizon), level)
+
+
+def pooled_lower_bound(sums: np.ndarray, counts: np.ndarray, samples: int, level: float,
+                       horizon: int | None) -> float:
+    """The lower end of the CS of E[sum] / E[count]: the largest r the bets exclude, by bisection
+    over r (each r has its own values, `pooled_values`), rounded down. 0.0 when none is."""
+    if not _pooled_excluded_below(sums, counts, samples, 0.0, level, horizon):
+        return 0.0
+    lo, hi = 0.0, 1.0  # r = 1: every value is at most 1, so 1 is never excluded
+    for _ in range(BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        if _pooled_excluded_below(sums, counts, samples, mid, level, horizon):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass
+class ClusteredGate:
+    """A threshold on a figure pooled over K sampled records per example (docs/sequential.md,
+    "Sampled audits"): the figure is sum(values) / count over every record, an example's records
+    are not independent, the examples are. Fed per example its (sum of values, count) over its
+    samples, values in [0, 1] (a binary outcome's sum is how many samples it holds in).
+
+    The pooled figure estimates R = E[sum] / E[count], which is not the mean of per-example shares
+    when examples count different numbers of samples (an example with 1 generated SCE weighs 1/K
+    of one with K). R >= t exactly when E[sum - t count] >= 0, i.e. when the mean of
+    ``z = t + (sum - t count) / K`` (in [0, 1]: 0 <= sum <= count <= K) is at least t. So the gate
+    decides "R vs t" as a `SequentialGate` ("mean", WSR's bounded-mean CS) on z, one value per
+    example: the same error guarantees, with the example as the unit. The interval shown is the
+    CS of R itself: the r that the same bets at r do not exclude. When every example counts all
+    K samples, z is the example's share and this is the bounded-mean CS of the shares; with K = 1
+    it is `SequentialGate` on the outcomes."""
+
+    kind: str  # the outcome's kind, as reported ("binary" | "mean")
+    op: str
+    threshold: float
+    samples: int
+    alpha: float = 0.05
+    horizon: int | None = None
+    fail_alpha: float | None = None
+    history: list[tuple[int, float, float]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.samples, (int, np.integer)) or self.samples < 1:
+            raise UserInputError(f"clustered gate: samples must be a positive number, got {self.samples!r}")
+        self.decider = SequentialGate("mean", self.op, self.threshold, self.alpha, self.horizon, self.fail_alpha)
+        self.alpha, self.fail_alpha = self.decider.alpha, self.decider.fail_alpha
+        self.horizon = self.decider.cs.horizon
+        self.at = min(1.0, max(0.0, float(self.threshold)))  # outside [0, 1] the gate is decided already
+        self.sums, self.counts = np.zeros(0), np.zeros(0)
+        self.lower, self.upper = 0.0, 1.0
+
+    @property
+    def n(self) -> int:
+        """Examples fed (those counting at least one sample)."""
+        return int(self.counts.size)
+
+    def update(self, sums: Sequence[float] | np.ndarray, counts: Sequence[float] | np.ndarray) -> str:
+        """Add a batch of examples: each one's sum of values and count of samples (count >= 1)."""
+        s, c = np.asarray(sums, dtype=float).ravel(), np.asarray(counts, dtype=float).ravel()
+        ok = (s.size == c.size) and bool(np.all((c >= 1) & (c <= self.samples) & (c % 1 == 0)
+                                                & (s >= 0) & (s <= c)))
+        if not ok:
+            raise UserInputError(f"clustered gate: each example needs a count in 1..{self.samples} and a sum of "
+                                 "values in [0, count]")
+        self.sums, self.counts = np.concatenate([self.sums, s]), np.concatenate([self.counts, c])
+        self.decider.update(pooled_values(s, c, self.samples, self.at))
+        a_low, a_high = self.decider.cs.alpha_lower, self.decider.cs.alpha_upper
+        k, h = self.samples, self.horizon
+        self.lower = pooled_lower_bound(self.sums, self.counts, k, a_low, h)
+        self.upper = 1.0 - pooled_lower_bound(self.counts - self.sums, self.counts, k, a_high, h)
+        self.history.append((self.n, self.lower, self.upper))
+        return self.state()
+
+    def interval(self) -> tuple[float, float]:
+        return self.lower, self.upper
+
+    def state(self) -> str:
+        return self.decider.state()
+
+    def final(self) -> str:
+        return self.decider.final()
+
+
 @dataclass
 class SequentialComparison:
     """One figure compared with a baseline on the same examples, decided as pairs arrive.
