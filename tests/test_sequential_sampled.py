@@ -178,7 +178,7 @@ def test_a_count_outside_the_samples_is_refused_in_one_line():
 
 @pytest.mark.parametrize("model, code, state", [("sure", 0, "pass"), ("never", 1, "fail")])
 def test_a_clear_sampled_gate_stops_in_the_first_half_with_fewer_model_calls(sampled_big, model, code, state):
-    fixed_code, fixed = audit(model, "--no-cache", report="fixed.json")
+    fixed_code, fixed = audit(model, "--no-cache", "--threshold", "validity>=0.5", report="fixed.json")
     got, report = audit(model, "--sequential", "--no-cache", "--threshold", "validity>=0.5")
     assert (fixed_code, got) == (code, code)
     seq = block(report)

@@ -123,9 +123,12 @@ def test_expected_validity_gates_need_a_temperature(sampled_dir, capsys):
     assert "expected_validity is measured under sampling only" in capsys.readouterr().err
 
 
-def test_sequential_with_several_samples_is_refused(sampled_dir, capsys):
-    assert audit("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "2", "--sequential") == 2
-    assert "--sequential with --samples above 1 is not supported yet" in capsys.readouterr().err
+def test_sequential_with_several_samples_counts_examples(sampled_dir):
+    """No longer refused: its sequences count examples (tests/test_sequential_sampled.py)."""
+    assert audit("--model", "python:sampled_models:sampled", "--temperature", "1", "--samples", "2", "--sequential",
+                 "--variant", "minimal", "--threshold", "generation_rate>=0.5", "--json", "r.json") == 0
+    (gate,) = report(sampled_dir / "r.json")["results"][0]["sequential"]["gates"]
+    assert gate["state"] == "pass" and gate["samples"] == 2 and gate["n"] == gate["decided_at"]
 
 
 def test_terminal_shows_each_examples_consistency(sampled_dir, capsys):
