@@ -38,6 +38,10 @@ Binary outcomes are the special case x in {0, 1}; measured against the one-sided
 mixture of Howard et al. (2021, Ann. Statist. 49:1055-1080) the betting bets decide more gates at
 limit 160 (docs/sequential.md), so both kinds share one method.
 
+A figure pooled over K sampled records per example (``--samples K``) is gated by
+`ClusteredGate`: one value per example, so the example stays the unit, weighted so that the gate
+decides the pooled figure sum / count itself (its docstring; docs/sequential.md, "Sampled audits").
+
 One-sided gates spend alpha on one side each: a gate ``x >= t`` passes when the lower bound at
 level ``alpha`` exceeds t (its error, a false pass, is at most alpha whenever the mean is at most
 t) and fails early when the upper bound at level ``fail_alpha`` (default alpha) is below t (a
