@@ -166,9 +166,9 @@ def baseline_questions(spec: Any, results: Sequence[Any], unit_of: Callable[[Any
             except UserInputError:
                 continue  # not a mean of an outcome: the fixed-n paired gate decides it
             before = {i: e["outcomes"].get(outcome.name) for i, e in old["examples"].items()}
-            if kind == "binary" and (samples_of(result) > 1 or not all(v is None or isinstance(v, bool)
-                                                                          for v in before.values())):
-                kind = "mean"  # shares over samples, on either side: paired differences in [-1, 1]
+            several = samples_of(result) > 1 or len({r.id for r in result.examples}) < len(result.examples)
+            if kind == "binary" and (several or not all(v is None or isinstance(v, bool) for v in before.values())):
+                kind = "mean"  # shares over an example's records, on either side: paired differences in [-1, 1]
             asked.append((result, key, name, figure.better, outcome, kind, before,
                           min(tolerances.get(name, tolerances["*"]), 0.99)))
     alpha = spec.alpha / max(1, len(asked))
