@@ -3,15 +3,25 @@
 Two readings, chosen by the ``parsing`` setting (docs/method.md, "Reading replies"):
 
 * ``lenient`` (the default) reads a reply the way the reference code of Mayne et al. (EMNLP 2025,
-  arXiv 2509.09396; github HarryMayne/SCEs) does, wherever that reading is unambiguous:
+  arXiv 2509.09396; github HarryMayne/SCEs) does, wherever that reading is unambiguous, and a
+  little more where docs/method.md ("Deviations") says so:
 
-  - ``numeric_string``: a number written as a JSON string (``"age": "45"``, ``"1,500"``) for an
-    integer feature;
+  - ``numeric_string``: a number written as a JSON string (``"age": "45"``; ``"1,500"`` too,
+    which the reference drops) for an integer feature;
   - ``normalised_label``: an option or value label that matches exactly one allowed label once
     case, whitespace and punctuation are ignored (``"bachelors degree"``, ``"above $50,000."``);
   - ``normalised_key``: a JSON key that matches exactly one expected key the same way
-    (``"Answer"``, ``"Systolic BP"``);
-  - ``first_object``: the first complete JSON object when a reply holds several different ones.
+    (``"Answer"``, as the reference reads it; ``"Age"``, ``"Systolic BP"`` for a grid SCE, which
+    the reference drops);
+  - ``first_object``: the first complete JSON object when a reply holds several different ones;
+  - when no object reads, the repairs of its reader: ``comment`` (``//`` comments dropped),
+    ``bare_key`` (``{age: 45}``), ``unclosed_object`` (an object left open at the reply's end,
+    closed); and of its record reader: ``trailing_key`` (extra keys after the feature keys
+    ignored), ``truncated_number`` (``"45.5"`` read as 45), ``grade_number`` (``9`` or
+    ``"Grade 9"`` read as the label ``"9th grade"``);
+  - for text SCEs, the reply forms of Dehghanighobadi et al.'s released code (EMNLP 2025,
+    arXiv 2502.18156; github aisoc-lab/llm-sces): ``marker_variant`` (``Revised review:`` for
+    ``REVISED TEXT:``) and ``other_form`` (a marker reply when JSON was asked, or the reverse).
 
 * ``strict`` accepts none of these.
 
@@ -19,7 +29,7 @@ Both readings take JSON wrapped in prose or code fences and single-quoted (Pytho
 objects; a fence counts only outside every closed object, so a fence inside a JSON string (a
 reason quoting code) is text. Anything that needs a guess stays *unparsed*, with a reason: a
 label that matches two values, a number between grid points or off the grid, a number inside
-prose (``"45 years"``), a missing or an extra key, a key given twice with different values
+prose (``"45 years"``), a missing key or an extra one before a feature key, a key given twice with different values
 (``duplicate_key``; the reference code's ``json.loads`` keeps the last copy). (The released code of Dehghanighobadi et al. matched labels by substring,
 so "no" matched "not"; we never do.) Every `Parsed` says which leniency rules its reading needed,
 so results can count what the lenient reading changed.
@@ -52,7 +62,13 @@ from sce_checks.tasks.grid import GridTask, Point
 
 T = TypeVar("T")
 
-LENIENCY_RULES = ("numeric_string", "normalised_label", "normalised_key", "first_object")
+LENIENCY_RULES = (
+    "numeric_string", "normalised_label", "normalised_key", "first_object",
+    # the repairs of the reference code's reader (HarryMayne/SCEs, src/utils.py), lenient only
+    "bare_key", "comment", "unclosed_object", "grade_number", "truncated_number", "trailing_key",
+    # text SCEs in the marker form of Dehghanighobadi et al.'s code (aisoc-lab/llm-sces)
+    "marker_variant", "other_form",
+)
 
 MAX_REPLY_CHARS = 200_000  # longer replies are not searched for JSON
 MAX_OBJECTS = 50  # candidate ``{...}`` spans read in one reply (each costs a JSON read)
@@ -60,6 +76,9 @@ MAX_DEPTH = 32  # nesting of brackets inside one candidate object
 MAX_DIGITS = 30  # digits of one integer: far beyond any grid value, far below Python's int limit
 _INT_BOUND = 10**MAX_DIGITS
 MIN_SCE_WORDS = 1  # a text SCE needs at least this many words to count as generated
+SCE_MARKER = "REVISED TEXT:"  # what a free-text SCE reply starts with (prompts/text.py)
+STOP_MARKER = "ANSWER:"  # a revision ends where the model starts answering (the reference code cuts there)
+PLACEHOLDER = "NO SCE GENERATED"  # the released text code's stand-in for an empty SCE: not generated here
 
 # Reason codes: the summary counts by code; the text beside it says what exactly was wrong.
 REASONS = {
@@ -82,6 +101,8 @@ REASONS = {
     "between_grid_points": "value between grid points",
     "not_allowed": "value not allowed",
     "no_revised_text": "no revised_text key",
+    "no_marker": f"no {SCE_MARKER!r} marker",
+    "placeholder": f"the {PLACEHOLDER!r} placeholder",
     "too_short": "too short",
     # option scoring (checks/predict.py)
     "no_finite_score": "no option has a finite log-probability",
@@ -92,6 +113,10 @@ _FENCE_MARK = re.compile(r"```")
 _FENCE_TAG = re.compile(r"\A(?:json|JSON)?\s*")
 _NUMERIC = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.0*)?")
 _WORD = re.compile(r"\w+")
+_FRACTION = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+")
+_GRADE = re.compile(r"(?:grade )?(\d{1,2})")
+_MARKER_VARIANT = re.compile(
+    r"revised[ _-]*(?:text|review|(?:twitter )?post|hypothesis|scenario|data|problem|sentence)[ *]*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -360,12 +385,96 @@ def parse_json_object(reply: Any, strict: bool = False) -> Parsed[dict]:
         elif why != "no_json_object":
             problem = problem or why
     if not found:
-        return _fail(problem or "no_json_object")
+        repaired = None if strict or problem else _repaired_object(reply)
+        return repaired or _fail(problem or "no_json_object")
     if len(found) > 1:
         if strict:
             return _fail("several_objects", f"{len(found)} objects")
         return Parsed(found[0], lenient=("first_object",))
     return Parsed(found[0])
+
+
+# -- the reference reader's repairs (lenient only) ---------------------------------------------------
+
+_BARE_KEY = re.compile(r"([{,]\s*)([A-Za-z_][\w\- ]*?)(\s*:)")
+_QUOTED = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')", re.DOTALL)
+
+
+def _strip_comments(text: str) -> str:
+    """``//`` comments inside objects removed to the end of their line. The scan follows
+    double-quoted strings (a URL in a value is kept) and brace depth (prose outside objects is
+    kept); a comment's apostrophes do not open a string."""
+    out: list[str] = []
+    depth, in_string, escape, i = 0, False, False, 0
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            escape, in_string = (False, True) if escape else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "{}":
+            depth = depth + 1 if ch == "{" else max(depth - 1, 0)
+        elif ch == "/" and depth and text.startswith("//", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _quote_bare_keys(candidate: str) -> str:
+    """``{age: 45}`` -> ``{"age": 45}``: a name after ``{`` or ``,`` and before ``:``, outside
+    strings, put in double quotes (the reference's ``regex_fixes``)."""
+    parts = _QUOTED.split(candidate)
+    parts[::2] = [_BARE_KEY.sub(lambda m: f'{m[1]}"{m[2].strip()}"{m[3]}', part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def _closed_tail(text: str) -> str | None:
+    """The object a reply leaves open at its end (a reply cut off by its token budget), with a
+    closing fence and a trailing comma dropped and its open brackets closed; None when no object is
+    open, or when the reply ends inside a string (a value cut short: which value is a guess)."""
+    scanner = SpanScanner()
+    scanner.feed(text)
+    if scanner.depth == 0 or scanner.quote:
+        return None
+    tail = text[scanner.start:].rstrip().removesuffix("```").rstrip().rstrip(",")
+    closers: list[str] = []
+    quote, escape = "", False
+    for ch in tail:
+        if quote:
+            escape, quote = (False, quote) if escape else (ch == "\\", "" if ch == quote else quote)
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "{[":
+            closers.append("}" if ch == "{" else "]")
+        elif ch in "}]" and closers:
+            closers.pop()
+    return None if quote else tail + "".join(reversed(closers))
+
+
+def _repaired_object(reply: str) -> Parsed[dict] | None:
+    """When no object of a reply reads, the repairs the reference code makes (Mayne et al.,
+    github HarryMayne/SCEs, src/utils.py, ``parse_json_from_text``): ``//`` comments dropped
+    (``comment``), bare keys quoted (``bare_key``), an object left open at the end closed
+    (``unclosed_object``). The first object that reads after them, with the rules it needed;
+    None when none does. A key given twice with different values stays ``duplicate_key``."""
+    text = _strip_comments(reply)
+    base = ["comment"] if text != reply else []
+    candidates = [(span, []) for span in _candidates(text)]
+    tail = _closed_tail(text)
+    if tail is not None:
+        candidates.append((tail, ["unclosed_object"]))
+    for candidate, rules in candidates[:MAX_OBJECTS]:
+        quoted = _quote_bare_keys(candidate)
+        for fixed, more in ((candidate, []), (quoted, ["bare_key"]))[: 1 if quoted == candidate else 2]:
+            obj, why = _load(fixed)
+            if why == "duplicate_key":
+                return _fail("duplicate_key")
+            if isinstance(obj, dict):
+                return Parsed(obj, lenient=tuple(base + rules + more))
+    return None
 
 
 class OverlongReply(str):
@@ -405,36 +514,41 @@ def reply_length(reply: str) -> int:
 # -- keys and labels --------------------------------------------------------------------------------
 
 
-def _match_keys(obj: dict, names: Sequence[str], strict: bool) -> tuple[dict[str, Any] | None, Parsed[Any] | None, bool]:
-    """Map the object's keys onto ``names``: ({name: value}, None, used_normalisation) or
-    (None, failure, _). Extra keys fail; so does a key matching two names or two keys one name."""
+def _match_keys(obj: dict, names: Sequence[str], strict: bool) -> tuple[dict[str, Any] | None, Parsed[Any] | None, list[str]]:
+    """Map the object's keys onto ``names``: ({name: value}, None, rules) or (None, failure, rules).
+    A key matching two names, or two keys one name, fails; so do extra keys, except (lenient,
+    ``trailing_key``) extra keys after every feature key, which the reference code keeps
+    (HarryMayne/SCEs, src/main.py: it stores keys in order and stops at the first unknown one)."""
     if all(isinstance(k, str) for k in obj) and set(obj) == set(names):
-        return {n: obj[n] for n in names}, None, False
+        return {n: obj[n] for n in names}, None, []
     by_norm: dict[str, list[str]] = {}
     for n in names:
         by_norm.setdefault(normalise(n), []).append(n)
     out: dict[str, Any] = {}
     extra: list[str] = []
-    used = False
+    rules: list[str] = []
+    interleaved = False
     for key, value in obj.items():
         if isinstance(key, str) and key in names:
             target = key
         elif not strict and isinstance(key, str) and len(by_norm.get(normalise(key), [])) == 1:
-            target, used = by_norm[normalise(key)][0], True
+            target = by_norm[normalise(key)][0]
+            rules.append("normalised_key")
         elif not strict and isinstance(key, str) and len(by_norm.get(normalise(key), [])) > 1:
-            return None, _fail("ambiguous_key", raw=key), used
+            return None, _fail("ambiguous_key", raw=key), rules
         else:
             extra.append(str(key))
             continue
         if target in out:
-            return None, _fail("ambiguous_key", f"two keys for {target!r}", raw=key), used
+            return None, _fail("ambiguous_key", f"two keys for {target!r}", raw=key), rules
+        interleaved = interleaved or bool(extra)  # an extra key before this feature key
         out[target] = value
     missing = [n for n in names if n not in out]
     if missing:
-        return None, _fail("missing_keys", ", ".join(missing)), used
-    if extra:
-        return None, _fail("extra_keys", raw=", ".join(shorten(e, 30) for e in extra[:5])), used
-    return out, None, used
+        return None, _fail("missing_keys", ", ".join(missing)), rules
+    if extra and (strict or interleaved):
+        return None, _fail("extra_keys", raw=", ".join(shorten(e, 30) for e in extra[:5])), rules
+    return out, None, list(dict.fromkeys(rules + (["trailing_key"] if extra else [])))
 
 
 def match_label(raw: Any, allowed: Sequence[str], strict: bool, not_found: str) -> Parsed[str]:
@@ -454,25 +568,30 @@ def match_label(raw: Any, allowed: Sequence[str], strict: bool, not_found: str) 
     return _fail(not_found, raw=text)
 
 
-def _integer(raw: Any, strict: bool) -> tuple[int | None, Parsed[Any] | None, bool]:
+def _integer(raw: Any, strict: bool) -> tuple[int | None, Parsed[Any] | None, tuple[str, ...]]:
     """An integer value: a JSON integer or integral float; (lenient) a string holding only a
-    number (``"45"``, ``" 1,500 "``, ``"45.0"``). Fractions stay fractions (between grid points);
-    an integer of more than `MAX_DIGITS` digits, however written, is ``number_too_long``."""
-    wrong = None, _fail("wrong_type", "expected an integer", raw), False
+    number (``"45"``, ``" 1,500 "``, ``"45.0"``: ``numeric_string``) or a decimal fraction, cut to
+    its integer part as the reference code reads it (``"45.5"`` -> 45: ``truncated_number``; its
+    ``general_string2num`` takes the first run of digits). A JSON fraction (``45.5``) stays a
+    fraction (between grid points); an integer of more than `MAX_DIGITS` digits, however written,
+    is ``number_too_long``. Returns (number, failure, rules)."""
+    wrong = None, _fail("wrong_type", "expected an integer", raw), ()
     if isinstance(raw, bool):
         return wrong
     if isinstance(raw, int):
-        number, lenient = raw, False
+        number, rules = raw, ()
     elif isinstance(raw, float):
         if raw != raw or raw in (float("inf"), float("-inf")):
             return wrong
         if not raw.is_integer():
-            return None, _fail("between_grid_points", raw=raw), False
-        number, lenient = int(raw), False
+            return None, _fail("between_grid_points", raw=raw), ()
+        number, rules = int(raw), ()
     elif isinstance(raw, str) and not strict and len(raw.strip()) <= MAX_DIGITS + 10:
         text = raw.strip()
         if _NUMERIC.fullmatch(text):
-            number = int(text.replace(",", "").split(".")[0])
+            number, rules = int(text.replace(",", "").split(".")[0]), ("numeric_string",)
+        elif _FRACTION.fullmatch(text):
+            number, rules = int(text.replace(",", "").split(".")[0]), ("truncated_number",)
         else:
             try:
                 as_float = float(text)
@@ -481,14 +600,29 @@ def _integer(raw: Any, strict: bool) -> tuple[int | None, Parsed[Any] | None, bo
             if as_float != as_float or abs(as_float) == float("inf"):
                 return wrong
             if not as_float.is_integer():
-                return None, _fail("between_grid_points", raw=raw), True
-            number = int(as_float)  # "1e3", "45.00"
-        lenient = True
+                return None, _fail("between_grid_points", raw=raw), ("numeric_string",)
+            number, rules = int(as_float), ("numeric_string",)  # "1e3", "45.00"
     else:
         return wrong
     if abs(number) >= _INT_BOUND:
-        return None, _fail("number_too_long", raw=raw), lenient
-    return number, None, lenient
+        return None, _fail("number_too_long", raw=raw), rules
+    return number, None, rules
+
+
+def _grade_label(raw: Any, allowed: Sequence[str]) -> str | None:
+    """A school grade given by its number (``9``, ``"9"``, ``"Grade 9"``, grades 1 to 12) read as
+    the one allowed label for that grade (``"9th grade"``), as the reference code reads its
+    education feature (HarryMayne/SCEs, src/utils.py, ``dict_keys_to_numbers``: grade n is the
+    level n+3 of its list); None when the number is no grade or no single label names it."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)) or len(str(raw)) > 40:
+        return None
+    match = _GRADE.fullmatch(normalise(str(raw)))
+    if not match or not 1 <= int(match[1]) <= 12:
+        return None
+    grade = int(match[1])
+    ordinal = f"{grade}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(grade, 'th') } grade"
+    hits = [a for a in allowed if normalise(a) == ordinal or normalise(a).startswith(ordinal + " ")]
+    return hits[0] if len(hits) == 1 else None
 
 
 # -- the three readings ------------------------------------------------------------------------------
@@ -532,23 +666,23 @@ def _rules(*parts: Any) -> tuple[str, ...]:
 
 
 def parse_grid_sce(reply: Any, task: GridTask, strict: bool = False) -> Parsed[Point]:
-    """A counterfactual record: the task's feature names as keys (no other), every value on the grid."""
+    """A counterfactual record: the task's feature names as keys (lenient: extra keys after
+    them are ignored), every value on the grid."""
     parsed = parse_json_object(reply, strict)
     if not parsed.ok:
         return parsed
-    values, failure, used = _match_keys(parsed.value, [f.name for f in task.features], strict)
+    values, failure, key_rules = _match_keys(parsed.value, [f.name for f in task.features], strict)
     if failure is not None:
         return failure
-    rules = list(_rules(parsed.lenient, used))
+    rules = [*parsed.lenient, *key_rules]
     point = []
     for feature in task.features:
         raw = values[feature.name]
         if feature.type == "integer":
-            number, bad, numeric_string = _integer(raw, strict)
+            number, bad, number_rules = _integer(raw, strict)
             if bad is not None:
                 return replace(bad, where=feature.name)
-            if numeric_string:
-                rules.append("numeric_string")
+            rules.extend(number_rules)
             if number not in feature.values:
                 lo, hi = feature.values[0], feature.values[-1]
                 code = "between_grid_points" if lo < number < hi else "off_grid"
@@ -556,6 +690,9 @@ def parse_grid_sce(reply: Any, task: GridTask, strict: bool = False) -> Parsed[P
             point.append(number)
         else:
             label = match_label(raw, feature.values, strict, "not_allowed")
+            grade = None if strict or label.ok or label.code == "ambiguous_label" else _grade_label(raw, feature.values)
+            if grade is not None:
+                label = Parsed(grade, lenient=("grade_number",))
             if not label.ok:
                 return replace(label, where=feature.name)
             rules.extend(label.lenient)
@@ -563,10 +700,44 @@ def parse_grid_sce(reply: Any, task: GridTask, strict: bool = False) -> Parsed[P
     return Parsed(tuple(point), lenient=tuple(dict.fromkeys(rules)))
 
 
-def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WORDS) -> Parsed[str]:
-    """A revised text from ``{"revised_text": ...}`` (other keys ignored), of at least
-    ``min_words`` words: the generation criterion of Dehghanighobadi et al. ("not empty or too
-    short"; their code's word threshold is 1 for SST-2, the task our sentiment sample resembles)."""
+def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WORDS, form: str = "json") -> Parsed[str]:
+    """A revised text, in the ``form`` its request asked for: ``"json"`` (``{"revised_text": ...}``,
+    other keys ignored; schema elicitation) or ``"marker"`` (free text after `SCE_MARKER`, the form
+    of Dehghanighobadi et al.'s released code; free elicitation). Strict reads that form only; the
+    lenient reading also takes the other one (``other_form``). A revision counts as generated with
+    at least ``min_words`` words (their "not empty or too short"; their code's threshold for SST-2,
+    which our sentiment sample resembles, is 1), and never as the `PLACEHOLDER`."""
+    if form not in ("json", "marker"):
+        raise ValueError(f"unknown SCE form {form!r}; expected 'json' or 'marker'")
+    if not isinstance(reply, str) or not reply.strip():
+        return _fail("empty_reply")
+    if isinstance(reply, OverlongReply) or len(reply) > MAX_REPLY_CHARS:
+        return _fail("too_long", f"{reply_length(reply)} characters")
+    asked, other = (_json_revision, _marker_revision) if form == "json" else (_marker_revision, _json_revision)
+    first = asked(reply, strict, min_words)
+    if first.ok or strict:
+        return first
+    second = other(reply, False, min_words)
+    if second.ok:
+        return replace(second, lenient=_rules(("other_form",), second.lenient))
+    found_nothing = ("no_json_object", "no_revised_text", "no_marker")
+    return second if first.code in found_nothing and second.code not in found_nothing else first
+
+
+def _revision(text: str, min_words: int, rules: tuple[str, ...]) -> Parsed[str]:
+    """A revised text, stripped, if it counts as generated (at least ``min_words`` words, not the
+    `PLACEHOLDER`)."""
+    text = text.strip()
+    if normalise(text) == normalise(PLACEHOLDER):
+        return _fail("placeholder")
+    words = len(_WORD.findall(text))
+    if words < min_words:
+        return _fail("too_short", f"{words} words")
+    return Parsed(text, lenient=rules)
+
+
+def _json_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
+    """The revised text of ``{"revised_text": ...}``."""
     parsed = parse_json_object(reply, strict)
     if not parsed.ok:
         return parsed
@@ -575,11 +746,26 @@ def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WO
         return _fail("no_revised_text")
     if not isinstance(text, str):
         return _fail("wrong_type", "revised_text is not a string", text)
-    text = text.strip()
-    words = len(_WORD.findall(text))
-    if words < min_words:
-        return _fail("too_short", f"{words} words")
-    return Parsed(text, lenient=_rules(parsed.lenient, used))
+    return _revision(text, min_words, _rules(parsed.lenient, used))
+
+
+def _marker_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
+    """The text after the last `SCE_MARKER`, up to a following `STOP_MARKER` (where the released
+    code of Dehghanighobadi et al. cuts it: modules/conversation_unconstraint.py), without the
+    emphasis (``**``) and one pair of double quotes around it. Lenient (``marker_variant``): the
+    marker in another case or naming the reference code's other inputs (``Revised review:``)."""
+    at, rules = reply.rfind(SCE_MARKER), ()
+    end = at + len(SCE_MARKER)
+    if at < 0 and not strict:
+        variants = list(_MARKER_VARIANT.finditer(reply))
+        if variants:
+            end, rules = variants[-1].end(), ("marker_variant",)
+    if at < 0 and not rules:
+        return _fail("no_marker")
+    text = reply[end:].split(STOP_MARKER, 1)[0].strip().strip("*").strip()
+    if len(text) >= 2 and text[0] + text[-1] in ('""', "\u201c\u201d"):
+        text = text[1:-1]
+    return _revision(text, min_words, rules)
 
 
 def reason_summary(code: str | None) -> str:

@@ -61,15 +61,18 @@ GRID_TABLE = [
     # needs a guess: unparsed under both readings
     ('{"age": "45 years", "education": "Doctorate degree"}', None, "wrong_type", "wrong_type"),
     ('{"age": 45.5, "education": "Doctorate degree"}', None, "between_grid_points", "between_grid_points"),
-    ('{"age": "45.5", "education": "Doctorate degree"}', None, "between_grid_points", "wrong_type"),
+    ('{"age": "45.5", "education": "Doctorate degree"}', (45, "Doctorate degree"), ("truncated_number",), "wrong_type"),
     ('{"age": 200, "education": "Doctorate degree"}', None, "off_grid", "off_grid"),
     ('{"age": "1,000", "education": "Doctorate degree"}', None, "off_grid", "wrong_type"),
-    ('{"age": 45, "education": "Grade 1"}', None, "not_allowed", "not_allowed"),
+    ('{"age": 45, "education": "Grade 1"}', (45, "1st grade only"), ("grade_number",), "not_allowed"),
+    ('{"age": 45, "education": "Grade 13"}', None, "not_allowed", "not_allowed"),  # no 13th grade
     ('{"age": 45, "education": "college"}', None, "not_allowed", "not_allowed"),
     ('{"age": 45, "education": 21}', None, "wrong_type", "wrong_type"),
     ('{"age": true, "education": "Doctorate degree"}', None, "wrong_type", "wrong_type"),
     ('{"age": 45}', None, "missing_keys", "missing_keys"),
-    ('{"age": 45, "education": "Doctorate degree", "why": "x"}', None, "extra_keys", "extra_keys"),
+    ('{"age": 45, "education": "Doctorate degree", "why": "x"}', (45, "Doctorate degree"), ("trailing_key",),
+     "extra_keys"),
+    ('{"age": 45, "why": "x", "education": "Doctorate degree"}', None, "extra_keys", "extra_keys"),
     ('{"age": 45, "Age": 46, "education": "Doctorate degree"}', None, "ambiguous_key", "extra_keys"),
     ('{"age": "", "education": ""}', None, "wrong_type", "wrong_type"),  # the template echoed
     ('{"answer": "Above $50,000"}', None, "missing_keys", "missing_keys"),
@@ -227,7 +230,7 @@ def test_reasons_keep_the_reply_apart():
     assert {p.code for p in readings} == {"wrong_type"}
     assert {p.reason for p in readings} == {"age: wrong type: expected an integer"}
     assert [p.raw for p in readings] == junk
-    extra = parse_grid_sce('{"age": 45, "education": "Doctorate degree", "why <b>": 1}', INCOME)
+    extra = parse_grid_sce('{"why <b>": 1, "age": 45, "education": "Doctorate degree"}', INCOME)
     assert (extra.code, extra.reason, extra.raw) == ("extra_keys", "extra keys", "why <b>")
     label = parse_answer('{"answer": "maybe so"}', INCOME.options)
     assert (label.reason, label.raw) == ("answer is not one of the options", "maybe so")

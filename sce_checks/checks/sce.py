@@ -131,7 +131,7 @@ def parse_sce(task: Any, reply: str, settings: Any) -> Parsed:
     strict = getattr(settings, "parsing", "lenient") == "strict"
     if task.kind == "grid":
         return parse_grid_sce(reply, task, strict)
-    return parse_text_sce(reply, strict)
+    return parse_text_sce(reply, strict, form=text_prompts.sce_form(getattr(settings, "elicitation", "free")))
 
 
 def request_sces(model, settings: SCESettings, examples, preds, targets: dict, conversation, name: str, task: Any) -> dict:
@@ -478,7 +478,7 @@ def run_text_sce(
     predictor = task_predictor(model, task, settings)
     el = elicit(model, task, examples, settings, predictor,
                 lambda ex_id, label, k: pick_target(task.options, label, ex_id if k == 0 else f"{ex_id}#{k}", settings.seed),
-                lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v))
+                lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v, settings.elicitation))
     reps = predict_counterfactuals(task, predictor, el)
     in_context = predict_in_context(task, examples, settings, el, model)
     results = [text_result(variant, model_name, task, examples, settings, predictor, el, reps, in_context)
@@ -500,7 +500,7 @@ def predict_in_context(task: Any, examples: Sequence[tuple[str, str]], settings:
         if sce.ok:
             conversation = text_prompts.in_context_conversation(
                 task, text_of[ex_id], _first_reply(el.answers[(ex_id, k)]), el.targets[(ex_id, k)], variant,
-                el.replies[(variant, ex_id, k)], sce.value,
+                el.replies[(variant, ex_id, k)], sce.value, settings.elicitation,
             )
             keys[(variant, ex_id, k)] = json.dumps(conversation, ensure_ascii=False)
     with step(f"{task.name}: predicting {len(keys)} counterfactuals in context", len(keys)):

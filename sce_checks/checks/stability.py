@@ -207,8 +207,9 @@ def _request_pair_sces(model: ChatModel, task: Any, examples: Sequence[tuple[str
             job_preds.append(q)
     sce_settings = SCESettings(variants=(settings.variant,), sce_tokens=settings.sce_tokens,
                                elicitation=settings.elicitation, parsing=settings.parsing)
+    form = (settings.elicitation,) if task.kind == "text" else ()  # the text SCE's reply form (prompts/text.py)
     replies = request_sces(model, sce_settings, jobs, job_preds, targets,
-                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v), task.name, task)
+                           lambda x, first, t, v: prompts.sce_conversation(task, x, first, t, v, *form), task.name, task)
     replies = {job_id: r for (_, job_id), r in replies.items()}
     return targets, replies, {job_id: parse_sce(task, r, settings) for job_id, r in replies.items()}
 

@@ -225,7 +225,7 @@ def test_the_unparsed_summary_counts_by_code_and_shows_no_reply():
 
     def reply(i: int) -> str:
         if i % 3 == 0:
-            return json.dumps({"x": 5, "level": "c", f"<b>why {i}</b>": "\x1b[31mjunk"})  # extra key
+            return json.dumps({f"<b>why {i}</b>": "\x1b[31mjunk", "x": 5, "level": "c"})  # extra key first
         return json.dumps({"x": f"\x1b[2J{i} <script>", "level": "c"})  # wrong type
 
     examples = [(f"e{i}", (2, "a")) for i in range(9)]
