@@ -183,3 +183,50 @@ def test_bad_settings_are_refused_before_any_model_call():
     with pytest.raises(UserInputError, match="parsing: expected lenient or strict"):
         run_audit(AuditConfig(model="python:nowhere:x", parsing="loose"))
 
+
+
+# -- the text SCE's reply form: the paper's marker under free elicitation, JSON under schema ----------
+
+
+def test_the_text_sce_request_asks_for_the_form_of_its_elicitation():
+    from sce_checks.parsing import SCE_MARKER
+    from sce_checks.prompts import text as text_prompts
+
+    for variant in ("unconstrained", "minimal"):
+        free = text_prompts.sce_request("positive", variant)
+        schema = text_prompts.sce_request("positive", variant, "schema")
+        assert f"'{SCE_MARKER}'" in free and "JSON" not in free
+        assert '{"revised_text": ' in schema and SCE_MARKER not in schema
+    assert text_prompts.sce_form("free") == "marker" and text_prompts.sce_form("schema") == "json"
+
+
+def test_a_marker_reply_is_read_end_to_end():
+    """A model that writes its revision after 'REVISED TEXT:' (and answers after it, as the paper's
+    models do) gets, under free elicitation and strict parsing, the figures a model writing the
+    same revision as JSON gets under schema elicitation; a JSON reply to the marker request is read
+    only leniently (``other_form``)."""
+    from sce_checks.parsing import SCE_MARKER
+    from tests.helpers.text_models import MINI_EXAMPLES, MINI_TASK, TextRuleModel
+
+    class MarkerRuleModel(TextRuleModel):
+        def chat(self, conversations, decoding):
+            out = []
+            for conv, reply in zip(conversations, super().chat(conversations, decoding)):
+                if SCE_MARKER in conv[-1]["content"]:
+                    reply = f'{SCE_MARKER} "{json.loads(reply)["revised_text"]}"\n\nANSWER: positive'
+                out.append(reply)
+            return out
+
+    def run(model, **settings):
+        (r,) = run_text_sce(model, "m", MINI_TASK, MINI_EXAMPLES,
+                            SCESettings(variants=("minimal",), prediction="generate", **settings))
+        return r
+
+    marker = run(MarkerRuleModel("swap"), elicitation="free", parsing="strict")
+    as_json = run(TextRuleModel("swap"), elicitation="schema", parsing="strict")
+    assert marker["generation_rate"] == 1.0 and marker["validity"] == 1.0
+    assert marker.figures == as_json.figures
+    assert [e.counterfactual for e in marker.examples] == ["a good film", "a bad film"]
+    assert run(TextRuleModel("swap"), elicitation="free", parsing="strict")["generation_rate"] == 0.0
+    lenient = run(TextRuleModel("swap"), elicitation="free")
+    assert lenient.figures == as_json.figures and lenient.info["sce_leniency"] == {"other_form": 2}

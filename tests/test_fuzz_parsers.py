@@ -50,8 +50,12 @@ from sce_checks.parsing import (
     MAX_DIGITS,
     MAX_OBJECTS,
     MAX_REPLY_CHARS,
+    PLACEHOLDER,
     REASONS,
+    SCE_MARKER,
+    STOP_MARKER,
     Parsed,
+    normalise,
     parse_answer,
     parse_grid_sce,
     parse_json_object,
@@ -313,12 +317,47 @@ def test_grid_sce_reader(task_reply):
         assert not p.ok or all(v in f.values for f, v in zip(task.features, p.value))
 
 
+MARKERS = st.sampled_from([SCE_MARKER, SCE_MARKER.lower(), "Revised review:", "**REVISED TEXT:**", "REVISED TEXT",
+                           "REVISED POST :", STOP_MARKER])
+
+
+@st.composite
+def marker_replies(draw) -> str:
+    """A reply in the marker form (prompts/text.py): prose, markers (exact, variants, broken,
+    several), a text maybe quoted, maybe followed by an answer; or a JSON-form reply."""
+    parts = [draw(PROSE)]
+    for _ in range(draw(st.integers(1, 3))):
+        text = draw(st.one_of(TEXT, st.just(PLACEHOLDER), st.just(""), st.just(" NO sce generated. ")))
+        quote = draw(st.sampled_from(["", '"', "\u201c"]))
+        parts += [draw(MARKERS), " ", quote, text, {"\u201c": "\u201d"}.get(quote, quote)]
+    parts.append(draw(st.sampled_from(["", "\n\nANSWER: positive", "```"])))
+    return "".join(parts)
+
+
 @FUZZ
-@given(any_reply(text_records()))
-def test_text_sce_reader(reply):
+@given(st.one_of(any_reply(text_records()), marker_replies()), st.sampled_from(["json", "marker"]))
+def test_text_sce_reader(reply, form):
     GENERATED["parse_text_sce"] += 1
-    lenient, _ = read_both(lambda r, strict: parse_text_sce(r, strict), reply)
+    lenient, _ = read_both(lambda r, strict: parse_text_sce(r, strict, form=form), reply)
     assert not lenient.ok or (isinstance(lenient.value, str) and lenient.value == lenient.value.strip())
+    assert not lenient.ok or normalise(lenient.value) != normalise(PLACEHOLDER)
+
+
+@FUZZ
+@given(TEXT, PROSE, st.sampled_from(["", "\nANSWER: negative"]))
+def test_a_marker_reply_is_read_under_both_readings(text, prose, answer):
+    """Prose, the marker, a text: the text (stripped of spaces and emphasis), whichever reading,
+    when it counts as generated; as the other form, the lenient reading of a JSON request."""
+    GENERATED["marker replies"] += 1
+    reply = f"{prose}{SCE_MARKER} {text}{answer}"
+    lenient, strict = read_both(lambda r, s: parse_text_sce(r, s, form="marker"), reply)
+    expected = text.split(STOP_MARKER)[0].strip().strip("*").strip()
+    if strict.ok:
+        assert strict.value in (expected, expected[1:-1].strip())
+    elif SCE_MARKER not in prose + text:
+        assert strict.code in ("too_short", "placeholder")
+    as_json = parse_text_sce(reply)
+    assert not lenient.ok or not as_json.ok or as_json.value == lenient.value or "{" in reply
 
 
 WORDS = st.one_of(st.sampled_from(["art", "Art", "hot", "age", "education", "x", "ſ", "İ", "ß", "a.b", "(", "\\"]),
@@ -414,6 +453,31 @@ def test_lenient_forms_are_read_leniently(case, style, frame):
                                 grid_labels(task))
     assert lenient.ok and lenient.value == point and set(lenient.lenient) <= rules
     assert strict.ok == (not lenient.lenient)
+
+
+def damaged(record: dict, repairs: set[str], style: str) -> str:
+    """``record`` written with the faults the reference reader repairs: keys unquoted, ``//``
+    comments after each value, the final brace missing."""
+    keys = {k: (k if "bare_key" in repairs else emit(k, style)) for k in record}
+    comment = " // a note, it's fine\n" if "comment" in repairs else " "
+    body = ",".join(f"{comment}{keys[k]}: {emit(v, style)}" for k, v in record.items())
+    return "{" + body + ("" if "unclosed_object" in repairs else "}")
+
+
+@FUZZ
+@given(st.sampled_from(TASKS).flatmap(lambda t: st.tuples(st.just(t), points(t))),
+       st.sets(st.sampled_from(["bare_key", "comment", "unclosed_object"]), min_size=1), STYLES,
+       st.sampled_from(["{}", "```json\n{}\n```", "Here it is:\n{}\n"]))
+def test_repairable_records_are_read_leniently(task_point, repairs, style, frame):
+    """A record with the faults the reference reader repairs: the lenient reading reads the point and
+    names the repairs it made, the strict one reads nothing."""
+    task, point = task_point
+    GENERATED["repairable records"] += 1
+    reply = frame.replace("{}", damaged(task.as_dict(point), repairs, style))
+    lenient, strict = read_both(lambda r, s: parse_grid_sce(r, task, s), reply, [f.name for f in task.features],
+                                grid_labels(task))
+    assert lenient.value == point and set(lenient.lenient) == repairs, (reply, lenient)
+    assert not strict.ok
 
 
 @FUZZ

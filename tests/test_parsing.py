@@ -23,6 +23,7 @@ from sce_checks.parsing import (
     MAX_REPLY_CHARS,
     REASONS,
     OverlongReply,
+    Parsed,
     bounded_reply,
     normalise,
     parse_answer,
@@ -294,3 +295,126 @@ def test_sloppy_replies_give_the_figures_of_clean_ones():
     (strict,) = run_grid_sce(SloppyModel(TOY, toy_rule, "boundary"), "m", TOY, examples,
                              SCESettings(variants=("unconstrained",), prediction="generate", parsing="strict"))
     assert strict["generation_rate"] == 0.0 and strict.info["n_prediction_unparsed"] == n
+
+
+# -- the reference reader's repairs: lenient makes them, strict none ------------------------------
+# Each case writes out by hand what the reference code of Mayne et al. reads from the reply
+# (github HarryMayne/SCEs; the function named in each comment), and checks the lenient reading
+# gives that record, naming its rule, while the strict reading leaves the reply unparsed.
+
+
+def repaired(reply: str, task: GridTask = INCOME) -> tuple[Parsed, Parsed]:
+    return parse_grid_sce(reply, task), parse_grid_sce(reply, task, strict=True)
+
+
+def test_repair_bare_keys():
+    # src/utils.py, parse_json_from_text: json.loads and ast.literal_eval fail; regex_fixes quotes
+    # the keys: {"age": 45, "education": "Doctorate degree"} -> age 45, Doctorate degree
+    lenient, strict = repaired('{age: 45, education: "Doctorate degree"}')
+    assert (lenient.value, lenient.lenient) == ((45, "Doctorate degree"), ("bare_key",))
+    assert strict.code == "no_json_object"
+    answer = parse_answer("{answer: 'Above $50,000'}", INCOME.options)
+    assert (answer.value, answer.lenient) == ("Above $50,000", ("bare_key",))
+
+
+def test_repair_line_comments():
+    # src/utils.py, parse_json_from_text: regex_fixes drops "// years" to the end of its line
+    lenient, strict = repaired('{"age": 45, // years\n "education": "Doctorate degree" // the highest\n}')
+    assert (lenient.value, lenient.lenient) == ((45, "Doctorate degree"), ("comment",))
+    assert strict.code == "no_json_object"
+    url = parse_text_sce('{"revised_text": "see http://x.org", // a link\n}')  # a // inside a string stays
+    assert (url.value, url.lenient) == ("see http://x.org", ("comment",))
+
+
+def test_repair_an_unclosed_final_object():
+    # src/utils.py, parse_json_from_text: find_candidate returns the open object and its depth 1;
+    # the candidate gets one "}" appended: {"age": 45, "education": "Doctorate degree"}
+    for reply in ('Sure: {"age": 45, "education": "Doctorate degree"',
+                  '```json\n{"age": 45, "education": "Doctorate degree",\n```'):
+        lenient, strict = repaired(reply)
+        assert (lenient.value, lenient.lenient) == ((45, "Doctorate degree"), ("unclosed_object",))
+        assert strict.code == "no_json_object"
+    # cut inside a string: closing it would guess the value, and the reference's json.loads fails too
+    assert repaired('{"age": 45, "education": "Doct')[0].code == "no_json_object"
+
+
+def test_repair_a_grade_number_for_education():
+    # src/utils.py, dict_keys_to_numbers: "Grade 9" (or 9) is no education label; its first 1-2
+    # digit number 9 is a grade of 1..12, so the code is 9 + 3 = 12, which _code2edu names "9th grade"
+    for raw in ('"Grade 9"', "9", '"9"', '"grade 9"'):
+        lenient, strict = repaired('{"age": 45, "education": ' + raw + "}")
+        assert (lenient.value, lenient.lenient) == ((45, "9th grade"), ("grade_number",)), raw
+        assert strict.code in ("not_allowed", "wrong_type")
+    assert repaired('{"age": 45, "education": 12}')[0].value == (45, "12th grade, no diploma")
+    # the reference reads any 1-2 digit number in an unknown label as a grade ("Some college,
+    # 1 year" -> "1st grade only"); that misreading is not copied (docs/method.md, Deviations)
+    assert repaired('{"age": 45, "education": "Some college, 1 year"}')[0].code == "not_allowed"
+
+
+def test_repair_a_fraction_as_a_string_for_an_integer_feature():
+    # src/utils.py, general_string2num (income's age): re.search(r"\d+", "45.5") -> 45.0
+    lenient, strict = repaired('{"age": "45.5", "education": "Doctorate degree"}')
+    assert (lenient.value, lenient.lenient) == ((45, "Doctorate degree"), ("truncated_number",))
+    assert strict.code == "wrong_type"
+    # a JSON number 45.5 is cast with float() there and lies on no grid point: dropped, here too
+    assert repaired('{"age": 45.5, "education": "Doctorate degree"}')[0].code == "between_grid_points"
+
+
+def test_repair_an_extra_key_after_the_feature_keys():
+    # src/main.py: the record's keys are stored in order through var_names_map; "why" raises a
+    # KeyError that ends the loop after age and education were stored: the record is kept
+    lenient, strict = repaired('{"age": 45, "education": "Doctorate degree", "why": "older"}')
+    assert (lenient.value, lenient.lenient) == ((45, "Doctorate degree"), ("trailing_key",))
+    assert strict.code == "extra_keys"
+    # before a feature key, the KeyError comes first and education is never stored: dropped
+    assert repaired('{"age": 45, "why": "older", "education": "Doctorate degree"}')[0].code == "extra_keys"
+
+
+def test_repairs_run_only_when_no_object_reads():
+    """A reply with an object that reads as it is is read as before: a broken second object is not
+    repaired into a second one (the reference, too, reads the first object it can)."""
+    reply = '{"age": 45, "education": "Doctorate degree"} and {age: 50'
+    assert parse_grid_sce(reply, INCOME) == parse_grid_sce(reply, INCOME, strict=True)
+    assert parse_grid_sce(reply, INCOME).lenient == ()
+
+
+# -- text SCEs in the marker form of Dehghanighobadi et al.'s released code ---------------------------
+# github aisoc-lab/llm-sces, modules/conversation_unconstraint.py: the SCE is the reply after the
+# last marker ("REVISED REVIEW:" for SST-2; ours names a text) up to "ANSWER:", stripped.
+
+MARKER_TABLE = [
+    # reply, lenient value or code, lenient rules, strict (marker form) value or code
+    ("REVISED TEXT: A dull film.", "A dull film.", (), "A dull film."),
+    ('REVISED TEXT: "A dull film."\n\nANSWER: negative', "A dull film.", (), "A dull film."),
+    ("**REVISED TEXT:** A dull film.", "A dull film.", (), "A dull film."),
+    ("REVISED TEXT: a fine film. REVISED TEXT: a dull film.", "a dull film.", (), "a dull film."),
+    ("Revised review: A dull film.", "A dull film.", ("marker_variant",), "no_marker"),
+    ('{"revised_text": "A dull film."}', "A dull film.", ("other_form",), "no_marker"),
+    ("A dull film.", "no_marker", None, "no_marker"),  # the reference takes the whole reply here
+    ("REVISED TEXT:", "too_short", None, "too_short"),
+    ("REVISED TEXT: ANSWER: positive", "too_short", None, "too_short"),
+    # the reference puts "NO SCE GENERATED" in place of an empty SCE and counts it as generated
+    # (3 words, at least SST-2's 1: modules/case_filtering.py); the paper's "not empty": not generated
+    ("REVISED TEXT: NO SCE GENERATED", "placeholder", None, "placeholder"),
+]
+
+
+@pytest.mark.parametrize("reply, value, rules, strict_value", MARKER_TABLE)
+def test_marker_replies(reply, value, rules, strict_value):
+    lenient, strict = parse_text_sce(reply, form="marker"), parse_text_sce(reply, True, form="marker")
+    if rules is None:
+        assert lenient.code == value
+    else:
+        assert (lenient.value, lenient.lenient) == (value, rules)
+    assert (strict.value if strict.ok else strict.code) == strict_value
+    as_json = parse_text_sce(reply)  # asked for JSON (schema elicitation): the marker form is the other one
+    if lenient.ok and reply.startswith("{"):
+        assert (as_json.value, as_json.lenient) == (value, ())
+    elif lenient.ok:
+        assert (as_json.value, as_json.lenient) == (value, ("other_form", *rules))
+        assert parse_text_sce(reply, True).code == "no_json_object"
+
+
+def test_an_unknown_sce_form_is_refused():
+    with pytest.raises(ValueError, match="unknown SCE form"):
+        parse_text_sce("REVISED TEXT: x", form="xml")
