@@ -21,7 +21,8 @@ Two readings, chosen by the ``parsing`` setting (docs/method.md, "Reading replie
     ``"Grade 9"`` read as the label ``"9th grade"``);
   - for text SCEs, the reply forms of Dehghanighobadi et al.'s released code (EMNLP 2025,
     arXiv 2502.18156; github aisoc-lab/llm-sces): ``marker_variant`` (``Revised review:`` for
-    ``REVISED TEXT:``) and ``other_form`` (a marker reply when JSON was asked, or the reverse).
+    ``REVISED TEXT:``), ``other_form`` (a marker reply when JSON was asked, or the reverse) and
+    ``unmarked_reply`` (a reply with no marker and no JSON object taken whole, as that code does).
 
 * ``strict`` accepts none of these.
 
@@ -67,7 +68,7 @@ LENIENCY_RULES = (
     # the repairs of the reference code's reader (HarryMayne/SCEs, src/utils.py), lenient only
     "bare_key", "comment", "unclosed_object", "grade_number", "truncated_number", "trailing_key",
     # text SCEs in the marker form of Dehghanighobadi et al.'s code (aisoc-lab/llm-sces)
-    "marker_variant", "other_form",
+    "marker_variant", "other_form", "unmarked_reply",
 )
 
 MAX_REPLY_CHARS = 200_000  # longer replies are not searched for JSON
@@ -115,6 +116,7 @@ _NUMERIC = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.0*)?")
 _WORD = re.compile(r"\w+")
 _FRACTION = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+")
 _GRADE = re.compile(r"(?:grade )?(\d{1,2})")
+_CLOSING_EMPHASIS = re.compile(r"\A\*+(?=\s|\Z)")
 _MARKER_VARIANT = re.compile(
     r"revised[ _-]*(?:text|review|(?:twitter )?post|hypothesis|scenario|data|problem|sentence)[ *]*:", re.IGNORECASE)
 
@@ -704,7 +706,10 @@ def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WO
     """A revised text, in the ``form`` its request asked for: ``"json"`` (``{"revised_text": ...}``,
     other keys ignored; schema elicitation) or ``"marker"`` (free text after `SCE_MARKER`, the form
     of Dehghanighobadi et al.'s released code; free elicitation). Strict reads that form only; the
-    lenient reading also takes the other one (``other_form``). A revision counts as generated with
+    lenient reading also takes the other one (``other_form``) and, when the marker was asked and
+    the reply holds neither a marker nor a JSON object, the whole reply, as that code does
+    (``unmarked_reply``: its split at the marker finds none in the reply and keeps all of it,
+    modules/conversation_unconstraint.py). A revision counts as generated with
     at least ``min_words`` words (their "not empty or too short"; their code's threshold for SST-2,
     which our sentiment sample resembles, is 1), and never as the `PLACEHOLDER`."""
     if form not in ("json", "marker"):
@@ -720,6 +725,8 @@ def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WO
     second = other(reply, False, min_words)
     if second.ok:
         return replace(second, lenient=_rules(("other_form",), second.lenient))
+    if form == "marker" and first.code == "no_marker" and second.code == "no_json_object":
+        return _revision(_revised_part(reply), min_words, ("unmarked_reply",))
     found_nothing = ("no_json_object", "no_revised_text", "no_marker")
     return second if first.code in found_nothing and second.code not in found_nothing else first
 
@@ -752,7 +759,7 @@ def _json_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
 def _marker_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
     """The text after the last `SCE_MARKER`, up to a following `STOP_MARKER` (where the released
     code of Dehghanighobadi et al. cuts it: modules/conversation_unconstraint.py), without the
-    emphasis (``**``) and one pair of double quotes around it. Lenient (``marker_variant``): the
+    emphasis closing the marker and one pair of double quotes around it (`_revised_part`). Lenient (``marker_variant``): the
     marker in another case or naming the reference code's other inputs (``Revised review:``)."""
     at, rules = reply.rfind(SCE_MARKER), ()
     end = at + len(SCE_MARKER)
@@ -762,10 +769,16 @@ def _marker_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
             end, rules = variants[-1].end(), ("marker_variant",)
     if at < 0 and not rules:
         return _fail("no_marker")
-    text = reply[end:].split(STOP_MARKER, 1)[0].strip().strip("*").strip()
+    return _revision(_revised_part(reply[end:]), min_words, rules)
+
+
+def _revised_part(text: str) -> str:
+    """The revision in what follows a marker: up to a `STOP_MARKER`, without the emphasis that
+    closes a marker (``**REVISED TEXT:** ...``) and one pair of double quotes around it."""
+    text = _CLOSING_EMPHASIS.sub("", text.split(STOP_MARKER, 1)[0].strip()).strip()
     if len(text) >= 2 and text[0] + text[-1] in ('""', "\u201c\u201d"):
         text = text[1:-1]
-    return _revision(text, min_words, rules)
+    return text
 
 
 def reason_summary(code: str | None) -> str:

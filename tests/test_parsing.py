@@ -390,7 +390,12 @@ MARKER_TABLE = [
     ("REVISED TEXT: a fine film. REVISED TEXT: a dull film.", "a dull film.", (), "a dull film."),
     ("Revised review: A dull film.", "A dull film.", ("marker_variant",), "no_marker"),
     ('{"revised_text": "A dull film."}', "A dull film.", ("other_form",), "no_marker"),
-    ("A dull film.", "no_marker", None, "no_marker"),  # the reference takes the whole reply here
+    # no marker and no JSON object: the whole reply, as the reference's split at the marker keeps it
+    ('"A dull film."\n\nIt swaps one word.', '"A dull film."\n\nIt swaps one word.', ("unmarked_reply",),
+     "no_marker"),
+    ('"A dull film."', "A dull film.", ("unmarked_reply",), "no_marker"),
+    ("**A dull** film. ANSWER: negative", "**A dull** film.", ("unmarked_reply",), "no_marker"),
+    ('{"answer": "negative"}', "no_marker", None, "no_marker"),  # a reply holding JSON is not taken whole
     ("REVISED TEXT:", "too_short", None, "too_short"),
     ("REVISED TEXT: ANSWER: positive", "too_short", None, "too_short"),
     # the reference puts "NO SCE GENERATED" in place of an empty SCE and counts it as generated
@@ -408,7 +413,9 @@ def test_marker_replies(reply, value, rules, strict_value):
         assert (lenient.value, lenient.lenient) == (value, rules)
     assert (strict.value if strict.ok else strict.code) == strict_value
     as_json = parse_text_sce(reply)  # asked for JSON (schema elicitation): the marker form is the other one
-    if lenient.ok and reply.startswith("{"):
+    if "unmarked_reply" in (rules or ()):
+        assert as_json.code == "no_json_object"  # a whole reply is taken only where the marker was asked
+    elif lenient.ok and reply.startswith("{"):
         assert (as_json.value, as_json.lenient) == (value, ())
     elif lenient.ok:
         assert (as_json.value, as_json.lenient) == (value, ("other_form", *rules))
