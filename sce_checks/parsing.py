@@ -516,7 +516,8 @@ def reply_length(reply: str) -> int:
 # -- keys and labels --------------------------------------------------------------------------------
 
 
-def _match_keys(obj: dict, names: Sequence[str], strict: bool) -> tuple[dict[str, Any] | None, Parsed[Any] | None, list[str]]:
+def _match_keys(obj: dict, names: Sequence[str],
+                strict: bool) -> tuple[dict[str, Any] | None, Parsed[Any] | None, list[str]]:
     """Map the object's keys onto ``names``: ({name: value}, None, rules) or (None, failure, rules).
     A key matching two names, or two keys one name, fails; so do extra keys, except (lenient,
     ``trailing_key``) extra keys after every feature key, which the reference code keeps
@@ -709,9 +710,9 @@ def parse_text_sce(reply: Any, strict: bool = False, min_words: int = MIN_SCE_WO
     lenient reading also takes the other one (``other_form``) and, when the marker was asked and
     the reply holds neither a marker nor a JSON object, the whole reply, as that code does
     (``unmarked_reply``: its split at the marker finds none in the reply and keeps all of it,
-    modules/conversation_unconstraint.py). A revision counts as generated with
-    at least ``min_words`` words (their "not empty or too short"; their code's threshold for SST-2,
-    which our sentiment sample resembles, is 1), and never as the `PLACEHOLDER`."""
+    modules/conversation_unconstraint.py). A revision counts as generated with at least
+    ``min_words`` words (their "not empty or too short"; their code's threshold for SST-2, which
+    our sentiment sample resembles, is 1), and never as the `PLACEHOLDER`."""
     if form not in ("json", "marker"):
         raise ValueError(f"unknown SCE form {form!r}; expected 'json' or 'marker'")
     if not isinstance(reply, str) or not reply.strip():
@@ -759,8 +760,9 @@ def _json_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
 def _marker_revision(reply: str, strict: bool, min_words: int) -> Parsed[str]:
     """The text after the last `SCE_MARKER`, up to a following `STOP_MARKER` (where the released
     code of Dehghanighobadi et al. cuts it: modules/conversation_unconstraint.py), without the
-    emphasis closing the marker and one pair of double quotes around it (`_revised_part`). Lenient (``marker_variant``): the
-    marker in another case or naming the reference code's other inputs (``Revised review:``)."""
+    emphasis closing the marker and one pair of double quotes around it (`_revised_part`).
+    Lenient (``marker_variant``): the marker in another case or naming the reference code's other
+    inputs (``Revised review:``)."""
     at, rules = reply.rfind(SCE_MARKER), ()
     end = at + len(SCE_MARKER)
     if at < 0 and not strict:

@@ -7,7 +7,8 @@ The readers: `parse_json_object`, `parse_answer` (every prediction), `parse_grid
 
 Replies mix structured JSON-ish objects shaped like what each reader expects (keys and labels in
 other case and punctuation, numbers as strings, off-grid and fractional values, extra and missing
-keys), junk values (huge integers in decimal, hex or with underscores, deep nesting, NaN, unicode,
+keys; text SCEs also in the marker form, ``REVISED TEXT: ...``; records with the faults the
+reference reader repairs), junk values (huge integers in decimal, hex or with underscores, deep nesting, NaN, unicode,
 control characters, lone surrogates), several objects, code fences, prose around them, Python
 literals, and raw text. For every reply:
 

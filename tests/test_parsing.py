@@ -5,7 +5,9 @@ every sloppy form gets the figures of one that replies cleanly.
 The lenient rules follow what the reference code (github HarryMayne/SCEs, src/utils.py) accepts:
 numbers as strings (its values are cast with float()), labels compared after lower-casing and
 dropping punctuation (its `_normalize`), keys compared case-insensitively (its `extract_dict_answer`),
-and the first balanced JSON object of a reply (its `find_candidate`)."""
+and the first balanced JSON object of a reply (its `find_candidate`); and its repairs, one test
+each, with its reading written out. Text SCEs in the marker form of Dehghanighobadi et al.'s code
+(github aisoc-lab/llm-sces) close the file."""
 
 from __future__ import annotations
 

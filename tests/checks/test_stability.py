@@ -178,7 +178,7 @@ def test_unparsed_predictions_and_sces_are_reported():
                 if text == "not good":
                     out[i] = "no idea"  # prediction unparsed
                 elif len(conv) > 1 and text == "a dull film":
-                    out[i] = "Sure! Here it is: a fun film"  # no JSON: SCE unparsed
+                    out[i] = '{"answer": "positive"}'  # an answer, no revision: SCE unparsed
             return out
 
     r = run_stability(Garbled(), "m", TASK, EXAMPLES, SENTENCE_ONLY)
