@@ -86,7 +86,7 @@ GARBAGE = [
     "",  # empty
     "I'm sorry, I can't help with that.",  # refusal
     '{"x": 50, "level": "c"}',  # off the grid
-    '{"x": 5, "level": "c", "note": "hi"}',  # extra key
+    '{"note": "hi", "x": 5, "level": "c"}',  # extra key (before the features: one after them is ignored)
     '{"x": "5", "level": "c"}',  # wrong type
     '{"x": 5}',  # missing key
     '{"x": 5.5, "level": "c"}',  # not an integer

@@ -86,7 +86,7 @@ class MixedRuleModel(RuleModel):
 class MixedTextModel(TextRuleModel):
     """The sentiment rule of tests/helpers/text_models.py; SCEs swap sentiment words (valid when
     the swap flips the rule), except for texts about the plot (returned unchanged: invalid) and
-    about the acting (no JSON: unparsed)."""
+    about the acting (a refusal and an answer, no revision: unparsed)."""
 
     def __init__(self) -> None:
         super().__init__("swap")
@@ -102,7 +102,7 @@ class MixedTextModel(TextRuleModel):
                 if "plot" in original:
                     reply = json.dumps({"revised_text": original})
                 elif "acting" in original:
-                    reply = "Sorry, I cannot rewrite reviews."
+                    reply = 'Sorry, I cannot rewrite reviews. {"answer": "positive"}'
             out.append(reply)
         return out
 

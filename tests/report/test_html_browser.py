@@ -379,7 +379,7 @@ def test_a_text_report(audits):
         assert searched.all_text(skip="ins") == "a bad film, badly shot"  # the original, with what it removes
         assert searched.all_text(skip="del") == records[(variant, "r2")]["reference"]  # and the searched text
         assert panels["r2"].attrs["data-status"] == "valid"
-        # r4: the reply has no JSON: the raw reply and the reason, as text
+        # r4: the reply holds no revision: the raw reply and the reason, as text
         r4 = records[(variant, "r4")]
         assert panels["r4"].attrs["data-status"] == "unparsed"
         assert "Sorry, I cannot rewrite reviews." in panels["r4"].all_text() and r4["unparsed"] in panels["r4"].all_text()
