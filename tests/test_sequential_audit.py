@@ -19,7 +19,7 @@ from sce_checks.errors import UserInputError
 from sce_checks.stopping import check_sequential, gated_figure
 from sce_checks.tasks import sample_indices
 from sce_checks.thresholds import Threshold
-from tests.helpers.projects import pytester_project
+from tests.helpers.projects import model_project, pytester_project
 from tests.helpers.sequential_models import BIG_TOML, MODELS
 
 LIMIT = 160
@@ -27,12 +27,8 @@ LIMIT = 160
 
 @pytest.fixture
 def bigdir(tmp_path, monkeypatch):
-    (tmp_path / "big.toml").write_text(BIG_TOML)
-    (tmp_path / "big_models.py").write_text(MODELS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
+    with model_project(tmp_path, monkeypatch, {"big.toml": BIG_TOML, "big_models.py": MODELS}, "big_models") as d:
+        yield d
 
 
 def audit(model: str, *args: str, report: str = "r.json") -> tuple[int, dict]:

@@ -17,6 +17,7 @@ import pytest
 
 from sce_checks.cli import main
 from sce_checks.metrics.sequential import ClusteredGate, SequentialGate, gate_paths, pooled_values
+from tests.helpers.projects import model_project
 from tests.helpers.sequential_models import BIG_TOML
 
 LIMIT = 160
@@ -65,13 +66,8 @@ MODELS = textwrap.dedent(
 
 @pytest.fixture
 def sampled_big(tmp_path, monkeypatch):
-    (tmp_path / "big.toml").write_text(BIG_TOML)
-    (tmp_path / "sampled_big.py").write_text(MODELS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    yield tmp_path
-    sys.modules.pop("sampled_big", None)
+    with model_project(tmp_path, monkeypatch, {"big.toml": BIG_TOML, "sampled_big.py": MODELS}, "sampled_big") as d:
+        yield d
 
 
 def audit(model: str, *args: str, samples: int = 3, report: str = "r.json") -> tuple[int, dict]:

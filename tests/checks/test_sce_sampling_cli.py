@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from sce_checks.cli import main
-from tests.helpers.projects import TOY_TOML, pytester_project
+from tests.helpers.projects import TOY_TOML, model_project, pytester_project
 
 MODELS = textwrap.dedent(
     """
@@ -31,13 +31,8 @@ MODELS = textwrap.dedent(
 
 @pytest.fixture
 def sampled_dir(tmp_path, monkeypatch):
-    (tmp_path / "toy.toml").write_text(TOY_TOML)
-    (tmp_path / "sampled_models.py").write_text(MODELS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
-    yield tmp_path
-    sys.modules.pop("sampled_models", None)
+    with model_project(tmp_path, monkeypatch, {"toy.toml": TOY_TOML, "sampled_models.py": MODELS}, "sampled_models") as d:
+        yield d
 
 
 def audit(*args):

@@ -4,8 +4,11 @@ fixtures that lay them out (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,3 +56,19 @@ def pytester_project(pytester, monkeypatch, tmp_path, task: str, task_toml: str,
     monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     return pytester
+
+
+@contextmanager
+def model_project(tmp_path: Path, monkeypatch, files: dict[str, str], module: str) -> Iterator[Path]:
+    """A run's folder: ``files`` written, the folder current and importable (a run reaches its
+    models as ``python:<module>:<name>``), a response cache of its own; the module forgotten
+    after, so the next test imports its own copy."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SCE_CHECKS_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        yield tmp_path
+    finally:
+        sys.modules.pop(module, None)
