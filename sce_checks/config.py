@@ -188,6 +188,10 @@ CORE: tuple[Setting, ...] = (
             "(with --temperature above 0)", minimum=0, nonzero=True, maximum=1, metavar="P"),
     Setting("samples", "int", 1, "SCEs sampled per example and target (with --temperature above 0); each has its "
             "own seed", minimum=1, maximum=1000, metavar="K"),
+    Setting("targets", "str", "all", "which targets an SCE is requested for, where a task has more than two "
+            "options: all (one SCE per option other than the answer), random (one of them, drawn with --seed, as the "
+            "text paper's code does) or an option LABEL (examples already answered LABEL are skipped and counted); "
+            "with two options all three are the same (docs/method.md)", metavar="all|random|LABEL"),
     Setting("prediction_samples", "int", 1, "re-predictions sampled per SCE when answers are generated rather than "
             "scored (with --temperature above 0)", minimum=1, maximum=1000, metavar="M"),
     Setting("sequential", "bool", False, "audit each dataset's examples in a seeded random order, --batch-size at a "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -30,7 +29,7 @@ from sce_checks.checks.predict import (
     Prediction, Predictor, Sampling, mark_unparsed, prediction_record, task_predictor, validate_settings,
 )
 from sce_checks.checks.sce_sampling import (
-    Key, Reprediction, Row, add_sampled_figures, note_reprediction, note_sample, repredict, sampled_answers,
+    Job, Key, Reprediction, Row, add_sampled_figures, note_reprediction, note_sample, repredict, sampled_answers,
 )
 from sce_checks.choices import VARIANTS
 from sce_checks.config import default
@@ -50,6 +49,7 @@ from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.search.grid import BoundarySearch, NearestResult
 from sce_checks.search.text import redundancy, search_minimal_edit
 from sce_checks.tasks.grid import GridTask, Point
+from sce_checks.tasks.targets import check_targets, choose_targets, pick_target  # noqa: F401 (pick_target: stability's)
 
 # Grid points per prediction batch the exact searches aim at: a search left with small rings
 # looks a few rings ahead (search/grid.py) instead of asking the model about 1-4 points at a time.
@@ -68,6 +68,7 @@ class SCESettings:
     answer_tokens: int = 48  # max new tokens for a generated answer
     sce_tokens: int = 256  # max new tokens for an SCE reply
     seed: int = default("seed")  # target draw for tasks with more than two options
+    targets: str = default("targets")  # all | random | an option label (sce_checks/tasks/targets.py)
     text_search_budget: int = default("text_search_budget")  # model predictions per example for the text reference search (0: off)
     xstar_budget: int = default("xstar_budget")  # grid points predicted per exact search, x* or ICF_A (0: no limit)
     temperature: float = default("temperature")  # 0: greedy; above 0: sampled replies (docs/sampling.md)
@@ -101,13 +102,6 @@ def _first_reply(prediction: Prediction) -> str:
     """The assistant turn the SCE request follows: the raw reply when the answer was generated,
     the canonical JSON answer when it was scored (a documented deviation: see docs/method.md)."""
     return prediction.reply
-
-
-def pick_target(options: Sequence[str], prediction: str, example_id: str, seed: int) -> str:
-    others = [o for o in options if o != prediction]
-    if len(others) == 1:
-        return others[0]
-    return random.Random(f"{seed}:{example_id}").choice(others)
 
 
 def sce_decoding(task: Any, settings: Any, inputs: Sequence[Any]) -> Decoding:
@@ -169,54 +163,60 @@ def reply_info(settings: Any, predictor: Predictor, parsed: dict) -> dict[str, A
 @dataclass
 class Elicited:
     """What the first two stages hand the others: the modal predictions on the examples, the
-    answer each sample's SCE request follows and its target, keyed by (example id, sample), and
-    every SCE reply with its reading and its request's seed, by (variant, example id, sample).
-    Greedy audits have one sample, 0, whose answer is the prediction."""
+    answer each sample's SCE requests follow and their targets (sce_checks/tasks/targets.py),
+    keyed by (example id, sample), and every SCE reply with its reading and its request's seed,
+    by (variant, example id, sample, target). Greedy audits have one sample, 0, whose answer is
+    the prediction. ``skipped``: answers that already were the one named target (no request)."""
 
     preds: list[Prediction]
     answers: dict[Row, Prediction]
-    targets: dict[Row, str]
+    targets: dict[Row, tuple[str, ...]]
     replies: dict[Key, str]
     parsed: dict[Key, Parsed]
     seeds: dict[Key, int]
     samples: int = 1
+    skipped: int = 0
+
+    def jobs(self) -> list[Job]:
+        """Every (example id, sample, target) an SCE was requested for, answer by answer."""
+        return [(ex_id, k, t) for (ex_id, k), ts in self.targets.items() for t in ts]
 
 
 def sampled_targets(examples: Sequence[tuple[str, Any]], answers: dict[Row, Prediction], samples: int,
-                    target_of: Callable[[str, str, int], str]) -> dict[Row, str]:
-    """Each sample's target, from the answer that sample drew."""
+                    target_of: Callable[[str, str, int], tuple[str, ...]]) -> dict[Row, tuple[str, ...]]:
+    """Each sample's targets, from the answer that sample drew."""
     return {(ex_id, k): target_of(ex_id, answers[(ex_id, k)].label, k)
             for ex_id, _ in examples for k in range(samples) if answers[(ex_id, k)].label is not None}
 
 
 def request_sampled_sces(model: ChatModel, settings: SCESettings, examples: Sequence[tuple[str, Any]],
-                         answers: dict[Row, Prediction], targets: dict[Row, str], conversation: Callable,
+                         answers: dict[Row, Prediction], targets: dict[Row, tuple[str, ...]], conversation: Callable,
                          task: Any, samples: int) -> tuple[dict[Key, str], dict[Key, int]]:
-    """The SCE requests of every (variant, example with an answer, sample), one chat call per
+    """The SCE requests of every (variant, example with an answer, sample, target), one chat call per
     sample (a batch shares its `Decoding`, whose ``sample`` the backend seeds each reply with).
     Returns the replies and, under sampling, each request's own seed (`conversation_seed`)."""
     sampling = Sampling.of(settings)
     base = sce_decoding(task, settings, [x for _, x in examples])
-    jobs = [(variant, ex_id, k, conversation(x, _first_reply(answers[(ex_id, k)]), targets[(ex_id, k)], variant))
+    jobs = [(variant, (ex_id, k, t), conversation(x, _first_reply(answers[(ex_id, k)]), t, variant))
             for k in range(samples) for variant in settings.variants for ex_id, x in examples
-            if (ex_id, k) in targets]
+            for t in targets.get((ex_id, k), ())]
     replies: dict[Key, str] = {}
     seeds: dict[Key, int] = {}
     with step(f"{task.name}: requesting {len(jobs)} SCEs", len(jobs)):
         for k in range(samples):
-            batch = [(v, i, c) for v, i, j, c in jobs if j == k]
+            batch = [(v, job, c) for v, job, c in jobs if job[1] == k]
             if not batch:
                 continue
             decoding = sampling.decoding(base, k)
-            for (v, i, c), reply in zip(batch, model.chat([c for _, _, c in batch], decoding)):
-                replies[(v, i, k)] = reply
+            for (v, job, c), reply in zip(batch, model.chat([c for _, _, c in batch], decoding)):
+                replies[(v, *job)] = reply
                 if sampling.on:
-                    seeds[(v, i, k)] = conversation_seed(decoding, c)
+                    seeds[(v, *job)] = conversation_seed(decoding, c)
     return replies, seeds
 
 
 def elicit(model: ChatModel, task: Any, examples: Sequence[tuple[str, Any]], settings: SCESettings,
-           predictor: Predictor, target_of: Callable[[str, str, int], str], conversation: Callable) -> Elicited:
+           predictor: Predictor, target_of: Callable[[str, str, int], tuple[str, ...]], conversation: Callable) -> Elicited:
     """Stages 1 and 2: fresh-context predictions on the examples (one batch), each sample's answer
     (sce_sampling.py), then the SCE requests in those conversations (one batch per sample, every
     variant), read as the settings say."""
@@ -227,8 +227,18 @@ def elicit(model: ChatModel, task: Any, examples: Sequence[tuple[str, Any]], set
     samples = predictor.sampling.samples if predictor.sampling.on else 1
     targets = sampled_targets(examples, answers, samples, target_of)
     replies, seeds = request_sampled_sces(model, settings, examples, answers, targets, conversation, task, samples)
-    return Elicited(preds, answers, targets, replies, {k: parse_sce(task, r, settings) for k, r in replies.items()},
-                    seeds, samples)
+    return Elicited(preds, answers, {row: ts for row, ts in targets.items() if ts}, replies,
+                    {k: parse_sce(task, r, settings) for k, r in replies.items()}, seeds, samples,
+                    sum(1 for ts in targets.values() if not ts))
+
+
+def target_chooser(task: Any, settings: SCESettings) -> Callable[[str, str, int], tuple[str, ...]]:
+    """``(example id, answer, sample) -> targets`` under ``settings.targets``, refused in one line
+    (before any model call) when it names no option of ``task``. A random draw is keyed by the
+    example id, and by the sample under sampling (``id#k``, k > 0)."""
+    check_targets(settings.targets, [task])
+    return lambda ex_id, label, k: choose_targets(task.options, label, settings.targets, settings.seed,
+                                                  ex_id if k == 0 else f"{ex_id}#{k}")
 
 
 def predict_counterfactuals(task: Any, predictor: Predictor, el: Elicited) -> dict[Key, Reprediction]:
@@ -237,22 +247,22 @@ def predict_counterfactuals(task: Any, predictor: Predictor, el: Elicited) -> di
     counterfactuals = list(dict.fromkeys(p.value for p in el.parsed.values() if p.ok))
     with step(f"{task.name}: predicting {len(counterfactuals)} counterfactuals", len(counterfactuals)):
         predictor.predict(counterfactuals)
-        reps = repredict(task, predictor, {key: (p.value, el.targets[key[1:]]) for key, p in el.parsed.items() if p.ok})
+        reps = repredict(task, predictor, {key: (p.value, key[3]) for key, p in el.parsed.items() if p.ok})
     return reps
 
 
-def sce_record(ex_id: str, shown: Any, row: Row, variant: str, el: Elicited,
+def sce_record(ex_id: str, shown: Any, row: Row, target: str | None, variant: str, el: Elicited,
                reasons: Counter[str]) -> tuple[ExampleRecord, Parsed | None]:
-    """One (example, sample)'s record up to its SCE: the answer, the target and the raw SCE
-    reply, and the SCE's reading when there is one (None when the answer or the SCE went
+    """One (example, sample, target)'s record up to its SCE: the answer, the target and the raw
+    SCE reply, and the SCE's reading when there is one (None when the answer or the SCE went
     unparsed: the reason is in the record and counted in ``reasons``)."""
     answer = el.answers[row]
     rec = prediction_record(ex_id, shown, answer)
-    if answer.label is None:
+    if answer.label is None or target is None:
         reasons[reason_key("prediction", answer.code)] += 1
         return rec, None
-    key = (variant, *row)
-    rec.target = el.targets[row]
+    key = (variant, *row, target)
+    rec.target = target
     rec.sce_reply = el.replies[key]
     sce = el.parsed[key]
     if not sce.ok:
@@ -264,9 +274,17 @@ def sce_record(ex_id: str, shown: Any, row: Row, variant: str, el: Elicited,
     return rec, sce
 
 
-def sample_rows(examples: Sequence[tuple[str, Any]], el: Elicited) -> list[tuple[str, Any, Prediction, Row]]:
-    """(example id, input, modal prediction, row) of every record, example by example, its samples in order."""
-    return [(ex_id, x, pred, (ex_id, k)) for (ex_id, x), pred in zip(examples, el.preds) for k in range(el.samples)]
+def sample_rows(examples: Sequence[tuple[str, Any]], el: Elicited) -> list[tuple[str, Any, Prediction, Row, str | None]]:
+    """(example id, input, modal prediction, row, target) of every record, example by example,
+    its samples in order, each sample's targets in option order. An unparsed answer has one
+    record without a target; an answer skipped because it already was the named target has none."""
+    out = []
+    for (ex_id, x), pred in zip(examples, el.preds):
+        for k in range(el.samples):
+            if el.answers[(ex_id, k)].label is None:
+                out.append((ex_id, x, pred, (ex_id, k), None))
+            out.extend((ex_id, x, pred, (ex_id, k), t) for t in el.targets.get((ex_id, k), ()))
+    return out
 
 
 def common_info(settings: SCESettings, predictor: Predictor, el: Elicited, variant: str,
@@ -279,6 +297,8 @@ def common_info(settings: SCESettings, predictor: Predictor, el: Elicited, varia
         "n_sce_unparsed": sum(1 for r in records if r.target is not None and r.counterfactual is None),
         "unparsed_reasons": dict(reasons),
         **reply_info(settings, predictor, {k: v for k, v in el.parsed.items() if k[0] == variant}),
+        "targets": settings.targets,
+        "n_skipped_target": el.skipped,
     }
 
 
@@ -294,9 +314,10 @@ def run_grid_sce(
 ) -> list[CheckResult]:
     """One `CheckResult` per variant for a grid task: predictions, SCEs, predictions on the SCEs,
     the exact reference searches, then each variant's records and figures."""
+    target_of = target_chooser(task, settings)
     predictor = task_predictor(model, task, settings)
     search = BoundarySearch(task, predictor.labels, min_batch=search_batch(model), budget=settings.xstar_budget)
-    el = elicit(model, task, examples, settings, predictor, lambda ex_id, label, k: task.other_option(label),
+    el = elicit(model, task, examples, settings, predictor, target_of,
                 lambda x, first, t, v: grid_prompts.sce_conversation(task, x, first, t, v))
     search.remember([x for _, x in examples], [p.label for p in el.preds])
     reps = predict_counterfactuals(task, predictor, el)
@@ -337,29 +358,29 @@ def search_batch(model: Any) -> int:
 
 
 def grid_references(task: GridTask, search: BoundarySearch, examples: Sequence[tuple[str, Point]], el: Elicited,
-                    reps: dict[Key, Reprediction]) -> tuple[dict[Row, Any], dict[tuple, NearestResult]]:
-    """Stage 4: each sample's exact nearest flip x* (RCF): the nearest point whose modal answer
-    differs from the answer the sample drew (greedy: the example's prediction), and for every
-    invalid SCE the nearest point that does get the target (ICF_A). All searches of a stage
-    advance in lockstep: one model batch per ring step, not one per ring per example. A search
-    stopped at its budget gives bounds; their upper ends are tightened at the end with every
-    label the stage learned."""
+                    reps: dict[Key, Reprediction]) -> tuple[dict[tuple[str, str], NearestResult], dict[tuple, NearestResult]]:
+    """Stage 4: the exact x* (RCF) of each (example, target): the nearest grid point whose modal
+    answer is the target (with two options: the nearest point answered differently, Mayne et al.'s
+    x*), and for every invalid SCE the nearest point that gets its target (ICF_A). All searches
+    of a stage advance in lockstep: one model batch per ring step, not one per ring per example.
+    A search stopped at its budget gives bounds; their upper ends are tightened at the end with
+    every label the stage learned. Returns ({(example id, target): x*}, {(SCE, target): ICF_A})."""
     point_of = dict(examples)
-    flips = list(dict.fromkeys((ex_id, a.label) for (ex_id, _), a in el.answers.items() if a.label is not None))
+    flips = list(dict.fromkeys((ex_id, t) for ex_id, _, t in el.jobs()))
     with step(f"{task.name}: searching reference minimal counterfactuals (grid points predicted)"):
-        found = search.nearest_many([(point_of[ex_id], lambda y, label=label: y != label) for ex_id, label in flips])
-    wants = {flip: (point_of[flip[0]], lambda y, label=flip[1]: y != label) for flip in flips}
-    by_flip = dict(zip(flips, found))
+        found = search.nearest_many([(point_of[ex_id], _label_is(t)) for ex_id, t in flips])
     queries = list(dict.fromkeys(
-        (sce.value, el.targets[key[1:]]) for key, sce in el.parsed.items()
-        if sce.ok and reps[key].label != el.targets[key[1:]]
+        (sce.value, key[3]) for key, sce in el.parsed.items() if sce.ok and reps[key].label != key[3]
     ))
     with step(f"{task.name}: searching the nearest target points of invalid SCEs (grid points predicted)"):
-        nearest = search.nearest_many([(cf, lambda y, t=t: y == t) for cf, t in queries])
-    by_flip = {flip: tightened(search, res, *wants[flip]) for flip, res in by_flip.items()}
-    nearest_flip = {row: by_flip[(row[0], a.label)] for row, a in el.answers.items() if a.label is not None}
-    icf = {(cf, t): tightened(search, res, cf, lambda y, t=t: y == t) for (cf, t), res in zip(queries, nearest)}
-    return nearest_flip, icf
+        nearest = search.nearest_many([(cf, _label_is(t)) for cf, t in queries])
+    xstar = {flip: tightened(search, res, point_of[flip[0]], _label_is(flip[1])) for flip, res in zip(flips, found)}
+    icf = {(cf, t): tightened(search, res, cf, _label_is(t)) for (cf, t), res in zip(queries, nearest)}
+    return xstar, icf
+
+
+def _label_is(target: str) -> Callable[[str], bool]:
+    return lambda y: y == target
 
 
 def tightened(search: BoundarySearch, res: NearestResult, origin: Point, want: Callable[[str], bool]) -> NearestResult:
@@ -412,35 +433,27 @@ def grid_record(task: GridTask, rec: ExampleRecord, point: Point, cf: Point, rep
 
 def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequence[tuple[str, Point]],
                 settings: SCESettings, predictor: Predictor, search: BoundarySearch, el: Elicited,
-                reps: dict[Key, Reprediction], nearest_flip: dict[Row, Any], icf: dict[tuple, NearestResult]) -> CheckResult:
+                reps: dict[Key, Reprediction], nearest_flip: dict[tuple[str, str], NearestResult],
+                icf: dict[tuple, NearestResult]) -> CheckResult:
     """Stage 5: one variant's records (validity, Gower distances, RCF/ICF), one per (example,
-    sample), and figures."""
+    sample, target), and figures, pooled and per target."""
     records: list[ExampleRecord] = []
-    rows: list[MinimalityRow] = []
+    rows: dict[int, MinimalityRow] = {}  # id(record) -> its minimality row (generated SCEs)
     reasons: Counter[str] = Counter()
-    for ex_id, point, pred, row in sample_rows(examples, el):
-        rec, sce = sce_record(ex_id, task.as_dict(point), row, variant, el, reasons)
-        note_sample(rec, predictor.sampling, row[1], el.seeds.get((variant, *row)), el.answers[row], pred)
+    for ex_id, point, pred, row, target in sample_rows(examples, el):
+        rec, sce = sce_record(ex_id, task.as_dict(point), row, target, variant, el, reasons)
+        note_sample(rec, predictor.sampling, row[1], el.seeds.get((variant, *row, target or "")), el.answers[row], pred)
         records.append(rec)
         if rec.target is not None:
-            near = nearest_flip[row]
+            near = nearest_flip[(ex_id, rec.target)]
             rec.min_distance = near.distance
             rec.reference = [task.as_dict(p) for p in near.points[:5]]
             if near.bounded:  # the search stopped at its budget: d(x, x*) > radius, within bounds
                 rec.extra.update(xstar_bounded=True, min_distance_bounds=bounds_of(near), xstar_radius=near.radius)
         if sce is not None:
-            rows.append(grid_record(task, rec, point, sce.value, reps[(variant, *row)], nearest_flip[row], icf))
+            rows[id(rec)] = grid_record(task, rec, point, sce.value, reps[(variant, *row, target)], near, icf)
     cf_unparsed = sum(1 for r in records if "cf_prediction_unparsed" in r.extra)
-    n_generated = sum(1 for r in records if r.counterfactual is not None)
-    figures = validity_figures(len(records), n_generated, sum(1 for r in records if r.valid))
-    minimality = aggregate_minimality(rows)
-    n_bounded = minimality.pop("n_bounded", 0)
-    figures.update({k: v for k, v in minimality.items() if k != "n_scored"})
-    figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
-    searched = [nearest_flip[(r.id, r.extra.get("sample", 0))] for r in records if r.target is not None]
-    if any(res.bounded for res in searched):
-        figures["mean_min_distance_bounds"] = interval_mean([res.bounds for res in searched])
-        figures["mean_min_distance"] = None
+    figures, n_bounded = grid_figures(records, rows, nearest_flip)
     info = {
         "task_kind": "grid",
         "distance": "gower",
@@ -456,10 +469,42 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
         "n_xstar_bounded": sum(1 for r in records if r.extra.get("xstar_bounded")),
         "n_icf_a_bounded": sum(1 for res in icf.values() if res.bounded),
         "n_examples_bounded": n_bounded,
+        "per_target": per_target(task.options, records, lambda recs: grid_figures(recs, rows, nearest_flip)[0]),
     }
     result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
     add_sampled_figures(result, predictor.sampling, predictor.draws_by)
     return result
+
+
+def grid_figures(records: Sequence[ExampleRecord], rows: dict[int, MinimalityRow],
+                 nearest_flip: dict[tuple[str, str], NearestResult]) -> tuple[dict[str, Any], int]:
+    """The figures of a set of grid records (all of a variant's, or one target's): validity,
+    minimality (sce_checks/metrics/minimality.py) and the mean d(x, x*); and how many records a
+    budget left bounded."""
+    n_generated = sum(1 for r in records if r.counterfactual is not None)
+    figures = validity_figures(len(records), n_generated, sum(1 for r in records if r.valid))
+    minimality = aggregate_minimality([rows[id(r)] for r in records if id(r) in rows])
+    n_bounded = minimality.pop("n_bounded", 0)
+    figures.update({k: v for k, v in minimality.items() if k != "n_scored"})
+    figures["mean_min_distance"] = mean_or_none([r.min_distance for r in records])
+    searched = [nearest_flip[(r.id, r.target)] for r in records if r.target is not None]
+    if any(res.bounded for res in searched):
+        figures["mean_min_distance_bounds"] = interval_mean([res.bounds for res in searched])
+        figures["mean_min_distance"] = None
+    return figures, n_bounded
+
+
+def per_target(options: Sequence[str], records: Sequence[ExampleRecord],
+               figures_of: Callable[[list[ExampleRecord]], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The figures per target, in option order, over the records asking for it (``n`` records;
+    records without a target, whose answer went unparsed, count in the pooled figures only).
+    Greedy intervals are Wilson's; under sampling the pooled figures alone carry clustered ones."""
+    out = {}
+    for t in options:
+        recs = [r for r in records if r.target == t]
+        if recs:
+            out[t] = {"n": len(recs), **figures_of(recs)}
+    return out
 
 
 # -- text tasks ------------------------------------------------------------------------------------
@@ -475,9 +520,9 @@ def run_text_sce(
     """One `CheckResult` per variant for a free-text task (Dehghanighobadi et al. 2025):
     predictions, SCEs, predictions on the SCEs fresh and in context (Val, Val_c), each variant's
     records and figures, then the model-in-the-loop searches (redundancy, reference edits)."""
+    target_of = target_chooser(task, settings)
     predictor = task_predictor(model, task, settings)
-    el = elicit(model, task, examples, settings, predictor,
-                lambda ex_id, label, k: pick_target(task.options, label, ex_id if k == 0 else f"{ex_id}#{k}", settings.seed),
+    el = elicit(model, task, examples, settings, predictor, target_of,
                 lambda x, first, t, v: text_prompts.sce_conversation(task, x, first, t, v, settings.elicitation))
     reps = predict_counterfactuals(task, predictor, el)
     in_context = predict_in_context(task, examples, settings, el, model)
@@ -496,13 +541,13 @@ def predict_in_context(task: Any, examples: Sequence[tuple[str, str]], settings:
     in_context = Predictor.from_settings(model, task.options, json.loads, settings)
     text_of = dict(examples)
     keys = {}
-    for (variant, ex_id, k), sce in el.parsed.items():
+    for (variant, ex_id, k, target), sce in el.parsed.items():
         if sce.ok:
             conversation = text_prompts.in_context_conversation(
-                task, text_of[ex_id], _first_reply(el.answers[(ex_id, k)]), el.targets[(ex_id, k)], variant,
-                el.replies[(variant, ex_id, k)], sce.value, settings.elicitation,
+                task, text_of[ex_id], _first_reply(el.answers[(ex_id, k)]), target, variant,
+                el.replies[(variant, ex_id, k, target)], sce.value, settings.elicitation,
             )
-            keys[(variant, ex_id, k)] = json.dumps(conversation, ensure_ascii=False)
+            keys[(variant, ex_id, k, target)] = json.dumps(conversation, ensure_ascii=False)
     with step(f"{task.name}: predicting {len(keys)} counterfactuals in context", len(keys)):
         predictions = in_context.predict(list(keys.values()))
     return dict(zip(keys, predictions))
@@ -512,47 +557,56 @@ def text_result(variant: str, model_name: str, task: Any, examples: Sequence[tup
                 predictor: Predictor, el: Elicited, reps: dict[Key, Reprediction],
                 in_context: dict[Key, Prediction]) -> CheckResult:
     """Stage 4: one variant's records (validity fresh and in context, edit distances), one per
-    (example, sample), and figures."""
+    (example, sample, target), and figures, pooled and per target."""
     gold_of = {e.id: e.gold for e in getattr(task, "examples", ())}
     records: list[ExampleRecord] = []
     reasons: Counter[str] = Counter()
-    for ex_id, text, pred, row in sample_rows(examples, el):
-        rec, sce = sce_record(ex_id, text, row, variant, el, reasons)
-        note_sample(rec, predictor.sampling, row[1], el.seeds.get((variant, *row)), el.answers[row], pred)
+    for ex_id, text, pred, row, target in sample_rows(examples, el):
+        rec, sce = sce_record(ex_id, text, row, target, variant, el, reasons)
+        note_sample(rec, predictor.sampling, row[1], el.seeds.get((variant, *row, target or "")), el.answers[row], pred)
         if gold_of.get(ex_id) is not None:
             rec.extra["gold"] = gold_of[ex_id]
         records.append(rec)
         if sce is None:
             continue
-        rep = reps[(variant, *row)]
+        rep = reps[(variant, *row, target)]
         rec.counterfactual = sce.value
         rec.cf_prediction = rep.label
         note_reprediction(rec, rep)
         rec.valid = rec.cf_prediction == rec.target
-        ctx = in_context[(variant, *row)]
+        ctx = in_context[(variant, *row, target)]
         rec.extra["cf_prediction_in_context"] = ctx.label
         rec.extra["valid_in_context"] = ctx.label == rec.target
         rec.distance = normalized_levenshtein(text, sce.value, "char")
         rec.extra["word_distance"] = normalized_levenshtein(text, sce.value, "word")
+    figures = text_figures(records)
+    labelled = [r for r in records if "gold" in r.extra]
+    # how well the model does the task itself: a model that cannot tell the classes apart has no
+    # decision boundary worth explaining (reported beside the SCE figures); counted once per
+    # example and sample, however many targets it was asked for
+    answered = {(r.id, r.extra.get("sample", 0)): r for r in labelled}.values()
+    figures["accuracy"] = (sum(1 for r in answered if r.prediction == r.extra["gold"]) / len(answered)
+                           if answered else None)
+    info = {"task_kind": "text", "distance": "levenshtein", "distance_unit": "char",
+            **common_info(settings, predictor, el, variant, records, reasons),
+            "per_target": per_target(task.options, records, text_figures)}
+    result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
+    add_sampled_figures(result, predictor.sampling, predictor.draws_by)
+    return result
+
+
+def text_figures(records: Sequence[ExampleRecord]) -> dict[str, Any]:
+    """The figures of a set of text records (all of a variant's, or one target's): validity
+    fresh and in context, and the edit distances."""
     generated = [r for r in records if r.counterfactual is not None]
     valid = [r for r in generated if r.valid]
     figures = validity_figures(len(records), len(generated), len(valid))
-    labelled = [r for r in records if "gold" in r.extra]
-    # how well the model does the task itself: a model that cannot tell the classes apart has no
-    # decision boundary worth explaining (reported beside the SCE figures)
-    figures["accuracy"] = (sum(1 for r in labelled if r.prediction == r.extra["gold"]) / len(labelled)
-                           if labelled else None)
-    undefined: dict[str, str] = {}
-    put_proportion(figures, undefined, "validity_in_context", sum(1 for r in generated if r.extra["valid_in_context"]),
+    put_proportion(figures, {}, "validity_in_context", sum(1 for r in generated if r.extra["valid_in_context"]),
                    len(generated), "no SCE generated")
     figures["mean_distance"] = mean_or_none([r.distance for r in generated])
     figures["mean_word_distance"] = mean_or_none([r.extra["word_distance"] for r in generated])
     figures["mean_distance_valid"] = mean_or_none([r.distance for r in valid])
-    info = {"task_kind": "text", "distance": "levenshtein", "distance_unit": "char",
-            **common_info(settings, predictor, el, variant, records, reasons)}
-    result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
-    add_sampled_figures(result, predictor.sampling, predictor.draws_by)
-    return result
+    return figures
 
 
 def add_redundancy(task: Any, predictor: Predictor, results: list[CheckResult]) -> None:
@@ -583,7 +637,7 @@ def add_reference_edits(task: Any, predictor: Predictor, examples: Sequence[tupl
     found = {}
     with step(f"{task.name}: searching minimal edits, budget {budget} per example (predictions)"):
         text_of = dict(examples)
-        for (ex_id, _), target in el.targets.items():
+        for ex_id, _, target in el.jobs():
             if (ex_id, target) not in found:
                 found[(ex_id, target)] = search_minimal_edit(labels_and_probs, text_of[ex_id], target, budget)
     for result in results:

@@ -26,8 +26,9 @@ from sce_checks.metrics.clustered import (
 from sce_checks.prompts.common import canonical_answer
 from sce_checks.results import CheckResult, ExampleRecord
 
-Row = tuple[str, int]  # (example id, sample index)
-Key = tuple[str, str, int]  # (variant, example id, sample index)
+Row = tuple[str, int]  # (example id, sample index): one answer
+Job = tuple[str, int, str]  # (example id, sample index, target): one SCE request per variant
+Key = tuple[str, str, int, str]  # (variant, example id, sample index, target)
 
 
 def sampled_answers(task: Any, predictor: Predictor, examples: Sequence[tuple[str, Any]],
@@ -72,7 +73,8 @@ def repredict(task: Any, predictor: Predictor, sces: dict[Key, tuple[Any, str]])
     """Every parsed SCE (``sces``: key -> (counterfactual, target)) re-predicted in a fresh
     context. Its modal prediction is memoised already (the check predicted every counterfactual);
     under sampling one draw judges validity: from P_T, seeded by the run's seed, the sample, the
-    task, the variant, the example and the SCE; or the first of M sampled generations, sample
+    task, the variant, the example and the SCE (SCEs of two targets landing on one point share
+    the draw); or the first of M sampled generations, sample
     indices k*M .. k*M + M - 1 (draws of one point are shared by the SCEs landing on it)."""
     s = predictor.sampling
     out: dict[Key, Reprediction] = {}

@@ -196,8 +196,9 @@ def _request_pair_sces(model: ChatModel, task: Any, examples: Sequence[tuple[str
     for (ex_id, x), pred in zip(examples, preds):
         if pred.label is None:
             continue
-        targets[ex_id] = (pick_target(task.options, pred.label, ex_id, settings.seed) if task.kind == "text"
-                          else task.other_option(pred.label))
+        # one target per example, drawn as --targets random draws it (the only other option of a
+        # two-option task): the pair is compared on one target (docs/method.md, multi-class tasks)
+        targets[ex_id] = pick_target(task.options, pred.label, ex_id, settings.seed)
         jobs.append((ex_id, x))
         job_preds.append(pred)
         if ex_id in kept:

@@ -63,12 +63,13 @@ class Feature:
 
 @dataclass(frozen=True)
 class GridTask:
-    """A binary decision over a finite grid, the setting of Mayne et al. (2025), section 3."""
+    """A decision among K >= 2 options over a finite grid: the setting of Mayne et al. (2025),
+    section 3, with two; more are audited target by target (docs/method.md, multi-class tasks)."""
 
     name: str
     question: str
     preamble: str
-    options: tuple[str, str]
+    options: tuple[str, ...]
     features: tuple[Feature, ...]
     source: str = "builtin"
 
@@ -112,6 +113,10 @@ class GridTask:
         return "\n".join(f"- {f.label}: {v}" for f, v in zip(self.features, point))
 
     def other_option(self, option: str) -> str:
+        """The option that is not ``option``: two-option tasks only (with more, a target is
+        chosen by the ``targets`` setting: sce_checks/tasks/targets.py)."""
+        if len(self.options) != 2:
+            raise ValueError(f"task {self.name!r} has {len(self.options)} options; other_option needs two")
         a, b = self.options
         return b if option == a else a
 

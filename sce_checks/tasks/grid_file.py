@@ -30,6 +30,9 @@ MAX_GRID_POINTS = 2_000_000
 # Integer values are written into prompts and placed on Gower's axis as floats: beyond 2^53 a
 # float no longer holds every integer, and far beyond it ranges overflow.
 MAX_INTEGER = 2**53
+# A report draws the decision boundary from one digit per grid point (the answer's index among
+# the options: checks/sce.py, grid_predictions), so a grid task has at most ten options.
+MAX_GRID_OPTIONS = 10
 FEATURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 TOP_KEYS: tuple[str, ...] = ("name", "question", "preamble", "options", "features")
@@ -76,15 +79,18 @@ def check_label(value: Any, where: str) -> str:
     return value
 
 
-def get_options(doc: dict[str, Any], where: str, exactly: int | None = 2) -> tuple[str, ...]:
-    """``options``: distinct non-empty strings; exactly two for grid tasks, at least two otherwise."""
+def get_options(doc: dict[str, Any], where: str, exactly: int | None = None,
+                most: int | None = None) -> tuple[str, ...]:
+    """``options``: distinct non-empty strings, at least two (``exactly`` or at ``most`` that many
+    where a caller needs it)."""
     value = doc["options"]
-    want = f"exactly {exactly}" if exactly is not None else "at least 2"
+    want = (f"exactly {exactly}" if exactly is not None else f"2 to {most}" if most is not None else "at least 2")
     if not isinstance(value, list):
         raise UserInputError(f"{where}options: expected an array of {want} strings, got {_type_name(value)}")
     for i, v in enumerate(value):
         check_label(v, f"{where}options[{i}]")
-    if (exactly is not None and len(value) != exactly) or len(value) < 2:
+    if ((exactly is not None and len(value) != exactly) or len(value) < 2
+            or (most is not None and len(value) > most)):
         raise UserInputError(f"{where}options: expected {want} options, got {len(value)}: {value!r}")
     dupes = sorted({v for v in value if value.count(v) > 1})
     if dupes:
@@ -175,7 +181,7 @@ def grid_task_from_dict(doc: dict[str, Any], source: str) -> GridTask:
     name = get_string(doc, "name", top)
     question = get_string(doc, "question", top)
     preamble = get_string(doc, "preamble", top)
-    options = get_options(doc, top, exactly=2)
+    options = get_options(doc, top, most=MAX_GRID_OPTIONS)
     raw_features = doc["features"]
     if not isinstance(raw_features, list) or not raw_features:
         raise UserInputError(f"{top}features: expected one or more [[features]] tables")

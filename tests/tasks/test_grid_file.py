@@ -131,16 +131,26 @@ def test_wrong_type_for_name(tmp_path):
 @pytest.mark.parametrize(
     "options, expected",
     [
-        ('["Rejected"]', "options: expected exactly 2 options, got 1"),
-        ('["A", "B", "C"]', "options: expected exactly 2 options, got 3"),
+        ('["Rejected"]', "options: expected 2 to 10 options, got 1"),
+        (str([f"O{i}" for i in range(11)]), "options: expected 2 to 10 options, got 11"),
         ('["Same", "Same"]', "options: duplicate option 'Same'"),
         ('["A", ""]', "options[1]: expected a non-empty string"),
-        ('"A or B"', "options: expected an array of exactly 2 strings, got string"),
+        ('"A or B"', "options: expected an array of 2 to 10 strings, got string"),
     ],
 )
 def test_bad_options(tmp_path, options, expected):
     text = HEAD.replace('options = ["Rejected", "Approved"]', f"options = {options}") + INCOME
     assert expected in error_of(tmp_path, text)
+
+
+def test_three_options_load(tmp_path):
+    """A multi-class grid (docs/method.md): every option kept, in order, and usable as a DIR direction."""
+    text = HEAD.replace('options = ["Rejected", "Approved"]', 'options = ["low", "medium", "high"]')
+    task = load_grid_file(write(tmp_path, text + INCOME.replace('step = 10\n', 'step = 10\nincreases = "high"\n')))
+    assert task.options == ("low", "medium", "high")
+    assert task.features[0].increases == "high"
+    with pytest.raises(ValueError, match="has 3 options; other_option needs two"):
+        task.other_option("low")
 
 
 def test_missing_options(tmp_path):
