@@ -469,6 +469,7 @@ def grid_result(variant: str, model_name: str, task: GridTask, examples: Sequenc
         "n_xstar_bounded": sum(1 for r in records if r.extra.get("xstar_bounded")),
         "n_icf_a_bounded": sum(1 for res in icf.values() if res.bounded),
         "n_examples_bounded": n_bounded,
+        "options": list(task.options),
         "per_target": per_target(task.options, records, lambda recs: grid_figures(recs, rows, nearest_flip)[0]),
     }
     result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
@@ -589,7 +590,7 @@ def text_result(variant: str, model_name: str, task: Any, examples: Sequence[tup
                            if answered else None)
     info = {"task_kind": "text", "distance": "levenshtein", "distance_unit": "char",
             **common_info(settings, predictor, el, variant, records, reasons),
-            "per_target": per_target(task.options, records, text_figures)}
+            "options": list(task.options), "per_target": per_target(task.options, records, text_figures)}
     result = CheckResult("sce", model_name, task.name, variant, len(records), figures, records, info)
     add_sampled_figures(result, predictor.sampling, predictor.draws_by)
     return result

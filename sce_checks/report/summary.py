@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sce_checks.cells import figures_cell, thresholds_cell
+from sce_checks.cells import figures_cell, fmt, pct, thresholds_cell
 from sce_checks.checks import get_check, unit_of
 from sce_checks.results import CheckResult
 from sce_checks.stopping import summary_lines
@@ -151,7 +151,22 @@ def example_tables(result: CheckResult, k: int) -> list[tuple[str, list[str], li
 
     table = get_check(result.check).example_table(result, k)
     consistency = consistency_table(result, k) if result.per_example else None
-    return [t for t in (consistency, table) if t]
+    return [t for t in (per_target_table(result), consistency, table) if t]
+
+
+PER_TARGET_HEADERS = ["target", "n", "generated", "validity", "strict", "mean dist", "RCF_A", "ICF_A", "TM_A", "exact"]
+
+
+def per_target_table(result: CheckResult) -> tuple[str, list[str], list[list[str]]] | None:
+    """A task with more than two options: the SCE figures per target (``info["per_target"]``,
+    docs/method.md), in option order; None otherwise."""
+    per = result.info.get("per_target") or {}
+    if len(result.info.get("options") or ()) <= 2 or not per:
+        return None
+    rows = [[t, str(f["n"]), str(f.get("n_generated", "-")), pct(f.get("validity")), pct(f.get("strict_validity")),
+             fmt(f.get("mean_distance")), fmt(f.get("mean_rcf_a")), fmt(f.get("mean_icf_a")), fmt(f.get("tm_a")),
+             pct(f.get("exact_match"))] for t, f in per.items()]
+    return ("figures per target", PER_TARGET_HEADERS, rows)
 
 
 def failing_rows(result: CheckResult, k: int = 3) -> list[list[str]]:
