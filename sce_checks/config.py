@@ -163,7 +163,7 @@ CORE: tuple[Setting, ...] = (
     # -- what is audited: also audit-file keys and @pytest.mark.sce arguments ---------------------
     Setting("model", "str", "smollm2", "a model spec (the registered backends' syntax is filled in by `table`)",
             metavar="SPEC"),
-    Setting("datasets", "list", ("income",), "income | house_prices | heart_disease | sentiment | a grid .toml | "
+    Setting("datasets", "list", ("income",), "income | house_prices | heart_disease | credit_risk | sentiment | sentiment3 | a grid .toml | "
             "a text .csv/.jsonl/.parquet/.toml, a datasets save_to_disk folder or hf:NAME[:SPLIT] from the local "
             "datasets cache (repeatable)", flag="dataset", metavar="NAME_OR_PATH"),
     Setting("checks", "list", ("sce",), "what to audit (repeatable; the registered checks are filled in by `table`)",

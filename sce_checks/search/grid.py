@@ -3,8 +3,10 @@
 Mayne et al. (EMNLP 2025, arXiv 2509.09396) define the reference minimal counterfactual
 x* = argmin over grid points z with f(z) != f(x) of d(x, z), and ICF_A = min over z with
 f(z) = target of d(x', z) (d = Gower's distance, f = the model's fresh-context prediction); they
-evaluate f on the whole grid. We get the same minimum exactly while asking the model about far
-fewer points (see benchmarks/bench_boundary_search.py):
+evaluate f on the whole grid. On a task with K > 2 options the SCE check asks, per (example,
+target t), for the nearest point with f(z) = t (`BoundarySearch.nearest_with_label`; with two
+options that is the x* above: docs/method.md, multi-class tasks). We get the same minimum
+exactly while asking the model about far fewer points (see benchmarks/bench_boundary_search.py):
 
 *Ring search.* Sort the grid by Gower's distance from the origin and group equal distances into
 rings (consecutive sorted distances closer than `RING_TOLERANCE` share a ring, so float noise
@@ -238,7 +240,8 @@ class BoundarySearch:
         return self.nearest(x, lambda y: y != fx)
 
     def nearest_with_label(self, x: Point, label: str) -> NearestResult:
-        """Nearest point predicted as ``label`` (ICF_A when ``x`` is an invalid SCE)."""
+        """Nearest point predicted as ``label``: x* of (``x``, target ``label``), or ICF_A's
+        region when ``x`` is an invalid SCE."""
         return self.nearest(x, lambda y: y == label)
 
     def nearest_many(self, queries: Sequence[tuple[Point, Want]]) -> list[NearestResult]:

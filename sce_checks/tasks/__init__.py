@@ -20,6 +20,7 @@ from sce_checks.tasks.text import (
     TextExample,
     TextTask,
     load_sentiment,
+    load_sentiment3,
     load_text_data,
     load_text_dataset,
     load_text_task_file,
@@ -30,7 +31,7 @@ from sce_checks.userfiles import read_toml
 
 Task = Union[GridTask, TextTask]
 
-BUILTIN_TASKS: tuple[str, ...] = (*BUILTIN_GRIDS, "sentiment")
+BUILTIN_TASKS: tuple[str, ...] = (*BUILTIN_GRIDS, "sentiment", "sentiment3")
 FILE_TYPES = ("a grid or text task .toml, a text .csv, .jsonl or .parquet file, a folder written by datasets' "
               "save_to_disk, or hf:<name>[:<split>] (a dataset in the local Hugging Face cache)")
 
@@ -67,6 +68,8 @@ def load_task(name_or_path: str | os.PathLike[str]) -> Task:
         return BUILTIN_GRIDS[spec]
     if spec == "sentiment":
         return load_sentiment()
+    if spec == "sentiment3":
+        return load_sentiment3()
     if spec.startswith(HF_PREFIX) or (Path(spec).is_dir() and is_table_source(spec)):
         return load_text_data(spec)
     suffix = Path(spec).suffix.lower()

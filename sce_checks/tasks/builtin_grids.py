@@ -1,4 +1,5 @@
-"""The three grid tasks of Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 3 / appendix.
+"""The three grid tasks of Mayne et al. (EMNLP 2025, arXiv 2509.09396), section 3 / appendix, and
+one three-option grid of ours (``credit_risk``, below).
 
 Feature ranges, JSON keys, value labels and option labels are the paper's (its reference code,
 github HarryMayne/SCEs); the preambles, questions and feature labels are our wording
@@ -89,4 +90,24 @@ HEART_DISEASE = GridTask(
     ),
 )
 
-BUILTIN_GRIDS: dict[str, GridTask] = {t.name: t for t in (INCOME, HOUSE_PRICES, HEART_DISEASE)}
+# A three-option grid (docs/method.md, multi-class tasks): not from Mayne et al., who audit binary
+# decisions only; its features are the usual inputs of a consumer credit decision, and its ranges
+# are ours. As for the other grids no rule defines the answer: the audited model's answers are
+# the ground truth the SCEs are checked against. The priors: a higher credit score should not
+# make "Low risk" less likely; a higher debt-to-income ratio or more late payments should not
+# make "High risk" less likely (employment is categorical: no direction).
+_HIGH_RISK = "High risk"
+CREDIT_RISK = GridTask(
+    name="credit_risk",
+    preamble="You will be shown a summary of a loan applicant's credit file.",
+    question="Is the credit risk of this applicant low, medium or high?",
+    options=("Low risk", "Medium risk", _HIGH_RISK),
+    features=(
+        integer_feature("credit_score", "Credit score (FICO)", 300, 850, 50, increases="Low risk"),
+        integer_feature("debt_to_income", "Debt-to-income ratio (percent)", 0, 60, 10, increases=_HIGH_RISK),
+        integer_feature("late_payments", "Late payments in the last two years", 0, 5, increases=_HIGH_RISK),
+        Feature("employment", "Employment", "categorical", ("Unemployed", "Part-time", "Full-time", "Self-employed")),
+    ),
+)
+
+BUILTIN_GRIDS: dict[str, GridTask] = {t.name: t for t in (INCOME, HOUSE_PRICES, HEART_DISEASE, CREDIT_RISK)}

@@ -64,6 +64,12 @@ GENERIC_QUESTION = "Which of the following labels best describes this text?"
 SENTIMENT_PREAMBLE = "You will be shown a short snippet from a movie review."
 SENTIMENT_QUESTION = "Is the sentiment of this movie review snippet negative or positive?"
 SENTIMENT_OPTIONS: tuple[str, str] = ("negative", "positive")
+# ``sentiment3``: the same snippets in three classes, by their mean human rating (-4..+4):
+# negative <= -1.5 < neutral < +1.5 <= positive (134 / 122 / 144 snippets). The shipped sample
+# holds no snippet with |rating| < 0.5, so "neutral" here is a weak sentiment, 0.5 <= |rating| < 1.5.
+SENTIMENT3_QUESTION = "Is the sentiment of this movie review snippet negative, neutral or positive?"
+SENTIMENT3_OPTIONS: tuple[str, str, str] = ("negative", "neutral", "positive")
+SENTIMENT3_CUTOFF = 1.5
 
 
 @dataclass(frozen=True)
@@ -454,3 +460,23 @@ def load_sentiment() -> TextTask:
         directional_text, "sce_checks/" + "/".join(SENTIMENT_DIRECTIONAL_RESOURCE), SENTIMENT_OPTIONS)
     return TextTask(name="sentiment", question=SENTIMENT_QUESTION, preamble=SENTIMENT_PREAMBLE,
                     options=SENTIMENT_OPTIONS, examples=examples, source="builtin", directional=directional)
+
+
+def sentiment3_label(score: float) -> str:
+    """A snippet's three-way label from its mean human rating (`SENTIMENT3_CUTOFF`)."""
+    if score <= -SENTIMENT3_CUTOFF:
+        return "negative"
+    return "positive" if score >= SENTIMENT3_CUTOFF else "neutral"
+
+
+@functools.lru_cache(maxsize=1)
+def load_sentiment3() -> TextTask:
+    """The built-in ``sentiment3`` task: the 400 snippets of ``sentiment``, labelled negative,
+    neutral or positive by their mean human rating (cut-offs above; sce_checks/data/sentiment/
+    README.md). The DIR sentences are sentiment's (they push towards negative or positive)."""
+    base = load_sentiment()
+    text = _resource(SENTIMENT_RESOURCE).read_text(encoding="utf-8")
+    score_of = {str(r["id"]): float(r["score"]) for r in map(json.loads, text.splitlines()) if r}
+    examples = tuple(TextExample(e.id, e.text, sentiment3_label(score_of[e.id])) for e in base.examples)
+    return TextTask(name="sentiment3", question=SENTIMENT3_QUESTION, preamble=SENTIMENT_PREAMBLE,
+                    options=SENTIMENT3_OPTIONS, examples=examples, source="builtin", directional=base.directional)

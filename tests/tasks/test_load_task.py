@@ -38,11 +38,26 @@ data = "d.jsonl"
 
 
 def test_builtins_dispatch():
-    assert BUILTIN_TASKS == ("income", "house_prices", "heart_disease", "sentiment")
+    assert BUILTIN_TASKS == ("income", "house_prices", "heart_disease", "credit_risk", "sentiment", "sentiment3")
     for name in BUILTIN_GRIDS:
         assert load_task(name) is BUILTIN_GRIDS[name]
     sentiment = load_task("sentiment")
     assert isinstance(sentiment, TextTask) and sentiment.kind == "text" and len(sentiment.examples) == 400
+
+
+def test_multiclass_builtins():
+    """credit_risk: three options over a 12 x 7 x 6 x 4 grid; sentiment3: the sentiment snippets in
+    three classes by their mean human rating, cut at -1.5 and +1.5 (sce_checks/tasks/text.py)."""
+    credit = load_task("credit_risk")
+    assert credit.options == ("Low risk", "Medium risk", "High risk") and credit.size == 12 * 7 * 6 * 4
+    three = load_task("sentiment3")
+    assert three.options == ("negative", "neutral", "positive") and three.name == "sentiment3"
+    gold = [e.gold for e in three.examples]
+    assert (gold.count("negative"), gold.count("neutral"), gold.count("positive")) == (134, 122, 144)
+    two = {e.id: e for e in load_task("sentiment").examples}
+    # the same texts; a snippet keeps its polarity unless it is weak (neutral)
+    assert all(e.text == two[e.id].text and e.gold in ("neutral", two[e.id].gold) for e in three.examples)
+    assert set(three.directional) == {"negative", "positive"}
 
 
 def test_file_dispatch_by_extension_and_content(tmp_path):
