@@ -258,3 +258,14 @@ def test_pytest_option_sce_targets(pytester, monkeypatch, tmp_path):
                                "--sce-prediction", "generate", "--sce-model", "python:tri_models:tri",
                                "--sce-targets", "medium")
     result.assert_outcomes(passed=1)
+
+
+def test_sampled_grid_records_are_unique_per_example_target_and_sample():
+    """K = 2 samples: the rule model answers alike every time, so each (example, target) gives the
+    greedy record twice, and the pooled figures are the greedy ones."""
+    (r,) = run_grid_sce(TriModel(), "tri-rule", TRI, EXAMPLES,
+                        SCESettings(variants=("unconstrained",), prediction="generate", temperature=1.0, samples=2))
+    keys = [(e.id, e.target, e.extra["sample"]) for e in r.examples]
+    assert len(keys) == len(set(keys)) == 12
+    assert r.figures["validity"] == pytest.approx(4 / 6) and r.figures["mean_rcf_a"] == pytest.approx(0.1875)
+    assert r.info["per_target"]["high"]["n"] == 4
