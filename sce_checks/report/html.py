@@ -47,6 +47,7 @@ del{background:#fbd0d4;color:#8a0012}ins{background:#cdefd4;color:#0b5d1e;text-d
 font-size:.8rem;white-space:pre-wrap;word-break:break-word;background:#f6f6f6;padding:.3rem}.raw span{color:#777}
 .controls{font-size:.85rem}.shown{color:#555}
 svg.map rect.k0,.sw.k0{fill:#f4c9a0;background:#f4c9a0}svg.map rect.k1,.sw.k1{fill:#b9d3ee;background:#b9d3ee}
+svg.map rect.k2,.sw.k2{fill:#c5e3bf;background:#c5e3bf}svg.map rect.k3,.sw.k3{fill:#e3c5ea;background:#e3c5ea}svg.map rect.k4,.sw.k4{fill:#f3e6a2;background:#f3e6a2}svg.map rect.k5,.sw.k5{fill:#a9dbd6;background:#a9dbd6}svg.map rect.k6,.sw.k6{fill:#e9b3b3;background:#e9b3b3}svg.map rect.k7,.sw.k7{fill:#d2c3a8;background:#d2c3a8}svg.map rect.k8,.sw.k8{fill:#c9cbe8;background:#c9cbe8}svg.map rect.k9,.sw.k9{fill:#dcdcdc;background:#dcdcdc}
 svg.map rect.ku,.sw.ku{fill:#9a9a9a;background:#9a9a9a}svg.map rect.kn{fill:url(#unknown)}
 .sw.kn{background:repeating-linear-gradient(45deg,#fff 0 3px,#ccc 3px 4px)}
 svg.map rect.frame{fill:none;stroke:#555}svg.map path.edge{stroke:#000;stroke-width:1.3;fill:none}

@@ -20,7 +20,7 @@ from rapidfuzz.distance import Levenshtein
 from sce_checks.cells import fmt as _fmt
 from sce_checks.checks import check_entry, unit_of
 from sce_checks.report.boundary import UNKNOWN, UNPARSED, BoundaryMap, GridPredictions, example_map, plane_map
-from sce_checks.report.summary import example_tables
+from sce_checks.report.summary import example_tables, per_target_table
 from sce_checks.results import CheckResult, ExampleRecord
 from sce_checks.safe import html_text
 
@@ -511,7 +511,9 @@ def examples_section(results: Sequence[CheckResult], table: Callable[[Sequence[s
     for r in results:
         title = html_text(f"{r.model} / {r.dataset} / {unit_of(r)}")
         if _panels(r):
-            parts.append(f'<section class="examples"><h3>{title}</h3>{result_panels(r)}</section>')
+            per = per_target_table(r)  # a task with more than two options: its figures per target first
+            head = f"<h4>{html_text(per[0])}</h4>{table(per[1], per[2])}" if per else ""
+            parts.append(f'<section class="examples"><h3>{title}</h3>{head}{result_panels(r)}</section>')
             continue
         for name, headers, rows in example_tables(r, 5):
             parts.append(f"<h3>{title}: {html_text(name)}</h3>")

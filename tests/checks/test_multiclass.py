@@ -226,7 +226,7 @@ def brute_force_per_target() -> dict[str, dict[str, float]]:
 
 def test_sce_audit_reports_per_target_figures(tri_dir, capsys):
     args = ["--model", "python:tri_models:tri", "--dataset", "tri.toml", "--limit", "0", "--prediction", "generate",
-            "--variant", "unconstrained", "-q", "--json", "r.json", "--markdown", "r.md"]
+            "--variant", "unconstrained", "-q", "--json", "r.json", "--markdown", "r.md", "--html", "r.html"]
     assert main(args) == 0
     report = json.loads((tri_dir / "r.json").read_text())
     schema = json.loads(resources.files("sce_checks").joinpath("data/report-v1.schema.json").read_text())
@@ -238,9 +238,11 @@ def test_sce_audit_reports_per_target_figures(tri_dir, capsys):
     for t, want in expected.items():
         got = r["info"]["per_target"][t]
         assert {k: got[k] for k in want} == pytest.approx(want), t
-    assert "per target" in (tri_dir / "r.md").read_text()
+    assert "figures per target" in (tri_dir / "r.md").read_text()
+    html = (tri_dir / "r.html").read_text()
+    assert "figures per target" in html and 'class="k2"' in html  # the third answer has its colour on the map
     capsys.readouterr()
-    assert main([*args[:-4], "--targets", "huge"]) == 2
+    assert main([*args[:-6], "--targets", "huge"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--targets: 'huge' is neither all, random nor an option of dataset 'tri'" in err[0]
     assert not (tri_dir / "cache").exists() or not any((tri_dir / "cache").rglob("*.json*"))
