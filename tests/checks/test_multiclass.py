@@ -271,3 +271,13 @@ def test_sampled_grid_records_are_unique_per_example_target_and_sample():
     assert len(keys) == len(set(keys)) == 12
     assert r.figures["validity"] == pytest.approx(4 / 6) and r.figures["mean_rcf_a"] == pytest.approx(0.1875)
     assert r.info["per_target"]["high"]["n"] == 4
+
+
+def test_audit_file_key_targets(tri_dir):
+    from sce_checks.auditfile import load_audit_file
+
+    (tri_dir / "a.sce.toml").write_text('model = "python:tri_models:tri"\ndatasets = ["tri.toml"]\ntargets = "random"\n')
+    assert load_audit_file(tri_dir / "a.sce.toml").spec.targets == "random"
+    (tri_dir / "b.sce.toml").write_text('model = "python:tri_models:tri"\ndatasets = ["tri.toml"]\ntargets = 3\n')
+    with pytest.raises(UserInputError, match="targets: expected a string, got 3"):
+        load_audit_file(tri_dir / "b.sce.toml")
