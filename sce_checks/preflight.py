@@ -25,7 +25,7 @@ from sce_checks.regression.files import check_comparable, load_baseline
 from sce_checks.regression.tolerances import check_baseline_metrics, parse_tolerances
 from sce_checks.stopping import check_sequential, check_sequential_tolerances
 from sce_checks.tasks import load_task
-from sce_checks.tasks.targets import check_targets
+from sce_checks.tasks.targets import check_run_targets
 from sce_checks.thresholds import Threshold
 
 # Settings naming a file the run writes at the end (after the model run: checked at the start).
@@ -48,7 +48,7 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         raise UserInputError(f"{option('checks')}: {exc}") from None
     run_units = units(spec.checks, spec.variants)
     tasks = [load_task(dataset) for dataset in spec.datasets]
-    check_targets(getattr(spec, "targets", "all"), tasks, option("targets"))
+    check_run_targets(spec, tasks, option)
     for text in spec.thresholds:  # a gate applies to every dataset of the run
         gate = Threshold.parse(text, option("thresholds"))
         gate.check_run(run_units, f"{option('thresholds')} {text!r}", tasks)

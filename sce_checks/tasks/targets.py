@@ -15,7 +15,7 @@ With two options the three agree, so two-option audits are unchanged by the sett
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sce_checks.errors import UserInputError
 
@@ -32,6 +32,21 @@ def check_targets(value: str, tasks: Sequence[Any], where: str = "targets") -> N
         if value not in options:
             raise UserInputError(f"{where}: {value!r} is neither all, random nor an option of dataset "
                                  f"{task.name!r} (options: {', '.join(map(repr, options))})")
+
+
+def check_run_targets(spec: Any, tasks: Sequence[Any], option: Callable[[str], str]) -> None:
+    """A run's ``targets`` (`check_targets`), and ``--sequential`` refused where the SCE check would
+    give an example several records (``all`` on a task with more than two options): confidence
+    sequences count records as independent examples, as with several samples (docs/sampling.md).
+    ``option(name)`` spells a setting as the caller's flags do."""
+    targets = getattr(spec, "targets", "all")
+    check_targets(targets, tasks, option("targets"))
+    if getattr(spec, "sequential", False) and targets == "all" and "sce" in getattr(spec, "checks", ()):
+        for task in tasks:
+            if len(getattr(task, "options", ())) > 2:
+                raise UserInputError(f"{option('sequential')} with {option('targets')} all is not supported on dataset "
+                                     f"{task.name!r} ({len(task.options)} options: several SCEs per example); use "
+                                     f"{option('targets')} random or an option (docs/method.md)")
 
 
 def pick_target(options: Sequence[str], prediction: str, example_id: str, seed: int) -> str:

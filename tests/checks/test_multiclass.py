@@ -281,3 +281,10 @@ def test_audit_file_key_targets(tri_dir):
     (tri_dir / "b.sce.toml").write_text('model = "python:tri_models:tri"\ndatasets = ["tri.toml"]\ntargets = 3\n')
     with pytest.raises(UserInputError, match="targets: expected a string, got 3"):
         load_audit_file(tri_dir / "b.sce.toml")
+
+
+def test_sequential_needs_one_target_per_example(tri_dir, capsys):
+    args = ["--model", "python:tri_models:tri", "--dataset", "tri.toml", "--prediction", "generate", "-q", "--sequential"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--sequential with --targets all is not supported on dataset 'tri'" in err[0]
