@@ -35,6 +35,7 @@ Pooled: n=6, validity 4/6, mean distance 3.5/6, mean RCF_A 0.1875, mean ICF_A 0.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import textwrap
@@ -288,3 +289,36 @@ def test_sequential_needs_one_target_per_example(tri_dir, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--sequential with --targets all is not supported on dataset 'tri'" in err[0]
+
+
+class ScoredTriModel(TriModel):
+    """`TriModel` with option scores over all three options: the rule's answer gets log-probability
+    log 0.6, the two others log 0.2 each (with tempered scores, divided by the temperature)."""
+
+    tempered_scoring = True
+
+    def __init__(self):
+        self.scored: list[int] = []
+
+    def score_options(self, conversations, options, temperature: float = 1.0):
+        self.scored.append(len(options))
+        out = []
+        for conv in conversations:
+            label = tri_rule(read_record(TRI, conv[0]["content"]))
+            out.append([math.log(0.6 if f'"{label}"' in opt else 0.2) / temperature for opt in options])
+        return out
+
+
+def test_option_scores_cover_all_three_options():
+    model = ScoredTriModel()
+    (r,) = run_grid_sce(model, "tri-scored", TRI, EXAMPLES, SCESettings(variants=("unconstrained",), prediction="score"))
+    assert set(model.scored) == {3}
+    assert r.figures["validity"] == pytest.approx(4 / 6) and r.figures["tm_a"] == pytest.approx(0.25)
+    # tempered draws at T = 1 pick among the three options by their probabilities 0.6 / 0.2 / 0.2
+    (s,) = run_grid_sce(ScoredTriModel(), "tri-scored", TRI, EXAMPLES,
+                        SCESettings(variants=("unconstrained",), prediction="score", temperature=1.0, samples=20))
+    e2 = [e for e in s.examples if e.id == "E2"]
+    drawn = [e.prediction for e in e2]
+    assert set(drawn) <= set(TRI.options) and len(set(drawn)) >= 2 and "medium" in drawn
+    assert all(e.extra["p_prediction"] == pytest.approx(0.6 if e.prediction == "medium" else 0.2) for e in e2)
+    assert all(e.target != e.prediction for e in s.examples if e.target is not None)
