@@ -76,6 +76,8 @@ class GridTask:
     kind = "grid"
 
     def __post_init__(self) -> None:
+        if not 2 <= len(self.options) <= 10:  # a report's decision map holds one digit per grid point
+            raise ValueError(f"grid task {self.name!r}: {len(self.options)} options; a grid task has 2 to 10")
         for f in self.features:
             if f.increases is None:
                 continue

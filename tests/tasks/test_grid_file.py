@@ -294,3 +294,11 @@ def test_increases_errors_name_the_file_and_key(tmp_path):
     categorical = CREDIT.replace('"ordinal"', '"categorical"') + 'increases = "Approved"\n'
     assert "features[1].increases: only integer and ordinal features can declare a direction" in error_of(
         tmp_path, HEAD + INCOME + categorical)
+
+
+def test_a_python_grid_task_has_two_to_ten_options():
+    from sce_checks.tasks.grid import GridTask, integer_feature
+
+    for options in (("only",), tuple(f"O{i}" for i in range(11))):
+        with pytest.raises(ValueError, match=f"{len(options)} options; a grid task has 2 to 10"):
+            GridTask("g", "q?", "p.", options, (integer_feature("x", "X", 0, 3),))
