@@ -13,6 +13,7 @@ report writer."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -165,13 +166,14 @@ REFUSED = {
 
 @pytest.fixture
 def hostile(workdir, monkeypatch):
-    (workdir / "hostile_models.py").write_text(HOSTILE)
+    (workdir / "hostile_python_models.py").write_text(HOSTILE)
     monkeypatch.setenv("MY_API_KEY", KEY)
-    return workdir
+    yield workdir
+    sys.modules.pop("hostile_python_models", None)  # the next test that writes the module imports its own
 
 
 def audit(model: str, *extra: str) -> int:
-    return main(["--model", f"python:hostile_models:{model}", "--dataset", "toy.toml", "--limit", "3",
+    return main(["--model", f"python:hostile_python_models:{model}", "--dataset", "toy.toml", "--limit", "3",
                  "--prediction", "generate", "-q", *extra])
 
 
@@ -207,7 +209,7 @@ def test_a_str_subclass_is_read_as_its_text(hostile, capsys, model):
 
 
 def test_an_identity_that_is_json_is_kept_and_reported(hostile):
-    model = load_python_model("hostile_models:IdentityFine")
+    model = load_python_model("hostile_python_models:IdentityFine")
     identity = model.identity()
     assert identity["weights"] == "v1" and identity["layers"] == [1, 2] and identity["backend"] == "python"
     identity["weights"] = "changed"  # a copy: the model's own stays
@@ -217,8 +219,8 @@ def test_an_identity_that_is_json_is_kept_and_reported(hostile):
 
 def test_library_users_get_the_errors_one_line_too(hostile):
     with pytest.raises(UserInputError, match="identity\\(\\) failed") as opened:
-        load_python_model("hostile_models:IdentityRaises")
-    model = load_python_model("hostile_models:Exits")
+        load_python_model("hostile_python_models:IdentityRaises")
+    model = load_python_model("hostile_python_models:Exits")
     with pytest.raises(BackendError, match="sys.exit\\(3\\)") as called:
         model.chat([[{"role": "user", "content": "q"}]], Decoding())
     assert opened.value.__cause__ is None and opened.value.__suppress_context__  # bad input: the line says it all
@@ -226,14 +228,14 @@ def test_library_users_get_the_errors_one_line_too(hostile):
     assert KEY not in str(opened.value) + str(called.value)
 
 
-AUDIT_FILE = ('model = "python:hostile_models:{model}"\ndatasets = ["toy.toml"]\nlimit = 3\n'
+AUDIT_FILE = ('model = "python:hostile_python_models:{model}"\ndatasets = ["toy.toml"]\nlimit = 3\n'
               'prediction = "generate"\n')
 
 
 @pytest.mark.parametrize("model", ["raises", "exits", "Exits", "BreaksMidway", "IdentityRaises", "IdentityExits",
                                    "IdentityObject"])
 def test_pytest_plugin_ends_a_misbehaving_model_with_one_line(project, monkeypatch, model):
-    project.makepyfile(hostile_models=HOSTILE)
+    project.makepyfile(hostile_python_models=HOSTILE)
     monkeypatch.setenv("MY_API_KEY", KEY)
     project.makefile(".sce.toml", audit=AUDIT_FILE.format(model=model))
     result = project.runpytest("-p", "no:cacheprovider", "audit.sce.toml")
@@ -245,7 +247,7 @@ def test_pytest_plugin_ends_a_misbehaving_model_with_one_line(project, monkeypat
 
 
 def test_pytest_plugin_reads_a_str_subclass_as_its_text(project, monkeypatch):
-    project.makepyfile(hostile_models=HOSTILE)
+    project.makepyfile(hostile_python_models=HOSTILE)
     project.makefile(".sce.toml", audit=AUDIT_FILE.format(model="evil_str"))
     result = project.runpytest("-p", "no:cacheprovider", "audit.sce.toml")
     out = result.stdout.str() + result.stderr.str()
