@@ -181,7 +181,7 @@ def load_audit_file(path: str | Path) -> AuditFile:
     base = None
     if baseline:
         base = os.path.normpath(path.parent / baseline) if not Path(baseline).is_absolute() else baseline
-        _check_baseline(path, base, spec)
+        _check_baseline(path, base, spec, [tasks[d] for d in datasets])
     return AuditFile(path, spec, base, tolerance, table, names, xfails, gate)
 
 
@@ -206,7 +206,7 @@ def _load_datasets(path: Path, datasets: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
+def _check_baseline(path: Path, baseline: str, spec: Any, tasks: list[Any]) -> None:
     """The audit's baseline read whole, its entries measured on the audit's own samples, and at
     least one of them a result of the audit under its elicitation (sce_checks/preflight.py), at
     collection (the comparison itself happens at the end of the run)."""
@@ -214,7 +214,7 @@ def _check_baseline(path: Path, baseline: str, spec: Any) -> None:
     try:
         data = load_baseline(baseline)
         check_comparable(data, spec, baseline)
-        check_baseline_matches(data, spec, baseline, "elicitation =")
+        check_baseline_matches(data, spec, tasks, baseline, "elicitation =")
     except UserInputError as exc:
         raise _err(path, "baseline", str(exc)) from None
 

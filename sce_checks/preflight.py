@@ -72,22 +72,22 @@ def preflight(spec: Any, flag: str = "--", same_sample: bool = True) -> None:
         baseline = load_baseline(spec.baseline)
         if same_sample:
             check_comparable(baseline, spec, spec.baseline)
-            check_baseline_matches(baseline, spec, spec.baseline, option("elicitation"))
+            check_baseline_matches(baseline, spec, tasks, spec.baseline, option("elicitation"))
 
 
-def run_entry_keys(spec: Any) -> list[str]:
+def run_entry_keys(spec: Any, tasks: list[Any]) -> list[str]:
     """The baseline keys (``check/task/variant``, sce_checks/regression/files.py) of the results
-    ``spec`` makes: known without the model."""
+    ``spec`` makes on ``tasks`` (its datasets, loaded): known without the model."""
     keys = []
-    for dataset in spec.datasets:
-        task = load_task(dataset)
+    for task in tasks:
         for unit in units(spec.checks, spec.variants):
             check = check_of(unit)
             keys.append(f"{check}/{task.name}/{unit if unit != check else '-'}")
     return keys
 
 
-def check_baseline_matches(baseline: dict[str, Any], spec: Any, path: str, elicitation: str = "--elicitation") -> None:
+def check_baseline_matches(baseline: dict[str, Any], spec: Any, tasks: list[Any], path: str,
+                           elicitation: str = "--elicitation") -> None:
     """Refuse, before any model call, a baseline that cannot be compared with any result of
     ``spec``: one that shares no entry with the run (another task, variant or check; the
     comparison would refuse every result after the whole run), or one saved under another
@@ -96,7 +96,7 @@ def check_baseline_matches(baseline: dict[str, Any], spec: Any, path: str, elici
     check that was skipped when the baseline was saved (no option scoring, say) may be skipped
     again, which is only known once the model is open. ``elicitation`` names the setting."""
     entries = baseline.get("entries") or {}
-    keys = run_entry_keys(spec)
+    keys = run_entry_keys(spec, tasks)
     if not any(key in entries for key in keys):
         raise UserInputError(f"baseline {path}: shares no entry with this run, so nothing could be compared (it has "
                              f"{_listed(sorted(entries))}; this run makes {_listed(keys)}); compare with a baseline of "
